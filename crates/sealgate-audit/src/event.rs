@@ -1,0 +1,120 @@
+//! The audit-event taxonomy. Each variant is one `kind`; its fields become the row's JSON data.
+
+use sealgate_types::AuditRecord;
+use serde_json::{Map, Value};
+
+/// Something that happened to a message, recorded in the audit log. More kinds (`attempt`,
+/// `delivered`, `deferred`, `bounced`, `decision`) are added as the code that emits them lands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuditEvent {
+    /// Ingress accepted a message and queued it (written with the message row).
+    Received {
+        /// The queue id.
+        message_id: String,
+        /// The SMTP client's address.
+        client_ip: String,
+        /// The EHLO/HELO name it gave.
+        helo: String,
+        /// Protocol and cipher of the session, e.g. `TLSv1.3 TLS13_AES_256_GCM_SHA384`;
+        /// `None` for plaintext.
+        tls: Option<String>,
+        /// The authenticated user, if any.
+        auth_user: Option<String>,
+        /// The envelope sender; empty for the null reverse-path.
+        sender: String,
+        /// The accepted recipients.
+        recipients: Vec<String>,
+        /// Message size in bytes.
+        size: u64,
+        /// SHA-256 of the message as received (hex).
+        body_sha256: String,
+        /// The `Message-ID:` header, if any.
+        header_message_id: Option<String>,
+    },
+}
+
+impl AuditEvent {
+    /// The stored kind name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Received { .. } => "received",
+        }
+    }
+
+    /// The row to append: kind, the message/recipient columns, and the remaining fields as a
+    /// JSON object (absent optional fields are left out).
+    pub fn into_record(self) -> AuditRecord {
+        let kind = self.kind().to_owned();
+        match self {
+            Self::Received {
+                message_id,
+                client_ip,
+                helo,
+                tls,
+                auth_user,
+                sender,
+                recipients,
+                size,
+                body_sha256,
+                header_message_id,
+            } => AuditRecord {
+                kind,
+                message_id: Some(message_id),
+                recipient: None,
+                data: object([
+                    ("client_ip", Value::from(client_ip)),
+                    ("helo", Value::from(helo)),
+                    ("tls", Value::from(tls)),
+                    ("auth_user", Value::from(auth_user)),
+                    ("sender", Value::from(sender)),
+                    ("recipients", Value::from(recipients)),
+                    ("size", Value::from(size)),
+                    ("body_sha256", Value::from(body_sha256)),
+                    ("header_message_id", Value::from(header_message_id)),
+                ]),
+            },
+        }
+    }
+}
+
+/// A JSON object of the given fields, without the null ones.
+fn object<const N: usize>(fields: [(&str, Value); N]) -> Value {
+    let map: Map<String, Value> = fields
+        .into_iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    Value::Object(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn received_becomes_a_record_with_its_fields_as_data() {
+        let rec = AuditEvent::Received {
+            message_id: "m1".into(),
+            client_ip: "192.0.2.7".into(),
+            helo: "client.example.org".into(),
+            tls: Some("TLSv1.3 TLS13_AES_256_GCM_SHA384".into()),
+            auth_user: None,
+            sender: String::new(),
+            recipients: vec!["a@example.net".into(), "b@example.net".into()],
+            size: 1234,
+            body_sha256: "ab".into(),
+            header_message_id: None,
+        }
+        .into_record();
+        assert_eq!(rec.kind, "received");
+        assert_eq!(rec.message_id.as_deref(), Some("m1"));
+        assert_eq!(rec.recipient, None);
+        assert_eq!(
+            rec.data.to_string(),
+            r#"{"body_sha256":"ab","client_ip":"192.0.2.7","helo":"client.example.org","#
+                .to_owned()
+                + r#""recipients":["a@example.net","b@example.net"],"sender":"","size":1234,"#
+                + r#""tls":"TLSv1.3 TLS13_AES_256_GCM_SHA384"}"#
+        );
+    }
+}

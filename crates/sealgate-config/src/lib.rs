@@ -1,0 +1,370 @@
+//! Sealgate configuration (layer L1).
+//!
+//! Owns the TOML schema, its defaults, environment overrides and validation. Every key is
+//! documented here and in `config/sealgate.example.toml`. Loading collects every problem and
+//! reports them together, each naming its key. This crate reads files it is pointed at but never
+//! reads the process environment itself: the binary passes the variables in
+//! ([`Config::apply_env`]), so tests and tools stay deterministic.
+
+mod error;
+mod units;
+
+pub use error::{ConfigError, Problem};
+pub use units::{ByteSize, HumanDuration};
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Identity and process behaviour.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Where the queue and audit log live.
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    /// Files on local disk (the sealing key).
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// The SMTP ingress.
+    #[serde(default)]
+    pub smtp: SmtpConfig,
+    /// Certificate and key for STARTTLS and implicit TLS; absent = no TLS offered.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Who may relay through Sealgate without authenticating.
+    #[serde(default)]
+    pub relay: RelayConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// The name used in the greeting, EHLO reply and Received headers. Default: the machine's hostname.
+    #[serde(default = "default_hostname")]
+    pub hostname: String,
+    /// How long SIGTERM waits for open SMTP sessions before closing them. Default "30s".
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace: HumanDuration,
+}
+
+/// `[database]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` (embedded default) or `postgres://USER@HOST:PORT/DB`.
+    /// Environment: `SEALGATE_DATABASE_URL` (keeps passwords out of the file).
+    /// Default: `sqlite://<storage.data_dir>/sealgate.db`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Pool size. Default 16.
+    #[serde(default = "default_db_connections")]
+    pub max_connections: u32,
+    /// How long to wait for a pooled connection before answering SMTP with 451. Default "10s".
+    #[serde(default = "default_db_acquire_timeout")]
+    pub acquire_timeout: HumanDuration,
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Directory for the SQLite database and the sealing key. Default "./data".
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// The key ring that seals message bodies at rest (AES-256-GCM), created with mode 0600 on
+    /// first start. Keep a backup: without it queued messages cannot be read.
+    /// Default: `<data_dir>/seal.key`.
+    #[serde(default)]
+    pub seal_key_file: Option<PathBuf>,
+}
+
+/// How a listener speaks TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListenerTls {
+    /// Plain SMTP that offers STARTTLS when `[tls]` is configured (ports 25/587 style).
+    Starttls,
+    /// TLS from the first byte (port 465 style, RFC 8314). Needs `[tls]`.
+    Implicit,
+}
+
+impl ListenerTls {
+    /// The name used in config and logs.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Starttls => "starttls",
+            Self::Implicit => "implicit",
+        }
+    }
+}
+
+/// `[[smtp.listener]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Address and port to bind, e.g. "0.0.0.0:587". Port 0 picks a free port (logged).
+    pub addr: SocketAddr,
+    /// "starttls" (default) or "implicit".
+    #[serde(default = "default_listener_tls")]
+    pub tls: ListenerTls,
+}
+
+/// `[smtp]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Listeners. Default: one STARTTLS-style listener on 127.0.0.1:2525.
+    #[serde(default = "default_listeners", rename = "listener")]
+    pub listeners: Vec<ListenerConfig>,
+    /// Largest message accepted, advertised with SIZE (RFC 1870): bytes or "25MiB". Default 25 MiB.
+    #[serde(default = "default_max_message_size")]
+    pub max_message_size: ByteSize,
+    /// Recipients per message; more get 452 4.5.3 (RFC 5321 §4.5.3.1.10). Default 1000.
+    #[serde(default = "default_max_recipients")]
+    pub max_recipients: usize,
+    /// Open SMTP connections in total; more get 421 4.7.0. Default 500.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Open SMTP connections per client IP; more get 421 4.7.0. Default 50.
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
+    /// Idle time allowed while waiting for a command (RFC 5321 §4.5.3.2.7: at least 5 minutes). Default "5m".
+    #[serde(default = "default_command_timeout")]
+    pub command_timeout: HumanDuration,
+    /// Idle time allowed between data blocks (RFC 5321 §4.5.3.2.5: 3 minutes). Default "3m".
+    #[serde(default = "default_data_block_timeout")]
+    pub data_timeout: HumanDuration,
+    /// Failed AUTH attempts in one session before it is closed. Default 3.
+    #[serde(default = "default_max_auth_failures")]
+    pub max_auth_failures: u32,
+    /// Errors (bad commands, refused recipients) in one session before it is closed. Default 20.
+    #[serde(default = "default_max_errors")]
+    pub max_errors: u32,
+}
+
+/// `[tls]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file: the server certificate followed by its chain.
+    pub cert_file: PathBuf,
+    /// PEM file: the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+}
+
+/// `[relay]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayConfig {
+    /// Client networks (CIDR) allowed to relay without AUTH. Anyone else must authenticate over
+    /// TLS or gets 554 5.7.1 at RCPT. Default: loopback only.
+    #[serde(default = "default_relay_networks")]
+    pub networks: Vec<IpNet>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One readable line per event.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// "human" (default) or "json"; `--log-format` overrides.
+    #[serde(default = "default_log_format")]
+    pub format: LogFormat,
+    /// A tracing filter such as "info" or "sealgate_ingress=debug,info". `RUST_LOG` overrides.
+    #[serde(default = "default_log_filter")]
+    pub filter: String,
+}
+
+fn default_hostname() -> String {
+    gethostname::gethostname()
+        .into_string()
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+fn default_shutdown_grace() -> HumanDuration {
+    HumanDuration::from_secs(30)
+}
+fn default_db_connections() -> u32 {
+    16
+}
+fn default_db_acquire_timeout() -> HumanDuration {
+    HumanDuration::from_secs(10)
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./data")
+}
+fn default_listener_tls() -> ListenerTls {
+    ListenerTls::Starttls
+}
+fn default_listeners() -> Vec<ListenerConfig> {
+    vec![ListenerConfig {
+        addr: SocketAddr::from(([127, 0, 0, 1], 2525)),
+        tls: ListenerTls::Starttls,
+    }]
+}
+fn default_max_message_size() -> ByteSize {
+    ByteSize(25 * 1024 * 1024)
+}
+fn default_max_recipients() -> usize {
+    1000
+}
+fn default_max_connections() -> usize {
+    500
+}
+fn default_max_connections_per_ip() -> usize {
+    50
+}
+fn default_command_timeout() -> HumanDuration {
+    HumanDuration::from_secs(300)
+}
+fn default_data_block_timeout() -> HumanDuration {
+    HumanDuration::from_secs(180)
+}
+fn default_max_auth_failures() -> u32 {
+    3
+}
+fn default_max_errors() -> u32 {
+    20
+}
+fn default_relay_networks() -> Vec<IpNet> {
+    ["127.0.0.0/8", "::1/128"]
+        .iter()
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+fn default_log_format() -> LogFormat {
+    LogFormat::Human
+}
+fn default_log_filter() -> String {
+    "info".to_owned()
+}
+
+macro_rules! default_from_serde {
+    ($($t:ty),*) => {$(
+        impl Default for $t {
+            fn default() -> Self {
+                toml::from_str("").unwrap_or_else(|e| unreachable!("empty table must deserialize: {e}"))
+            }
+        }
+    )*};
+}
+default_from_serde!(ServerConfig, DatabaseConfig, StorageConfig, SmtpConfig, RelayConfig, LogConfig);
+
+impl Config {
+    /// Parses TOML text and validates it, collecting every problem.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::from_toml(&e))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Reads and parses a file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|e| e.in_file(path))
+    }
+
+    /// Applies `SEALGATE_*` overrides from the given variables (the binary passes the
+    /// process environment). Known: `SEALGATE_DATABASE_URL`.
+    pub fn apply_env<I: IntoIterator<Item = (String, String)>>(&mut self, vars: I) {
+        for (k, v) in vars {
+            if k == "SEALGATE_DATABASE_URL" && !v.is_empty() {
+                self.database.url = Some(v);
+            }
+        }
+    }
+
+    /// The database URL in effect (explicit, or SQLite under the data directory).
+    pub fn database_url(&self) -> String {
+        match &self.database.url {
+            Some(u) => u.clone(),
+            None => format!(
+                "sqlite://{}",
+                self.storage.data_dir.join("sealgate.db").display()
+            ),
+        }
+    }
+
+    /// The sealing key file in effect.
+    pub fn seal_key_file(&self) -> PathBuf {
+        self.storage
+            .seal_key_file
+            .clone()
+            .unwrap_or_else(|| self.storage.data_dir.join("seal.key"))
+    }
+
+    /// Checks what serde cannot: cross-key rules and value ranges.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let mut bad = |key: String, msg: &str| problems.push(Problem::new(key, msg));
+        if self.smtp.listeners.is_empty() {
+            bad("smtp.listener".into(), "at least one listener is needed");
+        }
+        for (i, l) in self.smtp.listeners.iter().enumerate() {
+            if l.tls == ListenerTls::Implicit && self.tls.is_none() {
+                bad(
+                    format!("smtp.listener[{i}].tls"),
+                    "implicit TLS needs a [tls] section with cert_file and key_file",
+                );
+            }
+        }
+        let s = &self.smtp;
+        for (key, v) in [
+            ("smtp.max_recipients", s.max_recipients),
+            ("smtp.max_connections", s.max_connections),
+            ("smtp.max_connections_per_ip", s.max_connections_per_ip),
+        ] {
+            if v == 0 {
+                bad(key.into(), "must be at least 1");
+            }
+        }
+        if s.max_message_size.0 < 1024 {
+            bad("smtp.max_message_size".into(), "must be at least 1 KiB");
+        }
+        if self.database.max_connections == 0 {
+            bad("database.max_connections".into(), "must be at least 1");
+        }
+        if self.server.hostname.is_empty() || self.server.hostname.contains(char::is_whitespace) {
+            bad("server.hostname".into(), "must be a host name without spaces");
+        }
+        if let Some(url) = &self.database.url {
+            if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                bad("database.url".into(), "must start with sqlite:// or postgres://");
+            }
+        }
+        if let Some(tls) = &self.tls {
+            for (key, p) in [("tls.cert_file", &tls.cert_file), ("tls.key_file", &tls.key_file)] {
+                if !p.is_file() {
+                    bad(key.into(), &format!("file {} does not exist", p.display()));
+                }
+            }
+        }
+        if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(problems)) }
+    }
+}
+
+#[cfg(test)]
+mod tests;

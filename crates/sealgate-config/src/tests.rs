@@ -1,0 +1,71 @@
+use super::*;
+
+#[test]
+fn an_empty_file_gives_the_embedded_defaults() {
+    let c = Config::from_toml("").expect("defaults are valid");
+    assert_eq!(c.smtp.listeners.len(), 1);
+    assert_eq!(c.smtp.listeners[0].addr.to_string(), "127.0.0.1:2525");
+    assert_eq!(c.smtp.max_recipients, 1000);
+    assert_eq!(c.smtp.max_message_size, ByteSize(25 * 1024 * 1024));
+    assert!(c.database_url().starts_with("sqlite://"));
+    assert!(c.database_url().ends_with("sealgate.db"));
+    assert!(c.tls.is_none());
+    let nets: Vec<String> = c.relay.networks.iter().map(|n| n.to_string()).collect();
+    assert_eq!(nets, ["127.0.0.0/8", "::1/128"]);
+}
+
+#[test]
+fn unknown_keys_are_refused_by_name() {
+    let err = Config::from_toml("[smtp]\nmax_recipient = 5\n").expect_err("typo must fail");
+    let text = err.to_string();
+    assert!(text.contains("max_recipient"), "{text}");
+}
+
+#[test]
+fn wrong_types_and_bad_units_name_the_key() {
+    let err = Config::from_toml("[smtp]\ncommand_timeout = \"5 minutes\"\n").expect_err("bad unit");
+    let text = err.to_string();
+    assert!(text.contains("command_timeout"), "{text}");
+    let err = Config::from_toml("[relay]\nnetworks = [\"10.0.0.0/33\"]\n").expect_err("bad cidr");
+    assert!(err.to_string().contains("networks"), "{err}");
+}
+
+#[test]
+fn every_rule_violation_is_reported_at_once() {
+    let text = "[smtp]\nmax_recipients = 0\nmax_connections = 0\n[[smtp.listener]]\naddr = \"127.0.0.1:465\"\ntls = \"implicit\"\n";
+    let Err(ConfigError::Invalid(problems)) = Config::from_toml(text) else {
+        panic!("expected validation errors");
+    };
+    let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    assert!(keys.contains(&"smtp.listener[0].tls"), "{keys:?}");
+    assert!(keys.contains(&"smtp.max_recipients"), "{keys:?}");
+    assert!(keys.contains(&"smtp.max_connections"), "{keys:?}");
+}
+
+#[test]
+fn units_parse_as_documented() {
+    assert_eq!(HumanDuration::parse("250ms").map(|d| d.0.as_millis()), Ok(250));
+    assert_eq!(HumanDuration::parse("20h").map(|d| d.0.as_secs()), Ok(72_000));
+    assert!(HumanDuration::parse("5").is_err());
+    assert_eq!(ByteSize::parse("25MiB"), Ok(ByteSize(26_214_400)));
+    assert_eq!(ByteSize::parse("10MB"), Ok(ByteSize(10_000_000)));
+    assert!(ByteSize::parse("10XB").is_err());
+    let c = Config::from_toml("[smtp]\nmax_message_size = \"1MiB\"\n").expect("valid");
+    assert_eq!(c.smtp.max_message_size.0, 1 << 20);
+}
+
+#[test]
+fn the_environment_overrides_the_database_url() {
+    let mut c = Config::from_toml("[database]\nurl = \"sqlite://x.db\"\n").expect("valid");
+    c.apply_env([("SEALGATE_DATABASE_URL".to_owned(), "postgres://u@h/db".to_owned())]);
+    assert_eq!(c.database_url(), "postgres://u@h/db");
+}
+
+#[test]
+fn the_example_config_is_valid_and_complete() {
+    let text = include_str!("../../../config/sealgate.example.toml");
+    // The example references certificate files that exist only in a deployment.
+    let cfg: Config = toml::from_str(text).expect("example parses with every documented key");
+    assert!(cfg.tls.is_some(), "the example documents [tls]");
+    assert_eq!(cfg.smtp.listeners.len(), 3);
+}

@@ -1,0 +1,90 @@
+//! SMTP ingress (layer L4).
+//!
+//! Owns the listeners and SMTP sessions (RFC 5321) through which EHRs, billing systems and
+//! Microsoft 365 / Google Workspace hand mail to Sealgate: EHLO and the ESMTP extensions,
+//! STARTTLS and implicit TLS, AUTH over TLS, relay control, strict framing against SMTP
+//! smuggling, limits and timeouts. A message is acknowledged with 250 only after the queue has
+//! committed it. Must not depend on the delivery side: ingress and delivery meet in the queue.
+
+mod auth;
+mod error;
+mod io;
+mod limits;
+mod received;
+mod relay;
+mod server;
+mod session;
+mod tls;
+
+pub use error::IngressError;
+pub use limits::ConnectionLimits;
+pub use server::{BoundListener, Server};
+pub use session::{Session, SessionInfo};
+pub use tls::load_tls_acceptor;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use sealgate_queue::Queue;
+use sealgate_store::Store;
+
+/// Everything a session needs, shared by all sessions of all listeners.
+pub struct IngressContext {
+    /// Name in the greeting, EHLO reply and Received header.
+    pub hostname: String,
+    /// Where accepted messages go.
+    pub queue: Queue,
+    /// Where AUTH users are looked up.
+    pub store: Store,
+    /// Certificate for STARTTLS / implicit TLS; `None` = no TLS offered.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Client networks that may relay without AUTH.
+    pub relay_networks: Vec<IpNet>,
+    /// Per-session limits.
+    pub limits: SessionLimits,
+}
+
+impl std::fmt::Debug for IngressContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngressContext")
+            .field("hostname", &self.hostname)
+            .field("tls", &self.tls.is_some())
+            .field("relay_networks", &self.relay_networks)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Limits that apply inside one SMTP session.
+#[derive(Debug, Clone)]
+pub struct SessionLimits {
+    /// Largest message in bytes (SIZE, RFC 1870).
+    pub max_message_size: usize,
+    /// Recipients per transaction.
+    pub max_recipients: usize,
+    /// Waiting for a command.
+    pub command_timeout: Duration,
+    /// Waiting for the next data block inside DATA.
+    pub data_timeout: Duration,
+    /// Failed AUTH attempts before the session is closed.
+    pub max_auth_failures: u32,
+    /// Refused commands before the session is closed.
+    pub max_errors: u32,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        Self {
+            max_message_size: 25 * 1024 * 1024,
+            max_recipients: 1000,
+            command_timeout: Duration::from_secs(300),
+            data_timeout: Duration::from_secs(180),
+            max_auth_failures: 3,
+            max_errors: 20,
+        }
+    }
+}
+
+/// Shared handle to the context.
+pub type Context = Arc<IngressContext>;

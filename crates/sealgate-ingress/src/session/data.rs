@@ -1,0 +1,99 @@
+//! DATA: receiving the message under strict framing, and the accept transaction.
+
+use sealgate_queue::{IncomingMessage, data_digest};
+use sealgate_smtp_proto::{DataDecoder, DataEvent, Reply};
+use sealgate_types::MessageId;
+use tracing::{error, info, warn};
+
+use super::{Conn, Next, Session};
+use crate::io::Filled;
+use crate::received::{Trace, header_message_id};
+
+/// RFC 5322 §2.1.1 / RFC 5321 §4.5.3.1.6: 1000 octets per line, CRLF included.
+const MAX_DATA_LINE: usize = 1000;
+
+impl Session {
+    /// Reads the message after 354 and answers for it.
+    pub(super) async fn receive_data(&mut self, conn: &mut Conn) -> Next {
+        let mut decoder = DataDecoder::new(self.ctx.limits.max_message_size, MAX_DATA_LINE);
+        loop {
+            let (used, event) = decoder.feed(conn.input());
+            conn.consume(used);
+            match event {
+                DataEvent::NeedMore => {
+                    let filled = conn.fill(self.ctx.limits.data_timeout, None).await;
+                    if !self.still_open(conn, filled.map(|f| if f == Filled::Shutdown { Filled::Data } else { f })) {
+                        return Next::Close;
+                    }
+                }
+                DataEvent::Fatal(e) => {
+                    // SMTP smuggling defence (CVE-2023-51764 class): refuse the whole message
+                    // and close, so nothing after the bare CR/LF is read as a command.
+                    warn!(error = %e, "message refused for bare CR/LF in DATA, closing session");
+                    self.tx = None;
+                    self.answer(conn, e.reply());
+                    return Next::Close;
+                }
+                DataEvent::Done(Err(e)) => {
+                    info!(error = %e, "message refused");
+                    self.tx = None;
+                    self.answer(conn, e.reply());
+                    return Next::Continue;
+                }
+                DataEvent::Done(Ok(())) => break,
+            }
+        }
+        let reply = self.accept(decoder.into_body()).await;
+        conn.reply(&reply);
+        Next::Continue
+    }
+
+    /// Queues the message; the client sees 250 only after the commit.
+    async fn accept(&mut self, data: Vec<u8>) -> Reply {
+        let Some(tx) = self.tx.take() else {
+            return Reply::new(503, Some((5, 5, 1)), "Send MAIL first");
+        };
+        let id = MessageId::new();
+        let id_text = id.to_string();
+        let single = (tx.recipients.len() == 1).then(|| tx.recipients[0].to_string());
+        let trace = Trace {
+            helo: self.helo.as_deref().unwrap_or_default(),
+            ip: self.info.peer.ip(),
+            hostname: &self.ctx.hostname,
+            esmtp: self.esmtp,
+            tls: self.info.tls.as_deref(),
+            authenticated: self.auth_user.is_some(),
+            queue_id: &id_text,
+            single_recipient: single.as_deref(),
+            date: chrono::Utc::now(),
+        }
+        .header();
+        let mut content = Vec::with_capacity(trace.len() + data.len());
+        content.extend_from_slice(trace.as_bytes());
+        content.extend_from_slice(&data);
+        let msg = IncomingMessage {
+            id,
+            sender: tx.sender,
+            recipients: tx.recipients.iter().map(ToString::to_string).collect(),
+            client_data_sha256: data_digest(&data),
+            header_message_id: header_message_id(&data),
+            content,
+            client_ip: self.info.peer.ip().to_string(),
+            helo: self.helo.clone().unwrap_or_default(),
+            auth_user: self.auth_user.clone(),
+            tls: self.info.tls.clone(),
+        };
+        let (size, rcpts) = (data.len(), msg.recipients.len());
+        match self.ctx.queue.accept(msg).await {
+            Ok(id) => {
+                info!(msg_id = %id, size, rcpts, "message queued");
+                Reply::new(250, Some((2, 0, 0)), format!("Ok: queued as {id}"))
+            }
+            Err(e) => {
+                error!(error = %e, transient = e.is_transient(), "queueing failed; client told to retry");
+                // Our own failure is never the client's permanent problem: always 4xx.
+                Reply::new(451, Some((4, 3, 0)), "Temporary storage failure, try again later")
+            }
+        }
+    }
+}

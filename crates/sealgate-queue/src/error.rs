@@ -1,0 +1,27 @@
+//! Queue errors, each with its class.
+
+/// What went wrong in a queue operation.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The database failed or was unreachable.
+    #[error("queue storage failed: {0}")]
+    Store(#[from] sealgate_store::StoreError),
+    /// Sealing or opening a body failed.
+    #[error("sealing failed: {0}")]
+    Crypto(#[from] sealgate_crypto::CryptoError),
+    /// No such message.
+    #[error("message {0} not found")]
+    NotFound(String),
+}
+
+impl QueueError {
+    /// True when retrying later may succeed (database down, pool exhausted). SMTP maps this to
+    /// 451 4.3.0; everything else is also answered with a 4xx, since a client's message must
+    /// never be refused permanently for our own fault.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Store(e) => e.is_unavailable(),
+            Self::Crypto(_) | Self::NotFound(_) => false,
+        }
+    }
+}

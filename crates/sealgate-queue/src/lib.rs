@@ -1,0 +1,124 @@
+//! The durable queue (layer L3).
+//!
+//! Owns the recipient lifecycle around the store: accepting a message (sealing its body and
+//! writing the message, one `queued` row per recipient and the `received` audit event in one
+//! transaction) and, later, claiming and settling recipients for delivery. Ingress and
+//! delivery meet only here. Depends on store, crypto and audit; never on a worker crate.
+
+mod error;
+
+pub use error::QueueError;
+
+use std::sync::Arc;
+
+use sealgate_audit::AuditEvent;
+use sealgate_crypto::{KeyRing, sha256_hex};
+use sealgate_store::{NewMessage, Store};
+use sealgate_types::{MessageId, time};
+
+/// A message as ingress hands it over, before it is sealed.
+#[derive(Debug, Clone)]
+pub struct IncomingMessage {
+    /// The queue id, chosen by ingress (it appears in the Received header).
+    pub id: MessageId,
+    /// Envelope sender; empty for the null reverse-path `<>`.
+    pub sender: String,
+    /// Envelope recipients, deduplicated.
+    pub recipients: Vec<String>,
+    /// The full message as it will be delivered (Received header included).
+    pub content: Vec<u8>,
+    /// SHA-256 (hex) of the data exactly as the client sent it (before our Received header).
+    pub client_data_sha256: String,
+    /// The Message-ID header, if the message has one.
+    pub header_message_id: Option<String>,
+    /// The client's IP address.
+    pub client_ip: String,
+    /// The EHLO/HELO name the client gave.
+    pub helo: String,
+    /// The SMTP AUTH user, if any.
+    pub auth_user: Option<String>,
+    /// "TLSv1.3 TLS13_AES_256_GCM_SHA384" when the session was encrypted.
+    pub tls: Option<String>,
+}
+
+/// The queue: the store plus the key ring that seals bodies at rest.
+#[derive(Clone)]
+pub struct Queue {
+    store: Store,
+    keys: Arc<KeyRing>,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue").field("keys", &self.keys).finish_non_exhaustive()
+    }
+}
+
+impl Queue {
+    /// A queue over `store`, sealing with `keys`.
+    pub fn new(store: Store, keys: Arc<KeyRing>) -> Self {
+        Self { store, keys }
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Accepts a message durably: when this returns `Ok`, the sealed message, its queued
+    /// recipients and the `received` audit event are committed together; on `Err` nothing
+    /// of it was written.
+    pub async fn accept(&self, msg: IncomingMessage) -> Result<MessageId, QueueError> {
+        let id = msg.id.to_string();
+        let sealed = self.keys.seal(&msg.content, id.as_bytes())?;
+        let row = NewMessage {
+            id: id.clone(),
+            received_at: time::now_micros(),
+            sender: msg.sender.clone(),
+            size: msg.content.len() as i64,
+            body_sha256: msg.client_data_sha256.clone(),
+            header_message_id: msg.header_message_id.clone(),
+            client_ip: msg.client_ip.clone(),
+            helo: msg.helo.clone(),
+            auth_user: msg.auth_user.clone(),
+            tls: msg.tls.clone(),
+            key_id: sealed.key_id,
+            sealed_body: sealed.blob,
+        };
+        let event = AuditEvent::Received {
+            message_id: id,
+            client_ip: msg.client_ip,
+            helo: msg.helo,
+            tls: msg.tls,
+            auth_user: msg.auth_user,
+            sender: msg.sender,
+            recipients: msg.recipients.clone(),
+            size: msg.content.len() as u64,
+            body_sha256: msg.client_data_sha256,
+            header_message_id: msg.header_message_id,
+        };
+        self.store
+            .enqueue(&row, &msg.recipients, &event.into_record())
+            .await?;
+        Ok(msg.id)
+    }
+
+    /// Opens a queued message's content (for delivery and for operators).
+    pub async fn open(&self, id: &MessageId) -> Result<Vec<u8>, QueueError> {
+        let key = id.to_string();
+        let row = self
+            .store
+            .message(&key)
+            .await?
+            .ok_or_else(|| QueueError::NotFound(key.clone()))?;
+        Ok(self.keys.open(&row.sealed_body, key.as_bytes())?)
+    }
+}
+
+/// SHA-256 of client data, as recorded in the `received` event.
+pub fn data_digest(data: &[u8]) -> String {
+    sha256_hex(data)
+}
+
+#[cfg(test)]
+mod tests;

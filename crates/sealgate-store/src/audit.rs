@@ -1,0 +1,207 @@
+//! The audit chain: appending under the head lock, reading, and waiting for new rows.
+//!
+//! Every transaction that appends audit rows first runs
+//! `UPDATE audit_head SET seq = seq + 1 … RETURNING seq, hash`. On PostgreSQL that takes the
+//! head's row lock until commit; on SQLite the transaction already holds the database write lock
+//! (`BEGIN IMMEDIATE`). Either way appenders are serialised, so each row gets the next seq and
+//! the previous row's hash, and a rolled-back transaction leaves neither a row nor a gap.
+
+use std::fmt::Write as _;
+
+use sealgate_types::{AuditEntry, AuditRecord, chain_hash, time::now_micros};
+use sqlx::any::AnyRow;
+use sqlx::{Any, AssertSqlSafe, Row, Transaction};
+
+use crate::error::StoreError;
+use crate::model::AuditFilter;
+use crate::store::{Backend, Store};
+
+const AUDIT_COLUMNS: &str = "seq, at, kind, message_id, recipient, data, prev_hash, hash";
+
+/// Appends one audit row inside `tx`, bumping the head first. Call it before any other write
+/// in the transaction (the bump is what orders concurrent appenders), once per row.
+pub(crate) async fn append_in_tx(
+    tx: &mut Transaction<'static, Any>,
+    rec: &AuditRecord,
+) -> Result<AuditEntry, sqlx::Error> {
+    let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+        .fetch_one(&mut **tx)
+        .await?;
+    let seq: i64 = head.try_get("seq")?;
+    let prev_hash: String = head.try_get("hash")?;
+    let data = rec.data.to_string();
+    let at = now_micros();
+    let hash = chain_hash(
+        seq,
+        at,
+        &rec.kind,
+        rec.message_id.as_deref(),
+        rec.recipient.as_deref(),
+        &data,
+        &prev_hash,
+    );
+    sqlx::query(
+        "INSERT INTO audit (seq, at, kind, message_id, recipient, data, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(seq)
+    .bind(at)
+    .bind(rec.kind.clone())
+    .bind(rec.message_id.clone())
+    .bind(rec.recipient.clone())
+    .bind(data.clone())
+    .bind(prev_hash.clone())
+    .bind(hash.clone())
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+        .bind(hash.clone())
+        .execute(&mut **tx)
+        .await?;
+    Ok(AuditEntry {
+        seq,
+        at,
+        kind: rec.kind.clone(),
+        message_id: rec.message_id.clone(),
+        recipient: rec.recipient.clone(),
+        data,
+        prev_hash,
+        hash,
+    })
+}
+
+fn entry_from_row(row: &AnyRow) -> Result<AuditEntry, sqlx::Error> {
+    Ok(AuditEntry {
+        seq: row.try_get("seq")?,
+        at: row.try_get("at")?,
+        kind: row.try_get("kind")?,
+        message_id: row.try_get("message_id")?,
+        recipient: row.try_get("recipient")?,
+        data: row.try_get("data")?,
+        prev_hash: row.try_get("prev_hash")?,
+        hash: row.try_get("hash")?,
+    })
+}
+
+/// `SELECT … WHERE seq > $1 AND <filter> ORDER BY seq <dir> LIMIT $n`, with the filter's
+/// values bound in order. Only placeholders are spliced into the text, never values.
+async fn select_audit(
+    store: &Store,
+    after_seq: i64,
+    filter: &AuditFilter,
+    limit: i64,
+    newest_first: bool,
+) -> Result<Vec<AuditEntry>, sqlx::Error> {
+    let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit WHERE seq > $1");
+    let mut n = 1;
+    let mut clause = |sql: &mut String, column: &str| {
+        n += 1;
+        let _ = write!(sql, " AND {column} ${n}");
+    };
+    if filter.message_id.is_some() {
+        clause(&mut sql, "message_id =");
+    }
+    if filter.recipient.is_some() {
+        clause(&mut sql, "recipient =");
+    }
+    if filter.since.is_some() {
+        clause(&mut sql, "at >=");
+    }
+    let dir = if newest_first { "DESC" } else { "ASC" };
+    let _ = write!(sql, " ORDER BY seq {dir} LIMIT ${}", n + 1);
+
+    let mut query = sqlx::query(AssertSqlSafe(sql)).bind(after_seq);
+    if let Some(m) = &filter.message_id {
+        query = query.bind(m.clone());
+    }
+    if let Some(r) = &filter.recipient {
+        query = query.bind(r.clone());
+    }
+    if let Some(t) = filter.since {
+        query = query.bind(t);
+    }
+    let rows = query.bind(limit.max(0)).fetch_all(&store.pool).await?;
+    rows.iter().map(entry_from_row).collect()
+}
+
+impl Store {
+    /// Appends one audit record in its own transaction and returns the stored row.
+    pub async fn append_audit(&self, rec: &AuditRecord) -> Result<AuditEntry, StoreError> {
+        let mut tx = self.begin_write().await.map_err(StoreError::AppendAudit)?;
+        let entry = append_in_tx(&mut tx, rec)
+            .await
+            .map_err(StoreError::AppendAudit)?;
+        tx.commit().await.map_err(StoreError::AppendAudit)?;
+        Ok(entry)
+    }
+
+    /// Up to `limit` rows matching `filter` with `seq > after_seq`, in ascending seq order.
+    pub async fn audit_after(
+        &self,
+        after_seq: i64,
+        filter: &AuditFilter,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        select_audit(self, after_seq, filter, limit, false)
+            .await
+            .map_err(StoreError::ReadAudit)
+    }
+
+    /// The last `n` rows matching `filter`, returned in ascending seq order.
+    pub async fn audit_last(
+        &self,
+        filter: &AuditFilter,
+        n: i64,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut rows = select_audit(self, 0, filter, n, true)
+            .await
+            .map_err(StoreError::ReadAudit)?;
+        rows.reverse();
+        Ok(rows)
+    }
+
+    /// The chain head: the last seq written (0 when empty) and its hash (genesis when empty).
+    pub async fn audit_head(&self) -> Result<(i64, String), StoreError> {
+        let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::ReadAudit)?;
+        let seq = row.try_get("seq").map_err(StoreError::ReadAudit)?;
+        let hash = row.try_get("hash").map_err(StoreError::ReadAudit)?;
+        Ok((seq, hash))
+    }
+
+    /// On PostgreSQL, a listener woken whenever an audit row is committed anywhere
+    /// (`LISTEN sealgate_audit`). `None` on SQLite: callers poll [`Store::audit_after`].
+    pub async fn audit_listener(&self) -> Result<Option<AuditListener>, StoreError> {
+        if self.backend() != Backend::Postgres {
+            return Ok(None);
+        }
+        let mut inner = sqlx::postgres::PgListener::connect(self.url())
+            .await
+            .map_err(StoreError::Listen)?;
+        inner
+            .listen(AUDIT_CHANNEL)
+            .await
+            .map_err(StoreError::Listen)?;
+        Ok(Some(AuditListener { inner }))
+    }
+}
+
+/// The PostgreSQL notification channel the audit insert trigger signals on.
+const AUDIT_CHANNEL: &str = "sealgate_audit";
+
+/// Wakes up when new audit rows are committed (PostgreSQL only). Notifications can be missed
+/// while the listener reconnects, so callers should also poll now and then.
+#[derive(Debug)]
+pub struct AuditListener {
+    inner: sqlx::postgres::PgListener,
+}
+
+impl AuditListener {
+    /// Waits for the next notification.
+    pub async fn recv(&mut self) -> Result<(), StoreError> {
+        self.inner.recv().await.map_err(StoreError::Listen)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,148 @@
+//! The store's one error type.
+
+use std::path::PathBuf;
+
+/// What went wrong talking to the database. Every variant names the operation that failed and
+/// carries the driver's error as its source. [`StoreError::is_unavailable`] tells transient
+/// unavailability (retry later; SMTP 451 4.3.0) from everything else.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database URL is neither `sqlite:` nor `postgres:`/`postgresql:`.
+    #[error("unsupported database url scheme {scheme:?} (expected sqlite: or postgres:)")]
+    UnsupportedUrl {
+        /// The scheme found (never the whole URL, which may hold a password).
+        scheme: String,
+    },
+    /// The directory that should hold the SQLite file could not be created.
+    #[error("cannot create database directory {path}")]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Opening the pool or its first connection failed.
+    #[error("cannot connect to the database")]
+    Connect(#[source] sqlx::Error),
+    /// Applying the embedded migrations failed.
+    #[error("database migration failed")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    /// Writing a new message, its recipients and its audit record failed (nothing was written).
+    #[error("enqueueing message {message_id} failed")]
+    Enqueue {
+        /// The queue id being written.
+        message_id: String,
+        /// Why.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// Appending to the audit chain failed.
+    #[error("appending to the audit log failed")]
+    AppendAudit(#[source] sqlx::Error),
+    /// Reading the audit log or its head failed.
+    #[error("reading the audit log failed")]
+    ReadAudit(#[source] sqlx::Error),
+    /// Reading messages or recipients failed.
+    #[error("reading the queue failed")]
+    ReadQueue(#[source] sqlx::Error),
+    /// Reading or changing users failed.
+    #[error("user {op} failed")]
+    Users {
+        /// `upsert`, `remove`, `list` or `lookup`.
+        op: &'static str,
+        /// Why.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// Listening for new audit rows failed.
+    #[error("audit listener failed")]
+    Listen(#[source] sqlx::Error),
+    /// A raw operator statement failed.
+    #[error("raw statement failed")]
+    Raw(#[source] sqlx::Error),
+    /// A stored value is not one this version understands.
+    #[error("stored {what} is invalid: {value:?}")]
+    Corrupt {
+        /// Which column.
+        what: &'static str,
+        /// The value found.
+        value: String,
+    },
+}
+
+impl StoreError {
+    /// True when the database is (for now) unreachable or overloaded rather than refusing the
+    /// operation: connection, TLS and I/O errors, pool timeouts, a closed pool, SQLite busy or
+    /// locked past the busy timeout, and PostgreSQL connection / resource / shutdown / retryable
+    /// transaction errors. The caller should retry later (SMTP: 451 4.3.0).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Connect(e)
+            | Self::Enqueue { source: e, .. }
+            | Self::AppendAudit(e)
+            | Self::ReadAudit(e)
+            | Self::ReadQueue(e)
+            | Self::Users { source: e, .. }
+            | Self::Listen(e)
+            | Self::Raw(e) => sqlx_unavailable(e),
+            Self::Migrate(
+                sqlx::migrate::MigrateError::Execute(e)
+                | sqlx::migrate::MigrateError::ExecuteMigration(e, _),
+            ) => sqlx_unavailable(e),
+            Self::CreateDir { .. } => true,
+            Self::Migrate(_) | Self::UnsupportedUrl { .. } | Self::Corrupt { .. } => false,
+        }
+    }
+}
+
+fn sqlx_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| transient_code(&c)),
+        _ => false,
+    }
+}
+
+/// PostgreSQL reports a five-character SQLSTATE; SQLite its (extended) result code as a
+/// number of at most four digits.
+fn transient_code(code: &str) -> bool {
+    if code.len() < 5
+        && let Ok(n) = code.parse::<i32>()
+    {
+        // SQLITE_BUSY 5, SQLITE_LOCKED 6, SQLITE_IOERR 10, SQLITE_FULL 13, SQLITE_CANTOPEN 14
+        return matches!(n & 0xff, 5 | 6 | 10 | 13 | 14);
+    }
+    // 08 connection exception, 53 insufficient resources, 57P01..57P03 shutdown / cannot connect
+    // now, 40001 serialization failure, 40P01 deadlock.
+    code.starts_with("08")
+        || code.starts_with("53")
+        || matches!(code, "57P01" | "57P02" | "57P03" | "40001" | "40P01")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_timeouts_and_io_errors_are_unavailable() {
+        assert!(StoreError::Connect(sqlx::Error::PoolTimedOut).is_unavailable());
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert!(StoreError::AppendAudit(sqlx::Error::Io(io)).is_unavailable());
+        assert!(!StoreError::ReadQueue(sqlx::Error::RowNotFound).is_unavailable());
+    }
+
+    #[test]
+    fn busy_locked_and_connection_codes_are_transient() {
+        for code in ["5", "517", "6", "10", "08006", "53300", "57P01", "40P01"] {
+            assert!(transient_code(code), "{code}");
+        }
+        for code in ["19", "2067", "23505", "P0001", "42P01"] {
+            assert!(!transient_code(code), "{code}");
+        }
+    }
+}

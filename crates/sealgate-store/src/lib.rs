@@ -1,0 +1,21 @@
+//! Sealgate storage (layer L1): the only crate that speaks SQL.
+//!
+//! Owns the schema and its forward-only migrations (`migrations/sqlite`, `migrations/postgres`,
+//! embedded at build time), the connection pool over SQLite or PostgreSQL (sqlx `Any`), the
+//! durable queue rows, users, and the append-only, hash-chained audit log: audit rows are
+//! written in the same transaction as the change they describe, and the database itself
+//! refuses to update or delete them.
+//!
+//! Depends only on `sealgate-types`; it must not depend on any other Sealgate crate.
+
+mod audit;
+pub mod error;
+mod model;
+mod queue;
+mod store;
+mod users;
+
+pub use audit::AuditListener;
+pub use error::StoreError;
+pub use model::{AuditFilter, MessageRow, NewMessage, RecipientRow, UserRow};
+pub use store::{Backend, Store};

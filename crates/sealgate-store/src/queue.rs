@@ -1,0 +1,189 @@
+//! Messages and their recipients.
+
+use sealgate_types::{AuditRecord, RecipientState, time::now_micros};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use crate::audit::append_in_tx;
+use crate::error::StoreError;
+use crate::model::{MessageRow, NewMessage, RecipientRow};
+use crate::store::Store;
+
+const MESSAGE_COLUMNS: &str = "id, received_at, sender, size, body_sha256, header_message_id, \
+     client_ip, helo, auth_user, tls, key_id, sealed_body";
+
+const RECIPIENT_COLUMNS: &str = "id, message_id, rcpt, state, attempts, next_attempt_at, \
+     last_reply, lease_owner, lease_until, updated_at";
+
+async fn insert_message(
+    tx: &mut Transaction<'static, Any>,
+    msg: &NewMessage,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO messages (id, received_at, sender, size, body_sha256, header_message_id, \
+         client_ip, helo, auth_user, tls, key_id, sealed_body) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(msg.id.clone())
+    .bind(msg.received_at)
+    .bind(msg.sender.clone())
+    .bind(msg.size)
+    .bind(msg.body_sha256.clone())
+    .bind(msg.header_message_id.clone())
+    .bind(msg.client_ip.clone())
+    .bind(msg.helo.clone())
+    .bind(msg.auth_user.clone())
+    .bind(msg.tls.clone())
+    .bind(msg.key_id.clone())
+    .bind(msg.sealed_body.clone())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_recipient(
+    tx: &mut Transaction<'static, Any>,
+    message_id: &str,
+    rcpt: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO recipients (message_id, rcpt, state, attempts, next_attempt_at, updated_at) \
+         VALUES ($1, $2, $3, 0, $4, $4)",
+    )
+    .bind(message_id.to_owned())
+    .bind(rcpt.to_owned())
+    .bind(RecipientState::Queued.as_str().to_owned())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn message_from_row(row: &AnyRow) -> Result<MessageRow, sqlx::Error> {
+    Ok(MessageRow {
+        id: row.try_get("id")?,
+        received_at: row.try_get("received_at")?,
+        sender: row.try_get("sender")?,
+        size: row.try_get("size")?,
+        body_sha256: row.try_get("body_sha256")?,
+        header_message_id: row.try_get("header_message_id")?,
+        client_ip: row.try_get("client_ip")?,
+        helo: row.try_get("helo")?,
+        auth_user: row.try_get("auth_user")?,
+        tls: row.try_get("tls")?,
+        key_id: row.try_get("key_id")?,
+        sealed_body: row.try_get("sealed_body")?,
+    })
+}
+
+fn recipient_from_row(row: &AnyRow) -> Result<RecipientRow, StoreError> {
+    let get = |e| StoreError::ReadQueue(e);
+    let state: String = row.try_get("state").map_err(get)?;
+    Ok(RecipientRow {
+        id: row.try_get("id").map_err(get)?,
+        message_id: row.try_get("message_id").map_err(get)?,
+        rcpt: row.try_get("rcpt").map_err(get)?,
+        state: state.parse().map_err(|_| StoreError::Corrupt {
+            what: "recipient state",
+            value: state.clone(),
+        })?,
+        attempts: row.try_get("attempts").map_err(get)?,
+        next_attempt_at: row.try_get("next_attempt_at").map_err(get)?,
+        last_reply: row.try_get("last_reply").map_err(get)?,
+        lease_owner: row.try_get("lease_owner").map_err(get)?,
+        lease_until: row.try_get("lease_until").map_err(get)?,
+        updated_at: row.try_get("updated_at").map_err(get)?,
+    })
+}
+
+impl Store {
+    /// Queues a message in one transaction: its audit record (first, see the `audit` module),
+    /// the message row, and one `queued` recipient row each, due now. Nothing is written if
+    /// any part fails (a duplicate id, a duplicate recipient, the database going away).
+    pub async fn enqueue(
+        &self,
+        msg: &NewMessage,
+        recipients: &[String],
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let fail = |source| StoreError::Enqueue {
+            message_id: msg.id.clone(),
+            source,
+        };
+        let mut tx = self.begin_write().await.map_err(fail)?;
+        append_in_tx(&mut tx, audit).await.map_err(fail)?;
+        insert_message(&mut tx, msg).await.map_err(fail)?;
+        let now = now_micros();
+        for rcpt in recipients {
+            insert_recipient(&mut tx, &msg.id, rcpt, now)
+                .await
+                .map_err(fail)?;
+        }
+        tx.commit().await.map_err(fail)
+    }
+
+    /// One message by queue id.
+    pub async fn message(&self, id: &str) -> Result<Option<MessageRow>, StoreError> {
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.to_owned())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::ReadQueue)?;
+        row.as_ref()
+            .map(message_from_row)
+            .transpose()
+            .map_err(StoreError::ReadQueue)
+    }
+
+    /// The recipients of one message, in the order they were given.
+    pub async fn recipients_of(&self, message_id: &str) -> Result<Vec<RecipientRow>, StoreError> {
+        let sql =
+            format!("SELECT {RECIPIENT_COLUMNS} FROM recipients WHERE message_id = $1 ORDER BY id");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(message_id.to_owned())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::ReadQueue)?;
+        rows.iter().map(recipient_from_row).collect()
+    }
+
+    /// How many messages are stored.
+    pub async fn count_messages(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM messages")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::ReadQueue)?;
+        row.try_get("n").map_err(StoreError::ReadQueue)
+    }
+
+    /// Up to `limit` recipients, oldest first, optionally only those in `state`.
+    pub async fn list_recipients(
+        &self,
+        state: Option<RecipientState>,
+        limit: i64,
+    ) -> Result<Vec<RecipientRow>, StoreError> {
+        let rows = match state {
+            Some(state) => {
+                let sql = format!(
+                    "SELECT {RECIPIENT_COLUMNS} FROM recipients WHERE state = $1 ORDER BY id LIMIT $2"
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(state.as_str().to_owned())
+                    .bind(limit.max(0))
+                    .fetch_all(&self.pool)
+                    .await
+            }
+            None => {
+                let sql = format!("SELECT {RECIPIENT_COLUMNS} FROM recipients ORDER BY id LIMIT $1");
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(limit.max(0))
+                    .fetch_all(&self.pool)
+                    .await
+            }
+        }
+        .map_err(StoreError::ReadQueue)?;
+        rows.iter().map(recipient_from_row).collect()
+    }
+}

@@ -1,0 +1,16 @@
+//! Sealgate's domain vocabulary (layer L0).
+//!
+//! Owns the identifiers, envelope addresses, recipient states and the audit record with its
+//! hash chain. Pure data and pure functions: no I/O, no tokio, and no dependency on any other
+//! Sealgate crate.
+
+pub mod address;
+pub mod audit;
+pub mod ids;
+pub mod state;
+pub mod time;
+
+pub use address::{AddressError, EmailAddress};
+pub use audit::{AuditEntry, AuditRecord, GENESIS_HASH, chain_hash};
+pub use ids::MessageId;
+pub use state::RecipientState;

@@ -1,0 +1,188 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use sealgate_config::Config;
+use sealgate_store::Store;
+
+/// Sealgate: the secure email relay for protected health information.
+#[derive(Debug, Parser)]
+#[command(name = "sealgate", version, about)]
+pub struct Cli {
+    /// Configuration file (TOML). Without one, the embedded defaults apply.
+    #[arg(long, short = 'c', global = true, env = "SEALGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format; overrides `log.format`.
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormatArg>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `--log-format`
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormatArg {
+    /// Readable lines.
+    Human,
+    /// JSON lines.
+    Json,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the relay (applies database migrations first).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Configuration tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// SMTP AUTH users.
+    #[command(subcommand)]
+    Users(UsersCommand),
+}
+
+/// `sealgate config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check a configuration file and report every problem with its key.
+    Check {
+        /// The file to check.
+        file: PathBuf,
+    },
+}
+
+/// `sealgate audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify the hash chain of the whole audit log (exit 1 when broken).
+    Verify,
+    /// Print audit events, oldest first; -f keeps following new ones.
+    Tail(TailArgs),
+}
+
+/// `sealgate audit tail` options.
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    /// Keep printing new events as they are written.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+    /// Only events about this queue id.
+    #[arg(long = "message")]
+    pub message: Option<String>,
+    /// Only events about this recipient address.
+    #[arg(long = "rcpt")]
+    pub rcpt: Option<String>,
+    /// Only events at or after TIME: RFC 3339 ("2026-11-24T08:00:00Z") or an age ("15m", "2h", "7d").
+    #[arg(long)]
+    pub since: Option<String>,
+    /// How many past events to print first.
+    #[arg(short = 'n', long, default_value_t = 20)]
+    pub lines: i64,
+}
+
+/// `sealgate users …`
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Add a user, or set a new password for an existing one.
+    Add {
+        /// User name (as given in AUTH).
+        name: String,
+        /// Read the password from standard input (first line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Remove a user.
+    Remove {
+        /// User name.
+        name: String,
+    },
+    /// List users.
+    List,
+}
+
+/// Loads the configuration: file (if any), then environment overrides.
+pub fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
+    let mut cfg = match path {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    cfg.apply_env(std::env::vars());
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// Opens the store named by the configuration.
+pub async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
+    let url = cfg.database_url();
+    Store::connect(&url, cfg.database.max_connections, cfg.database.acquire_timeout.0)
+        .await
+        .with_context(|| format!("cannot open the database ({})", redact(&url)))
+}
+
+/// A database URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Runs the chosen command.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Config(ConfigCommand::Check { file }) = &cli.command {
+        return Ok(crate::cmd_config::check(file));
+    }
+    let cfg = load_config(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve => {
+            crate::logging::init(&cfg, cli.log_format, true);
+            crate::serve::serve(cfg, cli.config.is_none()).await
+        }
+        other => {
+            crate::logging::init(&cfg, cli.log_format, false);
+            let store = open_store(&cfg).await?;
+            store.migrate().await.context("applying migrations")?;
+            let code = match other {
+                Command::Migrate => {
+                    println!("migrations applied");
+                    ExitCode::SUCCESS
+                }
+                Command::Audit(AuditCommand::Verify) => crate::cmd_audit::verify(&store).await?,
+                Command::Audit(AuditCommand::Tail(args)) => crate::cmd_audit::tail(&store, args).await?,
+                Command::Users(cmd) => crate::cmd_users::run(&store, cmd).await?,
+                Command::Serve | Command::Config(_) => ExitCode::SUCCESS,
+            };
+            store.close().await;
+            Ok(code)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_passwords_are_redacted() {
+        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("sqlite://./data/x.db"), "sqlite://./data/x.db");
+    }
+}

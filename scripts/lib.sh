@@ -1,0 +1,115 @@
+# Shared shell functions for scripts/test and bench/. Source it; do not run it.
+#
+#   sg_ensure_packages         install the missing Debian packages of SG_PACKAGES
+#   sg_pg_start / sg_pg_stop   a throwaway PostgreSQL cluster; exports DATABASE_URL
+#   sg_log MSG                 a progress line on stderr
+
+# Debian packages the tests need, as "package" or "package:probe". The probe (a
+# command name or an absolute path) tells that it is present even if the
+# package came from elsewhere; without one, dpkg is asked.
+SG_PACKAGES=(
+    swaks:swaks
+    libnet-ssleay-perl # swaks --tls (only a Recommends of swaks)
+    postgresql:initdb
+    python3:python3
+)
+
+sg_log() {
+    printf '\033[1m==> %s\033[0m\n' "$*" >&2
+}
+
+# Puts the newest /usr/lib/postgresql/N/bin on PATH (Debian keeps initdb, pg_ctl there).
+sg_pg_path() {
+    local dir
+    dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+    if [[ -n "$dir" && ":$PATH:" != *":$dir:"* ]]; then
+        PATH="$dir:$PATH"
+        export PATH
+    fi
+}
+
+sg_have() {
+    local pkg=${1%%:*} probe=${1#*:}
+    if [[ "$probe" != "$1" ]]; then
+        if [[ "$probe" == /* ]]; then [[ -e "$probe" ]] && return 0; else command -v "$probe" >/dev/null 2>&1 && return 0; fi
+    fi
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'
+}
+
+sg_ensure_packages() {
+    sg_pg_path
+    local entry missing=()
+    for entry in "${SG_PACKAGES[@]}"; do
+        sg_have "$entry" || missing+=("${entry%%:*}")
+    done
+    ((${#missing[@]} == 0)) && return 0
+    local sudo=()
+    if [[ $(id -u) -ne 0 ]]; then
+        if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+            sudo=(sudo -n)
+        else
+            sg_log "missing packages: ${missing[*]} (not root, no sudo): tests that need them will fail"
+            return 0
+        fi
+    fi
+    sg_log "installing ${missing[*]}"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    sg_pg_path
+}
+
+# A free TCP port on 127.0.0.1 (the kernel's choice; racy but retried by sg_pg_start).
+sg_free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Runs a command as the postgres OS user when we are root (postgres refuses to run as root).
+sg_as_pg() {
+    if [[ $(id -u) -eq 0 ]]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+# Starts a throwaway cluster in a temp dir and exports DATABASE_URL.
+# Sets SG_PG_DIR; sg_pg_stop stops it and deletes the directory.
+sg_pg_start() {
+    sg_pg_path
+    command -v initdb >/dev/null || { sg_log "initdb not found (install postgresql)"; return 1; }
+    SG_PG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/sealgate-pg.XXXXXX")
+    if [[ $(id -u) -eq 0 ]]; then
+        id postgres >/dev/null 2>&1 || { sg_log "no postgres OS user to run the cluster as"; return 1; }
+        chown postgres: "$SG_PG_DIR"
+    fi
+    sg_as_pg initdb -D "$SG_PG_DIR/data" -U postgres --auth=trust -E UTF8 --no-instructions >"$SG_PG_DIR/initdb.log" 2>&1 \
+        || { cat "$SG_PG_DIR/initdb.log" >&2; return 1; }
+    local attempt port
+    for attempt in 1 2 3; do
+        port=$(sg_free_port)
+        if sg_as_pg pg_ctl -D "$SG_PG_DIR/data" -l "$SG_PG_DIR/server.log" -w -t 60 \
+            -o "-c listen_addresses=127.0.0.1 -p $port -k $SG_PG_DIR -c fsync=on -c max_connections=300" \
+            start >/dev/null; then
+            break
+        fi
+        sg_log "postgres did not start on port $port (attempt $attempt)"
+        port=
+    done
+    [[ -n "$port" ]] || { cat "$SG_PG_DIR/server.log" >&2; return 1; }
+    local i
+    for i in $(seq 1 120); do
+        pg_isready -q -h 127.0.0.1 -p "$port" -U postgres && break
+        ((i == 120)) && { sg_log "postgres not ready after 60 s"; cat "$SG_PG_DIR/server.log" >&2; return 1; }
+        sleep 0.5
+    done
+    SG_PG_PORT=$port
+    export DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
+    sg_log "throwaway PostgreSQL at $DATABASE_URL ($SG_PG_DIR)"
+}
+
+sg_pg_stop() {
+    [[ -n "${SG_PG_DIR:-}" && -d "$SG_PG_DIR" ]] || return 0
+    sg_as_pg pg_ctl -D "$SG_PG_DIR/data" -m fast -w -t 30 stop >/dev/null 2>&1 || true
+    rm -rf "$SG_PG_DIR"
+    SG_PG_DIR=
+}

@@ -1,0 +1,5 @@
+//! End-to-end tests: one test binary (linking is the slow part), one module per area.
+//! They run the real `sealgate` binary; build it first (`scripts/test` does).
+
+mod layering;
+mod smoke;
