@@ -14,6 +14,7 @@
 //! This crate is a dev crate: nothing in production depends on it.
 
 mod clients;
+mod config;
 mod daemon;
 mod raw;
 

@@ -164,7 +164,11 @@ impl RawSmtp {
     /// Writes `bytes` exactly as given.
     pub fn send(&mut self, bytes: &[u8]) {
         self.transcript.events.push(Event::Sent(bytes.to_vec()));
-        if let Err(e) = self.stream.write_all(bytes).and_then(|()| self.stream.flush()) {
+        if let Err(e) = self
+            .stream
+            .write_all(bytes)
+            .and_then(|()| self.stream.flush())
+        {
             // The server may have closed already; that shows in the transcript.
             if !self.closed {
                 self.transcript
@@ -418,7 +422,8 @@ mod tests {
             let mut buf = [0u8; 64];
             let n = s.read(&mut buf).expect("read");
             assert_eq!(&buf[..n], b"EHLO me\r\n");
-            s.write_all(b"250-test\r\n250 PIPELINING\r\n").expect("ehlo");
+            s.write_all(b"250-test\r\n250 PIPELINING\r\n")
+                .expect("ehlo");
             let n = s.read(&mut buf).expect("read");
             assert_eq!(&buf[..n], b"QUIT\r\n");
             s.write_all(b"221 bye\r\n").expect("quit");

@@ -14,7 +14,10 @@ pub struct Problem {
 
 impl Problem {
     pub(crate) fn new(key: String, message: &str) -> Self {
-        Self { key, message: message.to_owned() }
+        Self {
+            key,
+            message: message.to_owned(),
+        }
     }
 }
 
@@ -60,7 +63,10 @@ impl ConfigError {
     pub(crate) fn in_file(self, path: &std::path::Path) -> Self {
         match self {
             e @ Self::Read { .. } => e,
-            other => Self::InFile { path: path.to_owned(), inner: Box::new(other) },
+            other => Self::InFile {
+                path: path.to_owned(),
+                inner: Box::new(other),
+            },
         }
     }
 }

@@ -268,7 +268,14 @@ macro_rules! default_from_serde {
         }
     )*};
 }
-default_from_serde!(ServerConfig, DatabaseConfig, StorageConfig, SmtpConfig, RelayConfig, LogConfig);
+default_from_serde!(
+    ServerConfig,
+    DatabaseConfig,
+    StorageConfig,
+    SmtpConfig,
+    RelayConfig,
+    LogConfig
+);
 
 impl Config {
     /// Parses TOML text and validates it, collecting every problem.
@@ -348,21 +355,42 @@ impl Config {
             bad("database.max_connections".into(), "must be at least 1");
         }
         if self.server.hostname.is_empty() || self.server.hostname.contains(char::is_whitespace) {
-            bad("server.hostname".into(), "must be a host name without spaces");
+            bad(
+                "server.hostname".into(),
+                "must be a host name without spaces",
+            );
         }
-        if let Some(url) = &self.database.url {
-            if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-                bad("database.url".into(), "must start with sqlite:// or postgres://");
-            }
+        let known_scheme = |u: &str| {
+            ["sqlite:", "postgres://", "postgresql://"]
+                .iter()
+                .any(|p| u.starts_with(p))
+        };
+        if self
+            .database
+            .url
+            .as_deref()
+            .is_some_and(|u| !known_scheme(u))
+        {
+            bad(
+                "database.url".into(),
+                "must start with sqlite:// or postgres://",
+            );
         }
         if let Some(tls) = &self.tls {
-            for (key, p) in [("tls.cert_file", &tls.cert_file), ("tls.key_file", &tls.key_file)] {
+            for (key, p) in [
+                ("tls.cert_file", &tls.cert_file),
+                ("tls.key_file", &tls.key_file),
+            ] {
                 if !p.is_file() {
                     bad(key.into(), &format!("file {} does not exist", p.display()));
                 }
             }
         }
-        if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(problems)) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
     }
 }
 

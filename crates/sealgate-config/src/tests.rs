@@ -44,8 +44,14 @@ fn every_rule_violation_is_reported_at_once() {
 
 #[test]
 fn units_parse_as_documented() {
-    assert_eq!(HumanDuration::parse("250ms").map(|d| d.0.as_millis()), Ok(250));
-    assert_eq!(HumanDuration::parse("20h").map(|d| d.0.as_secs()), Ok(72_000));
+    assert_eq!(
+        HumanDuration::parse("250ms").map(|d| d.0.as_millis()),
+        Ok(250)
+    );
+    assert_eq!(
+        HumanDuration::parse("20h").map(|d| d.0.as_secs()),
+        Ok(72_000)
+    );
     assert!(HumanDuration::parse("5").is_err());
     assert_eq!(ByteSize::parse("25MiB"), Ok(ByteSize(26_214_400)));
     assert_eq!(ByteSize::parse("10MB"), Ok(ByteSize(10_000_000)));
@@ -57,7 +63,10 @@ fn units_parse_as_documented() {
 #[test]
 fn the_environment_overrides_the_database_url() {
     let mut c = Config::from_toml("[database]\nurl = \"sqlite://x.db\"\n").expect("valid");
-    c.apply_env([("SEALGATE_DATABASE_URL".to_owned(), "postgres://u@h/db".to_owned())]);
+    c.apply_env([(
+        "SEALGATE_DATABASE_URL".to_owned(),
+        "postgres://u@h/db".to_owned(),
+    )]);
     assert_eq!(c.database_url(), "postgres://u@h/db");
 }
 

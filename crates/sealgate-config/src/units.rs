@@ -21,14 +21,20 @@ impl HumanDuration {
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
-        let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?}: expected e.g. \"30s\", \"5m\", \"20h\""))?;
+        let n: u64 = num.parse().map_err(|_| {
+            format!("invalid duration {s:?}: expected e.g. \"30s\", \"5m\", \"20h\"")
+        })?;
         let ms = match unit {
             "ms" => 1,
             "s" => 1000,
             "m" => 60_000,
             "h" => 3_600_000,
             "d" => 86_400_000,
-            _ => return Err(format!("invalid duration unit in {s:?}: use ms, s, m, h or d")),
+            _ => {
+                return Err(format!(
+                    "invalid duration unit in {s:?}: use ms, s, m, h or d"
+                ));
+            }
         };
         n.checked_mul(ms)
             .map(|ms| Self(Duration::from_millis(ms)))
@@ -59,7 +65,9 @@ impl ByteSize {
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
-        let n: u64 = num.parse().map_err(|_| format!("invalid size {s:?}: expected e.g. 26214400 or \"25MiB\""))?;
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("invalid size {s:?}: expected e.g. 26214400 or \"25MiB\""))?;
         let mult: u64 = match unit.trim() {
             "" | "B" => 1,
             "kB" | "KB" => 1000,
@@ -68,9 +76,15 @@ impl ByteSize {
             "MiB" => 1024 * 1024,
             "GB" => 1000 * 1000 * 1000,
             "GiB" => 1024 * 1024 * 1024,
-            _ => return Err(format!("invalid size unit in {s:?}: use B, KiB, MiB, GiB, kB, MB or GB")),
+            _ => {
+                return Err(format!(
+                    "invalid size unit in {s:?}: use B, KiB, MiB, GiB, kB, MB or GB"
+                ));
+            }
         };
-        n.checked_mul(mult).map(Self).ok_or_else(|| format!("size {s:?} is too large"))
+        n.checked_mul(mult)
+            .map(Self)
+            .ok_or_else(|| format!("size {s:?} is too large"))
     }
 }
 

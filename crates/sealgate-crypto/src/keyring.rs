@@ -38,7 +38,9 @@ pub struct KeyRing {
 impl std::fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print key material.
-        f.debug_struct("KeyRing").field("active", &self.active_id()).finish()
+        f.debug_struct("KeyRing")
+            .field("active", &self.active_id())
+            .finish()
     }
 }
 
@@ -61,14 +63,21 @@ impl KeyRing {
     /// Loads the key ring, creating the file with one fresh key (mode 0600) if it does not
     /// exist. Returns the ring and whether it was created.
     pub fn load_or_create(path: &Path) -> Result<(KeyRing, bool), CryptoError> {
-        let io = |source| CryptoError::KeyFile { path: path.to_owned(), source };
+        let io = |source| CryptoError::KeyFile {
+            path: path.to_owned(),
+            source,
+        };
         if !path.exists() {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(io)?;
             }
             let id = hex::encode(random::<4>()?);
             let line = format!("{LINE_TAG} {id} {}\n", B64.encode(random::<32>()?));
-            let created = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
+            let created = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path);
             match created {
                 Ok(mut f) => {
                     f.write_all(line.as_bytes()).map_err(io)?;
@@ -85,8 +94,10 @@ impl KeyRing {
 
     /// Loads an existing key file.
     pub fn load(path: &Path) -> Result<KeyRing, CryptoError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| CryptoError::KeyFile { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| CryptoError::KeyFile {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::parse(&text, path)
     }
 
@@ -104,14 +115,23 @@ impl KeyRing {
             }
             let parts: Vec<&str> = line.split_whitespace().collect();
             let [tag, id, key] = parts[..] else {
-                return Err(bad(i + 1, "expected: sealgate-seal-v1 <key-id> <base64 key>"));
+                return Err(bad(
+                    i + 1,
+                    "expected: sealgate-seal-v1 <key-id> <base64 key>",
+                ));
             };
             if tag != LINE_TAG || id.is_empty() || id.len() > 64 {
                 return Err(bad(i + 1, "unknown key line format or bad key id"));
             }
-            let raw = B64.decode(key).map_err(|_| bad(i + 1, "key is not base64"))?;
-            let cipher = Aes256Gcm::new_from_slice(&raw).map_err(|_| bad(i + 1, "key is not 32 bytes"))?;
-            keys.push(Key { id: id.to_owned(), cipher });
+            let raw = B64
+                .decode(key)
+                .map_err(|_| bad(i + 1, "key is not base64"))?;
+            let cipher =
+                Aes256Gcm::new_from_slice(&raw).map_err(|_| bad(i + 1, "key is not 32 bytes"))?;
+            keys.push(Key {
+                id: id.to_owned(),
+                cipher,
+            });
         }
         if keys.is_empty() {
             return Err(CryptoError::NoKey(path.to_owned()));
@@ -131,7 +151,13 @@ impl KeyRing {
         let nonce = Nonce::try_from(&nonce_bytes[..]).map_err(|_| CryptoError::Malformed)?;
         let ct = key
             .cipher
-            .encrypt(&nonce, Payload { msg: plaintext, aad: context })
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext,
+                    aad: context,
+                },
+            )
             .map_err(|_| CryptoError::Authentication)?;
         let mut blob = Vec::with_capacity(4 + key.id.len() + NONCE_LEN + ct.len());
         blob.extend_from_slice(MAGIC);
@@ -139,7 +165,10 @@ impl KeyRing {
         blob.extend_from_slice(key.id.as_bytes());
         blob.extend_from_slice(&nonce_bytes);
         blob.extend_from_slice(&ct);
-        Ok(Sealed { key_id: key.id.clone(), blob })
+        Ok(Sealed {
+            key_id: key.id.clone(),
+            blob,
+        })
     }
 
     /// Opens a blob sealed by [`KeyRing::seal`] with the same `context`.
@@ -160,7 +189,13 @@ impl KeyRing {
             .ok_or_else(|| CryptoError::UnknownKey(id.to_owned()))?;
         let nonce = Nonce::try_from(nonce).map_err(|_| CryptoError::Malformed)?;
         key.cipher
-            .decrypt(&nonce, Payload { msg: ct, aad: context })
+            .decrypt(
+                &nonce,
+                Payload {
+                    msg: ct,
+                    aad: context,
+                },
+            )
             .map_err(|_| CryptoError::Authentication)
     }
 }
@@ -182,7 +217,10 @@ mod tests {
         assert!(!sealed.blob.windows(8).any(|w| w == b"PHI body"));
         let (again, created) = KeyRing::load_or_create(&path).expect("reload");
         assert!(!created);
-        assert_eq!(again.open(&sealed.blob, b"msg-1").expect("open"), b"PHI body");
+        assert_eq!(
+            again.open(&sealed.blob, b"msg-1").expect("open"),
+            b"PHI body"
+        );
     }
 
     #[test]
@@ -190,11 +228,20 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let (ring, _) = KeyRing::load_or_create(&dir.path().join("k")).expect("create");
         let mut sealed = ring.seal(b"hello", b"msg-1").expect("seal");
-        assert!(matches!(ring.open(&sealed.blob, b"msg-2"), Err(CryptoError::Authentication)));
+        assert!(matches!(
+            ring.open(&sealed.blob, b"msg-2"),
+            Err(CryptoError::Authentication)
+        ));
         let last = sealed.blob.len() - 1;
         sealed.blob[last] ^= 1;
-        assert!(matches!(ring.open(&sealed.blob, b"msg-1"), Err(CryptoError::Authentication)));
-        assert!(matches!(ring.open(b"SG", b"msg-1"), Err(CryptoError::Malformed)));
+        assert!(matches!(
+            ring.open(&sealed.blob, b"msg-1"),
+            Err(CryptoError::Authentication)
+        ));
+        assert!(matches!(
+            ring.open(b"SG", b"msg-1"),
+            Err(CryptoError::Malformed)
+        ));
     }
 
     #[test]
@@ -208,7 +255,10 @@ mod tests {
         std::fs::write(&path, format!("# rotated\n{new_line}{previous}")).expect("write");
         let ring = KeyRing::load(&path).expect("load");
         assert_eq!(ring.active_id(), "newkey01");
-        assert_eq!(ring.open(&sealed_old.blob, b"m").expect("old opens"), b"before");
+        assert_eq!(
+            ring.open(&sealed_old.blob, b"m").expect("old opens"),
+            b"before"
+        );
         assert_eq!(ring.seal(b"after", b"m").expect("seal").key_id, "newkey01");
     }
 
@@ -216,6 +266,9 @@ mod tests {
     fn malformed_key_files_name_the_line() {
         let err = KeyRing::parse("sealgate-seal-v1 id1 !!!\n", Path::new("k")).expect_err("bad");
         assert!(err.to_string().contains("line 1"), "{err}");
-        assert!(matches!(KeyRing::parse("# empty\n", Path::new("k")), Err(CryptoError::NoKey(_))));
+        assert!(matches!(
+            KeyRing::parse("# empty\n", Path::new("k")),
+            Err(CryptoError::NoKey(_))
+        ));
     }
 }

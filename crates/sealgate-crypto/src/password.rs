@@ -35,6 +35,10 @@ mod tests {
         assert!(verify_password("correct horse", &h));
         assert!(!verify_password("correct hors", &h));
         assert!(!verify_password("correct horse", "not-a-hash"));
-        assert_ne!(h, hash_password("correct horse").expect("hash"), "salt must differ");
+        assert_ne!(
+            h,
+            hash_password("correct horse").expect("hash"),
+            "salt must differ"
+        );
     }
 }

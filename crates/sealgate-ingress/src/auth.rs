@@ -12,7 +12,9 @@ pub(crate) struct Credentials {
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print the password.
-        f.debug_struct("Credentials").field("user", &self.user).finish_non_exhaustive()
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
     }
 }
 
@@ -31,7 +33,10 @@ pub(crate) fn decode_plain(b64: &str) -> Option<Credentials> {
     if parts.next().is_some() || user.is_empty() || (!authz.is_empty() && authz != user) {
         return None;
     }
-    Some(Credentials { user: user.to_owned(), password: password.to_owned() })
+    Some(Credentials {
+        user: user.to_owned(),
+        password: password.to_owned(),
+    })
 }
 
 /// Base64 of a server challenge.

@@ -40,7 +40,11 @@ pub(crate) struct Conn {
 
 impl Conn {
     pub(crate) fn new(stream: BoxIo) -> Self {
-        Self { stream, inbuf: Vec::with_capacity(4096), out: Vec::with_capacity(1024) }
+        Self {
+            stream,
+            inbuf: Vec::with_capacity(4096),
+            out: Vec::with_capacity(1024),
+        }
     }
 
     /// Queues a reply; it is written at the next flush.
@@ -119,9 +123,9 @@ impl Conn {
         self.flush().await?;
         let discarded = self.inbuf.len();
         let accept = acceptor.accept(self.stream);
-        let tls = tokio::time::timeout(timeout, accept)
-            .await
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "tls handshake timed out"))??;
+        let tls = tokio::time::timeout(timeout, accept).await.map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "tls handshake timed out")
+        })??;
         let info = crate::tls::describe(tls.get_ref().1);
         Ok((Conn::new(Box::new(tls)), info, discarded))
     }

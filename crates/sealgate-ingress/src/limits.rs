@@ -43,7 +43,11 @@ impl ConnectionLimits {
     /// Limits of `total_max` connections, `per_ip_max` from one address.
     pub fn new(total_max: usize, per_ip_max: usize) -> Self {
         Self {
-            inner: Arc::new(Inner { total_max, per_ip_max, state: Mutex::new(State::default()) }),
+            inner: Arc::new(Inner {
+                total_max,
+                per_ip_max,
+                state: Mutex::new(State::default()),
+            }),
         }
     }
 
@@ -59,12 +63,19 @@ impl ConnectionLimits {
         }
         *n += 1;
         st.total += 1;
-        Ok(ConnectionPermit { inner: self.inner.clone(), ip })
+        Ok(ConnectionPermit {
+            inner: self.inner.clone(),
+            ip,
+        })
     }
 
     /// Open connections right now.
     pub fn open(&self) -> usize {
-        self.inner.state.lock().unwrap_or_else(|p| p.into_inner()).total
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .total
     }
 }
 

@@ -57,14 +57,21 @@ impl Trace<'_> {
         if let Some(rcpt) = self.single_recipient {
             h.push_str(&format!("\r\n\tfor <{}>", clean(rcpt)));
         }
-        h.push_str(&format!(";\r\n\t{}\r\n", self.date.format("%a, %d %b %Y %H:%M:%S %z")));
+        h.push_str(&format!(
+            ";\r\n\t{}\r\n",
+            self.date.format("%a, %d %b %Y %H:%M:%S %z")
+        ));
         h
     }
 }
 
 /// The Message-ID header of `data`, if its header section has one (unfolded, trimmed).
 pub(crate) fn header_message_id(data: &[u8]) -> Option<String> {
-    let end = data.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 2).unwrap_or(data.len());
+    let end = data
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 2)
+        .unwrap_or(data.len());
     let head = String::from_utf8_lossy(&data[..end]);
     let mut found: Option<String> = None;
     for line in head.split("\r\n") {
@@ -75,10 +82,10 @@ pub(crate) fn header_message_id(data: &[u8]) -> Option<String> {
             }
             break;
         }
-        if let Some((name, value)) = line.split_once(':') {
-            if name.eq_ignore_ascii_case("message-id") {
-                found = Some(value.trim().to_owned());
-            }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("message-id")
+        {
+            found = Some(value.trim().to_owned());
         }
     }
     found.map(|v| v.chars().filter(|c| !c.is_control()).take(998).collect())
@@ -103,8 +110,16 @@ mod tests {
         };
         let h = t.header();
         assert!(h.starts_with("Received: from evilX-Injected: 1 x ([192.0.2.7])\r\n\tby relay.example (Sealgate) with ESMTPSA"), "{h}");
-        assert!(h.contains("(version=TLSv1.3 cipher=TLS13_AES_256_GCM_SHA384)"), "{h}");
-        assert!(h.contains("id 0190-abc\r\n\tfor <a@b.example>;\r\n\tThu, 01 Jan 1970 00:00:00 +0000\r\n"), "{h}");
+        assert!(
+            h.contains("(version=TLSv1.3 cipher=TLS13_AES_256_GCM_SHA384)"),
+            "{h}"
+        );
+        assert!(
+            h.contains(
+                "id 0190-abc\r\n\tfor <a@b.example>;\r\n\tThu, 01 Jan 1970 00:00:00 +0000\r\n"
+            ),
+            "{h}"
+        );
         assert_eq!(h.matches("\r\n").count(), h.matches("\r\n\t").count() + 1);
     }
 
@@ -112,6 +127,9 @@ mod tests {
     fn message_id_is_found_case_insensitively_and_unfolded_in_the_header_only() {
         let m = b"From: a\r\nmessage-ID:\r\n <x@y>\r\nSubject: s\r\n\r\nMessage-ID: <body@z>\r\n";
         assert_eq!(header_message_id(m).as_deref(), Some("<x@y>"));
-        assert_eq!(header_message_id(b"Subject: s\r\n\r\nMessage-ID: <b@z>\r\n"), None);
+        assert_eq!(
+            header_message_id(b"Subject: s\r\n\r\nMessage-ID: <b@z>\r\n"),
+            None
+        );
     }
 }

@@ -14,14 +14,21 @@ use sealgate_types::EmailAddress;
 /// True when the client may relay: from a trusted network, or authenticated.
 pub(crate) fn may_relay(ip: IpAddr, networks: &[IpNet], authenticated: bool) -> bool {
     let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
         v4 => v4,
     };
     authenticated || networks.iter().any(|n| n.contains(&ip))
 }
 
 pub(crate) fn relay_denied() -> Reply {
-    Reply::new(554, Some((5, 7, 1)), "Relay access denied: authenticate or send from a permitted network")
+    Reply::new(
+        554,
+        Some((5, 7, 1)),
+        "Relay access denied: authenticate or send from a permitted network",
+    )
 }
 
 fn refuse(code: (u8, u16, u16), text: &str) -> Reply {
@@ -30,29 +37,51 @@ fn refuse(code: (u8, u16, u16), text: &str) -> Reply {
 
 /// Checks the routing-relevant shape of a path; `what` is "sender" or "recipient".
 fn check_shape(path: &Path, smtputf8: bool, what: &str) -> Result<EmailAddress, Reply> {
-    let status = if what == "sender" { (5, 1, 7) } else { (5, 1, 3) };
+    let status = if what == "sender" {
+        (5, 1, 7)
+    } else {
+        (5, 1, 3)
+    };
     if path.source_route.is_some() {
         // RFC 5321 §3.6.1 / Appendix C: source routes are obsolete; we refuse rather than follow them.
         return Err(refuse(status, "Source routes are not accepted"));
     }
     if path.has_percent_or_bang() {
-        return Err(refuse(status, "Addresses with '%' or '!' routing are not accepted"));
+        return Err(refuse(
+            status,
+            "Addresses with '%' or '!' routing are not accepted",
+        ));
     }
     if path.quoted && path.local.contains(['@', '%', '!', ':', '\\', '"']) {
-        return Err(refuse(status, "Quoted local parts that contain routing characters are not accepted"));
+        return Err(refuse(
+            status,
+            "Quoted local parts that contain routing characters are not accepted",
+        ));
     }
     if path.domain.is_empty() {
-        return Err(Reply::new(550, Some((5, 1, 1)), "This relay has no local mailboxes; use a full address"));
+        return Err(Reply::new(
+            550,
+            Some((5, 1, 1)),
+            "This relay has no local mailboxes; use a full address",
+        ));
     }
     if path.domain.starts_with('[') {
-        return Err(refuse((5, 1, 2), "Address literals are not accepted; use a domain name"));
+        return Err(refuse(
+            (5, 1, 2),
+            "Address literals are not accepted; use a domain name",
+        ));
     }
     if !smtputf8 && !path.address().is_ascii() {
         // RFC 6531 §3.4: non-ASCII addresses need the SMTPUTF8 parameter on MAIL.
         return Err(refuse((5, 6, 7), "Non-ASCII address needs SMTPUTF8"));
     }
-    EmailAddress::parse(&path.address())
-        .map_err(|_| Reply::new(501, Some((status.0, status.1, status.2)), format!("Bad {what} address syntax")))
+    EmailAddress::parse(&path.address()).map_err(|_| {
+        Reply::new(
+            501,
+            Some((status.0, status.1, status.2)),
+            format!("Bad {what} address syntax"),
+        )
+    })
 }
 
 /// The rules for a recipient (after the relay check).
@@ -79,9 +108,16 @@ mod tests {
 
     #[test]
     fn only_trusted_networks_or_authenticated_clients_may_relay() {
-        let nets: Vec<IpNet> = vec!["127.0.0.0/8".parse().expect("net"), "2001:db8::/32".parse().expect("net")];
+        let nets: Vec<IpNet> = vec![
+            "127.0.0.0/8".parse().expect("net"),
+            "2001:db8::/32".parse().expect("net"),
+        ];
         assert!(may_relay("127.0.0.9".parse().expect("ip"), &nets, false));
-        assert!(may_relay("::ffff:127.0.0.1".parse().expect("ip"), &nets, false));
+        assert!(may_relay(
+            "::ffff:127.0.0.1".parse().expect("ip"),
+            &nets,
+            false
+        ));
         assert!(may_relay("2001:db8::1".parse().expect("ip"), &nets, false));
         assert!(!may_relay("192.0.2.1".parse().expect("ip"), &nets, false));
         assert!(may_relay("192.0.2.1".parse().expect("ip"), &nets, true));
@@ -89,16 +125,34 @@ mod tests {
 
     #[test]
     fn rerouting_addresses_are_refused_with_553() {
-        for bad in ["<user%other@x.example>", "<a!b@x.example>", "<@a.example:b@c.example>", "<\"u@o\"@x.example>", "<u@[192.0.2.1]>"] {
+        for bad in [
+            "<user%other@x.example>",
+            "<a!b@x.example>",
+            "<@a.example:b@c.example>",
+            "<\"u@o\"@x.example>",
+            "<u@[192.0.2.1]>",
+        ] {
             let r = check_recipient(&rcpt(bad), false).expect_err(bad);
             assert_eq!(r.code, 553, "{bad}");
         }
-        assert_eq!(check_recipient(&rcpt("<postmaster>"), false).expect_err("no domain").code, 550);
-        assert_eq!(check_recipient(&rcpt("<jöe@x.example>"), false).expect_err("utf8").code, 553);
+        assert_eq!(
+            check_recipient(&rcpt("<postmaster>"), false)
+                .expect_err("no domain")
+                .code,
+            550
+        );
+        assert_eq!(
+            check_recipient(&rcpt("<jöe@x.example>"), false)
+                .expect_err("utf8")
+                .code,
+            553
+        );
         assert!(check_recipient(&rcpt("<jöe@x.example>"), true).is_ok());
         assert!(check_recipient(&rcpt("<\"john doe\"@x.example>"), false).is_ok());
         assert_eq!(
-            check_recipient(&rcpt("<Jane@X.Example>"), false).expect("ok").to_string(),
+            check_recipient(&rcpt("<Jane@X.Example>"), false)
+                .expect("ok")
+                .to_string(),
             "Jane@x.example"
         );
     }

@@ -27,9 +27,17 @@ pub struct BoundListener {
 impl BoundListener {
     /// Binds `addr`.
     pub async fn bind(addr: SocketAddr, implicit_tls: bool) -> Result<Self, IngressError> {
-        let listener = TcpListener::bind(addr).await.map_err(|source| IngressError::Bind { addr, source })?;
-        let local_addr = listener.local_addr().map_err(|source| IngressError::Bind { addr, source })?;
-        Ok(Self { listener, implicit_tls, local_addr })
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| IngressError::Bind { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| IngressError::Bind { addr, source })?;
+        Ok(Self {
+            listener,
+            implicit_tls,
+            local_addr,
+        })
     }
 }
 
@@ -50,7 +58,12 @@ impl Server {
 
     /// Serves until `shutdown` turns true; then stops accepting, lets open sessions finish
     /// for up to `grace` (idle ones are told 421 at once), and ends the rest.
-    pub async fn run(self, listeners: Vec<BoundListener>, shutdown: watch::Receiver<bool>, grace: Duration) {
+    pub async fn run(
+        self,
+        listeners: Vec<BoundListener>,
+        shutdown: watch::Receiver<bool>,
+        grace: Duration,
+    ) {
         let sessions: Sessions = Arc::new(Mutex::new(JoinSet::new()));
         let mut accept_loops = JoinSet::new();
         for l in listeners {
@@ -59,15 +72,29 @@ impl Server {
         }
         while accept_loops.join_next().await.is_some() {}
         let mut open = std::mem::take(&mut *lock(&sessions));
-        info!(sessions = open.len(), grace_secs = grace.as_secs(), "listeners closed, draining sessions");
-        let drained = tokio::time::timeout(grace, async { while open.join_next().await.is_some() {} }).await;
+        while open.try_join_next().is_some() {}
+        info!(
+            sessions = open.len(),
+            grace_secs = grace.as_secs(),
+            "listeners closed, draining sessions"
+        );
+        let drained =
+            tokio::time::timeout(grace, async { while open.join_next().await.is_some() {} }).await;
         if drained.is_err() {
-            warn!(sessions = open.len(), "grace period over, closing remaining sessions");
+            warn!(
+                sessions = open.len(),
+                "grace period over, closing remaining sessions"
+            );
             open.shutdown().await;
         }
     }
 
-    async fn accept_loop(self, l: BoundListener, sessions: Sessions, mut shutdown: watch::Receiver<bool>) {
+    async fn accept_loop(
+        self,
+        l: BoundListener,
+        sessions: Sessions,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         loop {
             let accepted = tokio::select! {
                 _ = shutdown.wait_for(|down| *down) => break,
@@ -88,7 +115,13 @@ impl Server {
             match self.limits.try_acquire(peer.ip()) {
                 Ok(permit) => {
                     let span = info_span!("smtp", peer = %peer, tls_listener = l.implicit_tls);
-                    let task = self.clone().session(stream, peer, l.implicit_tls, permit, shutdown.clone());
+                    let task = self.clone().session(
+                        stream,
+                        peer,
+                        l.implicit_tls,
+                        permit,
+                        shutdown.clone(),
+                    );
                     set.spawn(task.instrument(span));
                 }
                 Err(which) => {
@@ -108,10 +141,17 @@ impl Server {
         shutdown: watch::Receiver<bool>,
     ) {
         debug!("connection opened");
-        let mut info = SessionInfo { peer, tls: None, starttls_allowed: !implicit_tls };
+        let mut info = SessionInfo {
+            peer,
+            tls: None,
+            starttls_allowed: !implicit_tls,
+        };
         let stream: crate::io::BoxIo = if implicit_tls {
-            let Some(acceptor) = self.ctx.tls.clone() else { return };
-            let handshake = tokio::time::timeout(self.ctx.limits.command_timeout, acceptor.accept(stream));
+            let Some(acceptor) = self.ctx.tls.clone() else {
+                return;
+            };
+            let handshake =
+                tokio::time::timeout(self.ctx.limits.command_timeout, acceptor.accept(stream));
             match handshake.await {
                 Ok(Ok(tls)) => {
                     info.tls = Some(crate::tls::describe(tls.get_ref().1));
@@ -123,7 +163,9 @@ impl Server {
         } else {
             Box::new(stream)
         };
-        Session::new(self.ctx.clone(), info).run(stream, shutdown).await;
+        Session::new(self.ctx.clone(), info)
+            .run(stream, shutdown)
+            .await;
         debug!("connection closed");
     }
 }
@@ -137,7 +179,9 @@ async fn turn_away(mut stream: TcpStream, peer: SocketAddr, which: LimitExceeded
     warn!(peer = %peer, limit = ?which, "connection refused: limit reached");
     let text = match which {
         LimitExceeded::Total => format!("{host} Too many connections, try again later"),
-        LimitExceeded::PerIp => format!("{host} Too many connections from your address, try again later"),
+        LimitExceeded::PerIp => {
+            format!("{host} Too many connections from your address, try again later")
+        }
     };
     let reply = Reply::new(421, Some((4, 7, 0)), text);
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(&reply.to_bytes())).await;

@@ -11,7 +11,10 @@ use crate::IngressError;
 
 /// Builds the acceptor from a PEM certificate chain and a PEM private key.
 pub fn load_tls_acceptor(cert_file: &Path, key_file: &Path) -> Result<TlsAcceptor, IngressError> {
-    let bad = |path: &Path, reason: String| IngressError::TlsFile { path: path.to_owned(), reason };
+    let bad = |path: &Path, reason: String| IngressError::TlsFile {
+        path: path.to_owned(),
+        reason,
+    };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
         .map_err(|e| bad(cert_file, e.to_string()))?
         .collect::<Result<_, _>>()

@@ -29,6 +29,8 @@ pub struct IncomingMessage {
     pub content: Vec<u8>,
     /// SHA-256 (hex) of the data exactly as the client sent it (before our Received header).
     pub client_data_sha256: String,
+    /// Size in bytes of the data exactly as the client sent it (after dot-unstuffing).
+    pub client_data_size: u64,
     /// The Message-ID header, if the message has one.
     pub header_message_id: Option<String>,
     /// The client's IP address.
@@ -50,7 +52,9 @@ pub struct Queue {
 
 impl std::fmt::Debug for Queue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Queue").field("keys", &self.keys).finish_non_exhaustive()
+        f.debug_struct("Queue")
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
     }
 }
 
@@ -93,7 +97,7 @@ impl Queue {
             auth_user: msg.auth_user,
             sender: msg.sender,
             recipients: msg.recipients.clone(),
-            size: msg.content.len() as u64,
+            size: msg.client_data_size,
             body_sha256: msg.client_data_sha256,
             header_message_id: msg.header_message_id,
         };

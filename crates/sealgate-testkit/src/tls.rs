@@ -120,7 +120,9 @@ impl TestCa {
     /// A rustls client configuration that trusts only this CA.
     pub fn client_config(&self) -> rustls::ClientConfig {
         let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.cert_der()).expect("add test CA to root store");
+        roots
+            .add(self.cert_der())
+            .expect("add test CA to root store");
         rustls::ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .expect("default TLS versions")
@@ -181,8 +183,8 @@ mod tests {
         server: rustls::ServerConfig,
         name: &str,
     ) -> Result<(), rustls::Error> {
-        let server_name = rustls::pki_types::ServerName::try_from(name.to_owned())
-            .expect("valid server name");
+        let server_name =
+            rustls::pki_types::ServerName::try_from(name.to_owned()).expect("valid server name");
         let mut c = rustls::ClientConnection::new(Arc::new(client), server_name)?;
         let mut s = rustls::ServerConnection::new(Arc::new(server))?;
         for _ in 0..10 {
@@ -241,8 +243,12 @@ mod tests {
         let ours = TestCa::new();
         let theirs = TestCa::named("Somebody Else CA");
         let leaf = theirs.issue(&["mx1.example.test"]);
-        let err = handshake(ours.client_config(), leaf.server_config(), "mx1.example.test")
-            .expect_err("unknown issuer must fail");
+        let err = handshake(
+            ours.client_config(),
+            leaf.server_config(),
+            "mx1.example.test",
+        )
+        .expect_err("unknown issuer must fail");
         assert!(
             matches!(err, rustls::Error::InvalidCertificate(_)),
             "{err:?}"

@@ -7,7 +7,9 @@
 use std::fmt;
 
 /// `local-part@domain`, as used in the envelope.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct EmailAddress {
     local: String,
     domain: String,
@@ -91,7 +93,15 @@ mod tests {
     #[test]
     fn addresses_with_controls_or_missing_parts_are_refused() {
         assert!(EmailAddress::parse("\"john doe\"@x.example").is_ok());
-        for bad in ["\"a\r\"@x.example", "nobody", "@x.example", "a@", "a b@x.example", "a@x\r\n.example", "<a@b>"] {
+        for bad in [
+            "\"a\r\"@x.example",
+            "nobody",
+            "@x.example",
+            "a@",
+            "a b@x.example",
+            "a@x\r\n.example",
+            "<a@b>",
+        ] {
             assert!(EmailAddress::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -4,7 +4,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// The queue id of an accepted message: a UUIDv7, so ids sort by acceptance time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct MessageId(uuid::Uuid);
 

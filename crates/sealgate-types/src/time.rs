@@ -14,5 +14,7 @@ pub fn from_micros(micros: i64) -> DateTime<Utc> {
 
 /// RFC 3339 with microseconds, the form used in audit output.
 pub fn rfc3339_micros(micros: i64) -> String {
-    from_micros(micros).format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    from_micros(micros)
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string()
 }

@@ -125,9 +125,13 @@ pub fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
 /// Opens the store named by the configuration.
 pub async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
     let url = cfg.database_url();
-    Store::connect(&url, cfg.database.max_connections, cfg.database.acquire_timeout.0)
-        .await
-        .with_context(|| format!("cannot open the database ({})", redact(&url)))
+    Store::connect(
+        &url,
+        cfg.database.max_connections,
+        cfg.database.acquire_timeout.0,
+    )
+    .await
+    .with_context(|| format!("cannot open the database ({})", redact(&url)))
 }
 
 /// A database URL without its password, for messages.
@@ -165,7 +169,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     ExitCode::SUCCESS
                 }
                 Command::Audit(AuditCommand::Verify) => crate::cmd_audit::verify(&store).await?,
-                Command::Audit(AuditCommand::Tail(args)) => crate::cmd_audit::tail(&store, args).await?,
+                Command::Audit(AuditCommand::Tail(args)) => {
+                    crate::cmd_audit::tail(&store, args).await?
+                }
                 Command::Users(cmd) => crate::cmd_users::run(&store, cmd).await?,
                 Command::Serve | Command::Config(_) => ExitCode::SUCCESS,
             };
@@ -181,7 +187,10 @@ mod tests {
 
     #[test]
     fn database_passwords_are_redacted() {
-        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact("sqlite://./data/x.db"), "sqlite://./data/x.db");
     }

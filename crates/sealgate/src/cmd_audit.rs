@@ -13,11 +13,17 @@ pub async fn verify(store: &Store) -> anyhow::Result<ExitCode> {
     let report = sealgate_audit::verify(store).await?;
     match &report.problem {
         None => {
-            println!("audit log ok: {} events, head {}", report.rows, report.head_hash);
+            println!(
+                "audit log ok: {} events, head {}",
+                report.rows, report.head_hash
+            );
             Ok(ExitCode::SUCCESS)
         }
         Some(problem) => {
-            println!("audit log BROKEN after checking {} events: {problem}", report.rows);
+            println!(
+                "audit log BROKEN after checking {} events: {problem}",
+                report.rows
+            );
             Ok(ExitCode::from(1))
         }
     }
@@ -26,11 +32,19 @@ pub async fn verify(store: &Store) -> anyhow::Result<ExitCode> {
 /// Prints past events, then follows new ones with -f.
 pub async fn tail(store: &Store, args: TailArgs) -> anyhow::Result<ExitCode> {
     let since = args.since.as_deref().map(parse_since).transpose()?;
-    let filter = AuditFilter { message_id: args.message, recipient: args.rcpt, since };
+    let filter = AuditFilter {
+        message_id: args.message,
+        recipient: args.rcpt,
+        since,
+    };
     let json = args.json;
     let mut out = std::io::stdout();
     sealgate_audit::tail(store, &filter, args.lines.max(0), args.follow, |e| {
-        let line = if json { sealgate_audit::format_json(e) } else { sealgate_audit::format_line(e) };
+        let line = if json {
+            sealgate_audit::format_json(e)
+        } else {
+            sealgate_audit::format_line(e)
+        };
         // A closed pipe (e.g. `| head`) ends the output quietly.
         let _ = writeln!(out, "{line}").and_then(|_| out.flush());
     })
@@ -48,6 +62,8 @@ fn parse_since(s: &str) -> anyhow::Result<i64> {
             let ago = i64::try_from(d.0.as_micros()).context("--since is too far back")?;
             Ok(sealgate_types::time::now_micros() - ago)
         }
-        Err(_) => bail!("--since {s:?}: use RFC 3339 (2026-11-24T08:00:00Z) or an age (15m, 2h, 7d)"),
+        Err(_) => {
+            bail!("--since {s:?}: use RFC 3339 (2026-11-24T08:00:00Z) or an age (15m, 2h, 7d)")
+        }
     }
 }

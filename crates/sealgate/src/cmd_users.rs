@@ -11,16 +11,23 @@ use crate::cli::UsersCommand;
 /// Runs a users command.
 pub async fn run(store: &Store, cmd: UsersCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        UsersCommand::Add { name, password_stdin: _ } => {
+        UsersCommand::Add {
+            name,
+            password_stdin: _,
+        } => {
             validate_name(&name)?;
             let mut password = String::new();
-            std::io::stdin().lock().read_line(&mut password).context("reading the password from stdin")?;
+            std::io::stdin()
+                .lock()
+                .read_line(&mut password)
+                .context("reading the password from stdin")?;
             let password = password.trim_end_matches(['\r', '\n']);
             if password.len() < 8 {
                 bail!("password too short: use at least 8 characters");
             }
             let owned = password.to_owned();
-            let hash = tokio::task::spawn_blocking(move || sealgate_crypto::hash_password(&owned)).await??;
+            let hash = tokio::task::spawn_blocking(move || sealgate_crypto::hash_password(&owned))
+                .await??;
             store.user_upsert(&name, &hash).await?;
             println!("user {name} saved");
         }
@@ -33,7 +40,11 @@ pub async fn run(store: &Store, cmd: UsersCommand) -> anyhow::Result<ExitCode> {
         }
         UsersCommand::List => {
             for u in store.user_list().await? {
-                println!("{}\t{}", u.name, sealgate_types::time::rfc3339_micros(u.created_at));
+                println!(
+                    "{}\t{}",
+                    u.name,
+                    sealgate_types::time::rfc3339_micros(u.created_at)
+                );
             }
         }
     }
@@ -41,7 +52,10 @@ pub async fn run(store: &Store, cmd: UsersCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn validate_name(name: &str) -> anyhow::Result<()> {
-    if name.is_empty() || name.len() > 128 || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+    if name.is_empty()
+        || name.len() > 128
+        || name.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
         bail!("invalid user name {name:?}: 1-128 characters, no spaces or control characters");
     }
     Ok(())

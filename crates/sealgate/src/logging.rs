@@ -13,7 +13,11 @@ pub fn init(cfg: &Config, flag: Option<LogFormatArg>, daemon: bool) {
         Some(LogFormatArg::Human) => LogFormat::Human,
         None => cfg.log.format,
     };
-    let default = if daemon { cfg.log.filter.as_str() } else { "warn" };
+    let default = if daemon {
+        cfg.log.filter.as_str()
+    } else {
+        "warn"
+    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let result = match (format, daemon) {

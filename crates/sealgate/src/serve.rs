@@ -6,7 +6,9 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use sealgate_config::{Config, ListenerTls};
 use sealgate_crypto::KeyRing;
-use sealgate_ingress::{BoundListener, ConnectionLimits, IngressContext, Server, SessionLimits, load_tls_acceptor};
+use sealgate_ingress::{
+    BoundListener, ConnectionLimits, IngressContext, Server, SessionLimits, load_tls_acceptor,
+};
 use sealgate_queue::Queue;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -27,7 +29,10 @@ pub async fn serve(cfg: Config, embedded_defaults: bool) -> anyhow::Result<ExitC
         );
     }
     let store = open_store(&cfg).await?;
-    store.migrate().await.context("applying database migrations")?;
+    store
+        .migrate()
+        .await
+        .context("applying database migrations")?;
     info!(database = %redact(&cfg.database_url()), "database ready");
     let key_file = cfg.seal_key_file();
     let (keys, created) = KeyRing::load_or_create(&key_file)
@@ -54,7 +59,9 @@ pub async fn serve(cfg: Config, embedded_defaults: bool) -> anyhow::Result<ExitC
     let limits = ConnectionLimits::new(cfg.smtp.max_connections, cfg.smtp.max_connections_per_ip);
     let shutdown = shutdown_on_signals()?;
     info!(hostname = %cfg.server.hostname, "sealgate ready");
-    Server::new(ctx, limits).run(listeners, shutdown, cfg.server.shutdown_grace.0).await;
+    Server::new(ctx, limits)
+        .run(listeners, shutdown, cfg.server.shutdown_grace.0)
+        .await;
     store.close().await;
     info!("sealgate stopped");
     Ok(ExitCode::SUCCESS)
@@ -92,7 +99,10 @@ fn shutdown_on_signals() -> anyhow::Result<watch::Receiver<bool>> {
             _ = term.recv() => "SIGTERM",
             _ = int.recv() => "SIGINT",
         };
-        info!(signal = which, "shutting down: no new connections; open sessions may finish");
+        info!(
+            signal = which,
+            "shutting down: no new connections; open sessions may finish"
+        );
         let _ = tx.send(true);
     });
     Ok(rx)

@@ -146,7 +146,9 @@ fn violations(pkgs: &[Package]) -> Vec<String> {
 
 fn check_internal(from_name: &str, from: Class, dep: &str, kind: &str, out: &mut Vec<String>) {
     if dep == "sealgate-tests" {
-        out.push(format!("{from_name} depends on sealgate-tests ({kind}); nothing may"));
+        out.push(format!(
+            "{from_name} depends on sealgate-tests ({kind}); nothing may"
+        ));
         return;
     }
     let Some(to) = class(dep) else { return }; // reported as missing from the table
@@ -235,7 +237,13 @@ fn workspace_metadata() -> Value {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let manifest = sealgate_tests::workspace_root().join("Cargo.toml");
     let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--no-deps", "--manifest-path"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--manifest-path",
+        ])
         .arg(&manifest)
         .output()
         .expect("run cargo metadata");
@@ -257,7 +265,11 @@ fn workspace_crates_follow_the_layer_rules() {
     let mut all = violations(&pkgs);
     all.extend(lint_violations(&pkgs));
     all.extend(doc_violations(&pkgs));
-    assert!(all.is_empty(), "layering rules broken:\n  {}", all.join("\n  "));
+    assert!(
+        all.is_empty(),
+        "layering rules broken:\n  {}",
+        all.join("\n  ")
+    );
 }
 
 fn pkg(name: &str, deps: &[(&str, &str)]) -> Package {
@@ -275,13 +287,25 @@ fn pkg(name: &str, deps: &[(&str, &str)]) -> Package {
 fn layering_check_catches_each_kind_of_violation() {
     let pkgs = [
         pkg("sealgate-types", &[]),
-        pkg("sealgate-config", &[("sealgate-types", "normal"), ("tokio", "normal")]),
-        pkg("sealgate-store", &[("sqlx", "normal"), ("sealgate-testkit", "dev")]),
-        pkg("sealgate-ingress", &[("sealgate-delivery", "normal"), ("anyhow", "normal")]),
+        pkg(
+            "sealgate-config",
+            &[("sealgate-types", "normal"), ("tokio", "normal")],
+        ),
+        pkg(
+            "sealgate-store",
+            &[("sqlx", "normal"), ("sealgate-testkit", "dev")],
+        ),
+        pkg(
+            "sealgate-ingress",
+            &[("sealgate-delivery", "normal"), ("anyhow", "normal")],
+        ),
         pkg("sealgate-delivery", &[("sealgate-testkit", "normal")]),
         pkg("sealgate-policy", &[("sealgate-config", "normal")]),
         pkg("sealgate-queue", &[("sqlx", "dev")]),
-        pkg("sealgate-testkit", &[("sealgate-store", "normal"), ("sqlx", "normal")]),
+        pkg(
+            "sealgate-testkit",
+            &[("sealgate-store", "normal"), ("sqlx", "normal")],
+        ),
         pkg("sealgate-newthing", &[]),
     ];
     let found = violations(&pkgs).join("\n");
@@ -293,7 +317,14 @@ fn layering_check_catches_each_kind_of_violation() {
         "sealgate-queue depends on sqlx (dev)",
         "sealgate-newthing is not in the layer table",
     ] {
-        assert!(found.contains(expected), "missing {expected:?} in:\n{found}");
+        assert!(
+            found.contains(expected),
+            "missing {expected:?} in:\n{found}"
+        );
     }
-    assert_eq!(found.lines().count(), 6, "unexpected extra findings:\n{found}");
+    assert_eq!(
+        found.lines().count(),
+        6,
+        "unexpected extra findings:\n{found}"
+    );
 }

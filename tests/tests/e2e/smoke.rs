@@ -8,7 +8,12 @@ fn smtplib_message_is_queued_on_sqlite_and_sigterm_exits_zero() {
 
     let sent = py_send(
         daemon.addr("starttls"),
-        &["--from", "alice@clinic.example.test", "--to", "bob@example.org"],
+        &[
+            "--from",
+            "alice@clinic.example.test",
+            "--to",
+            "bob@example.org",
+        ],
     );
 
     sent.assert_all_queued();
@@ -20,5 +25,9 @@ fn smtplib_message_is_queued_on_sqlite_and_sigterm_exits_zero() {
     assert!(!sent.queue_ids()[0].is_empty(), "{}", sent.describe());
 
     let status = daemon.terminate();
-    assert!(status.success(), "exit status {status}\n{}", daemon.output_report());
+    assert!(
+        status.success(),
+        "exit status {status}\n{}",
+        daemon.output_report()
+    );
 }

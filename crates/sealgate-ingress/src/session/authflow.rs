@@ -15,7 +15,12 @@ enum Step<T> {
 }
 
 impl Session {
-    pub(super) async fn auth(&mut self, conn: &mut Conn, mechanism: &str, initial: Option<String>) -> Next {
+    pub(super) async fn auth(
+        &mut self,
+        conn: &mut Conn,
+        mechanism: &str,
+        initial: Option<String>,
+    ) -> Next {
         if let Some(refusal) = self.auth_precondition() {
             self.answer(conn, refusal);
             return Next::Continue;
@@ -24,7 +29,14 @@ impl Session {
             "PLAIN" => self.read_plain(conn, initial).await,
             "LOGIN" => self.read_login(conn, initial).await,
             _ => {
-                self.answer(conn, Reply::new(504, Some((5, 5, 4)), "Unrecognized authentication mechanism"));
+                self.answer(
+                    conn,
+                    Reply::new(
+                        504,
+                        Some((5, 5, 4)),
+                        "Unrecognized authentication mechanism",
+                    ),
+                );
                 return Next::Continue;
             }
         };
@@ -32,7 +44,10 @@ impl Session {
             Step::Got(Some(creds)) => self.check_credentials(conn, creds).await,
             Step::Got(None) => self.auth_failed(conn, "malformed credentials"),
             Step::Cancelled => {
-                self.answer(conn, Reply::new(501, Some((5, 0, 0)), "Authentication cancelled"));
+                self.answer(
+                    conn,
+                    Reply::new(501, Some((5, 0, 0)), "Authentication cancelled"),
+                );
                 Next::Continue
             }
             Step::Closed => Next::Close,
@@ -42,7 +57,11 @@ impl Session {
     fn auth_precondition(&self) -> Option<Reply> {
         if self.info.tls.is_none() {
             // RFC 4954 §6 / RFC 3207: no credentials in the clear.
-            return Some(Reply::new(538, Some((5, 7, 11)), "Encryption required for requested authentication mechanism"));
+            return Some(Reply::new(
+                538,
+                Some((5, 7, 11)),
+                "Encryption required for requested authentication mechanism",
+            ));
         }
         if self.helo.is_none() {
             return Some(Reply::new(503, Some((5, 5, 1)), "Send EHLO first"));
@@ -51,7 +70,11 @@ impl Session {
             return Some(Reply::new(503, Some((5, 5, 1)), "Already authenticated"));
         }
         if self.tx.is_some() {
-            return Some(Reply::new(503, Some((5, 5, 1)), "AUTH is not allowed during a mail transaction"));
+            return Some(Reply::new(
+                503,
+                Some((5, 5, 1)),
+                "AUTH is not allowed during a mail transaction",
+            ));
         }
         None
     }
@@ -63,7 +86,11 @@ impl Session {
             match conn.take_line(MAX_AUTH_LINE) {
                 Ok(Some(line)) => {
                     let line = String::from_utf8_lossy(&line).into_owned();
-                    return if line.trim() == "*" { Step::Cancelled } else { Step::Got(line) };
+                    return if line.trim() == "*" {
+                        Step::Cancelled
+                    } else {
+                        Step::Got(line)
+                    };
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -78,7 +105,11 @@ impl Session {
         }
     }
 
-    async fn read_plain(&mut self, conn: &mut Conn, initial: Option<String>) -> Step<Option<Credentials>> {
+    async fn read_plain(
+        &mut self,
+        conn: &mut Conn,
+        initial: Option<String>,
+    ) -> Step<Option<Credentials>> {
         let response = match initial {
             // RFC 4954 §4: "=" is an empty initial response.
             Some(r) if r == "=" => String::new(),
@@ -92,7 +123,11 @@ impl Session {
         Step::Got(decode_plain(&response))
     }
 
-    async fn read_login(&mut self, conn: &mut Conn, initial: Option<String>) -> Step<Option<Credentials>> {
+    async fn read_login(
+        &mut self,
+        conn: &mut Conn,
+        initial: Option<String>,
+    ) -> Step<Option<Credentials>> {
         let user = match initial {
             Some(u) => u,
             None => match self.challenge(conn, "Username:").await {
@@ -107,7 +142,9 @@ impl Session {
             Step::Closed => return Step::Closed,
         };
         let creds = match (decode_text(&user), decode_text(&password)) {
-            (Some(user), Some(password)) if !user.is_empty() => Some(Credentials { user, password }),
+            (Some(user), Some(password)) if !user.is_empty() => {
+                Some(Credentials { user, password })
+            }
             _ => None,
         };
         Step::Got(creds)
@@ -118,7 +155,11 @@ impl Session {
             Ok(h) => h,
             Err(e) => {
                 warn!(error = %e, "user lookup failed");
-                conn.reply(&Reply::new(454, Some((4, 7, 0)), "Temporary authentication failure"));
+                conn.reply(&Reply::new(
+                    454,
+                    Some((4, 7, 0)),
+                    "Temporary authentication failure",
+                ));
                 return Next::Continue;
             }
         };
@@ -138,16 +179,34 @@ impl Session {
         }
         info!(user = %user, "authenticated");
         self.auth_user = Some(user);
-        conn.reply(&Reply::new(235, Some((2, 7, 0)), "Authentication successful"));
+        conn.reply(&Reply::new(
+            235,
+            Some((2, 7, 0)),
+            "Authentication successful",
+        ));
         Next::Continue
     }
 
     fn auth_failed(&mut self, conn: &mut Conn, why: &str) -> Next {
         self.auth_failures += 1;
-        info!(reason = why, failures = self.auth_failures, "authentication failed");
-        self.answer(conn, Reply::new(535, Some((5, 7, 8)), "Authentication credentials invalid"));
+        info!(
+            reason = why,
+            failures = self.auth_failures,
+            "authentication failed"
+        );
+        self.answer(
+            conn,
+            Reply::new(535, Some((5, 7, 8)), "Authentication credentials invalid"),
+        );
         if self.auth_failures >= self.ctx.limits.max_auth_failures {
-            conn.reply(&Reply::new(421, Some((4, 7, 0)), format!("{} Too many failed authentication attempts", self.ctx.hostname)));
+            conn.reply(&Reply::new(
+                421,
+                Some((4, 7, 0)),
+                format!(
+                    "{} Too many failed authentication attempts",
+                    self.ctx.hostname
+                ),
+            ));
             return Next::Close;
         }
         Next::Continue

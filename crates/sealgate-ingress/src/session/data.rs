@@ -22,7 +22,16 @@ impl Session {
             match event {
                 DataEvent::NeedMore => {
                     let filled = conn.fill(self.ctx.limits.data_timeout, None).await;
-                    if !self.still_open(conn, filled.map(|f| if f == Filled::Shutdown { Filled::Data } else { f })) {
+                    if !self.still_open(
+                        conn,
+                        filled.map(|f| {
+                            if f == Filled::Shutdown {
+                                Filled::Data
+                            } else {
+                                f
+                            }
+                        }),
+                    ) {
                         return Next::Close;
                     }
                 }
@@ -76,6 +85,7 @@ impl Session {
             sender: tx.sender,
             recipients: tx.recipients.iter().map(ToString::to_string).collect(),
             client_data_sha256: data_digest(&data),
+            client_data_size: data.len() as u64,
             header_message_id: header_message_id(&data),
             content,
             client_ip: self.info.peer.ip().to_string(),
@@ -92,7 +102,11 @@ impl Session {
             Err(e) => {
                 error!(error = %e, transient = e.is_transient(), "queueing failed; client told to retry");
                 // Our own failure is never the client's permanent problem: always 4xx.
-                Reply::new(451, Some((4, 3, 0)), "Temporary storage failure, try again later")
+                Reply::new(
+                    451,
+                    Some((4, 3, 0)),
+                    "Temporary storage failure, try again later",
+                )
             }
         }
     }

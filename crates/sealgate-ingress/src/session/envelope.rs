@@ -27,15 +27,27 @@ impl Session {
             return Err(bad_sequence("Nested MAIL command; send RSET first"));
         }
         if let Some((key, _)) = params.other.first() {
-            return Err(Reply::new(555, Some((5, 5, 4)), format!("MAIL parameter {} is not supported", truncate(key))));
+            return Err(Reply::new(
+                555,
+                Some((5, 5, 4)),
+                format!("MAIL parameter {} is not supported", truncate(key)),
+            ));
         }
         if params.requiretls {
             // REQUIRETLS (RFC 8689) is not advertised yet, so it must not be used.
-            return Err(Reply::new(555, Some((5, 5, 4)), "MAIL parameter REQUIRETLS is not supported"));
+            return Err(Reply::new(
+                555,
+                Some((5, 5, 4)),
+                "MAIL parameter REQUIRETLS is not supported",
+            ));
         }
         if matches!(params.body, Some(Body::BinaryMime)) {
             // RFC 3030: BINARYMIME needs CHUNKING, which is not offered.
-            return Err(Reply::new(555, Some((5, 5, 4)), "BODY=BINARYMIME is not supported"));
+            return Err(Reply::new(
+                555,
+                Some((5, 5, 4)),
+                "BODY=BINARYMIME is not supported",
+            ));
         }
         if params.smtputf8 && !self.esmtp {
             return Err(Reply::new(555, Some((5, 5, 4)), "SMTPUTF8 needs EHLO"));
@@ -43,17 +55,30 @@ impl Session {
         let limit = self.ctx.limits.max_message_size as u64;
         if params.size.is_some_and(|s| s > limit) {
             // RFC 1870 §6.3
-            return Err(Reply::new(552, Some((5, 3, 4)), "Message size exceeds fixed maximum message size"));
+            return Err(Reply::new(
+                552,
+                Some((5, 3, 4)),
+                "Message size exceeds fixed maximum message size",
+            ));
         }
         let sender = match &from {
             ReversePath::Null => String::new(),
             ReversePath::Path(p) => relay::check_sender(p, params.smtputf8)?.to_string(),
         };
-        self.tx = Some(Transaction { sender, smtputf8: params.smtputf8, recipients: Vec::new() });
+        self.tx = Some(Transaction {
+            sender,
+            smtputf8: params.smtputf8,
+            recipients: Vec::new(),
+        });
         Ok(())
     }
 
-    pub(super) fn rcpt(&mut self, conn: &mut Conn, to: Path, params: Vec<(String, Option<String>)>) {
+    pub(super) fn rcpt(
+        &mut self,
+        conn: &mut Conn,
+        to: Path,
+        params: Vec<(String, Option<String>)>,
+    ) {
         let reply = match self.add_recipient(&to, &params) {
             Ok(()) => Reply::new(250, Some((2, 1, 5)), "Recipient ok"),
             Err(r) => {
@@ -64,9 +89,14 @@ impl Session {
         self.answer(conn, reply);
     }
 
-    fn add_recipient(&mut self, to: &Path, params: &[(String, Option<String>)]) -> Result<(), Reply> {
+    fn add_recipient(
+        &mut self,
+        to: &Path,
+        params: &[(String, Option<String>)],
+    ) -> Result<(), Reply> {
         let authenticated = self.auth_user.is_some();
-        let may_relay = relay::may_relay(self.info.peer.ip(), &self.ctx.relay_networks, authenticated);
+        let may_relay =
+            relay::may_relay(self.info.peer.ip(), &self.ctx.relay_networks, authenticated);
         let max = self.ctx.limits.max_recipients;
         let Some(tx) = self.tx.as_mut() else {
             return Err(bad_sequence("Send MAIL first"));
@@ -75,7 +105,11 @@ impl Session {
             return Err(relay::relay_denied());
         }
         if let Some((key, _)) = params.first() {
-            return Err(Reply::new(555, Some((5, 5, 4)), format!("RCPT parameter {} is not supported", truncate(key))));
+            return Err(Reply::new(
+                555,
+                Some((5, 5, 4)),
+                format!("RCPT parameter {} is not supported", truncate(key)),
+            ));
         }
         let rcpt = relay::check_recipient(to, tx.smtputf8)?;
         if tx.recipients.contains(&rcpt) {
@@ -95,7 +129,10 @@ impl Session {
             None => self.answer(conn, bad_sequence("Send MAIL first")),
             // RFC 2920 §3.1: after pipelined RCPTs that all failed, DATA gets 554.
             Some(tx) if tx.recipients.is_empty() => {
-                self.answer(conn, Reply::new(554, Some((5, 5, 1)), "No valid recipients"));
+                self.answer(
+                    conn,
+                    Reply::new(554, Some((5, 5, 1)), "No valid recipients"),
+                );
             }
             Some(_) => {
                 conn.reply(&Reply::new(354, None, "End data with <CR><LF>.<CR><LF>"));

@@ -66,14 +66,27 @@ pub struct Session {
 impl Session {
     /// A session for a client connection.
     pub fn new(ctx: Context, info: SessionInfo) -> Self {
-        Self { ctx, info, helo: None, esmtp: false, auth_user: None, auth_failures: 0, errors: 0, tx: None }
+        Self {
+            ctx,
+            info,
+            helo: None,
+            esmtp: false,
+            auth_user: None,
+            auth_failures: 0,
+            errors: 0,
+            tx: None,
+        }
     }
 
     /// Runs the session to its end over `stream`. While idle between commands, a `true` on
     /// `shutdown` ends it with 421.
     pub async fn run(mut self, stream: BoxIo, mut shutdown: watch::Receiver<bool>) {
         let mut conn = Conn::new(stream);
-        conn.reply(&Reply::new(220, None, format!("{} ESMTP Sealgate", self.ctx.hostname)));
+        conn.reply(&Reply::new(
+            220,
+            None,
+            format!("{} ESMTP Sealgate", self.ctx.hostname),
+        ));
         loop {
             let Some(line) = self.read_command(&mut conn, &mut shutdown).await else {
                 break;
@@ -93,7 +106,11 @@ impl Session {
             }
             if self.errors >= self.ctx.limits.max_errors {
                 warn!(errors = self.errors, "too many errors, closing session");
-                conn.reply(&Reply::new(421, Some((4, 7, 0)), format!("{} Too many errors, closing connection", self.ctx.hostname)));
+                conn.reply(&Reply::new(
+                    421,
+                    Some((4, 7, 0)),
+                    format!("{} Too many errors, closing connection", self.ctx.hostname),
+                ));
                 break;
             }
         }
@@ -101,7 +118,11 @@ impl Session {
     }
 
     /// Reads one command line, answering and returning `None` when the session must end.
-    async fn read_command(&mut self, conn: &mut Conn, shutdown: &mut watch::Receiver<bool>) -> Option<Vec<u8>> {
+    async fn read_command(
+        &mut self,
+        conn: &mut Conn,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<Vec<u8>> {
         loop {
             match conn.take_line(MAX_AUTH_LINE) {
                 Ok(Some(line)) => return Some(line),
@@ -111,7 +132,9 @@ impl Session {
                     return None;
                 }
             }
-            let filled = conn.fill(self.ctx.limits.command_timeout, Some(shutdown)).await;
+            let filled = conn
+                .fill(self.ctx.limits.command_timeout, Some(shutdown))
+                .await;
             if !self.still_open(conn, filled) {
                 return None;
             }
@@ -123,7 +146,9 @@ impl Session {
     fn refuse_line(&mut self, conn: &mut Conn, e: LineError) {
         warn!(error = %e, "command line refused, closing session");
         let text = match e {
-            LineError::BareLf | LineError::BareCr => "Bare CR or LF in command; lines must end with CRLF",
+            LineError::BareLf | LineError::BareCr => {
+                "Bare CR or LF in command; lines must end with CRLF"
+            }
             LineError::TooLong => "Command line too long",
         };
         conn.reply(&Reply::new(500, Some((5, 5, 2)), text));
@@ -140,11 +165,19 @@ impl Session {
             }
             Ok(Filled::Timeout) => {
                 info!("session timed out");
-                conn.reply(&Reply::new(421, Some((4, 4, 2)), format!("{host} Timeout exceeded, closing connection")));
+                conn.reply(&Reply::new(
+                    421,
+                    Some((4, 4, 2)),
+                    format!("{host} Timeout exceeded, closing connection"),
+                ));
                 false
             }
             Ok(Filled::Shutdown) => {
-                conn.reply(&Reply::new(421, Some((4, 3, 2)), format!("{host} Service shutting down, try again later")));
+                conn.reply(&Reply::new(
+                    421,
+                    Some((4, 3, 2)),
+                    format!("{host} Service shutting down, try again later"),
+                ));
                 false
             }
             Err(e) => {
@@ -172,7 +205,10 @@ impl Session {
             }
         };
         if line.len() + 2 > MAX_COMMAND_LINE && !matches!(cmd, Command::Auth { .. }) {
-            self.answer(conn, Reply::new(500, Some((5, 5, 2)), "Command line too long"));
+            self.answer(
+                conn,
+                Reply::new(500, Some((5, 5, 2)), "Command line too long"),
+            );
             return Next::Continue;
         }
         match cmd {
@@ -236,9 +272,15 @@ impl Session {
 
     fn starttls_command(&mut self, conn: &mut Conn) -> Next {
         if self.info.tls.is_some() {
-            self.answer(conn, Reply::new(503, Some((5, 5, 1)), "TLS is already active"));
+            self.answer(
+                conn,
+                Reply::new(503, Some((5, 5, 1)), "TLS is already active"),
+            );
         } else if !self.offers_starttls() {
-            self.answer(conn, Reply::new(502, Some((5, 5, 1)), "STARTTLS is not offered here"));
+            self.answer(
+                conn,
+                Reply::new(502, Some((5, 5, 1)), "STARTTLS is not offered here"),
+            );
         } else {
             conn.reply(&Reply::new(220, Some((2, 0, 0)), "Ready to start TLS"));
             return Next::StartTls;
@@ -248,10 +290,16 @@ impl Session {
 
     async fn start_tls(&mut self, conn: Conn) -> Option<Conn> {
         let acceptor = self.ctx.tls.clone()?;
-        match conn.start_tls(&acceptor, self.ctx.limits.command_timeout).await {
+        match conn
+            .start_tls(&acceptor, self.ctx.limits.command_timeout)
+            .await
+        {
             Ok((conn, tls, discarded)) => {
                 if discarded > 0 {
-                    warn!(bytes = discarded, "discarded input pipelined behind STARTTLS");
+                    warn!(
+                        bytes = discarded,
+                        "discarded input pipelined behind STARTTLS"
+                    );
                 }
                 info!(tls = %tls, "tls established");
                 // RFC 3207 §4.2: forget everything learnt before the handshake.
