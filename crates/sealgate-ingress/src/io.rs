@@ -114,20 +114,19 @@ impl Conn {
 
     /// Writes queued replies, then upgrades to TLS. Input that arrived before the handshake
     /// (commands pipelined behind STARTTLS) is discarded unread: RFC 3207 §4.2, the
-    /// CVE-2011-0411 command-injection class. Returns the number of bytes discarded.
+    /// CVE-2011-0411 command-injection class.
     pub(crate) async fn start_tls(
         mut self,
         acceptor: &TlsAcceptor,
         timeout: Duration,
-    ) -> std::io::Result<(Conn, String, usize)> {
+    ) -> std::io::Result<(Conn, String)> {
         self.flush().await?;
-        let discarded = self.inbuf.len();
         let accept = acceptor.accept(self.stream);
         let tls = tokio::time::timeout(timeout, accept).await.map_err(|_| {
             std::io::Error::new(std::io::ErrorKind::TimedOut, "tls handshake timed out")
         })??;
         let info = crate::tls::describe(tls.get_ref().1);
-        Ok((Conn::new(Box::new(tls)), info, discarded))
+        Ok((Conn::new(Box::new(tls)), info))
     }
 
     /// Flushes and shuts the stream down.

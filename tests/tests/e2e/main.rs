@@ -1,5 +1,7 @@
 //! End-to-end tests: one test binary (linking is the slow part), one module per area.
 //! They run the real `sealgate` binary; build it first (`scripts/test` does).
 
+mod clients;
+mod inspect;
 mod layering;
 mod smoke;

@@ -290,17 +290,16 @@ impl Session {
 
     async fn start_tls(&mut self, conn: Conn) -> Option<Conn> {
         let acceptor = self.ctx.tls.clone()?;
+        let pending = conn.input().len();
+        if pending > 0 {
+            // Logged before the handshake: an injector rarely completes it.
+            warn!(bytes = pending, "discarded input pipelined behind STARTTLS");
+        }
         match conn
             .start_tls(&acceptor, self.ctx.limits.command_timeout)
             .await
         {
-            Ok((conn, tls, discarded)) => {
-                if discarded > 0 {
-                    warn!(
-                        bytes = discarded,
-                        "discarded input pipelined behind STARTTLS"
-                    );
-                }
+            Ok((conn, tls)) => {
                 info!(tls = %tls, "tls established");
                 // RFC 3207 §4.2: forget everything learnt before the handshake.
                 self.info.tls = Some(tls);
