@@ -2,6 +2,8 @@
 //! They run the real `sealgate` binary; build it first (`scripts/test` does).
 
 mod clients;
+mod durability;
 mod inspect;
 mod layering;
+mod lifecycle;
 mod smoke;
