@@ -31,6 +31,20 @@ pub enum AuditEvent {
         /// The `Message-ID:` header, if any.
         header_message_id: Option<String>,
     },
+    /// An operator added an SMTP AUTH user or changed its password (who may relay changed).
+    UserSaved {
+        /// The user name.
+        name: String,
+        /// Who ran the command (the operating-system user), as far as known.
+        operator: String,
+    },
+    /// An operator removed an SMTP AUTH user.
+    UserRemoved {
+        /// The user name.
+        name: String,
+        /// Who ran the command (the operating-system user), as far as known.
+        operator: String,
+    },
 }
 
 impl AuditEvent {
@@ -38,6 +52,8 @@ impl AuditEvent {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Received { .. } => "received",
+            Self::UserSaved { .. } => "user_saved",
+            Self::UserRemoved { .. } => "user_removed",
         }
     }
 
@@ -73,6 +89,17 @@ impl AuditEvent {
                     ("header_message_id", Value::from(header_message_id)),
                 ]),
             },
+            Self::UserSaved { name, operator } | Self::UserRemoved { name, operator } => {
+                AuditRecord {
+                    kind,
+                    message_id: None,
+                    recipient: None,
+                    data: object([
+                        ("user", Value::from(name)),
+                        ("operator", Value::from(operator)),
+                    ]),
+                }
+            }
         }
     }
 }

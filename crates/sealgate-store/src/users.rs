@@ -1,15 +1,30 @@
 //! Submission users.
 
+use sealgate_types::AuditRecord;
 use sealgate_types::time::now_micros;
 use sqlx::Row;
+
+use crate::audit::append_in_tx;
 
 use crate::error::StoreError;
 use crate::model::UserRow;
 use crate::store::Store;
 
 impl Store {
-    /// Adds a user, or replaces the password hash of an existing one (keeping `created_at`).
-    pub async fn user_upsert(&self, name: &str, password_hash: &str) -> Result<(), StoreError> {
+    /// Adds a user, or replaces the password hash of an existing one (keeping `created_at`),
+    /// and appends `audit` in the same transaction.
+    pub async fn user_upsert(
+        &self,
+        name: &str,
+        password_hash: &str,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let fail = |source| StoreError::Users {
+            op: "upsert",
+            source,
+        };
+        let mut tx = self.begin_write().await.map_err(fail)?;
+        append_in_tx(&mut tx, audit).await.map_err(fail)?;
         sqlx::query(
             "INSERT INTO users (name, password_hash, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash",
@@ -17,26 +32,31 @@ impl Store {
         .bind(name.to_owned())
         .bind(password_hash.to_owned())
         .bind(now_micros())
-        .execute(&self.pool)
+        .execute(&mut **tx)
         .await
-        .map_err(|source| StoreError::Users {
-            op: "upsert",
-            source,
-        })?;
-        Ok(())
+        .map_err(fail)?;
+        tx.commit().await.map_err(fail)
     }
 
-    /// Removes a user; false if there was none by that name.
-    pub async fn user_remove(&self, name: &str) -> Result<bool, StoreError> {
+    /// Removes a user and appends `audit` in the same transaction; false (and nothing
+    /// written) if there was no user by that name.
+    pub async fn user_remove(&self, name: &str, audit: &AuditRecord) -> Result<bool, StoreError> {
+        let fail = |source| StoreError::Users {
+            op: "remove",
+            source,
+        };
+        let mut tx = self.begin_write().await.map_err(fail)?;
         let done = sqlx::query("DELETE FROM users WHERE name = $1")
             .bind(name.to_owned())
-            .execute(&self.pool)
+            .execute(&mut **tx)
             .await
-            .map_err(|source| StoreError::Users {
-                op: "remove",
-                source,
-            })?;
-        Ok(done.rows_affected() > 0)
+            .map_err(fail)?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        append_in_tx(&mut tx, audit).await.map_err(fail)?;
+        tx.commit().await.map_err(fail)?;
+        Ok(true)
     }
 
     /// All users, by name.

@@ -299,19 +299,28 @@ async fn recipients_are_listed_by_state(backend: TestBackend) {
     assert!(delivered.is_empty());
 }
 
+fn user_event(kind: &str, name: &str) -> sealgate_types::AuditRecord {
+    sealgate_types::AuditRecord {
+        kind: kind.to_owned(),
+        message_id: None,
+        recipient: None,
+        data: serde_json::json!({ "user": name }),
+    }
+}
+
 async fn users_are_added_replaced_listed_and_removed(backend: TestBackend) {
     let (_db, store) = open(backend).await;
     store
-        .user_upsert("bob", "$argon2id$one")
+        .user_upsert("bob", "$argon2id$one", &user_event("user_saved", "bob"))
         .await
         .expect("add");
     store
-        .user_upsert("alice", "$argon2id$two")
+        .user_upsert("alice", "$argon2id$two", &user_event("user_saved", "alice"))
         .await
         .expect("add");
     let first = store.user_list().await.expect("list");
     store
-        .user_upsert("bob", "$argon2id$three")
+        .user_upsert("bob", "$argon2id$three", &user_event("user_saved", "bob"))
         .await
         .expect("replace");
     let users = store.user_list().await.expect("list");
@@ -328,8 +337,30 @@ async fn users_are_added_replaced_listed_and_removed(backend: TestBackend) {
             .as_deref(),
         Some("$argon2id$three")
     );
-    assert!(store.user_remove("bob").await.expect("remove"));
-    assert!(!store.user_remove("bob").await.expect("remove again"));
+    assert!(
+        store
+            .user_remove("bob", &user_event("user_removed", "bob"))
+            .await
+            .expect("remove")
+    );
+    assert!(
+        !store
+            .user_remove("bob", &user_event("user_removed", "bob"))
+            .await
+            .expect("remove again")
+    );
+    let kinds: Vec<String> = store
+        .audit_after(0, &AuditFilter::default(), 10)
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        ["user_saved", "user_saved", "user_saved", "user_removed"],
+        "one event per change, none for a no-op removal"
+    );
     assert_eq!(store.user_password_hash("bob").await.expect("hash"), None);
 }
 

@@ -4,6 +4,7 @@ use std::io::BufRead;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
+use sealgate_audit::AuditEvent;
 use sealgate_store::Store;
 
 use crate::cli::UsersCommand;
@@ -28,11 +29,21 @@ pub async fn run(store: &Store, cmd: UsersCommand) -> anyhow::Result<ExitCode> {
             let owned = password.to_owned();
             let hash = tokio::task::spawn_blocking(move || sealgate_crypto::hash_password(&owned))
                 .await??;
-            store.user_upsert(&name, &hash).await?;
+            let event = AuditEvent::UserSaved {
+                name: name.clone(),
+                operator: operator(),
+            };
+            store
+                .user_upsert(&name, &hash, &event.into_record())
+                .await?;
             println!("user {name} saved");
         }
         UsersCommand::Remove { name } => {
-            if !store.user_remove(&name).await? {
+            let event = AuditEvent::UserRemoved {
+                name: name.clone(),
+                operator: operator(),
+            };
+            if !store.user_remove(&name, &event.into_record()).await? {
                 eprintln!("no user {name}");
                 return Ok(ExitCode::from(1));
             }
@@ -59,4 +70,12 @@ fn validate_name(name: &str) -> anyhow::Result<()> {
         bail!("invalid user name {name:?}: 1-128 characters, no spaces or control characters");
     }
     Ok(())
+}
+
+/// The operating-system user running the command, for the audit trail.
+fn operator() -> String {
+    std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".to_owned())
 }

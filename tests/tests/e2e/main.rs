@@ -7,3 +7,5 @@ mod inspect;
 mod layering;
 mod lifecycle;
 mod smoke;
+mod audit_cli;
+mod bad_input;
