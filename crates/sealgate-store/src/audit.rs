@@ -94,18 +94,23 @@ async fn select_audit(
 ) -> Result<Vec<AuditEntry>, sqlx::Error> {
     let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit WHERE seq > $1");
     let mut n = 1;
-    let mut clause = |sql: &mut String, column: &str| {
-        n += 1;
-        let _ = write!(sql, " AND {column} ${n}");
-    };
     if filter.message_id.is_some() {
-        clause(&mut sql, "message_id =");
+        n += 1;
+        let _ = write!(sql, " AND message_id = ${n}");
     }
     if filter.recipient.is_some() {
-        clause(&mut sql, "recipient =");
+        // Events about this recipient, and message-wide events (recipient column empty, like
+        // `received`) of messages sent to it.
+        n += 1;
+        let _ = write!(
+            sql,
+            " AND (recipient = ${n} OR (recipient IS NULL AND message_id IN \
+             (SELECT message_id FROM recipients WHERE rcpt = ${n})))"
+        );
     }
     if filter.since.is_some() {
-        clause(&mut sql, "at >=");
+        n += 1;
+        let _ = write!(sql, " AND at >= ${n}");
     }
     let dir = if newest_first { "DESC" } else { "ASC" };
     let _ = write!(sql, " ORDER BY seq {dir} LIMIT ${}", n + 1);

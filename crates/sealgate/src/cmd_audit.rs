@@ -32,9 +32,14 @@ pub async fn verify(store: &Store) -> anyhow::Result<ExitCode> {
 /// Prints past events, then follows new ones with -f.
 pub async fn tail(store: &Store, args: TailArgs) -> anyhow::Result<ExitCode> {
     let since = args.since.as_deref().map(parse_since).transpose()?;
+    // Stored addresses have lowercase domains (the local part is kept as given).
+    let recipient = args.rcpt.map(|r| match r.rsplit_once('@') {
+        Some((local, domain)) => format!("{local}@{}", domain.to_ascii_lowercase()),
+        None => r,
+    });
     let filter = AuditFilter {
         message_id: args.message,
-        recipient: args.rcpt,
+        recipient,
         since,
     };
     let json = args.json;

@@ -162,14 +162,23 @@ fn send_good_message(relay: &Relay, rcpts: &[&str]) -> String {
     let mut c = relay.session();
     begin_data(&mut c, rcpts);
     let reply = finish_data(&mut c, b"Subject: fine\r\n\r\nA normal message.\r\n.\r\n");
-    assert_reply(&reply, 250, "2.0.0", "end of a good message", c.transcript());
+    assert_reply(
+        &reply,
+        250,
+        "2.0.0",
+        "end of a good message",
+        c.transcript(),
+    );
     queue_id(&reply)
 }
 
 fn assert_nothing_stored(relay: &Relay, what: &str) {
     assert_eq!(relay.db.messages(), 0, "{what}: a message row was written");
     let audit = relay.db.audit();
-    assert!(audit.is_empty(), "{what}: audit rows were written: {audit:?}");
+    assert!(
+        audit.is_empty(),
+        "{what}: audit rows were written: {audit:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -189,9 +198,18 @@ Please wire the money.\r\n\
 const SMUGGLING_VARIANTS: &[(&str, &[u8])] = &[
     ("<LF>.<LF>", b"Subject: first\r\n\r\nfirst message\n.\n"),
     ("<CR>.<CR>", b"Subject: first\r\n\r\nfirst message\r.\r"),
-    ("<LF>.<CR><LF>", b"Subject: first\r\n\r\nfirst message\n.\r\n"),
-    ("<CR><LF>.<LF>", b"Subject: first\r\n\r\nfirst message\r\n.\n"),
-    ("<CR><LF>.<CR>", b"Subject: first\r\n\r\nfirst message\r\n.\r"),
+    (
+        "<LF>.<CR><LF>",
+        b"Subject: first\r\n\r\nfirst message\n.\r\n",
+    ),
+    (
+        "<CR><LF>.<LF>",
+        b"Subject: first\r\n\r\nfirst message\r\n.\n",
+    ),
+    (
+        "<CR><LF>.<CR>",
+        b"Subject: first\r\n\r\nfirst message\r\n.\r",
+    ),
     (
         "bare LF in the headers",
         b"From: <alice@clinic.example.test>\nSubject: first\r\n\r\nfirst message\r\n.\r\n",
@@ -207,7 +225,12 @@ fn smuggled_messages_are_refused_and_nothing_is_stored(backend: TestBackend) {
         let closed = c.wait_closed(Duration::from_secs(10));
         let t = c.into_transcript();
         let codes = t.codes();
-        let after_data: Vec<&Reply> = t.replies().into_iter().skip_while(|r| r.code != 354).skip(1).collect();
+        let after_data: Vec<&Reply> = t
+            .replies()
+            .into_iter()
+            .skip_while(|r| r.code != 354)
+            .skip(1)
+            .collect();
         assert!(closed, "{name}: the server must close the connection\n{t}");
         assert!(
             after_data.iter().all(|r| r.code != 250),
@@ -267,8 +290,16 @@ fn over_long_lines_are_refused_and_the_session_stays_usable(backend: TestBackend
     // A line longer than any command the server will buffer ends the session.
     let huge = format!("NOOP {}", "z".repeat(20_000));
     c.send_line(&huge);
-    let reply = c.reply().unwrap_or_else(|| panic!("no reply to a 20000-octet line\n{}", c.transcript()));
-    assert_reply(&reply, 500, "5.5.2", "20000-octet command line", c.transcript());
+    let reply = c
+        .reply()
+        .unwrap_or_else(|| panic!("no reply to a 20000-octet line\n{}", c.transcript()));
+    assert_reply(
+        &reply,
+        500,
+        "5.5.2",
+        "20000-octet command line",
+        c.transcript(),
+    );
     assert!(c.wait_closed(Duration::from_secs(10)), "{}", c.transcript());
     assert_eq!(relay.db.messages(), 1);
     assert_eq!(relay.db.audit().len(), 1);
@@ -345,7 +376,12 @@ fn oversize_messages_get_552_at_mail_and_after_data_on_postgres() {
 fn fourth_recipient_gets_452_and_three_are_queued(backend: TestBackend) {
     let relay = Relay::start(backend, "[smtp]\nmax_recipients = 3\n");
     let mut c = relay.session();
-    expect(&mut c, "MAIL FROM:<alice@clinic.example.test>", 250, "2.1.0");
+    expect(
+        &mut c,
+        "MAIL FROM:<alice@clinic.example.test>",
+        250,
+        "2.1.0",
+    );
     for r in ["r1@example.org", "r2@example.org", "r3@example.org"] {
         expect(&mut c, &format!("RCPT TO:<{r}>"), 250, "2.1.5");
     }
@@ -389,13 +425,22 @@ const RELAY_ATTEMPTS: &[&str] = &[
 fn outside_clients_cannot_relay_to_any_address(backend: TestBackend) {
     let relay = Relay::start(backend, "[relay]\nnetworks = [\"10.255.0.0/16\"]\n");
     let mut c = relay.session();
-    expect(&mut c, "MAIL FROM:<alice@clinic.example.test>", 250, "2.1.0");
+    expect(
+        &mut c,
+        "MAIL FROM:<alice@clinic.example.test>",
+        250,
+        "2.1.0",
+    );
     for rcpt in RELAY_ATTEMPTS {
         expect(&mut c, &format!("RCPT TO:{rcpt}"), 554, "5.7.1");
     }
     // RFC 2920 §3.1: DATA after recipients that all failed.
     let reply = c.cmd("DATA");
-    assert!(reply.code >= 500, "DATA must be refused\n{}", c.transcript());
+    assert!(
+        reply.code >= 500,
+        "DATA must be refused\n{}",
+        c.transcript()
+    );
     assert_nothing_stored(&relay, "relay attempts from outside");
 }
 
@@ -412,7 +457,12 @@ fn outside_clients_cannot_relay_to_any_address_on_postgres() {
 fn rerouting_addresses_get_553_even_from_inside(backend: TestBackend) {
     let relay = Relay::start(backend, "");
     let mut c = relay.session();
-    expect(&mut c, "MAIL FROM:<alice@clinic.example.test>", 250, "2.1.0");
+    expect(
+        &mut c,
+        "MAIL FROM:<alice@clinic.example.test>",
+        250,
+        "2.1.0",
+    );
     for (rcpt, enhanced) in [
         ("<user%other@example.org>", "5.1.3"),
         ("<user!other@example.org>", "5.1.3"),
@@ -477,7 +527,9 @@ fn database_outage_gets_451_and_the_relay_recovers_without_restart_on_postgres()
     let first = send_good_message(&relay, &["bob@example.org", "carol@example.org"]);
 
     let name = database_name(&relay.test_db.url).to_owned();
-    admin(&format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS false"));
+    admin(&format!(
+        "ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS false"
+    ));
     admin(&format!(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
          WHERE datname = '{name}' AND pid <> pg_backend_pid()"
@@ -485,10 +537,19 @@ fn database_outage_gets_451_and_the_relay_recovers_without_restart_on_postgres()
 
     let mut c = relay.session();
     begin_data(&mut c, &["dave@example.org"]);
-    let reply = finish_data(&mut c, b"Subject: during\r\n\r\nDuring the outage.\r\n.\r\n");
+    let reply = finish_data(
+        &mut c,
+        b"Subject: during\r\n\r\nDuring the outage.\r\n.\r\n",
+    );
     // Allow connections again before asserting, so a failure leaves a usable database.
     admin(&format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS true"));
-    assert_reply(&reply, 451, "4.3.0", "message during the outage", c.transcript());
+    assert_reply(
+        &reply,
+        451,
+        "4.3.0",
+        "message during the outage",
+        c.transcript(),
+    );
     expect(&mut c, "QUIT", 221, "2.0.0");
 
     assert_eq!(relay.db.messages(), 1);

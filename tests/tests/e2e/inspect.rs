@@ -103,9 +103,4 @@ impl Inspect {
             .expect("open sealed body");
         String::from_utf8(bytes).expect("utf-8 test message")
     }
-
-    /// Runs SQL directly (for assertions that need it).
-    pub fn raw(&self, sql: &str) -> u64 {
-        self.rt.block_on(self.store.execute_raw(sql)).expect("sql")
-    }
 }
