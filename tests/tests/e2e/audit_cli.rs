@@ -107,15 +107,7 @@ fn verify_and_tail_report_the_received_events(backend: TestBackend) {
     assert!(last.stdout.contains(&ids[2]), "{}", last.describe());
 }
 
-#[test]
-fn verify_and_tail_report_the_received_events_on_sqlite() {
-    verify_and_tail_report_the_received_events(TestBackend::Sqlite);
-}
-
-#[test]
-fn verify_and_tail_report_the_received_events_on_postgres() {
-    verify_and_tail_report_the_received_events(TestBackend::Postgres);
-}
+on_both_backends!(verify_and_tail_report_the_received_events);
 
 fn is_hex_hash(v: &Value) -> bool {
     v.as_str()
@@ -150,15 +142,7 @@ fn tail_json_prints_linked_objects(backend: TestBackend) {
     }
 }
 
-#[test]
-fn tail_json_prints_linked_objects_on_sqlite() {
-    tail_json_prints_linked_objects(TestBackend::Sqlite);
-}
-
-#[test]
-fn tail_json_prints_linked_objects_on_postgres() {
-    tail_json_prints_linked_objects(TestBackend::Postgres);
-}
+on_both_backends!(tail_json_prints_linked_objects);
 
 fn tail_filters_by_message_and_time(backend: TestBackend) {
     let (relay, ids) = relay_with_three_messages(backend);
@@ -193,15 +177,7 @@ fn tail_filters_by_message_and_time(backend: TestBackend) {
     );
 }
 
-#[test]
-fn tail_filters_by_message_and_time_on_sqlite() {
-    tail_filters_by_message_and_time(TestBackend::Sqlite);
-}
-
-#[test]
-fn tail_filters_by_message_and_time_on_postgres() {
-    tail_filters_by_message_and_time(TestBackend::Postgres);
-}
+on_both_backends!(tail_filters_by_message_and_time);
 
 /// An operator asking "what happened to carol's mail" gets the message that was for her.
 fn tail_by_recipient_finds_the_message_sent_to_it(backend: TestBackend) {
@@ -223,15 +199,7 @@ fn tail_by_recipient_finds_the_message_sent_to_it(backend: TestBackend) {
     );
 }
 
-#[test]
-fn tail_by_recipient_finds_the_message_sent_to_it_on_sqlite() {
-    tail_by_recipient_finds_the_message_sent_to_it(TestBackend::Sqlite);
-}
-
-#[test]
-fn tail_by_recipient_finds_the_message_sent_to_it_on_postgres() {
-    tail_by_recipient_finds_the_message_sent_to_it(TestBackend::Postgres);
-}
+on_both_backends!(tail_by_recipient_finds_the_message_sent_to_it);
 
 // ---------------------------------------------------------------------------------------------
 // The database guards the log
@@ -260,15 +228,7 @@ fn database_refuses_to_update_or_delete_audit_rows(backend: TestBackend) {
     assert_eq!(verify.code, Some(0), "{}", verify.describe());
 }
 
-#[test]
-fn database_refuses_to_update_or_delete_audit_rows_on_sqlite() {
-    database_refuses_to_update_or_delete_audit_rows(TestBackend::Sqlite);
-}
-
-#[test]
-fn database_refuses_to_update_or_delete_audit_rows_on_postgres() {
-    database_refuses_to_update_or_delete_audit_rows(TestBackend::Postgres);
-}
+on_both_backends!(database_refuses_to_update_or_delete_audit_rows);
 
 // ---------------------------------------------------------------------------------------------
 // Tampering, once the guards are dropped (names from migrations/*/0001_init.sql)
@@ -481,15 +441,7 @@ fn tail_follow_prints_events_written_after_it_started(backend: TestBackend) {
     );
 }
 
-#[test]
-fn tail_follow_prints_events_written_after_it_started_on_sqlite() {
-    tail_follow_prints_events_written_after_it_started(TestBackend::Sqlite);
-}
-
-#[test]
-fn tail_follow_prints_events_written_after_it_started_on_postgres() {
-    tail_follow_prints_events_written_after_it_started(TestBackend::Postgres);
-}
+on_both_backends!(tail_follow_prints_events_written_after_it_started);
 
 // ---------------------------------------------------------------------------------------------
 // users
@@ -528,15 +480,7 @@ fn users_are_added_listed_and_removed(backend: TestBackend) {
     assert_eq!(list.lines(), Vec::<&str>::new(), "{}", list.describe());
 }
 
-#[test]
-fn users_are_added_listed_and_removed_on_sqlite() {
-    users_are_added_listed_and_removed(TestBackend::Sqlite);
-}
-
-#[test]
-fn users_are_added_listed_and_removed_on_postgres() {
-    users_are_added_listed_and_removed(TestBackend::Postgres);
-}
+on_both_backends!(users_are_added_listed_and_removed);
 
 fn too_short_password_is_refused(backend: TestBackend) {
     let relay = Relay::start(backend, "");
@@ -556,15 +500,7 @@ fn too_short_password_is_refused(backend: TestBackend) {
     assert_eq!(list.lines(), Vec::<&str>::new(), "{}", list.describe());
 }
 
-#[test]
-fn too_short_password_is_refused_on_sqlite() {
-    too_short_password_is_refused(TestBackend::Sqlite);
-}
-
-#[test]
-fn too_short_password_is_refused_on_postgres() {
-    too_short_password_is_refused(TestBackend::Postgres);
-}
+on_both_backends!(too_short_password_is_refused);
 
 // ---------------------------------------------------------------------------------------------
 // config check (no database involved: one backend-free test each)

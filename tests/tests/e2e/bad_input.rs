@@ -249,15 +249,7 @@ fn smuggled_messages_are_refused_and_nothing_is_stored(backend: TestBackend) {
     assert_eq!(relay.db.audit().len(), 1);
 }
 
-#[test]
-fn smuggled_messages_are_refused_and_nothing_is_stored_on_sqlite() {
-    smuggled_messages_are_refused_and_nothing_is_stored(TestBackend::Sqlite);
-}
-
-#[test]
-fn smuggled_messages_are_refused_and_nothing_is_stored_on_postgres() {
-    smuggled_messages_are_refused_and_nothing_is_stored(TestBackend::Postgres);
-}
+on_both_backends!(smuggled_messages_are_refused_and_nothing_is_stored);
 
 // ---------------------------------------------------------------------------------------------
 // Line and size limits
@@ -305,15 +297,7 @@ fn over_long_lines_are_refused_and_the_session_stays_usable(backend: TestBackend
     assert_eq!(relay.db.audit().len(), 1);
 }
 
-#[test]
-fn over_long_lines_are_refused_and_the_session_stays_usable_on_sqlite() {
-    over_long_lines_are_refused_and_the_session_stays_usable(TestBackend::Sqlite);
-}
-
-#[test]
-fn over_long_lines_are_refused_and_the_session_stays_usable_on_postgres() {
-    over_long_lines_are_refused_and_the_session_stays_usable(TestBackend::Postgres);
-}
+on_both_backends!(over_long_lines_are_refused_and_the_session_stays_usable);
 
 /// `n` bytes of message: a header, then 70-octet lines.
 fn message_of_size(n: usize) -> Vec<u8> {
@@ -363,15 +347,7 @@ fn oversize_messages_get_552_at_mail_and_after_data(backend: TestBackend) {
     assert_eq!(relay.db.audit().len(), 1);
 }
 
-#[test]
-fn oversize_messages_get_552_at_mail_and_after_data_on_sqlite() {
-    oversize_messages_get_552_at_mail_and_after_data(TestBackend::Sqlite);
-}
-
-#[test]
-fn oversize_messages_get_552_at_mail_and_after_data_on_postgres() {
-    oversize_messages_get_552_at_mail_and_after_data(TestBackend::Postgres);
-}
+on_both_backends!(oversize_messages_get_552_at_mail_and_after_data);
 
 fn fourth_recipient_gets_452_and_three_are_queued(backend: TestBackend) {
     let relay = Relay::start(backend, "[smtp]\nmax_recipients = 3\n");
@@ -401,15 +377,7 @@ fn fourth_recipient_gets_452_and_three_are_queued(backend: TestBackend) {
     assert_eq!(data["recipients"], serde_json::json!(three), "{data}");
 }
 
-#[test]
-fn fourth_recipient_gets_452_and_three_are_queued_on_sqlite() {
-    fourth_recipient_gets_452_and_three_are_queued(TestBackend::Sqlite);
-}
-
-#[test]
-fn fourth_recipient_gets_452_and_three_are_queued_on_postgres() {
-    fourth_recipient_gets_452_and_three_are_queued(TestBackend::Postgres);
-}
+on_both_backends!(fourth_recipient_gets_452_and_three_are_queued);
 
 // ---------------------------------------------------------------------------------------------
 // Relay control and re-routing addresses
@@ -444,15 +412,7 @@ fn outside_clients_cannot_relay_to_any_address(backend: TestBackend) {
     assert_nothing_stored(&relay, "relay attempts from outside");
 }
 
-#[test]
-fn outside_clients_cannot_relay_to_any_address_on_sqlite() {
-    outside_clients_cannot_relay_to_any_address(TestBackend::Sqlite);
-}
-
-#[test]
-fn outside_clients_cannot_relay_to_any_address_on_postgres() {
-    outside_clients_cannot_relay_to_any_address(TestBackend::Postgres);
-}
+on_both_backends!(outside_clients_cannot_relay_to_any_address);
 
 fn rerouting_addresses_get_553_even_from_inside(backend: TestBackend) {
     let relay = Relay::start(backend, "");
@@ -483,15 +443,7 @@ fn rerouting_addresses_get_553_even_from_inside(backend: TestBackend) {
     assert_eq!(relay.db.audit().len(), 1);
 }
 
-#[test]
-fn rerouting_addresses_get_553_even_from_inside_on_sqlite() {
-    rerouting_addresses_get_553_even_from_inside(TestBackend::Sqlite);
-}
-
-#[test]
-fn rerouting_addresses_get_553_even_from_inside_on_postgres() {
-    rerouting_addresses_get_553_even_from_inside(TestBackend::Postgres);
-}
+on_both_backends!(rerouting_addresses_get_553_even_from_inside);
 
 // ---------------------------------------------------------------------------------------------
 // The database going away

@@ -100,15 +100,7 @@ fn plain_and_pipelined_messages_are_queued_sealed_and_audited(backend: TestBacke
     }
 }
 
-#[test]
-fn plain_and_pipelined_messages_are_queued_sealed_and_audited_on_sqlite() {
-    plain_and_pipelined_messages_are_queued_sealed_and_audited(TestBackend::Sqlite);
-}
-
-#[test]
-fn plain_and_pipelined_messages_are_queued_sealed_and_audited_on_postgres() {
-    plain_and_pipelined_messages_are_queued_sealed_and_audited(TestBackend::Postgres);
-}
+on_both_backends!(plain_and_pipelined_messages_are_queued_sealed_and_audited);
 
 fn starttls_with_auth_lets_an_outside_client_relay(backend: TestBackend) {
     let db = fresh_db(backend);
@@ -181,15 +173,7 @@ fn starttls_with_auth_lets_an_outside_client_relay(backend: TestBackend) {
     assert_eq!(db.message_count(), 1);
 }
 
-#[test]
-fn starttls_with_auth_lets_an_outside_client_relay_on_sqlite() {
-    starttls_with_auth_lets_an_outside_client_relay(TestBackend::Sqlite);
-}
-
-#[test]
-fn starttls_with_auth_lets_an_outside_client_relay_on_postgres() {
-    starttls_with_auth_lets_an_outside_client_relay(TestBackend::Postgres);
-}
+on_both_backends!(starttls_with_auth_lets_an_outside_client_relay);
 
 #[test]
 fn auth_is_neither_offered_nor_accepted_before_tls() {
@@ -323,15 +307,7 @@ fn swaks_over_implicit_tls_and_starttls_with_auth_and_pipelining(backend: TestBa
     );
 }
 
-#[test]
-fn swaks_over_implicit_tls_and_starttls_with_auth_and_pipelining_on_sqlite() {
-    swaks_over_implicit_tls_and_starttls_with_auth_and_pipelining(TestBackend::Sqlite);
-}
-
-#[test]
-fn swaks_over_implicit_tls_and_starttls_with_auth_and_pipelining_on_postgres() {
-    swaks_over_implicit_tls_and_starttls_with_auth_and_pipelining(TestBackend::Postgres);
-}
+on_both_backends!(swaks_over_implicit_tls_and_starttls_with_auth_and_pipelining);
 
 #[test]
 fn smtplib_over_implicit_tls_rejects_a_certificate_from_another_ca() {

@@ -112,12 +112,4 @@ fn acknowledged_messages_survive_sigkill_exactly_once(backend: TestBackend) {
     py_send(daemon.addr("starttls"), &[]).assert_all_queued();
 }
 
-#[test]
-fn acknowledged_messages_survive_sigkill_exactly_once_on_sqlite() {
-    acknowledged_messages_survive_sigkill_exactly_once(TestBackend::Sqlite);
-}
-
-#[test]
-fn acknowledged_messages_survive_sigkill_exactly_once_on_postgres() {
-    acknowledged_messages_survive_sigkill_exactly_once(TestBackend::Postgres);
-}
+on_both_backends!(acknowledged_messages_survive_sigkill_exactly_once);

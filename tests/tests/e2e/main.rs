@@ -1,6 +1,24 @@
 //! End-to-end tests: one test binary (linking is the slow part), one module per area.
 //! They run the real `sealgate` binary; build it first (`scripts/test` does).
 
+/// Turns `fn scenario(backend: TestBackend)` into two tests, `scenario::on_sqlite` and
+/// `scenario::on_postgres`: the same end-to-end scenario against both storage backends.
+macro_rules! on_both_backends {
+    ($scenario:ident) => {
+        mod $scenario {
+            #[test]
+            fn on_sqlite() {
+                super::$scenario(sealgate_testkit::db::TestBackend::Sqlite);
+            }
+
+            #[test]
+            fn on_postgres() {
+                super::$scenario(sealgate_testkit::db::TestBackend::Postgres);
+            }
+        }
+    };
+}
+
 mod audit_cli;
 mod bad_input;
 mod clients;
