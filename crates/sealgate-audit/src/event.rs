@@ -31,6 +31,46 @@ pub enum AuditEvent {
         /// The `Message-ID:` header, if any.
         header_message_id: Option<String>,
     },
+    /// One delivery attempt for one recipient: where it went, how, and what came back.
+    Attempt {
+        /// The queue id.
+        message_id: String,
+        /// The recipient.
+        recipient: String,
+        /// Evidence about the connection and the reply.
+        evidence: AttemptEvidence,
+    },
+    /// The next hop accepted the message for this recipient.
+    Delivered {
+        /// The queue id.
+        message_id: String,
+        /// The recipient.
+        recipient: String,
+        /// The accepting host.
+        mx: String,
+        /// Its final reply.
+        reply: String,
+    },
+    /// A temporary failure: tried again later.
+    Deferred {
+        /// The queue id.
+        message_id: String,
+        /// The recipient.
+        recipient: String,
+        /// Why.
+        reason: String,
+        /// When the next attempt is due (microseconds since the epoch).
+        next_attempt_at: i64,
+    },
+    /// A permanent failure, or too old to keep trying: the sender gets a DSN (unless null).
+    Bounced {
+        /// The queue id.
+        message_id: String,
+        /// The recipient.
+        recipient: String,
+        /// Why.
+        reason: String,
+    },
     /// An operator added an SMTP AUTH user or changed its password (who may relay changed).
     UserSaved {
         /// The user name.
@@ -52,6 +92,10 @@ impl AuditEvent {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Received { .. } => "received",
+            Self::Attempt { .. } => "attempt",
+            Self::Delivered { .. } => "delivered",
+            Self::Deferred { .. } => "deferred",
+            Self::Bounced { .. } => "bounced",
             Self::UserSaved { .. } => "user_saved",
             Self::UserRemoved { .. } => "user_removed",
         }
@@ -89,6 +133,54 @@ impl AuditEvent {
                     ("header_message_id", Value::from(header_message_id)),
                 ]),
             },
+            Self::Attempt {
+                message_id,
+                recipient,
+                evidence,
+            } => {
+                let data = match serde_json::to_value(&evidence).unwrap_or_default() {
+                    Value::Object(m) => {
+                        Value::Object(m.into_iter().filter(|(_, v)| !v.is_null()).collect())
+                    }
+                    other => other,
+                };
+                about(kind, message_id, recipient, data)
+            }
+            Self::Delivered {
+                message_id,
+                recipient,
+                mx,
+                reply,
+            } => about(
+                kind,
+                message_id,
+                recipient,
+                object([("mx", mx.into()), ("reply", reply.into())]),
+            ),
+            Self::Deferred {
+                message_id,
+                recipient,
+                reason,
+                next_attempt_at,
+            } => about(
+                kind,
+                message_id,
+                recipient,
+                object([
+                    ("reason", reason.into()),
+                    ("next_attempt_at", next_attempt_at.into()),
+                ]),
+            ),
+            Self::Bounced {
+                message_id,
+                recipient,
+                reason,
+            } => about(
+                kind,
+                message_id,
+                recipient,
+                object([("reason", reason.into())]),
+            ),
             Self::UserSaved { name, operator } | Self::UserRemoved { name, operator } => {
                 AuditRecord {
                     kind,
@@ -101,6 +193,36 @@ impl AuditEvent {
                 }
             }
         }
+    }
+}
+
+/// What an attempt record says. Absent fields are left out of the stored data.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AttemptEvidence {
+    /// The MX (or implicit) host name tried.
+    pub mx: Option<String>,
+    /// The address connected to.
+    pub ip: Option<String>,
+    /// TLS protocol version, when the session was encrypted.
+    pub tls_version: Option<String>,
+    /// TLS cipher suite.
+    pub cipher: Option<String>,
+    /// SHA-256 (hex) of the peer's leaf certificate.
+    pub peer_cert_sha256: Option<String>,
+    /// The reply code that decided the outcome, if a reply came.
+    pub reply_code: Option<u16>,
+    /// The reply text (or the connection error) that decided the outcome.
+    pub reply: Option<String>,
+    /// `delivered`, `temporary` or `permanent`.
+    pub outcome: String,
+}
+
+fn about(kind: String, message_id: String, recipient: String, data: Value) -> AuditRecord {
+    AuditRecord {
+        kind,
+        message_id: Some(message_id),
+        recipient: Some(recipient),
+        data,
     }
 }
 

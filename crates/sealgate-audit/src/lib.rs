@@ -13,7 +13,7 @@ mod tail;
 mod verify;
 
 pub use error::AuditError;
-pub use event::AuditEvent;
+pub use event::{AttemptEvidence, AuditEvent};
 pub use format::{format_json, format_line};
 pub use tail::tail;
 pub use verify::{ChainProblem, VerifyReport, verify};

@@ -5,9 +5,13 @@
 //! transaction) and, later, claiming and settling recipients for delivery. Ingress and
 //! delivery meet only here. Depends on store, crypto and audit; never on a worker crate.
 
+mod delivery;
 mod error;
+mod retry;
 
+pub use delivery::{AttemptOutcome, Claim, Settled};
 pub use error::QueueError;
+pub use retry::RetryPolicy;
 
 use std::sync::Arc;
 

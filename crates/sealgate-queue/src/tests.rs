@@ -76,3 +76,271 @@ async fn accepted_message_is_sealed_queued_and_audited_on_sqlite() {
 async fn accepted_message_is_sealed_queued_and_audited_on_postgres() {
     accepted_message_is_sealed_queued_and_audited(TestBackend::Postgres).await;
 }
+
+mod delivery {
+    use std::collections::HashSet;
+    use std::time::Duration;
+
+    use sealgate_audit::AttemptEvidence;
+    use sealgate_testkit::db::TestBackend;
+    use sealgate_types::RecipientState;
+
+    use super::{incoming, queue};
+    use crate::{AttemptOutcome, RetryPolicy, Settled};
+
+    const LEASE: Duration = Duration::from_secs(60);
+
+    fn evidence(outcome: &str, reply: &str) -> AttemptEvidence {
+        AttemptEvidence {
+            mx: Some("mx1.example.test".into()),
+            ip: Some("127.0.0.2".into()),
+            reply_code: reply.get(..3).and_then(|c| c.parse().ok()),
+            reply: Some(reply.into()),
+            outcome: outcome.into(),
+            ..AttemptEvidence::default()
+        }
+    }
+
+    async fn outcomes_settle_into_the_right_states_with_their_audit(backend: TestBackend) {
+        let (q, _db, _dir) = queue(backend).await;
+        let id = q
+            .accept(incoming(b"Subject: x\r\n\r\nbody\r\n"))
+            .await
+            .expect("accept");
+        let claims = q.claim("node-a", LEASE, 10).await.expect("claim");
+        assert_eq!(claims.len(), 2);
+        assert!(
+            q.claim("node-b", LEASE, 10)
+                .await
+                .expect("claim")
+                .is_empty(),
+            "claimed twice"
+        );
+        let policy = RetryPolicy::default();
+        let delivered = q
+            .settle(
+                &claims[0],
+                "node-a",
+                AttemptOutcome::Delivered,
+                evidence("delivered", "250 2.0.0 ok"),
+                &policy,
+                0.5,
+            )
+            .await
+            .expect("settle");
+        assert_eq!(delivered, Settled::Delivered);
+        let deferred = q
+            .settle(
+                &claims[1],
+                "node-a",
+                AttemptOutcome::Temporary,
+                evidence("temporary", "451 4.3.0 later"),
+                &policy,
+                0.5,
+            )
+            .await
+            .expect("settle");
+        let Settled::Deferred { next_attempt_at } = deferred else {
+            panic!("{deferred:?}")
+        };
+        let wait = next_attempt_at - sealgate_types::time::now_micros();
+        assert!(
+            (4 * 60_000_000..=6 * 60_000_000).contains(&wait),
+            "first retry in ~5 min, got {wait} µs"
+        );
+        assert!(
+            q.claim("node-a", LEASE, 10)
+                .await
+                .expect("claim")
+                .is_empty(),
+            "deferred is not due yet"
+        );
+
+        let rows = q
+            .store()
+            .recipients_of(&id.to_string())
+            .await
+            .expect("rows");
+        assert_eq!(rows[0].state, RecipientState::Delivered);
+        assert_eq!(rows[1].state, RecipientState::Deferred);
+        assert_eq!((rows[0].attempts, rows[1].attempts), (1, 1));
+        assert_eq!(rows[1].last_reply.as_deref(), Some("451 4.3.0 later"));
+        let filter = sealgate_store::AuditFilter {
+            message_id: Some(id.to_string()),
+            ..Default::default()
+        };
+        let kinds: Vec<(String, Option<String>)> = q
+            .store()
+            .audit_after(0, &filter, 10)
+            .await
+            .expect("audit")
+            .into_iter()
+            .map(|e| (e.kind, e.recipient))
+            .collect();
+        let a = Some("a@x.example".to_owned());
+        let b = Some("b@y.example".to_owned());
+        assert_eq!(
+            kinds,
+            [
+                ("received".into(), None),
+                ("attempt".into(), a.clone()),
+                ("delivered".into(), a),
+                ("attempt".into(), b.clone()),
+                ("deferred".into(), b)
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn outcomes_settle_into_the_right_states_with_their_audit_on_sqlite() {
+        outcomes_settle_into_the_right_states_with_their_audit(TestBackend::Sqlite).await;
+    }
+
+    #[tokio::test]
+    async fn outcomes_settle_into_the_right_states_with_their_audit_on_postgres() {
+        outcomes_settle_into_the_right_states_with_their_audit(TestBackend::Postgres).await;
+    }
+
+    async fn permanent_and_expired_failures_bounce(backend: TestBackend) {
+        let (q, _db, _dir) = queue(backend).await;
+        q.accept(incoming(b"x\r\n")).await.expect("accept");
+        let claims = q.claim("n", LEASE, 10).await.expect("claim");
+        let expired = RetryPolicy {
+            max_age: Duration::ZERO,
+            ..RetryPolicy::default()
+        };
+        let p = q
+            .settle(
+                &claims[0],
+                "n",
+                AttemptOutcome::Permanent,
+                evidence("permanent", "550 5.1.1 no such user"),
+                &RetryPolicy::default(),
+                0.5,
+            )
+            .await
+            .expect("settle");
+        assert_eq!(
+            p,
+            Settled::Bounced {
+                reason: "550 5.1.1 no such user".into()
+            }
+        );
+        let t = q
+            .settle(
+                &claims[1],
+                "n",
+                AttemptOutcome::Temporary,
+                evidence("temporary", "421 4.4.2 busy"),
+                &expired,
+                0.5,
+            )
+            .await
+            .expect("settle");
+        let Settled::Bounced { reason } = t else {
+            panic!("{t:?}")
+        };
+        assert!(
+            reason.contains("gave up after 1 attempts") && reason.contains("421 4.4.2 busy"),
+            "{reason}"
+        );
+    }
+
+    #[tokio::test]
+    async fn permanent_and_expired_failures_bounce_on_sqlite() {
+        permanent_and_expired_failures_bounce(TestBackend::Sqlite).await;
+    }
+
+    #[tokio::test]
+    async fn permanent_and_expired_failures_bounce_on_postgres() {
+        permanent_and_expired_failures_bounce(TestBackend::Postgres).await;
+    }
+
+    async fn an_expired_lease_is_reclaimed_and_the_old_owner_writes_nothing(backend: TestBackend) {
+        let (q, _db, _dir) = queue(backend).await;
+        let id = q.accept(incoming(b"x\r\n")).await.expect("accept");
+        let stale = q.claim("crashed", Duration::ZERO, 10).await.expect("claim");
+        assert_eq!(stale.len(), 2);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let fresh = q.claim("survivor", LEASE, 10).await.expect("reclaim");
+        assert_eq!(fresh.len(), 2, "expired leases are claimable");
+        let (head_before, _) = q.store().audit_head().await.expect("head");
+        let late = q
+            .settle(
+                &stale[0],
+                "crashed",
+                AttemptOutcome::Delivered,
+                evidence("delivered", "250 ok"),
+                &RetryPolicy::default(),
+                0.5,
+            )
+            .await
+            .expect("settle");
+        assert_eq!(late, Settled::LeaseLost);
+        assert_eq!(
+            q.store().audit_head().await.expect("head").0,
+            head_before,
+            "no audit for a lost lease"
+        );
+        assert_eq!(q.release("survivor").await.expect("release"), 2);
+        let rows = q
+            .store()
+            .recipients_of(&id.to_string())
+            .await
+            .expect("rows");
+        assert!(
+            rows.iter()
+                .all(|r| r.state == RecipientState::Queued && r.attempts == 0),
+            "{rows:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_expired_lease_is_reclaimed_and_the_old_owner_writes_nothing_on_sqlite() {
+        an_expired_lease_is_reclaimed_and_the_old_owner_writes_nothing(TestBackend::Sqlite).await;
+    }
+
+    #[tokio::test]
+    async fn an_expired_lease_is_reclaimed_and_the_old_owner_writes_nothing_on_postgres() {
+        an_expired_lease_is_reclaimed_and_the_old_owner_writes_nothing(TestBackend::Postgres).await;
+    }
+
+    async fn concurrent_claimers_never_share_a_recipient(backend: TestBackend) {
+        let (q, _db, _dir) = queue(backend).await;
+        for _ in 0..60 {
+            q.accept(incoming(b"x\r\n")).await.expect("accept");
+        }
+        let mut tasks = Vec::new();
+        for worker in 0..4 {
+            let q = q.clone();
+            tasks.push(tokio::spawn(async move {
+                let owner = format!("w{worker}");
+                let mut got = Vec::new();
+                loop {
+                    let batch = q.claim(&owner, LEASE, 7).await.expect("claim");
+                    if batch.is_empty() {
+                        return got;
+                    }
+                    got.extend(batch.into_iter().map(|c| c.recipient.id));
+                }
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.expect("task"));
+        }
+        let unique: HashSet<i64> = all.iter().copied().collect();
+        assert_eq!(all.len(), 120, "every recipient claimed");
+        assert_eq!(unique.len(), 120, "no recipient claimed twice");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_claimers_never_share_a_recipient_on_sqlite() {
+        concurrent_claimers_never_share_a_recipient(TestBackend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_claimers_never_share_a_recipient_on_postgres() {
+        concurrent_claimers_never_share_a_recipient(TestBackend::Postgres).await;
+    }
+}

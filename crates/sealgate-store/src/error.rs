@@ -55,6 +55,15 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    /// Claiming, settling or releasing recipients under a lease failed (nothing was written).
+    #[error("queue {op} failed")]
+    Lease {
+        /// `claim`, `settle`, `release` or `reschedule`.
+        op: &'static str,
+        /// Why.
+        #[source]
+        source: sqlx::Error,
+    },
     /// Listening for new audit rows failed.
     #[error("audit listener failed")]
     Listen(#[source] sqlx::Error),
@@ -80,6 +89,7 @@ impl StoreError {
         match self {
             Self::Connect(e)
             | Self::Enqueue { source: e, .. }
+            | Self::Lease { source: e, .. }
             | Self::AppendAudit(e)
             | Self::ReadAudit(e)
             | Self::ReadQueue(e)

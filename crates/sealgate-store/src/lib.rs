@@ -10,6 +10,7 @@
 
 mod audit;
 pub mod error;
+mod lease;
 mod model;
 mod queue;
 mod store;
@@ -17,5 +18,6 @@ mod users;
 
 pub use audit::AuditListener;
 pub use error::StoreError;
+pub use lease::Settlement;
 pub use model::{AuditFilter, MessageRow, NewMessage, RecipientRow, UserRow};
 pub use store::{Backend, Store};

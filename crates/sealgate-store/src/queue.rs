@@ -12,7 +12,7 @@ use crate::store::Store;
 const MESSAGE_COLUMNS: &str = "id, received_at, sender, size, body_sha256, header_message_id, \
      client_ip, helo, auth_user, tls, key_id, sealed_body";
 
-const RECIPIENT_COLUMNS: &str = "id, message_id, rcpt, state, attempts, next_attempt_at, \
+pub(crate) const RECIPIENT_COLUMNS: &str = "id, message_id, rcpt, state, attempts, next_attempt_at, \
      last_reply, lease_owner, lease_until, updated_at";
 
 async fn insert_message(
@@ -77,7 +77,7 @@ fn message_from_row(row: &AnyRow) -> Result<MessageRow, sqlx::Error> {
     })
 }
 
-fn recipient_from_row(row: &AnyRow) -> Result<RecipientRow, StoreError> {
+pub(crate) fn recipient_from_row(row: &AnyRow) -> Result<RecipientRow, StoreError> {
     let get = |e| StoreError::ReadQueue(e);
     let state: String = row.try_get("state").map_err(get)?;
     Ok(RecipientRow {

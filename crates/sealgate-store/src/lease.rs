@@ -1,0 +1,143 @@
+//! Claiming due recipients under a lease, and settling them.
+//!
+//! Several relay processes may share one database. A worker claims due recipients by moving
+//! them to `inflight` with its own `lease_owner` and a `lease_until`; on PostgreSQL the claim
+//! skips rows another transaction holds (`FOR UPDATE SKIP LOCKED`), on SQLite the claim runs
+//! under the single write lock. A lease left by a crashed process expires and the rows are
+//! claimed again (at-least-once delivery). Settling checks that the lease is still ours, so a
+//! worker that lost its lease writes nothing.
+
+use sealgate_types::{AuditRecord, RecipientState};
+
+use crate::audit::append_in_tx;
+use crate::error::StoreError;
+use crate::model::RecipientRow;
+use crate::queue::{RECIPIENT_COLUMNS, recipient_from_row};
+use crate::store::{Backend, Store};
+
+/// The new state of a settled recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    /// `delivered`, `deferred` or `bounced` (or `queued` to hand it back untried).
+    pub state: RecipientState,
+    /// When to try again (meaningful for `deferred`).
+    pub next_attempt_at: i64,
+    /// The last reply or error, for operators.
+    pub last_reply: Option<String>,
+    /// Whether this settlement counts as an attempt.
+    pub counts_as_attempt: bool,
+}
+
+fn lease_err(op: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    move |source| StoreError::Lease { op, source }
+}
+
+impl Store {
+    /// Claims up to `limit` recipients that are due at `now` (queued or deferred with
+    /// `next_attempt_at <= now`, or inflight under an expired lease), oldest due first, for
+    /// `owner` until `lease_until`. Returns the claimed rows.
+    pub async fn claim_due(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<RecipientRow>, StoreError> {
+        let lock = match self.backend() {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE recipients SET state = 'inflight', lease_owner = $1, lease_until = $2, \
+             updated_at = $3 WHERE id IN (SELECT id FROM recipients \
+             WHERE (state IN ('queued', 'deferred') AND next_attempt_at <= $3) \
+             OR (state = 'inflight' AND lease_until < $3) \
+             ORDER BY next_attempt_at, id LIMIT $4{lock}) RETURNING {RECIPIENT_COLUMNS}"
+        );
+        let mut tx = self.begin_write().await.map_err(lease_err("claim"))?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(owner.to_owned())
+            .bind(lease_until)
+            .bind(now)
+            .bind(limit.max(0))
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(lease_err("claim"))?;
+        tx.commit().await.map_err(lease_err("claim"))?;
+        let mut claimed: Vec<RecipientRow> = rows
+            .iter()
+            .map(recipient_from_row)
+            .collect::<Result<_, _>>()?;
+        claimed.sort_by_key(|r| (r.next_attempt_at, r.id));
+        Ok(claimed)
+    }
+
+    /// Settles one recipient claimed by `owner`: its new state and the audit records (in this
+    /// order) in one transaction. Returns false, writing nothing, when the lease is no longer
+    /// `owner`'s (it expired and another worker claimed the recipient).
+    pub async fn settle(
+        &self,
+        recipient_id: i64,
+        owner: &str,
+        settlement: &Settlement,
+        audit: &[AuditRecord],
+    ) -> Result<bool, StoreError> {
+        let fail = lease_err("settle");
+        let mut tx = self.begin_write().await.map_err(&fail)?;
+        // Audit first: its head row lock comes before any recipient row lock everywhere.
+        for rec in audit {
+            append_in_tx(&mut tx, rec).await.map_err(&fail)?;
+        }
+        let done = sqlx::query(
+            "UPDATE recipients SET state = $1, next_attempt_at = $2, last_reply = $3, \
+             attempts = attempts + $4, lease_owner = NULL, lease_until = NULL, updated_at = $5 \
+             WHERE id = $6 AND state = 'inflight' AND lease_owner = $7",
+        )
+        .bind(settlement.state.as_str().to_owned())
+        .bind(settlement.next_attempt_at)
+        .bind(settlement.last_reply.clone())
+        .bind(i64::from(settlement.counts_as_attempt))
+        .bind(sealgate_types::time::now_micros())
+        .bind(recipient_id)
+        .bind(owner.to_owned())
+        .execute(&mut **tx)
+        .await
+        .map_err(&fail)?;
+        if done.rows_affected() == 0 {
+            // Dropping the transaction rolls the audit rows back.
+            return Ok(false);
+        }
+        tx.commit().await.map_err(&fail)?;
+        Ok(true)
+    }
+
+    /// Hands every recipient `owner` still holds back to the queue, due now, without counting
+    /// an attempt (graceful shutdown). Returns how many were released.
+    pub async fn release_leases(&self, owner: &str, now: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE recipients SET state = 'queued', next_attempt_at = $1, lease_owner = NULL, \
+             lease_until = NULL, updated_at = $1 WHERE state = 'inflight' AND lease_owner = $2",
+        )
+        .bind(now)
+        .bind(owner.to_owned())
+        .execute(&self.pool)
+        .await
+        .map_err(lease_err("release"))?;
+        Ok(done.rows_affected())
+    }
+
+    /// The earliest `next_attempt_at` of any recipient still to be tried, if any (so a worker
+    /// can sleep until then instead of polling).
+    pub async fn next_due(&self) -> Result<Option<i64>, StoreError> {
+        use sqlx::Row;
+        let row = sqlx::query(
+            "SELECT MIN(CASE WHEN state = 'inflight' THEN lease_until ELSE next_attempt_at END) AS t \
+             FROM recipients WHERE state IN ('queued', 'deferred', 'inflight')",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::ReadQueue)?;
+        row.try_get::<Option<i64>, _>("t")
+            .map_err(StoreError::ReadQueue)
+    }
+}
