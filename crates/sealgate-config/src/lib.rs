@@ -40,6 +40,15 @@ pub struct Config {
     /// Who may relay through Sealgate without authenticating.
     #[serde(default)]
     pub relay: RelayConfig,
+    /// Retry schedule and lifetime of queued messages.
+    #[serde(default)]
+    pub queue: QueueConfig,
+    /// Outbound delivery.
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
+    /// DNS resolution for routing.
+    #[serde(default)]
+    pub dns: DnsConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -172,6 +181,85 @@ pub struct RelayConfig {
     pub networks: Vec<IpNet>,
 }
 
+/// `[queue]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    /// Delay before the first retry after a temporary failure; doubles each time. Default "5m".
+    #[serde(default = "default_retry_first")]
+    pub retry_first: HumanDuration,
+    /// The longest delay between two attempts. Default "4h".
+    #[serde(default = "default_retry_max")]
+    pub retry_max: HumanDuration,
+    /// Give up (bounce with a DSN) after a message has been queued this long (RFC 5321
+    /// §4.5.4.1 suggests 4-5 days). Default "5d".
+    #[serde(default = "default_max_age")]
+    pub max_age: HumanDuration,
+    /// Send the sender a delay notice once a message has waited this long; "0s" turns it off.
+    /// Default "4h".
+    #[serde(default = "default_delay_warning")]
+    pub delay_warning: HumanDuration,
+    /// How long a worker holds claimed recipients before another node may take them over.
+    /// Default "10m" (longer than the slowest transaction's timeouts).
+    #[serde(default = "default_lease")]
+    pub lease: HumanDuration,
+}
+
+/// `[delivery]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Run outbound delivery in this process. Default true.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Outbound connections at once, in total. Default 50.
+    #[serde(default = "default_delivery_concurrency")]
+    pub max_connections: usize,
+    /// Outbound connections at once to one recipient domain. Default 5.
+    #[serde(default = "default_domain_concurrency")]
+    pub max_connections_per_domain: usize,
+    /// TCP port of remote MX hosts. Default 25; another value is for labs and private relays.
+    #[serde(default = "default_smtp_port")]
+    pub smtp_port: u16,
+    /// Name sent in EHLO. Default: `server.hostname`.
+    #[serde(default)]
+    pub helo_name: Option<String>,
+    /// Extra PEM file of CA certificates trusted for outbound TLS (private PKI or a lab), in
+    /// addition to the public WebPKI roots.
+    #[serde(default)]
+    pub extra_ca_file: Option<PathBuf>,
+    /// TCP connect timeout per address. Default "30s".
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: HumanDuration,
+    /// Waiting for the greeting (RFC 5321 §4.5.3.2.1: 5 minutes). Default "5m".
+    #[serde(default = "default_five_minutes")]
+    pub greeting_timeout: HumanDuration,
+    /// Waiting for a reply to MAIL, RCPT and other commands (§4.5.3.2.2-3: 5 minutes). Default "5m".
+    #[serde(default = "default_five_minutes")]
+    pub command_timeout: HumanDuration,
+    /// Waiting for the reply after the message data (§4.5.3.2.6: 10 minutes). Default "10m".
+    #[serde(default = "default_data_timeout")]
+    pub data_timeout: HumanDuration,
+    /// How often an idle worker looks for due recipients. Default "1s".
+    #[serde(default = "default_poll")]
+    pub poll_interval: HumanDuration,
+}
+
+/// `[dns]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsConfig {
+    /// Name servers to ask ("127.0.0.1:53"); empty = the system's /etc/resolv.conf.
+    #[serde(default)]
+    pub nameservers: Vec<SocketAddr>,
+    /// Timeout per query. Default "5s".
+    #[serde(default = "default_dns_timeout")]
+    pub timeout: HumanDuration,
+    /// Tries per query. Default 2.
+    #[serde(default = "default_dns_attempts")]
+    pub attempts: usize,
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -252,6 +340,51 @@ fn default_relay_networks() -> Vec<IpNet> {
         .filter_map(|n| n.parse().ok())
         .collect()
 }
+fn default_retry_first() -> HumanDuration {
+    HumanDuration::from_secs(5 * 60)
+}
+fn default_retry_max() -> HumanDuration {
+    HumanDuration::from_secs(4 * 3600)
+}
+fn default_max_age() -> HumanDuration {
+    HumanDuration::from_secs(5 * 86400)
+}
+fn default_delay_warning() -> HumanDuration {
+    HumanDuration::from_secs(4 * 3600)
+}
+fn default_lease() -> HumanDuration {
+    HumanDuration::from_secs(600)
+}
+fn default_true() -> bool {
+    true
+}
+fn default_delivery_concurrency() -> usize {
+    50
+}
+fn default_domain_concurrency() -> usize {
+    5
+}
+fn default_smtp_port() -> u16 {
+    25
+}
+fn default_connect_timeout() -> HumanDuration {
+    HumanDuration::from_secs(30)
+}
+fn default_five_minutes() -> HumanDuration {
+    HumanDuration::from_secs(300)
+}
+fn default_data_timeout() -> HumanDuration {
+    HumanDuration::from_secs(600)
+}
+fn default_poll() -> HumanDuration {
+    HumanDuration::from_secs(1)
+}
+fn default_dns_timeout() -> HumanDuration {
+    HumanDuration::from_secs(5)
+}
+fn default_dns_attempts() -> usize {
+    2
+}
 fn default_log_format() -> LogFormat {
     LogFormat::Human
 }
@@ -269,6 +402,9 @@ macro_rules! default_from_serde {
     )*};
 }
 default_from_serde!(
+    QueueConfig,
+    DeliveryConfig,
+    DnsConfig,
     ServerConfig,
     DatabaseConfig,
     StorageConfig,
@@ -350,6 +486,44 @@ impl Config {
         }
         if s.max_message_size.0 < 1024 {
             bad("smtp.max_message_size".into(), "must be at least 1 KiB");
+        }
+        let d = &self.delivery;
+        for (key, v) in [
+            ("delivery.max_connections", d.max_connections),
+            (
+                "delivery.max_connections_per_domain",
+                d.max_connections_per_domain,
+            ),
+            ("dns.attempts", self.dns.attempts),
+        ] {
+            if v == 0 {
+                bad(key.into(), "must be at least 1");
+            }
+        }
+        if d.smtp_port == 0 {
+            bad(
+                "delivery.smtp_port".into(),
+                "must be a port number from 1 to 65535",
+            );
+        }
+        if let Some(p) = d.extra_ca_file.as_ref().filter(|p| !p.is_file()) {
+            bad(
+                "delivery.extra_ca_file".into(),
+                &format!("file {} does not exist", p.display()),
+            );
+        }
+        let q = &self.queue;
+        if q.retry_first.0.is_zero() || q.retry_max.0 < q.retry_first.0 {
+            bad(
+                "queue.retry_max".into(),
+                "must be at least queue.retry_first, which must be above 0",
+            );
+        }
+        if q.lease.0 < d.data_timeout.0 {
+            bad(
+                "queue.lease".into(),
+                "must be at least delivery.data_timeout, or another node could take over a transaction still running",
+            );
         }
         if self.database.max_connections == 0 {
             bad("database.max_connections".into(), "must be at least 1");

@@ -78,3 +78,23 @@ fn the_example_config_is_valid_and_complete() {
     assert!(cfg.tls.is_some(), "the example documents [tls]");
     assert_eq!(cfg.smtp.listeners.len(), 3);
 }
+
+#[test]
+fn delivery_defaults_follow_rfc_5321_timeouts_and_lease_must_cover_them() {
+    let c = Config::from_toml("").expect("defaults");
+    assert_eq!(c.delivery.smtp_port, 25);
+    assert_eq!(c.delivery.data_timeout.0.as_secs(), 600);
+    assert_eq!(c.queue.max_age.0.as_secs(), 5 * 86400);
+    assert!(c.dns.nameservers.is_empty());
+    let Err(ConfigError::Invalid(problems)) = Config::from_toml(
+        "[queue]\nlease = \"1m\"\nretry_first = \"0s\"\n[delivery]\nsmtp_port = 0\n",
+    ) else {
+        panic!("expected validation errors");
+    };
+    let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["delivery.smtp_port", "queue.retry_max", "queue.lease"],
+        "{problems:?}"
+    );
+}
