@@ -8,3 +8,5 @@
 pub mod tls;
 
 pub mod db;
+
+pub mod dns;

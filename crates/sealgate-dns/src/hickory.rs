@@ -1,0 +1,254 @@
+//! [`Resolver`] over hickory-resolver: system resolv.conf or configured servers.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{
+    ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
+};
+use hickory_resolver::lookup::Lookup;
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError as HickoryDnsError, NetError};
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::{Name, RData};
+
+use crate::{BoxFuture, DnsError, MxHost, MxRecords, Resolver};
+
+/// How the hickory resolver reaches DNS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnsConfig {
+    /// Recursive nameservers to ask, each over UDP and TCP on its own port. Empty
+    /// means the system configuration (`/etc/resolv.conf`). Pointing this at a
+    /// private server (a lab, split-horizon DNS, a local validating resolver) is
+    /// ordinary configuration.
+    pub nameservers: Vec<SocketAddr>,
+    /// How long to wait for one answer.
+    pub timeout: Duration,
+    /// How many times to send a query before giving up (at least 1).
+    pub attempts: usize,
+}
+
+impl DnsConfig {
+    /// Default per-query timeout.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+    /// Default number of tries per query.
+    pub const DEFAULT_ATTEMPTS: usize = 2;
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        Self {
+            nameservers: Vec::new(),
+            timeout: Self::DEFAULT_TIMEOUT,
+            attempts: Self::DEFAULT_ATTEMPTS,
+        }
+    }
+}
+
+/// The production [`Resolver`], built on hickory-resolver with its cache.
+///
+/// The hosts file is not consulted: mail routing follows DNS (RFC 5321 §5.1).
+#[derive(Clone, Debug)]
+pub struct HickoryResolver {
+    inner: TokioResolver,
+}
+
+impl HickoryResolver {
+    /// Build a resolver from `cfg`. Needs a Tokio runtime only when queried.
+    pub fn new(cfg: &DnsConfig) -> Result<Self, DnsError> {
+        let mut builder = if cfg.nameservers.is_empty() {
+            TokioResolver::builder_tokio().map_err(|e| DnsError::Config {
+                source: Box::new(e),
+            })?
+        } else {
+            let servers = cfg.nameservers.iter().map(|a| nameserver(*a)).collect();
+            let config = ResolverConfig::from_name_servers(servers);
+            TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
+        };
+        let opts: &mut ResolverOpts = builder.options_mut();
+        opts.timeout = cfg.timeout;
+        // hickory counts retries after the first try.
+        opts.attempts = cfg.attempts.saturating_sub(1);
+        opts.use_hosts_file = ResolveHosts::Never;
+        let inner = builder.build().map_err(|e| DnsError::Config {
+            source: Box::new(e),
+        })?;
+        Ok(Self { inner })
+    }
+
+    async fn lookup_mx(&self, domain: &str) -> Result<MxRecords, DnsError> {
+        let name = absolute_name(domain)?;
+        let lookup = match self.inner.mx_lookup(name).await {
+            Ok(lookup) => lookup,
+            // NODATA: the domain exists without MX, so it is its own exchanger.
+            Err(e) if is_nodata(&e) => return Ok(MxRecords::Implicit),
+            Err(e) => return Err(classify(domain, "MX", e)),
+        };
+        let hosts = lookup
+            .answers()
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::MX(mx) => Some(MxHost::new(mx.preference, &mx.exchange.to_ascii())),
+                _ => None,
+            })
+            .collect();
+        Ok(MxRecords::classify(hosts))
+    }
+
+    async fn lookup_ips(&self, host: &str) -> Result<Vec<IpAddr>, DnsError> {
+        let name = absolute_name(host)?;
+        let (v4, v6) = tokio::join!(
+            self.inner.ipv4_lookup(name.clone()),
+            self.inner.ipv6_lookup(name)
+        );
+        let v4 = addresses(host, "A", v4);
+        let v6 = addresses(host, "AAAA", v6);
+        merge_families(host, v4, v6)
+    }
+}
+
+impl Resolver for HickoryResolver {
+    fn mx<'a>(&'a self, domain: &'a str) -> BoxFuture<'a, Result<MxRecords, DnsError>> {
+        Box::pin(self.lookup_mx(domain))
+    }
+
+    fn ips<'a>(&'a self, host: &'a str) -> BoxFuture<'a, Result<Vec<IpAddr>, DnsError>> {
+        Box::pin(self.lookup_ips(host))
+    }
+}
+
+/// One configured server, over UDP and TCP on the same port.
+fn nameserver(addr: SocketAddr) -> NameServerConfig {
+    let mut udp = ConnectionConfig::udp();
+    udp.port = addr.port();
+    let mut tcp = ConnectionConfig::tcp();
+    tcp.port = addr.port();
+    NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
+}
+
+/// Parse `name` as an absolute name, so no search list ever applies.
+fn absolute_name(name: &str) -> Result<Name, DnsError> {
+    let mut parsed = Name::from_ascii(name).map_err(|e| DnsError::InvalidName {
+        name: name.to_owned(),
+        source: Box::new(e),
+    })?;
+    parsed.set_fqdn(true);
+    Ok(parsed)
+}
+
+/// The addresses of one family: NODATA is an empty list.
+fn addresses(
+    host: &str,
+    record_type: &'static str,
+    result: Result<Lookup, NetError>,
+) -> Result<Vec<IpAddr>, DnsError> {
+    match result {
+        Ok(lookup) => Ok(lookup
+            .answers()
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::A(a) => Some(IpAddr::V4(a.0)),
+                RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
+                _ => None,
+            })
+            .collect()),
+        Err(e) if is_nodata(&e) => Ok(Vec::new()),
+        Err(e) => Err(classify(host, record_type, e)),
+    }
+}
+
+/// Combine the A and AAAA answers. Addresses from one family are used even if
+/// the other failed (the failure is logged); with no address at all, a
+/// transient failure wins over NXDOMAIN so the relay retries.
+fn merge_families(
+    host: &str,
+    v4: Result<Vec<IpAddr>, DnsError>,
+    v6: Result<Vec<IpAddr>, DnsError>,
+) -> Result<Vec<IpAddr>, DnsError> {
+    match (v4, v6) {
+        (Ok(mut v4), Ok(v6)) => {
+            v4.extend(v6);
+            Ok(v4)
+        }
+        (Ok(found), Err(e)) | (Err(e), Ok(found)) if !found.is_empty() => {
+            tracing::warn!(host = %host, error = %e, "address lookup failed for one family");
+            Ok(found)
+        }
+        (Ok(_), Err(e)) | (Err(e), Ok(_)) => Err(e),
+        (Err(a), Err(b)) => Err(if a.is_permanent() { b } else { a }),
+    }
+}
+
+/// NOERROR with no answer of the asked type: the name exists.
+fn is_nodata(e: &NetError) -> bool {
+    matches!(
+        e,
+        NetError::Dns(HickoryDnsError::NoRecordsFound(nr)) if nr.response_code == ResponseCode::NoError
+    )
+}
+
+/// Map a hickory failure to our error and its class.
+fn classify(name: &str, record_type: &'static str, e: NetError) -> DnsError {
+    let name = name.to_owned();
+    if e.is_nx_domain() {
+        return DnsError::NxDomain { name };
+    }
+    match e {
+        NetError::Timeout => DnsError::Timeout { name, record_type },
+        NetError::Dns(HickoryDnsError::ResponseCode(code)) => DnsError::ServerError {
+            name,
+            record_type,
+            rcode: code.to_str().to_owned(),
+        },
+        source => DnsError::Lookup {
+            name,
+            record_type,
+            source: Box::new(source),
+        },
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // STYLE.md: unwrap is fine in tests
+mod tests {
+    use super::*;
+
+    fn nx(name: &str) -> Result<Vec<IpAddr>, DnsError> {
+        Err(DnsError::NxDomain { name: name.into() })
+    }
+
+    fn timeout(name: &str) -> Result<Vec<IpAddr>, DnsError> {
+        Err(DnsError::Timeout {
+            name: name.into(),
+            record_type: "AAAA",
+        })
+    }
+
+    #[test]
+    fn one_family_answering_is_enough() {
+        let v4: IpAddr = "127.0.0.2".parse().unwrap();
+        let got = merge_families("h", Ok(vec![v4]), timeout("h")).unwrap();
+        assert_eq!(got, vec![v4]);
+    }
+
+    #[test]
+    fn no_address_and_a_timeout_is_transient() {
+        let err = merge_families("h", nx("h"), timeout("h")).unwrap_err();
+        assert!(!err.is_permanent());
+        let err = merge_families("h", Ok(vec![]), timeout("h")).unwrap_err();
+        assert!(!err.is_permanent());
+    }
+
+    #[test]
+    fn nxdomain_for_both_families_is_permanent() {
+        let err = merge_families("h", nx("h"), nx("h")).unwrap_err();
+        assert!(err.is_permanent());
+    }
+
+    #[test]
+    fn invalid_names_are_rejected_before_any_lookup() {
+        let err = absolute_name("bad..name").unwrap_err();
+        assert!(err.is_permanent(), "{err}");
+    }
+}
