@@ -12,6 +12,7 @@ SG_PACKAGES=(
     libnet-ssleay-perl # swaks --tls (only a Recommends of swaks)
     postgresql:initdb
     python3:python3
+    postfix:/usr/sbin/postfix # a real MX / relay on loopback (sealgate-testkit::postfix)
 )
 
 sg_log() {
@@ -53,6 +54,9 @@ sg_ensure_packages() {
         fi
     fi
     sg_log "installing ${missing[*]}"
+    # postfix asks what kind of mail server to set up: none. Tests start their own instances
+    # with their own config directories; no /etc/postfix/main.cf means no system postfix runs.
+    echo 'postfix postfix/main_mailer_type select No configuration' | "${sudo[@]}" debconf-set-selections
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     sg_pg_path

@@ -71,6 +71,15 @@ pub enum AuditEvent {
         /// Why.
         reason: String,
     },
+    /// An operator made a waiting recipient due now (`sealgate queue retry`).
+    RetryRequested {
+        /// The queue id.
+        message_id: String,
+        /// The recipient.
+        recipient: String,
+        /// Who ran the command.
+        operator: String,
+    },
     /// An operator added an SMTP AUTH user or changed its password (who may relay changed).
     UserSaved {
         /// The user name.
@@ -96,6 +105,7 @@ impl AuditEvent {
             Self::Delivered { .. } => "delivered",
             Self::Deferred { .. } => "deferred",
             Self::Bounced { .. } => "bounced",
+            Self::RetryRequested { .. } => "retry_requested",
             Self::UserSaved { .. } => "user_saved",
             Self::UserRemoved { .. } => "user_removed",
         }
@@ -180,6 +190,16 @@ impl AuditEvent {
                 message_id,
                 recipient,
                 object([("reason", reason.into())]),
+            ),
+            Self::RetryRequested {
+                message_id,
+                recipient,
+                operator,
+            } => about(
+                kind,
+                message_id,
+                recipient,
+                object([("operator", operator.into())]),
             ),
             Self::UserSaved { name, operator } | Self::UserRemoved { name, operator } => {
                 AuditRecord {

@@ -224,10 +224,6 @@ pub struct DeliveryConfig {
     /// Name sent in EHLO. Default: `server.hostname`.
     #[serde(default)]
     pub helo_name: Option<String>,
-    /// Extra PEM file of CA certificates trusted for outbound TLS (private PKI or a lab), in
-    /// addition to the public WebPKI roots.
-    #[serde(default)]
-    pub extra_ca_file: Option<PathBuf>,
     /// TCP connect timeout per address. Default "30s".
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout: HumanDuration,
@@ -504,12 +500,6 @@ impl Config {
             bad(
                 "delivery.smtp_port".into(),
                 "must be a port number from 1 to 65535",
-            );
-        }
-        if let Some(p) = d.extra_ca_file.as_ref().filter(|p| !p.is_file()) {
-            bad(
-                "delivery.extra_ca_file".into(),
-                &format!("file {} does not exist", p.display()),
             );
         }
         let q = &self.queue;

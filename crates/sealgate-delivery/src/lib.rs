@@ -1,5 +1,11 @@
-//! Outbound delivery (layer L4): the SMTP client, routing by MX, the delivery workers, and
-//! delivery status notifications. Takes claimed recipients from the queue and settles them;
-//! must not depend on the ingress side (they meet only in the queue).
+//! Outbound delivery (layer L4): the SMTP client ([`client`]), routing by MX, the delivery
+//! workers, and delivery status notifications ([`dsn`]). Takes claimed recipients from the queue
+//! and settles them; must not depend on the ingress side (they meet only in the queue), and never
+//! initialises tracing or reads the environment.
 
+mod attempt;
+pub mod bounce;
+pub mod client;
 pub mod dsn;
+pub mod tls;
+pub mod worker;

@@ -141,3 +141,73 @@ impl Store {
             .map_err(StoreError::ReadQueue)
     }
 }
+
+/// What an operator does to a message's waiting (queued or deferred) recipients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperatorAction {
+    /// Make them due now (`sealgate queue retry`).
+    RetryNow,
+    /// Give up now (`sealgate queue bounce`); the caller sends the DSN.
+    Bounce,
+}
+
+impl Store {
+    /// Applies `action` to every queued or deferred recipient of `message_id`, appending the
+    /// audit record `audit(rcpt)` for each, in one transaction. Returns the recipients changed
+    /// and how many are in flight (held by a worker, untouched).
+    pub async fn operator_action(
+        &self,
+        message_id: &str,
+        action: OperatorAction,
+        audit: &(dyn Fn(&str) -> AuditRecord + Sync),
+    ) -> Result<(Vec<String>, i64), StoreError> {
+        use sqlx::Row;
+        let fail = lease_err("operator action");
+        let mut tx = self.begin_write().await.map_err(&fail)?;
+        let rows =
+            sqlx::query("SELECT rcpt, state FROM recipients WHERE message_id = $1 ORDER BY id")
+                .bind(message_id.to_owned())
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(&fail)?;
+        let mut waiting = Vec::new();
+        let mut inflight = 0;
+        for row in &rows {
+            let rcpt: String = row.try_get("rcpt").map_err(&fail)?;
+            let state: String = row.try_get("state").map_err(&fail)?;
+            match state.as_str() {
+                "queued" | "deferred" => waiting.push(rcpt),
+                "inflight" => inflight += 1,
+                _ => {}
+            }
+        }
+        if waiting.is_empty() {
+            return Ok((waiting, inflight));
+        }
+        for rcpt in &waiting {
+            append_in_tx(&mut tx, &audit(rcpt)).await.map_err(&fail)?;
+        }
+        let now = sealgate_types::time::now_micros();
+        let (state, reply) = match action {
+            OperatorAction::RetryNow => (RecipientState::Queued, None),
+            OperatorAction::Bounce => (
+                RecipientState::Bounced,
+                Some("bounced by an operator".to_owned()),
+            ),
+        };
+        sqlx::query(
+            "UPDATE recipients SET state = $1, next_attempt_at = $2, \
+             last_reply = COALESCE($3, last_reply), updated_at = $2 \
+             WHERE message_id = $4 AND state IN ('queued', 'deferred')",
+        )
+        .bind(state.as_str().to_owned())
+        .bind(now)
+        .bind(reply)
+        .bind(message_id.to_owned())
+        .execute(&mut **tx)
+        .await
+        .map_err(&fail)?;
+        tx.commit().await.map_err(&fail)?;
+        Ok((waiting, inflight))
+    }
+}

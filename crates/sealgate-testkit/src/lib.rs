@@ -10,3 +10,6 @@ pub mod tls;
 pub mod db;
 
 pub mod dns;
+pub mod smtp_sink;
+
+pub mod postfix;

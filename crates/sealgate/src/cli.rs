@@ -47,6 +47,38 @@ pub enum Command {
     /// SMTP AUTH users.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// The delivery queue.
+    #[command(subcommand)]
+    Queue(QueueCommand),
+}
+
+/// `sealgate queue …`
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// List recipients, oldest first.
+    List {
+        /// Only this state: queued, inflight, deferred, delivered, bounced.
+        #[arg(long)]
+        state: Option<String>,
+        /// At most this many.
+        #[arg(short = 'n', long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Show a message: envelope, recipients and its audit trail (never the content).
+    Show {
+        /// Queue id.
+        id: String,
+    },
+    /// Make a message's waiting recipients due now.
+    Retry {
+        /// Queue id.
+        id: String,
+    },
+    /// Give up on a message's waiting recipients now: they bounce, with a DSN to the sender.
+    Bounce {
+        /// Queue id.
+        id: String,
+    },
 }
 
 /// `sealgate config …`
@@ -173,6 +205,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     crate::cmd_audit::tail(&store, args).await?
                 }
                 Command::Users(cmd) => crate::cmd_users::run(&store, cmd).await?,
+                Command::Queue(cmd) => crate::cmd_queue::run(&cfg, &store, cmd).await?,
                 Command::Serve | Command::Config(_) => ExitCode::SUCCESS,
             };
             store.close().await;

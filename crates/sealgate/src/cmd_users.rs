@@ -73,7 +73,7 @@ fn validate_name(name: &str) -> anyhow::Result<()> {
 }
 
 /// The operating-system user running the command, for the audit trail.
-fn operator() -> String {
+pub fn operator() -> String {
     std::env::var("SUDO_USER")
         .or_else(|_| std::env::var("USER"))
         .or_else(|_| std::env::var("LOGNAME"))

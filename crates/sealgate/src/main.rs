@@ -5,9 +5,11 @@
 mod cli;
 mod cmd_audit;
 mod cmd_config;
+mod cmd_queue;
 mod cmd_users;
 mod logging;
 mod serve;
+mod wiring;
 
 use std::process::ExitCode;
 

@@ -58,10 +58,24 @@ pub async fn serve(cfg: Config, embedded_defaults: bool) -> anyhow::Result<ExitC
     });
     let limits = ConnectionLimits::new(cfg.smtp.max_connections, cfg.smtp.max_connections_per_ip);
     let shutdown = shutdown_on_signals()?;
+    let delivery = if cfg.delivery.enabled {
+        let dctx = Arc::new(crate::wiring::delivery_context(&cfg, ctx.queue.clone())?);
+        Some(tokio::spawn(sealgate_delivery::worker::run(
+            dctx,
+            shutdown.clone(),
+        )))
+    } else {
+        info!("delivery is disabled in this process ([delivery] enabled = false)");
+        None
+    };
     info!(hostname = %cfg.server.hostname, "sealgate ready");
     Server::new(ctx, limits)
         .run(listeners, shutdown, cfg.server.shutdown_grace.0)
         .await;
+    if let Some(d) = delivery {
+        // Running transactions finish (bounded by the client timeouts); claims are released.
+        let _ = d.await;
+    }
     store.close().await;
     info!("sealgate stopped");
     Ok(ExitCode::SUCCESS)

@@ -1,0 +1,150 @@
+//! The delivery loop: claim due recipients, deliver them domain by domain with bounded
+//! concurrency, settle every attempt. On shutdown, finish what is running and hand back what
+//! is still claimed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sealgate_dns::Resolver;
+use sealgate_queue::{Claim, Queue, RetryPolicy};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::client::{ClientConfig, TlsPolicy};
+
+/// Everything the workers share.
+pub struct DeliveryContext {
+    /// The queue to claim from and settle into.
+    pub queue: Queue,
+    /// MX and address lookups.
+    pub resolver: Arc<dyn Resolver>,
+    /// SMTP client settings (EHLO name, timeouts).
+    pub client: ClientConfig,
+    /// How to use STARTTLS.
+    pub tls: TlsPolicy,
+    /// Port of remote MX hosts (25 on the internet).
+    pub smtp_port: u16,
+    /// Retry schedule and give-up age.
+    pub retry: RetryPolicy,
+    /// How long claims are held.
+    pub lease: Duration,
+    /// This node's lease owner name (unique per process).
+    pub owner: String,
+    /// Our host name, for DSNs.
+    pub hostname: String,
+    /// Outbound connections at once.
+    pub max_connections: usize,
+    /// Outbound connections at once per domain.
+    pub max_connections_per_domain: usize,
+    /// Idle poll interval.
+    pub poll_interval: Duration,
+}
+
+impl std::fmt::Debug for DeliveryContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeliveryContext")
+            .field("owner", &self.owner)
+            .field("smtp_port", &self.smtp_port)
+            .field("max_connections", &self.max_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs delivery until `shutdown` turns true.
+pub async fn run(ctx: Arc<DeliveryContext>, mut shutdown: watch::Receiver<bool>) {
+    let total = Arc::new(Semaphore::new(ctx.max_connections.max(1)));
+    let per_domain: Arc<Mutex<HashMap<String, Arc<Semaphore>>>> = Arc::default();
+    let mut tasks = JoinSet::new();
+    info!(owner = %ctx.owner, "delivery started");
+    while !*shutdown.borrow() {
+        while tasks.try_join_next().is_some() {}
+        // Claim only what we can start now: claimed work waits on nothing but a connection slot.
+        let free = i64::try_from(total.available_permits()).unwrap_or(0);
+        let claims = if free == 0 {
+            Vec::new()
+        } else {
+            claim(&ctx, free * 4).await
+        };
+        if claims.is_empty() {
+            tokio::select! {
+                _ = tokio::time::sleep(ctx.poll_interval) => {}
+                _ = tasks.join_next(), if !tasks.is_empty() => {}
+                _ = shutdown.wait_for(|d| *d) => {}
+            }
+            continue;
+        }
+        for (domain, group) in by_domain(claims) {
+            let Ok(slot) = total.clone().acquire_owned().await else {
+                break;
+            };
+            let domain_slots =
+                domain_semaphore(&per_domain, &domain, ctx.max_connections_per_domain);
+            let ctx = ctx.clone();
+            let span = info_span!("deliver", domain = %domain, rcpts = group.len());
+            tasks.spawn(
+                async move {
+                    let _slot = slot;
+                    let Ok(_domain_slot) = domain_slots.acquire_owned().await else {
+                        return;
+                    };
+                    crate::attempt::deliver_domain(&ctx, &domain, group).await;
+                }
+                .instrument(span),
+            );
+        }
+    }
+    info!(
+        running = tasks.len(),
+        "delivery stopping: finishing running transactions"
+    );
+    while tasks.join_next().await.is_some() {}
+    match ctx.queue.release(&ctx.owner).await {
+        Ok(n) => info!(released = n, "delivery stopped"),
+        Err(e) => warn!(error = %e, "could not release leases; they expire on their own"),
+    }
+}
+
+async fn claim(ctx: &DeliveryContext, limit: i64) -> Vec<Claim> {
+    match ctx.queue.claim(&ctx.owner, ctx.lease, limit).await {
+        Ok(c) => {
+            if !c.is_empty() {
+                debug!(claimed = c.len(), "claimed recipients");
+            }
+            c
+        }
+        Err(e) => {
+            warn!(error = %e, "claiming failed; retrying after the poll interval");
+            Vec::new()
+        }
+    }
+}
+
+/// Groups claims by recipient domain (lowercase), keeping claim order inside each group.
+pub(crate) fn by_domain(claims: Vec<Claim>) -> BTreeMap<String, Vec<Claim>> {
+    let mut groups: BTreeMap<String, Vec<Claim>> = BTreeMap::new();
+    for c in claims {
+        let domain = c
+            .recipient
+            .rcpt
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_ascii_lowercase())
+            .unwrap_or_default();
+        groups.entry(domain).or_default().push(c);
+    }
+    groups
+}
+
+fn domain_semaphore(
+    map: &Mutex<HashMap<String, Arc<Semaphore>>>,
+    domain: &str,
+    max: usize,
+) -> Arc<Semaphore> {
+    let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
+    // Drop semaphores nobody holds, so the map does not grow with every domain ever seen.
+    m.retain(|_, s| Arc::strong_count(s) > 1 || s.available_permits() < max);
+    m.entry(domain.to_owned())
+        .or_insert_with(|| Arc::new(Semaphore::new(max.max(1))))
+        .clone()
+}
