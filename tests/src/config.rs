@@ -49,7 +49,10 @@ pub(crate) fn render_config(opts: &DaemonOpts<'_>, dir: &Path, db_url: &str) -> 
     // test DNS server), and even then nothing asks the system resolver.
     base.insert("delivery".into(), table([("enabled", false.into())]));
     let nowhere = vec![toml::Value::from("127.0.0.1:9")];
-    base.insert("dns".into(), table([("nameservers", nowhere.into()), ("attempts", 1.into())]));
+    base.insert(
+        "dns".into(),
+        table([("nameservers", nowhere.into()), ("attempts", 1.into())]),
+    );
     let extra: toml::Table = opts
         .extra_toml
         .parse()

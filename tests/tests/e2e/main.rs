@@ -22,8 +22,10 @@ macro_rules! on_both_backends {
 mod audit_cli;
 mod bad_input;
 mod clients;
+mod delivery;
 mod durability;
 mod inspect;
+mod lab;
 mod layering;
 mod lifecycle;
 mod smoke;
