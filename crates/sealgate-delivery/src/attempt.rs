@@ -10,6 +10,7 @@ use sealgate_queue::{AttemptOutcome, Claim, Settled};
 use tracing::{debug, info, warn};
 
 use crate::client::{ClientError, Envelope, Outcome, SmtpConnection, TransactionResult};
+use crate::dsn::DsnKind;
 use crate::worker::DeliveryContext;
 
 /// One candidate address to connect to.
@@ -44,18 +45,37 @@ impl Failure {
     }
 }
 
+/// DSNs owed after settling: failures (bounced) and delay warnings, with the reason each.
+#[derive(Default)]
+struct Notices {
+    failed: Vec<(Claim, String)>,
+    delayed: Vec<(Claim, String)>,
+}
+
+impl Notices {
+    fn note(&mut self, claim: &Claim, settled: Option<Settled>, reason: &str) {
+        match settled {
+            Some(Settled::Bounced { reason }) => self.failed.push((claim.clone(), reason)),
+            Some(Settled::Deferred {
+                warn_sender: true, ..
+            }) => {
+                self.delayed.push((claim.clone(), reason.to_owned()));
+            }
+            _ => {}
+        }
+    }
+
+    async fn send(self, ctx: &DeliveryContext, remote_mta: Option<&str>) {
+        crate::bounce::send_dsns(ctx, DsnKind::Failure, self.failed, remote_mta).await;
+        crate::bounce::send_dsns(ctx, DsnKind::Delay, self.delayed, remote_mta).await;
+    }
+}
+
 /// Delivers every claim of `domain` (they all share the route and, when possible, one connection).
 pub(crate) async fn deliver_domain(ctx: &DeliveryContext, domain: &str, claims: Vec<Claim>) {
     let targets = match resolve_targets(ctx, domain).await {
         Ok(t) => t,
-        Err(f) => {
-            let mut bounced = Vec::new();
-            for c in &claims {
-                bounced.extend(settle_failure(ctx, c, &f).await);
-            }
-            crate::bounce::send_dsns(ctx, bounced, None).await;
-            return;
-        }
+        Err(f) => return fail_all(ctx, &claims, &f).await,
     };
     let mut messages: BTreeMap<String, Vec<Claim>> = BTreeMap::new();
     for c in claims {
@@ -74,63 +94,77 @@ pub(crate) async fn deliver_domain(ctx: &DeliveryContext, domain: &str, claims: 
             Ok(c) => c,
             Err(e) => {
                 warn!(msg_id = %message_id, error = %e, "cannot open the queued message");
-                let f = Failure::temporary(
-                    format!("local error: cannot open the queued message: {e}"),
-                    None,
-                );
-                for c in &group {
-                    settle_failure(ctx, c, &f).await;
-                }
+                let reason = format!("local error: cannot open the queued message: {e}");
+                fail_all(ctx, &group, &Failure::temporary(reason, None)).await;
                 continue;
             }
         };
-        if conn.is_none() {
-            match connect_any(ctx, &targets).await {
-                Ok(c) => conn = Some(c),
+        let (c, target) = match conn.take() {
+            Some(open) => open,
+            None => match connect_any(ctx, &targets).await {
+                Ok(open) => open,
                 Err(f) => {
-                    let mut bounced = Vec::new();
-                    for c in &group {
-                        bounced.extend(settle_failure(ctx, c, &f).await);
-                    }
-                    crate::bounce::send_dsns(ctx, bounced, None).await;
+                    fail_all(ctx, &group, &f).await;
                     continue;
                 }
-            }
-        }
-        let Some((mut c, target)) = conn.take() else {
-            continue;
+            },
         };
-        let env = Envelope {
-            sender: group[0].sender.clone(),
-            recipients: group.iter().map(|c| c.recipient.rcpt.clone()).collect(),
-        };
-        match c.send(&env, &content).await {
-            Ok(result) => {
-                let bounced = settle_result(ctx, &group, &result, &c, &target).await;
-                crate::bounce::send_dsns(ctx, bounced, Some(&target.host)).await;
-                conn = Some((c, target));
-            }
-            Err(e) => {
-                // These two are found before MAIL: the session is still usable.
-                let keep = matches!(e, ClientError::NeedsSmtputf8 | ClientError::TooBig { .. });
-                let f = Failure {
-                    outcome: class(&e),
-                    reason: e.to_string(),
-                    target: Some(target.clone()),
-                };
-                let mut bounced = Vec::new();
-                for claim in &group {
-                    bounced.extend(settle_failure(ctx, claim, &f).await);
-                }
-                crate::bounce::send_dsns(ctx, bounced, Some(&target.host)).await;
-                if keep {
-                    conn = Some((c, target));
-                }
-            }
-        }
+        conn = deliver_message(ctx, c, target, &group, &content).await;
     }
     if let Some((c, _)) = conn {
         c.quit().await;
+    }
+}
+
+/// Settles every claim with the same failure, then sends the DSNs owed.
+async fn fail_all(ctx: &DeliveryContext, claims: &[Claim], f: &Failure) {
+    let mut notices = Notices::default();
+    for c in claims {
+        settle_failure(ctx, c, f, &mut notices).await;
+    }
+    notices
+        .send(ctx, f.target.as_ref().map(|t| t.host.as_str()))
+        .await;
+}
+
+/// One transaction for one message's recipients; returns the connection if still usable.
+async fn deliver_message(
+    ctx: &DeliveryContext,
+    mut c: SmtpConnection,
+    target: Target,
+    group: &[Claim],
+    content: &[u8],
+) -> Option<(SmtpConnection, Target)> {
+    let env = Envelope {
+        sender: group[0].sender.clone(),
+        recipients: group.iter().map(|c| c.recipient.rcpt.clone()).collect(),
+    };
+    let mut notices = Notices::default();
+    let keep = match c.send(&env, content).await {
+        Ok(result) => {
+            settle_result(ctx, group, &result, &c, &target, &mut notices).await;
+            c.is_usable()
+        }
+        Err(e) => {
+            // These two are found before MAIL: the session is still usable.
+            let keep = matches!(e, ClientError::NeedsSmtputf8 | ClientError::TooBig { .. });
+            let f = Failure {
+                outcome: class(&e),
+                reason: e.to_string(),
+                target: Some(target.clone()),
+            };
+            for claim in group {
+                settle_failure(ctx, claim, &f, &mut notices).await;
+            }
+            keep
+        }
+    };
+    notices.send(ctx, Some(&target.host)).await;
+    if keep {
+        Some((c, target))
+    } else {
+        c.quit().await;
+        None
     }
 }
 
@@ -232,15 +266,15 @@ fn evidence(
     }
 }
 
-/// Settles each recipient of one transaction; returns the ones that bounced, with why.
+/// Settles each recipient of one transaction.
 async fn settle_result(
     ctx: &DeliveryContext,
     group: &[Claim],
     result: &TransactionResult,
     conn: &SmtpConnection,
     target: &Target,
-) -> Vec<(Claim, String)> {
-    let mut bounced = Vec::new();
+    notices: &mut Notices,
+) {
     for claim in group {
         let (outcome, reply) = match result.outcome_for(&claim.recipient.rcpt) {
             Outcome::Delivered(r) => (AttemptOutcome::Delivered, r),
@@ -249,24 +283,18 @@ async fn settle_result(
         };
         let text = reply.to_string().trim_end().replace("\r\n", " ");
         let ev = evidence(Some(target), Some(conn), Some(reply.code), &text, &outcome);
-        if let Some(Settled::Bounced { reason }) = settle(ctx, claim, outcome, ev).await {
-            bounced.push((claim.clone(), reason));
-        }
+        notices.note(claim, settle(ctx, claim, outcome, ev).await, &text);
     }
-    bounced
 }
 
-/// Settles a recipient no transaction was possible for; returns it when it bounced.
-async fn settle_failure(
-    ctx: &DeliveryContext,
-    claim: &Claim,
-    f: &Failure,
-) -> Option<(Claim, String)> {
+/// Settles a recipient no transaction was possible for.
+async fn settle_failure(ctx: &DeliveryContext, claim: &Claim, f: &Failure, notices: &mut Notices) {
     let ev = evidence(f.target.as_ref(), None, None, &f.reason, &f.outcome);
-    match settle(ctx, claim, f.outcome.clone(), ev).await {
-        Some(Settled::Bounced { reason }) => Some((claim.clone(), reason)),
-        _ => None,
-    }
+    notices.note(
+        claim,
+        settle(ctx, claim, f.outcome.clone(), ev).await,
+        &f.reason,
+    );
 }
 
 async fn settle(

@@ -18,9 +18,10 @@ pub(crate) fn unit_random() -> f64 {
     }
 }
 
-/// Queues one failure DSN per message for the bounced recipients, to the envelope sender.
+/// Queues one DSN of `kind` per message for the listed recipients, to the envelope sender.
 pub(crate) async fn send_dsns(
     ctx: &DeliveryContext,
+    kind: DsnKind,
     bounced: Vec<(Claim, String)>,
     remote_mta: Option<&str>,
 ) {
@@ -41,8 +42,9 @@ pub(crate) async fn send_dsns(
             })
             .collect();
         let (sender, received_at) = (&list[0].0.sender, list[0].0.received_at);
-        if let Err(e) = queue_failure_dsn(
+        if let Err(e) = queue_dsn(
             &ctx.queue,
+            kind,
             &ctx.hostname,
             &message_id,
             sender,
@@ -56,11 +58,12 @@ pub(crate) async fn send_dsns(
     }
 }
 
-/// Queues a failure DSN for `failed` recipients of `message_id` to `sender`. Returns its queue
-/// id, or `None` for the null sender (RFC 5321 §4.5.5: no bounce of a bounce); the DSN itself
-/// has a null sender, so it can never loop.
-pub async fn queue_failure_dsn(
+/// Queues a DSN of `kind` (failure or delay) for `failed` recipients of `message_id` to
+/// `sender`. Returns its queue id, or `None` for the null sender (RFC 5321 §4.5.5: no bounce of
+/// a bounce); the DSN itself has a null sender, so it can never loop.
+pub async fn queue_dsn(
     queue: &Queue,
+    kind: DsnKind,
     hostname: &str,
     message_id: &str,
     sender: &str,
@@ -75,7 +78,7 @@ pub async fn queue_failure_dsn(
     let id = MessageId::new();
     let unique = id.to_string();
     let content = build_dsn(&DsnInput {
-        kind: DsnKind::Failure,
+        kind,
         reporting_mta: hostname,
         queue_id: message_id,
         arrival: sealgate_types::time::from_micros(received_at),

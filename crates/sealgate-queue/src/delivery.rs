@@ -39,6 +39,9 @@ pub enum Settled {
     Deferred {
         /// When.
         next_attempt_at: i64,
+        /// The message has waited past `delay_warning` and this recipient's sender was not yet
+        /// warned: the caller sends a "delayed" DSN (recorded as sent with this settlement).
+        warn_sender: bool,
     },
     /// Given up: the caller sends the DSN (unless the sender is null).
     Bounced {
@@ -114,7 +117,16 @@ impl Queue {
                     reason: reason.clone(),
                     next_attempt_at,
                 };
-                (Settled::Deferred { next_attempt_at }, ev)
+                let warn_sender = r.warned_at.is_none()
+                    && !claim.sender.is_empty()
+                    && policy.warning_due(claim.received_at, now);
+                (
+                    Settled::Deferred {
+                        next_attempt_at,
+                        warn_sender,
+                    },
+                    ev,
+                )
             }
             AttemptOutcome::Temporary => {
                 let why = format!(
@@ -146,15 +158,19 @@ impl Queue {
             Settled::Deferred { .. } => RecipientState::Deferred,
             _ => RecipientState::Bounced,
         };
-        let next_attempt_at = match &settled {
-            Settled::Deferred { next_attempt_at } => *next_attempt_at,
-            _ => now,
+        let (next_attempt_at, warned_at) = match &settled {
+            Settled::Deferred {
+                next_attempt_at,
+                warn_sender,
+            } => (*next_attempt_at, warn_sender.then_some(now)),
+            _ => (now, None),
         };
         let settlement = Settlement {
             state,
             next_attempt_at,
             last_reply: Some(reason),
             counts_as_attempt: true,
+            warned_at,
         };
         let attempt = AuditEvent::Attempt {
             message_id: r.message_id.clone(),

@@ -14,6 +14,8 @@ pub struct RetryPolicy {
     pub max_age: Duration,
     /// Spread of the random jitter, in percent of the delay (both ways).
     pub jitter_percent: u32,
+    /// Warn the sender once when a message has waited this long; zero turns warnings off.
+    pub delay_warning: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -23,6 +25,7 @@ impl Default for RetryPolicy {
             max_delay: Duration::from_secs(4 * 3600),
             max_age: Duration::from_secs(5 * 86400),
             jitter_percent: 20,
+            delay_warning: Duration::from_secs(4 * 3600),
         }
     }
 }
@@ -39,6 +42,13 @@ impl RetryPolicy {
         let spread = f64::from(self.jitter_percent) / 100.0;
         let factor = 1.0 - spread + 2.0 * spread * unit.clamp(0.0, 1.0);
         base.mul_f64(factor.max(0.0)).min(self.max_delay)
+    }
+
+    /// True when a message received at `received_at` has waited long enough at `now` for the
+    /// sender to be told of the delay.
+    pub fn warning_due(&self, received_at: i64, now: i64) -> bool {
+        let age = u128::try_from(now.saturating_sub(received_at)).unwrap_or(0);
+        !self.delay_warning.is_zero() && age >= self.delay_warning.as_micros()
     }
 
     /// True when a message received at `received_at` is too old to retry at `now`

@@ -140,9 +140,17 @@ mod delivery {
             )
             .await
             .expect("settle");
-        let Settled::Deferred { next_attempt_at } = deferred else {
+        let Settled::Deferred {
+            next_attempt_at,
+            warn_sender,
+        } = deferred
+        else {
             panic!("{deferred:?}")
         };
+        assert!(
+            !warn_sender,
+            "a fresh message is not yet due a delay warning"
+        );
         let wait = next_attempt_at - sealgate_types::time::now_micros();
         assert!(
             (4 * 60_000_000..=6 * 60_000_000).contains(&wait),
@@ -254,6 +262,70 @@ mod delivery {
     #[tokio::test]
     async fn permanent_and_expired_failures_bounce_on_postgres() {
         permanent_and_expired_failures_bounce(TestBackend::Postgres).await;
+    }
+
+    async fn the_sender_is_warned_of_a_delay_once(backend: TestBackend) {
+        let (q, _db, _dir) = queue(backend).await;
+        let id = q.accept(incoming(b"x\r\n")).await.expect("accept");
+        // Warn at once, retry at once: each deferral is claimable again immediately.
+        let policy = RetryPolicy {
+            delay_warning: Duration::from_micros(1),
+            first_retry: Duration::from_micros(1),
+            max_delay: Duration::from_micros(1),
+            jitter_percent: 0,
+            ..RetryPolicy::default()
+        };
+        let mut warnings = Vec::new();
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            let claims = q.claim("n", LEASE, 10).await.expect("claim");
+            assert_eq!(claims.len(), 2, "both recipients due again");
+            let mut round = Vec::new();
+            for claim in &claims {
+                let s = q
+                    .settle(
+                        claim,
+                        "n",
+                        AttemptOutcome::Temporary,
+                        evidence("temporary", "451 later"),
+                        &policy,
+                        0.5,
+                    )
+                    .await
+                    .expect("settle");
+                let Settled::Deferred { warn_sender, .. } = s else {
+                    panic!("{s:?}")
+                };
+                round.push(warn_sender);
+            }
+            warnings.push(round);
+        }
+        assert_eq!(
+            warnings,
+            [[true, true], [false, false], [false, false]],
+            "each recipient warned exactly once"
+        );
+        let rows = q
+            .store()
+            .recipients_of(&id.to_string())
+            .await
+            .expect("rows");
+        assert!(rows.iter().all(|r| r.warned_at.is_some()));
+        let off = RetryPolicy {
+            delay_warning: Duration::ZERO,
+            ..RetryPolicy::default()
+        };
+        assert!(!off.warning_due(0, i64::MAX), "zero turns warnings off");
+    }
+
+    #[tokio::test]
+    async fn the_sender_is_warned_of_a_delay_once_on_sqlite() {
+        the_sender_is_warned_of_a_delay_once(TestBackend::Sqlite).await;
+    }
+
+    #[tokio::test]
+    async fn the_sender_is_warned_of_a_delay_once_on_postgres() {
+        the_sender_is_warned_of_a_delay_once(TestBackend::Postgres).await;
     }
 
     async fn an_expired_lease_is_reclaimed_and_the_old_owner_writes_nothing(backend: TestBackend) {

@@ -26,6 +26,8 @@ pub struct Settlement {
     pub last_reply: Option<String>,
     /// Whether this settlement counts as an attempt.
     pub counts_as_attempt: bool,
+    /// Set when the sender is being warned of the delay now (keeps an earlier warning time).
+    pub warned_at: Option<i64>,
 }
 
 fn lease_err(op: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
@@ -90,7 +92,8 @@ impl Store {
         }
         let done = sqlx::query(
             "UPDATE recipients SET state = $1, next_attempt_at = $2, last_reply = $3, \
-             attempts = attempts + $4, lease_owner = NULL, lease_until = NULL, updated_at = $5 \
+             attempts = attempts + $4, lease_owner = NULL, lease_until = NULL, updated_at = $5, \
+             warned_at = COALESCE(warned_at, $8) \
              WHERE id = $6 AND state = 'inflight' AND lease_owner = $7",
         )
         .bind(settlement.state.as_str().to_owned())
@@ -100,6 +103,7 @@ impl Store {
         .bind(sealgate_types::time::now_micros())
         .bind(recipient_id)
         .bind(owner.to_owned())
+        .bind(settlement.warned_at)
         .execute(&mut **tx)
         .await
         .map_err(&fail)?;

@@ -57,6 +57,8 @@ pub struct RecipientRow {
     pub lease_until: Option<i64>,
     /// Last change (micros).
     pub updated_at: i64,
+    /// When the sender was told delivery is delayed, if ever.
+    pub warned_at: Option<i64>,
 }
 
 /// A submission user (the password hash is only read through `user_password_hash`).

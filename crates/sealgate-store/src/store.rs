@@ -30,17 +30,31 @@ const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; \
      PRAGMA synchronous = FULL; \
      PRAGMA foreign_keys = ON;";
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../../migrations/sqlite/0001_init.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "delay_warning",
+        include_str!("../../../migrations/sqlite/0002_delay_warning.sql"),
+    ),
+];
 
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../../migrations/postgres/0001_init.sql"),
-)];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "delay_warning",
+        include_str!("../../../migrations/postgres/0002_delay_warning.sql"),
+    ),
+];
 
 /// A handle on the database: a connection pool plus the backend it talks to. Cloning is cheap
 /// and every clone shares the pool.

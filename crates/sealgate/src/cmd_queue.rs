@@ -8,8 +8,8 @@ use anyhow::{Context as _, bail};
 use sealgate_audit::AuditEvent;
 use sealgate_config::Config;
 use sealgate_crypto::KeyRing;
-use sealgate_delivery::bounce::queue_failure_dsn;
-use sealgate_delivery::dsn::DsnRecipient;
+use sealgate_delivery::bounce::queue_dsn;
+use sealgate_delivery::dsn::{DsnKind, DsnRecipient};
 use sealgate_queue::Queue;
 use sealgate_store::{AuditFilter, OperatorAction, Store};
 use sealgate_types::{RecipientState, time::rfc3339_micros};
@@ -136,8 +136,9 @@ async fn bounce(cfg: &Config, store: &Store, id: &str) -> anyhow::Result<ExitCod
                 remote_mta: None,
             })
             .collect();
-        match queue_failure_dsn(
+        match queue_dsn(
             &queue,
+            DsnKind::Failure,
             &cfg.server.hostname,
             id,
             &m.sender,

@@ -48,6 +48,7 @@ pub fn delivery_context(cfg: &Config, queue: Queue) -> anyhow::Result<DeliveryCo
             max_delay: cfg.queue.retry_max.0,
             max_age: cfg.queue.max_age.0,
             jitter_percent: 20,
+            delay_warning: cfg.queue.delay_warning.0,
         },
         lease: cfg.queue.lease.0,
         owner,

@@ -332,3 +332,31 @@ impl Drop for BacklogFull {
         let _ = self.0.wait();
     }
 }
+
+#[test]
+fn a_long_delay_warns_the_sender_once_while_retries_go_on() {
+    let lab = bounce_lab("");
+    let mx = lab.sink(
+        [127, 0, 0, 5],
+        SinkScript::default().reject_rcpt("jane@example.test", "450 4.2.1 mailbox busy"),
+    );
+    let clinic = lab.sink([127, 0, 0, 6], SinkScript::default());
+    let db = fresh_db(TestBackend::Sqlite);
+    let daemon = lab.daemon_with(&db.url, "1s", "delay_warning = \"1s\"\n");
+    let id = send_one(&daemon, "ehr@clinic.test", "jane@example.test");
+    assert!(
+        lab.rt.block_on(clinic.wait_for(1, WAIT)),
+        "no delay notice arrived\n{}",
+        daemon.output_report()
+    );
+    assert_eq!(
+        parse_dsn(&clinic.received()[0].data),
+        "delayed 4.2.1 rfc822; jane@example.test"
+    );
+    // Retries continue, and no second notice comes.
+    let db = inspect(&daemon);
+    eventually(WAIT, "three attempts", || attempts(&db, &id).len() >= 3);
+    assert_eq!(clinic.received().len(), 1, "the sender is warned once");
+    assert!(mx.connections() >= 3);
+    assert_eq!(db.recipients(&id)[0].1, "deferred");
+}

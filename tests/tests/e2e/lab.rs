@@ -58,11 +58,16 @@ impl Lab {
 
     /// A daemon on `db_url` that delivers into this lab, retrying after `retry_first`.
     pub fn daemon_retrying(&self, db_url: &str, retry_first: &str) -> Daemon {
+        self.daemon_with(db_url, retry_first, "")
+    }
+
+    /// Like [`Lab::daemon_retrying`], with extra lines for the `[queue]` table.
+    pub fn daemon_with(&self, db_url: &str, retry_first: &str, queue_lines: &str) -> Daemon {
         let lab = format!(
             "[delivery]\nenabled = true\nsmtp_port = {}\nconnect_timeout = \"2s\"\ngreeting_timeout = \"2s\"\n\
              command_timeout = \"2s\"\ndata_timeout = \"3s\"\npoll_interval = \"100ms\"\n\
              [dns]\nnameservers = [\"{}\"]\ntimeout = \"2s\"\nattempts = 2\n\
-             [queue]\nretry_first = \"{retry_first}\"\nretry_max = \"{retry_first}\"\nlease = \"30s\"\n",
+             [queue]\nretry_first = \"{retry_first}\"\nretry_max = \"{retry_first}\"\nlease = \"30s\"\n{queue_lines}",
             self.port, self.dns.addr
         );
         Daemon::start(DaemonOpts {
