@@ -61,7 +61,7 @@ pub struct ServerConfig {
     /// The name used in the greeting, EHLO reply and Received headers. Default: the machine's hostname.
     #[serde(default = "default_hostname")]
     pub hostname: String,
-    /// How long SIGTERM waits for open SMTP sessions before closing them. Default "30s".
+    /// How long SIGTERM waits for open SMTP sessions and outbound transactions. Default "30s".
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace: HumanDuration,
 }

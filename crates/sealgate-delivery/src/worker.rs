@@ -40,6 +40,9 @@ pub struct DeliveryContext {
     pub max_connections_per_domain: usize,
     /// Idle poll interval.
     pub poll_interval: Duration,
+    /// On shutdown, how long running transactions may take before they are cut off (their
+    /// recipients are handed back to the queue and retried: at-least-once).
+    pub shutdown_grace: Duration,
 }
 
 impl std::fmt::Debug for DeliveryContext {
@@ -99,7 +102,16 @@ pub async fn run(ctx: Arc<DeliveryContext>, mut shutdown: watch::Receiver<bool>)
         running = tasks.len(),
         "delivery stopping: finishing running transactions"
     );
-    while tasks.join_next().await.is_some() {}
+    let finished = tokio::time::timeout(ctx.shutdown_grace, async {
+        while tasks.join_next().await.is_some() {}
+    });
+    if finished.await.is_err() {
+        warn!(
+            running = tasks.len(),
+            "grace period over: cutting off running transactions"
+        );
+        tasks.shutdown().await;
+    }
     match ctx.queue.release(&ctx.owner).await {
         Ok(n) => info!(released = n, "delivery stopped"),
         Err(e) => warn!(error = %e, "could not release leases; they expire on their own"),

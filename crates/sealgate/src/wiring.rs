@@ -56,5 +56,6 @@ pub fn delivery_context(cfg: &Config, queue: Queue) -> anyhow::Result<DeliveryCo
         max_connections: d.max_connections,
         max_connections_per_domain: d.max_connections_per_domain,
         poll_interval: d.poll_interval.0,
+        shutdown_grace: cfg.server.shutdown_grace.0,
     })
 }
