@@ -150,7 +150,7 @@ async fn deliver_message(
             let keep = matches!(e, ClientError::NeedsSmtputf8 | ClientError::TooBig { .. });
             let f = Failure {
                 outcome: class(&e),
-                reason: e.to_string(),
+                reason: local_reason(&e, &env),
                 target: Some(target.clone()),
             };
             for claim in group {
@@ -168,6 +168,28 @@ async fn deliver_message(
     }
 }
 
+/// A client error as a reason with the enhanced status code it stands for, so DSNs and the
+/// audit say more than "5.0.0".
+fn local_reason(e: &ClientError, env: &Envelope) -> String {
+    let code = match e {
+        // RFC 6531 §3.7.4.2: 5.6.7 for a non-ASCII address, 5.6.9 for non-ASCII headers.
+        ClientError::NeedsSmtputf8
+            if env
+                .recipients
+                .iter()
+                .chain([&env.sender])
+                .any(|a| !a.is_ascii()) =>
+        {
+            "5.6.7"
+        }
+        ClientError::NeedsSmtputf8 => "5.6.9",
+        ClientError::TooBig { .. } => "5.3.4",
+        ClientError::Timeout { .. } => "4.4.2",
+        _ => return e.to_string(),
+    };
+    format!("{code} {e}")
+}
+
 fn class(e: &ClientError) -> AttemptOutcome {
     if e.is_permanent() {
         AttemptOutcome::Permanent
@@ -181,7 +203,8 @@ async fn resolve_targets(ctx: &DeliveryContext, domain: &str) -> Result<Vec<Targ
     let routing = route(ctx.resolver.as_ref(), domain, random_shuffle)
         .await
         .map_err(|e| {
-            let reason = format!("DNS lookup for {domain} failed: {e}");
+            let code = if e.is_permanent() { "5.1.2" } else { "4.4.3" };
+            let reason = format!("{code} DNS lookup for {domain} failed: {e}");
             if e.is_permanent() {
                 Failure::permanent(reason)
             } else {
@@ -192,7 +215,7 @@ async fn resolve_targets(ctx: &DeliveryContext, domain: &str) -> Result<Vec<Targ
         // RFC 7505 §4.1: a null MX means the domain accepts no mail; bounce at once.
         Routing::NullMx => {
             return Err(Failure::permanent(format!(
-                "{domain} does not accept mail (null MX, RFC 7505)"
+                "5.1.10 {domain} does not accept mail (null MX, RFC 7505)"
             )));
         }
         Routing::Hosts(r) => r,

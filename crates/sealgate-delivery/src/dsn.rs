@@ -53,11 +53,15 @@ pub struct DsnInput<'a> {
     pub unique: &'a str,
 }
 
-/// The status code for a diagnostic: its enhanced code if it has one (RFC 3463), otherwise
-/// 5.0.0 / 4.0.0 from the reply class.
+/// The status code for a diagnostic: its enhanced code if it has one (RFC 3463) — after the
+/// reply code of an SMTP reply, or first in a local reason — otherwise 5.0.0 / 4.0.0 from the
+/// reply class.
 pub fn status_of(diagnostic: &str, kind: DsnKind) -> String {
     let mut words = diagnostic.split_whitespace();
     let code = words.next().unwrap_or_default();
+    if is_enhanced(code) {
+        return code.to_owned();
+    }
     if let Some(esc) = words.next().filter(|w| is_enhanced(w)) {
         return esc.to_owned();
     }
@@ -66,6 +70,23 @@ pub fn status_of(diagnostic: &str, kind: DsnKind) -> String {
         (Some(b'4'), _) | (_, DsnKind::Delay) => "4.0.0".to_owned(),
         _ => "5.0.0".to_owned(),
     }
+}
+
+/// "smtp" when the diagnostic is a remote SMTP reply, else our own type (RFC 3464 §2.3.6).
+fn diagnostic_type(diagnostic: &str) -> &'static str {
+    let code = diagnostic.split_whitespace().next().unwrap_or_default();
+    if code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()) {
+        "smtp"
+    } else {
+        "X-Sealgate"
+    }
+}
+
+/// RFC 6533: when an address or the returned header section is not ASCII, the report uses the
+/// internationalized types and the utf-8 address type.
+fn is_global(input: &DsnInput<'_>) -> bool {
+    !header_section(input.original).is_ascii()
+        || input.recipients.iter().any(|r| !r.recipient.is_ascii())
 }
 
 fn is_enhanced(w: &str) -> bool {
@@ -112,12 +133,15 @@ pub fn build_dsn(input: &DsnInput<'_>) -> Vec<u8> {
         date = input.now.format("%a, %d %b %Y %H:%M:%S +0000"),
         unique = input.unique,
     );
+    let global = is_global(input);
     human_part(&mut m, input, &boundary);
-    status_part(&mut m, input, &boundary, action);
-    let _ = write!(
-        m,
-        "--{boundary}\r\nContent-Type: text/rfc822-headers\r\n\r\n"
-    );
+    status_part(&mut m, input, &boundary, action, global);
+    let headers_type = if global {
+        "message/global-headers"
+    } else {
+        "text/rfc822-headers"
+    };
+    let _ = write!(m, "--{boundary}\r\nContent-Type: {headers_type}\r\n\r\n");
     let mut out = m.into_bytes();
     out.extend_from_slice(header_section(input.original));
     out.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
@@ -154,10 +178,15 @@ fn human_part(m: &mut String, input: &DsnInput<'_>, boundary: &str) {
     m.push_str("\r\n");
 }
 
-fn status_part(m: &mut String, input: &DsnInput<'_>, boundary: &str, action: &str) {
+fn status_part(m: &mut String, input: &DsnInput<'_>, boundary: &str, action: &str, global: bool) {
+    let (status_type, address_type) = if global {
+        ("message/global-delivery-status", "utf-8")
+    } else {
+        ("message/delivery-status", "rfc822")
+    };
     let _ = write!(
         m,
-        "--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n\
+        "--{boundary}\r\nContent-Type: {status_type}\r\n\r\n\
          Reporting-MTA: dns; {}\r\nX-Sealgate-Queue-ID: {}\r\nArrival-Date: {}\r\n",
         input.reporting_mta,
         input.queue_id,
@@ -166,7 +195,7 @@ fn status_part(m: &mut String, input: &DsnInput<'_>, boundary: &str, action: &st
     for r in input.recipients {
         let _ = write!(
             m,
-            "\r\nFinal-Recipient: rfc822; {}\r\nAction: {action}\r\nStatus: {}\r\n",
+            "\r\nFinal-Recipient: {address_type}; {}\r\nAction: {action}\r\nStatus: {}\r\n",
             one_line(&r.recipient),
             status_of(&r.diagnostic, input.kind)
         );
@@ -175,7 +204,8 @@ fn status_part(m: &mut String, input: &DsnInput<'_>, boundary: &str, action: &st
         }
         let _ = write!(
             m,
-            "Diagnostic-Code: smtp; {}\r\nLast-Attempt-Date: {}\r\n",
+            "Diagnostic-Code: {}; {}\r\nLast-Attempt-Date: {}\r\n",
+            diagnostic_type(&r.diagnostic),
             one_line(&r.diagnostic),
             input.now.format("%a, %d %b %Y %H:%M:%S +0000")
         );

@@ -39,7 +39,7 @@ impl RecipientState {
 
 impl fmt::Display for RecipientState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use sealgate_audit::AuditEvent;
 use sealgate_config::Config;
 use sealgate_crypto::KeyRing;
@@ -109,13 +109,48 @@ async fn retry(store: &Store, id: &str) -> anyhow::Result<ExitCode> {
 
 async fn bounce(cfg: &Config, store: &Store, id: &str) -> anyhow::Result<ExitCode> {
     let Some(m) = store.message(id).await? else {
-        bail!("no message {id}");
+        eprintln!("no message {id}");
+        return Ok(ExitCode::from(1));
     };
-    let keys = KeyRing::load(&cfg.seal_key_file())
-        .context("loading the sealing key ring (needed for the DSN)")?;
-    let queue = Queue::new(store.clone(), Arc::new(keys));
+    let waiting: Vec<String> = store
+        .recipients_of(id)
+        .await?
+        .into_iter()
+        .filter(|r| matches!(r.state, RecipientState::Queued | RecipientState::Deferred))
+        .map(|r| r.rcpt)
+        .collect();
     let op = crate::cmd_users::operator();
-    let reason = format!("554 5.0.0 delivery abandoned by an operator ({op})");
+    let reason = format!("5.0.0 delivery abandoned by an operator ({op})");
+    if !waiting.is_empty() {
+        // The DSN first: if it cannot be queued, nothing is bounced and the command fails, so
+        // the sender can never be left without a notice.
+        let keys = KeyRing::load(&cfg.seal_key_file())
+            .context("loading the sealing key ring (needed for the DSN)")?;
+        let queue = Queue::new(store.clone(), Arc::new(keys));
+        let failed: Vec<DsnRecipient> = waiting
+            .iter()
+            .map(|r| DsnRecipient {
+                recipient: r.clone(),
+                diagnostic: reason.clone(),
+                remote_mta: None,
+            })
+            .collect();
+        let dsn = queue_dsn(
+            &queue,
+            DsnKind::Failure,
+            &cfg.server.hostname,
+            id,
+            &m.sender,
+            m.received_at,
+            &failed,
+        )
+        .await
+        .context("queueing the DSN; nothing was bounced")?;
+        match dsn {
+            Some(dsn) => println!("DSN {dsn} queued to <{}>", m.sender),
+            None => println!("null sender: no DSN"),
+        }
+    }
     let audit = |rcpt: &str| {
         AuditEvent::Bounced {
             message_id: id.to_owned(),
@@ -127,29 +162,10 @@ async fn bounce(cfg: &Config, store: &Store, id: &str) -> anyhow::Result<ExitCod
     let (changed, inflight) = store
         .operator_action(id, OperatorAction::Bounce, &audit)
         .await?;
-    if !changed.is_empty() {
-        let failed: Vec<DsnRecipient> = changed
-            .iter()
-            .map(|r| DsnRecipient {
-                recipient: r.clone(),
-                diagnostic: reason.clone(),
-                remote_mta: None,
-            })
-            .collect();
-        match queue_dsn(
-            &queue,
-            DsnKind::Failure,
-            &cfg.server.hostname,
-            id,
-            &m.sender,
-            m.received_at,
-            &failed,
-        )
-        .await?
-        {
-            Some(dsn) => println!("DSN {dsn} queued to <{}>", m.sender),
-            None => println!("null sender: no DSN"),
-        }
+    if changed != waiting {
+        eprintln!(
+            "note: recipients changed state meanwhile; the DSN lists {waiting:?}, bounced now: {changed:?}"
+        );
     }
     report(id, "bounced", &changed, inflight)
 }

@@ -245,7 +245,7 @@ fn a_null_mx_domain_bounces_at_once_without_a_connection() {
     );
     assert_eq!(
         parse_dsn(&clinic.received()[0].data),
-        "failed 5.0.0 rfc822; anyone@nullmx.test"
+        "failed 5.1.10 rfc822; anyone@nullmx.test"
     );
     let db = inspect(&daemon);
     assert_eq!(

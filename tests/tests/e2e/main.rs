@@ -28,4 +28,5 @@ mod inspect;
 mod lab;
 mod layering;
 mod lifecycle;
+mod queue_cli;
 mod smoke;

@@ -117,3 +117,52 @@ fn python_email_reads_a_failure_report_per_recipient() {
 fn python_email_reads_a_delay_report_per_recipient() {
     python_parses(&sample(DsnKind::Delay), "delayed");
 }
+
+#[test]
+fn local_reasons_carry_their_own_status_and_diagnostic_type() {
+    assert_eq!(
+        status_of("5.6.7 message needs SMTPUTF8", DsnKind::Failure),
+        "5.6.7"
+    );
+    assert_eq!(diagnostic_type("550 5.1.1 no such user"), "smtp");
+    assert_eq!(
+        diagnostic_type("5.6.7 message needs SMTPUTF8"),
+        "X-Sealgate"
+    );
+}
+
+#[test]
+fn a_utf8_recipient_gets_the_rfc_6533_global_types() {
+    let rcpts = [DsnRecipient {
+        recipient: "jöe@example.test".into(),
+        diagnostic: "5.6.7 message needs SMTPUTF8".into(),
+        remote_mta: None,
+    }];
+    let t = DateTime::from_timestamp(0, 0).expect("time");
+    let dsn = build_dsn(&DsnInput {
+        kind: DsnKind::Failure,
+        reporting_mta: "relay.example",
+        queue_id: "q",
+        arrival: t,
+        now: t,
+        to: "ehr@clinic.example",
+        recipients: &rcpts,
+        original: b"Subject: x\r\n\r\nbody\r\n",
+        unique: "u",
+    });
+    let dsn = String::from_utf8(dsn).expect("utf-8");
+    assert!(
+        dsn.contains("Content-Type: message/global-delivery-status\r\n"),
+        "{dsn}"
+    );
+    assert!(
+        dsn.contains("Final-Recipient: utf-8; jöe@example.test\r\n"),
+        "{dsn}"
+    );
+    assert!(dsn.contains("Status: 5.6.7\r\n"), "{dsn}");
+    assert!(dsn.contains("Diagnostic-Code: X-Sealgate; 5.6.7"), "{dsn}");
+    assert!(
+        dsn.contains("Content-Type: message/global-headers\r\n"),
+        "{dsn}"
+    );
+}
