@@ -6,11 +6,10 @@ use std::net::SocketAddr;
 
 use sealgate_audit::AttemptEvidence;
 use sealgate_dns::{Routing, random_shuffle, route};
-use sealgate_queue::{AttemptOutcome, Claim, Settled};
+use sealgate_queue::{AttemptOutcome, AttemptReport, Claim, Settled};
 use tracing::{debug, info, warn};
 
 use crate::client::{ClientError, Envelope, Outcome, SmtpConnection, TransactionResult};
-use crate::dsn::DsnKind;
 use crate::worker::DeliveryContext;
 
 /// One candidate address to connect to.
@@ -42,32 +41,6 @@ impl Failure {
             reason: reason.into(),
             target: None,
         }
-    }
-}
-
-/// DSNs owed after settling: failures (bounced) and delay warnings, with the reason each.
-#[derive(Default)]
-struct Notices {
-    failed: Vec<(Claim, String)>,
-    delayed: Vec<(Claim, String)>,
-}
-
-impl Notices {
-    fn note(&mut self, claim: &Claim, settled: Option<Settled>, reason: &str) {
-        match settled {
-            Some(Settled::Bounced { reason }) => self.failed.push((claim.clone(), reason)),
-            Some(Settled::Deferred {
-                warn_sender: true, ..
-            }) => {
-                self.delayed.push((claim.clone(), reason.to_owned()));
-            }
-            _ => {}
-        }
-    }
-
-    async fn send(self, ctx: &DeliveryContext, remote_mta: Option<&str>) {
-        crate::bounce::send_dsns(ctx, DsnKind::Failure, self.failed, remote_mta).await;
-        crate::bounce::send_dsns(ctx, DsnKind::Delay, self.delayed, remote_mta).await;
     }
 }
 
@@ -116,15 +89,19 @@ pub(crate) async fn deliver_domain(ctx: &DeliveryContext, domain: &str, claims: 
     }
 }
 
-/// Settles every claim with the same failure, then sends the DSNs owed.
+/// Settles every claim with the same failure (and the DSNs it calls for).
 async fn fail_all(ctx: &DeliveryContext, claims: &[Claim], f: &Failure) {
-    let mut notices = Notices::default();
-    for c in claims {
-        settle_failure(ctx, c, f, &mut notices).await;
-    }
-    notices
-        .send(ctx, f.target.as_ref().map(|t| t.host.as_str()))
-        .await;
+    let reports = claims
+        .iter()
+        .map(|c| {
+            report(
+                c,
+                f.outcome.clone(),
+                evidence(f.target.as_ref(), None, None, &f.reason, &f.outcome),
+            )
+        })
+        .collect();
+    settle(ctx, reports).await;
 }
 
 /// One transaction for one message's recipients; returns the connection if still usable.
@@ -139,12 +116,11 @@ async fn deliver_message(
         sender: group[0].sender.clone(),
         recipients: group.iter().map(|c| c.recipient.rcpt.clone()).collect(),
     };
-    let mut notices = Notices::default();
-    let keep = match c.send(&env, content).await {
-        Ok(result) => {
-            settle_result(ctx, group, &result, &c, &target, &mut notices).await;
-            c.is_usable()
-        }
+    let (reports, keep) = match c.send(&env, content).await {
+        Ok(result) => (
+            transaction_reports(group, &result, &c, &target),
+            c.is_usable(),
+        ),
         Err(e) => {
             // These two are found before MAIL: the session is still usable.
             let keep = matches!(e, ClientError::NeedsSmtputf8 | ClientError::TooBig { .. });
@@ -153,13 +129,17 @@ async fn deliver_message(
                 reason: local_reason(&e, &env),
                 target: Some(target.clone()),
             };
-            for claim in group {
-                settle_failure(ctx, claim, &f, &mut notices).await;
-            }
-            keep
+            let ev = evidence(f.target.as_ref(), None, None, &f.reason, &f.outcome);
+            (
+                group
+                    .iter()
+                    .map(|c| report(c, f.outcome.clone(), ev.clone()))
+                    .collect(),
+                keep,
+            )
         }
     };
-    notices.send(ctx, Some(&target.host)).await;
+    settle(ctx, reports).await;
     if keep {
         Some((c, target))
     } else {
@@ -289,64 +269,73 @@ fn evidence(
     }
 }
 
-/// Settles each recipient of one transaction.
-async fn settle_result(
-    ctx: &DeliveryContext,
+fn report(claim: &Claim, outcome: AttemptOutcome, evidence: AttemptEvidence) -> AttemptReport {
+    AttemptReport {
+        claim: claim.clone(),
+        outcome,
+        evidence,
+    }
+}
+
+/// One report per recipient of a finished transaction, from its own reply.
+fn transaction_reports(
     group: &[Claim],
     result: &TransactionResult,
     conn: &SmtpConnection,
     target: &Target,
-    notices: &mut Notices,
-) {
-    for claim in group {
-        let (outcome, reply) = match result.outcome_for(&claim.recipient.rcpt) {
-            Outcome::Delivered(r) => (AttemptOutcome::Delivered, r),
-            Outcome::Temporary(r) => (AttemptOutcome::Temporary, r),
-            Outcome::Permanent(r) => (AttemptOutcome::Permanent, r),
-        };
-        let text = reply.to_string().trim_end().replace("\r\n", " ");
-        let ev = evidence(Some(target), Some(conn), Some(reply.code), &text, &outcome);
-        notices.note(claim, settle(ctx, claim, outcome, ev).await, &text);
-    }
+) -> Vec<AttemptReport> {
+    group
+        .iter()
+        .map(|claim| {
+            let (outcome, reply) = match result.outcome_for(&claim.recipient.rcpt) {
+                Outcome::Delivered(r) => (AttemptOutcome::Delivered, r),
+                Outcome::Temporary(r) => (AttemptOutcome::Temporary, r),
+                Outcome::Permanent(r) => (AttemptOutcome::Permanent, r),
+            };
+            let text = reply.to_string().trim_end().replace("\r\n", " ");
+            report(
+                claim,
+                outcome.clone(),
+                evidence(Some(target), Some(conn), Some(reply.code), &text, &outcome),
+            )
+        })
+        .collect()
 }
 
-/// Settles a recipient no transaction was possible for.
-async fn settle_failure(ctx: &DeliveryContext, claim: &Claim, f: &Failure, notices: &mut Notices) {
-    let ev = evidence(f.target.as_ref(), None, None, &f.reason, &f.outcome);
-    notices.note(
-        claim,
-        settle(ctx, claim, f.outcome.clone(), ev).await,
-        &f.reason,
-    );
-}
-
-async fn settle(
-    ctx: &DeliveryContext,
-    claim: &Claim,
-    outcome: AttemptOutcome,
-    ev: AttemptEvidence,
-) -> Option<Settled> {
-    let unit = crate::bounce::unit_random();
+/// Settles the reports and queues their DSNs in one transaction.
+async fn settle(ctx: &DeliveryContext, reports: Vec<AttemptReport>) {
+    let ids: Vec<(String, String)> = reports
+        .iter()
+        .map(|r| {
+            (
+                r.claim.recipient.message_id.clone(),
+                r.claim.recipient.rcpt.clone(),
+            )
+        })
+        .collect();
+    let build = crate::bounce::dsn_builder(&ctx.hostname);
     match ctx
         .queue
-        .settle(claim, &ctx.owner, outcome, ev, &ctx.retry, unit)
+        .settle_group(
+            &ctx.owner,
+            reports,
+            &ctx.retry,
+            &crate::bounce::unit_random,
+            &build,
+        )
         .await
     {
-        Ok(Settled::LeaseLost) => {
-            warn!(
-                rcpt_id = claim.recipient.id,
-                "lease lost before settling; another node owns this recipient now"
-            );
-            None
+        Ok(settled) => {
+            for ((msg, rcpt), s) in ids.iter().zip(settled) {
+                match s {
+                    Settled::LeaseLost => {
+                        warn!(msg_id = %msg, rcpt = %rcpt, "lease lost before settling; another node owns this recipient now")
+                    }
+                    s => info!(msg_id = %msg, rcpt = %rcpt, settled = ?s, "attempt settled"),
+                }
+            }
         }
-        Ok(s) => {
-            info!(msg_id = %claim.recipient.message_id, rcpt = %claim.recipient.rcpt, settled = ?s, "attempt settled");
-            Some(s)
-        }
-        Err(e) => {
-            // The lease will expire and the recipient will be tried again: at-least-once.
-            warn!(error = %e, rcpt_id = claim.recipient.id, "settling failed");
-            None
-        }
+        // The leases will expire and the recipients will be tried again: at-least-once.
+        Err(e) => warn!(error = %e, rcpts = ids.len(), "settling failed"),
     }
 }

@@ -3,10 +3,12 @@
 use std::time::Duration;
 
 use sealgate_audit::{AttemptEvidence, AuditEvent};
-use sealgate_store::{MessageRow, RecipientRow, Settlement};
-use sealgate_types::{RecipientState, time};
+use std::collections::BTreeMap;
 
-use crate::{Queue, QueueError, RetryPolicy};
+use sealgate_store::{MessageRow, NewNotice, RecipientRow, SettleItem, Settlement};
+use sealgate_types::{MessageId, RecipientState, time};
+
+use crate::{IncomingMessage, Queue, QueueError, RetryPolicy, data_digest};
 
 /// A recipient claimed for delivery, with its message's envelope.
 #[derive(Debug, Clone)]
@@ -52,6 +54,183 @@ pub enum Settled {
     LeaseLost,
 }
 
+/// The kind of notice a settlement calls for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeKind {
+    /// Recipients bounced: a failure DSN.
+    Failure,
+    /// Recipients still waiting past `delay_warning`: a delay DSN.
+    Delay,
+}
+
+/// One attempt's result for one claimed recipient.
+#[derive(Debug, Clone)]
+pub struct AttemptReport {
+    /// The claim.
+    pub claim: Claim,
+    /// How it ended.
+    pub outcome: AttemptOutcome,
+    /// What the attempt saw (becomes the `attempt` audit event).
+    pub evidence: AttemptEvidence,
+}
+
+/// One recipient listed in a notice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoticeRecipient {
+    /// The recipient address.
+    pub recipient: String,
+    /// Why (the reply or the local reason).
+    pub reason: String,
+    /// The host that answered, if any.
+    pub remote_mta: Option<String>,
+}
+
+/// What a notice builder is given.
+#[derive(Debug)]
+pub struct NoticeRequest<'a> {
+    /// Failure or delay.
+    pub kind: NoticeKind,
+    /// The notice's own queue id.
+    pub id: MessageId,
+    /// The original message's queue id.
+    pub original_id: &'a str,
+    /// The original sender, who receives the notice.
+    pub to: &'a str,
+    /// When the original was accepted.
+    pub received_at: i64,
+    /// The original message (for its header section).
+    pub original: &'a [u8],
+    /// The recipients the notice is about.
+    pub recipients: &'a [NoticeRecipient],
+}
+
+/// A built notice: its content and Message-ID.
+#[derive(Debug)]
+pub struct NoticeContent {
+    /// The complete message.
+    pub content: Vec<u8>,
+    /// Its Message-ID header value.
+    pub header_message_id: Option<String>,
+    /// Our host name (recorded as the notice's origin).
+    pub hostname: String,
+}
+
+/// Builds notice messages (the delivery side renders DSNs).
+pub type NoticeBuilder<'a> = &'a (dyn Fn(&NoticeRequest<'_>) -> NoticeContent + Sync);
+
+/// The decision for one report, before anything is written.
+struct Decision {
+    settled: Settled,
+    item: SettleItem,
+}
+
+fn decide(report: AttemptReport, policy: &RetryPolicy, unit: f64, now: i64) -> Decision {
+    let AttemptReport {
+        claim,
+        outcome,
+        evidence,
+    } = report;
+    let r = &claim.recipient;
+    let reason = evidence
+        .reply
+        .clone()
+        .unwrap_or_else(|| "no reply".to_owned());
+    let attempts = u32::try_from(r.attempts + 1).unwrap_or(u32::MAX);
+    let (msg, rcpt) = (r.message_id.clone(), r.rcpt.clone());
+    let (settled, event) = match outcome {
+        AttemptOutcome::Delivered => {
+            let mx = evidence.mx.clone().unwrap_or_default();
+            (
+                Settled::Delivered,
+                AuditEvent::Delivered {
+                    message_id: msg.clone(),
+                    recipient: rcpt.clone(),
+                    mx,
+                    reply: reason.clone(),
+                },
+            )
+        }
+        AttemptOutcome::Temporary if !policy.expired(claim.received_at, now) => {
+            let delay = policy.delay_after(attempts, unit);
+            let next_attempt_at =
+                now.saturating_add(i64::try_from(delay.as_micros()).unwrap_or(i64::MAX));
+            let warn_sender = r.warned_at.is_none()
+                && !claim.sender.is_empty()
+                && policy.warning_due(claim.received_at, now);
+            let ev = AuditEvent::Deferred {
+                message_id: msg.clone(),
+                recipient: rcpt.clone(),
+                reason: reason.clone(),
+                next_attempt_at,
+            };
+            (
+                Settled::Deferred {
+                    next_attempt_at,
+                    warn_sender,
+                },
+                ev,
+            )
+        }
+        AttemptOutcome::Temporary => {
+            let why =
+                format!("{reason} (gave up after {attempts} attempts over the queue lifetime)");
+            (
+                Settled::Bounced {
+                    reason: why.clone(),
+                },
+                AuditEvent::Bounced {
+                    message_id: msg.clone(),
+                    recipient: rcpt.clone(),
+                    reason: why,
+                },
+            )
+        }
+        AttemptOutcome::Permanent => (
+            Settled::Bounced {
+                reason: reason.clone(),
+            },
+            AuditEvent::Bounced {
+                message_id: msg.clone(),
+                recipient: rcpt.clone(),
+                reason: reason.clone(),
+            },
+        ),
+    };
+    let (state, next_attempt_at, warned_at) = match &settled {
+        Settled::Delivered => (RecipientState::Delivered, now, None),
+        Settled::Deferred {
+            next_attempt_at,
+            warn_sender,
+        } => (
+            RecipientState::Deferred,
+            *next_attempt_at,
+            warn_sender.then_some(now),
+        ),
+        Settled::Bounced { .. } | Settled::LeaseLost => (RecipientState::Bounced, now, None),
+    };
+    let settlement = Settlement {
+        state,
+        next_attempt_at,
+        last_reply: Some(reason),
+        counts_as_attempt: true,
+        warned_at,
+    };
+    let attempt = AuditEvent::Attempt {
+        message_id: msg,
+        recipient: rcpt,
+        evidence,
+    };
+    let audit = vec![attempt.into_record(), event.into_record()];
+    Decision {
+        settled,
+        item: SettleItem {
+            recipient_id: r.id,
+            settlement,
+            audit,
+        },
+    }
+}
+
 impl Queue {
     /// Claims up to `limit` due recipients for `owner` for `lease`.
     pub async fn claim(
@@ -77,9 +256,138 @@ impl Queue {
         Ok(claims)
     }
 
-    /// Records one attempt and its consequence in one transaction: the `attempt` audit event,
-    /// then `delivered`, `deferred` (with the backoff of `policy`, spread by `unit` in [0, 1))
-    /// or `bounced` (permanent failure, or a temporary one past `policy.max_age`).
+    /// Records the attempts of a group of claims and their consequences — `attempt`, then
+    /// `delivered`, `deferred` (backoff from `policy`, jitter from `unit`) or `bounced` — and
+    /// queues the DSNs they call for (one per message and kind, rendered by `build`; none for a
+    /// null sender), all in one transaction: a bounce is never recorded without its DSN. Returns
+    /// one [`Settled`] per report, in order; all `LeaseLost` (nothing written) when any lease
+    /// in the group was lost.
+    pub async fn settle_group(
+        &self,
+        owner: &str,
+        reports: Vec<AttemptReport>,
+        policy: &RetryPolicy,
+        unit: &(dyn Fn() -> f64 + Sync),
+        build: NoticeBuilder<'_>,
+    ) -> Result<Vec<Settled>, QueueError> {
+        let now = time::now_micros();
+        let mut wanted: BTreeMap<(String, bool), (Claim, Vec<NoticeRecipient>)> = BTreeMap::new();
+        let mut decisions = Vec::with_capacity(reports.len());
+        for report in reports {
+            let (claim, mx) = (report.claim.clone(), report.evidence.mx.clone());
+            let d = decide(report, policy, unit(), now);
+            let kind = match &d.settled {
+                Settled::Bounced { reason } if !claim.sender.is_empty() => {
+                    Some((true, reason.clone()))
+                }
+                Settled::Deferred {
+                    warn_sender: true, ..
+                } => Some((
+                    false,
+                    d.item.settlement.last_reply.clone().unwrap_or_default(),
+                )),
+                _ => None,
+            };
+            if let Some((failure, reason)) = kind {
+                let entry = wanted
+                    .entry((claim.recipient.message_id.clone(), failure))
+                    .or_insert_with(|| (claim.clone(), Vec::new()));
+                entry.1.push(NoticeRecipient {
+                    recipient: claim.recipient.rcpt.clone(),
+                    reason,
+                    remote_mta: mx,
+                });
+            }
+            decisions.push(d);
+        }
+        let mut notices = Vec::with_capacity(wanted.len());
+        for ((message_id, failure), (claim, recipients)) in wanted {
+            let kind = if failure {
+                NoticeKind::Failure
+            } else {
+                NoticeKind::Delay
+            };
+            notices.push(
+                self.notice(
+                    kind,
+                    &message_id,
+                    &claim.sender,
+                    claim.received_at,
+                    &recipients,
+                    build,
+                )
+                .await?,
+            );
+        }
+        let items: Vec<SettleItem> = decisions.iter().map(|d| d.item.clone()).collect();
+        if !self.store.settle_group(owner, &items, &notices).await? {
+            return Ok(decisions.iter().map(|_| Settled::LeaseLost).collect());
+        }
+        Ok(decisions.into_iter().map(|d| d.settled).collect())
+    }
+
+    /// Queues a notice about `message_id` on its own (an operator's bounce). Returns its queue
+    /// id, or `None` for the null sender (RFC 5321 §4.5.5: no bounce of a bounce).
+    pub async fn queue_notice(
+        &self,
+        kind: NoticeKind,
+        message_id: &str,
+        sender: &str,
+        received_at: i64,
+        recipients: &[NoticeRecipient],
+        build: NoticeBuilder<'_>,
+    ) -> Result<Option<MessageId>, QueueError> {
+        if sender.is_empty() {
+            return Ok(None);
+        }
+        let n = self
+            .notice(kind, message_id, sender, received_at, recipients, build)
+            .await?;
+        self.store
+            .enqueue(&n.message, &n.recipients, &n.audit)
+            .await?;
+        Ok(n.message.id.parse().ok())
+    }
+
+    /// Renders and seals one notice to the original sender, from the null sender.
+    async fn notice(
+        &self,
+        kind: NoticeKind,
+        message_id: &str,
+        to: &str,
+        received_at: i64,
+        recipients: &[NoticeRecipient],
+        build: NoticeBuilder<'_>,
+    ) -> Result<NewNotice, QueueError> {
+        let original = self.open(&message_id.parse().unwrap_or_default()).await?;
+        let id = MessageId::new();
+        let request = NoticeRequest {
+            kind,
+            id,
+            original_id: message_id,
+            to,
+            received_at,
+            original: &original,
+            recipients,
+        };
+        let built = build(&request);
+        self.prepare(IncomingMessage {
+            id,
+            // RFC 5321 §4.5.5: notices go from the null sender, so they can never loop.
+            sender: String::new(),
+            recipients: vec![to.to_owned()],
+            client_data_sha256: data_digest(&built.content),
+            client_data_size: built.content.len() as u64,
+            header_message_id: built.header_message_id,
+            content: built.content,
+            client_ip: "127.0.0.1".to_owned(),
+            helo: built.hostname,
+            auth_user: None,
+            tls: None,
+        })
+    }
+
+    /// Records one attempt for one claim, with no notices (see [`Queue::settle_group`]).
     pub async fn settle(
         &self,
         claim: &Claim,
@@ -89,103 +397,29 @@ impl Queue {
         policy: &RetryPolicy,
         unit: f64,
     ) -> Result<Settled, QueueError> {
-        let now = time::now_micros();
-        let r = &claim.recipient;
-        let reason = evidence
-            .reply
-            .clone()
-            .unwrap_or_else(|| "no reply".to_owned());
-        let attempts = u32::try_from(r.attempts + 1).unwrap_or(u32::MAX);
-        let (settled, event) = match outcome {
-            AttemptOutcome::Delivered => {
-                let mx = evidence.mx.clone().unwrap_or_default();
-                let ev = AuditEvent::Delivered {
-                    message_id: r.message_id.clone(),
-                    recipient: r.rcpt.clone(),
-                    mx,
-                    reply: reason.clone(),
-                };
-                (Settled::Delivered, ev)
-            }
-            AttemptOutcome::Temporary if !policy.expired(claim.received_at, now) => {
-                let delay = policy.delay_after(attempts, unit);
-                let next_attempt_at =
-                    now.saturating_add(i64::try_from(delay.as_micros()).unwrap_or(i64::MAX));
-                let ev = AuditEvent::Deferred {
-                    message_id: r.message_id.clone(),
-                    recipient: r.rcpt.clone(),
-                    reason: reason.clone(),
-                    next_attempt_at,
-                };
-                let warn_sender = r.warned_at.is_none()
-                    && !claim.sender.is_empty()
-                    && policy.warning_due(claim.received_at, now);
-                (
-                    Settled::Deferred {
-                        next_attempt_at,
-                        warn_sender,
-                    },
-                    ev,
-                )
-            }
-            AttemptOutcome::Temporary => {
-                let why = format!(
-                    "gave up after {attempts} attempts over the queue lifetime; last: {reason}"
-                );
-                let ev = AuditEvent::Bounced {
-                    message_id: r.message_id.clone(),
-                    recipient: r.rcpt.clone(),
-                    reason: why.clone(),
-                };
-                (Settled::Bounced { reason: why }, ev)
-            }
-            AttemptOutcome::Permanent => {
-                let ev = AuditEvent::Bounced {
-                    message_id: r.message_id.clone(),
-                    recipient: r.rcpt.clone(),
-                    reason: reason.clone(),
-                };
-                (
-                    Settled::Bounced {
-                        reason: reason.clone(),
-                    },
-                    ev,
-                )
-            }
-        };
-        let state = match &settled {
-            Settled::Delivered => RecipientState::Delivered,
-            Settled::Deferred { .. } => RecipientState::Deferred,
-            _ => RecipientState::Bounced,
-        };
-        let (next_attempt_at, warned_at) = match &settled {
-            Settled::Deferred {
-                next_attempt_at,
-                warn_sender,
-            } => (*next_attempt_at, warn_sender.then_some(now)),
-            _ => (now, None),
-        };
-        let settlement = Settlement {
-            state,
-            next_attempt_at,
-            last_reply: Some(reason),
-            counts_as_attempt: true,
-            warned_at,
-        };
-        let attempt = AuditEvent::Attempt {
-            message_id: r.message_id.clone(),
-            recipient: r.rcpt.clone(),
-            evidence,
-        };
-        let records = [attempt.into_record(), event.into_record()];
+        let d = decide(
+            AttemptReport {
+                claim: claim.clone(),
+                outcome,
+                evidence,
+            },
+            policy,
+            unit,
+            time::now_micros(),
+        );
         if !self
             .store
-            .settle(r.id, owner, &settlement, &records)
+            .settle(
+                d.item.recipient_id,
+                owner,
+                &d.item.settlement,
+                &d.item.audit,
+            )
             .await?
         {
             return Ok(Settled::LeaseLost);
         }
-        Ok(settled)
+        Ok(d.settled)
     }
 
     /// Gives back everything `owner` holds, untried (graceful shutdown).

@@ -9,7 +9,10 @@ mod delivery;
 mod error;
 mod retry;
 
-pub use delivery::{AttemptOutcome, Claim, Settled};
+pub use delivery::{
+    AttemptOutcome, AttemptReport, Claim, NoticeBuilder, NoticeContent, NoticeKind,
+    NoticeRecipient, NoticeRequest, Settled,
+};
 pub use error::QueueError;
 pub use retry::RetryPolicy;
 
@@ -17,7 +20,7 @@ use std::sync::Arc;
 
 use sealgate_audit::AuditEvent;
 use sealgate_crypto::{KeyRing, sha256_hex};
-use sealgate_store::{NewMessage, Store};
+use sealgate_store::{NewMessage, NewNotice, Store};
 use sealgate_types::{MessageId, time};
 
 /// A message as ingress hands it over, before it is sealed.
@@ -77,9 +80,19 @@ impl Queue {
     /// recipients and the `received` audit event are committed together; on `Err` nothing
     /// of it was written.
     pub async fn accept(&self, msg: IncomingMessage) -> Result<MessageId, QueueError> {
+        let id = msg.id;
+        let notice = self.prepare(msg)?;
+        self.store
+            .enqueue(&notice.message, &notice.recipients, &notice.audit)
+            .await?;
+        Ok(id)
+    }
+
+    /// Seals a message and builds its rows and `received` audit record, without writing them.
+    pub(crate) fn prepare(&self, msg: IncomingMessage) -> Result<NewNotice, QueueError> {
         let id = msg.id.to_string();
         let sealed = self.keys.seal(&msg.content, id.as_bytes())?;
-        let row = NewMessage {
+        let message = NewMessage {
             id: id.clone(),
             received_at: time::now_micros(),
             sender: msg.sender.clone(),
@@ -105,10 +118,11 @@ impl Queue {
             body_sha256: msg.client_data_sha256,
             header_message_id: msg.header_message_id,
         };
-        self.store
-            .enqueue(&row, &msg.recipients, &event.into_record())
-            .await?;
-        Ok(msg.id)
+        Ok(NewNotice {
+            message,
+            recipients: msg.recipients,
+            audit: event.into_record(),
+        })
     }
 
     /// Opens a queued message's content (for delivery and for operators).

@@ -328,6 +328,107 @@ mod delivery {
         the_sender_is_warned_of_a_delay_once(TestBackend::Postgres).await;
     }
 
+    fn notice(req: &crate::NoticeRequest<'_>) -> crate::NoticeContent {
+        let lines: Vec<String> = req
+            .recipients
+            .iter()
+            .map(|r| format!("{}: {}", r.recipient, r.reason))
+            .collect();
+        crate::NoticeContent {
+            content: format!(
+                "Subject: {:?} for {}\r\n\r\n{}\r\n",
+                req.kind,
+                req.original_id,
+                lines.join("\r\n")
+            )
+            .into_bytes(),
+            header_message_id: None,
+            hostname: "relay.test".into(),
+        }
+    }
+
+    async fn a_bounce_and_its_notice_are_written_together_or_not_at_all(backend: TestBackend) {
+        let (q, _db, _dir) = queue(backend).await;
+        let id = q
+            .accept(incoming(b"Subject: s\r\n\r\nbody\r\n"))
+            .await
+            .expect("accept");
+        let policy = RetryPolicy::default();
+        let reports = |claims: &[crate::Claim]| -> Vec<crate::AttemptReport> {
+            claims
+                .iter()
+                .map(|c| crate::AttemptReport {
+                    claim: c.clone(),
+                    outcome: AttemptOutcome::Permanent,
+                    evidence: evidence("permanent", "550 5.1.1 no such user"),
+                })
+                .collect()
+        };
+        // A lost lease: nothing at all is written, not even the notice.
+        let stale = q.claim("old", Duration::ZERO, 10).await.expect("claim");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let fresh = q.claim("new", LEASE, 10).await.expect("reclaim");
+        let lost = q
+            .settle_group("old", reports(&stale), &policy, &|| 0.5, &notice)
+            .await
+            .expect("settle");
+        assert!(lost.iter().all(|s| *s == Settled::LeaseLost));
+        assert_eq!(
+            q.store().count_messages().await.expect("count"),
+            1,
+            "no notice without the settlement"
+        );
+        // The owner's settlement writes both bounces and one notice for the message.
+        let settled = q
+            .settle_group("new", reports(&fresh), &policy, &|| 0.5, &notice)
+            .await
+            .expect("settle");
+        assert_eq!(settled.len(), 2);
+        assert!(settled.iter().all(|s| matches!(s, Settled::Bounced { .. })));
+        assert_eq!(
+            q.store().count_messages().await.expect("count"),
+            2,
+            "exactly one notice for the message"
+        );
+        let notices = q
+            .store()
+            .list_recipients(Some(RecipientState::Queued), 10)
+            .await
+            .expect("list");
+        assert_eq!(notices.len(), 1);
+        assert_eq!(notices[0].rcpt, "ehr@clinic.example");
+        let dsn = q
+            .open(&notices[0].message_id.parse().expect("id"))
+            .await
+            .expect("open");
+        let dsn = String::from_utf8(dsn).expect("utf-8");
+        assert!(
+            dsn.starts_with(&format!("Subject: Failure for {id}")),
+            "{dsn}"
+        );
+        assert!(
+            dsn.contains("a@x.example: 550 5.1.1") && dsn.contains("b@y.example: 550 5.1.1"),
+            "{dsn}"
+        );
+        let notice_row = q
+            .store()
+            .message(&notices[0].message_id)
+            .await
+            .expect("row")
+            .expect("exists");
+        assert_eq!(notice_row.sender, "", "notices come from the null sender");
+    }
+
+    #[tokio::test]
+    async fn a_bounce_and_its_notice_are_written_together_or_not_at_all_on_sqlite() {
+        a_bounce_and_its_notice_are_written_together_or_not_at_all(TestBackend::Sqlite).await;
+    }
+
+    #[tokio::test]
+    async fn a_bounce_and_its_notice_are_written_together_or_not_at_all_on_postgres() {
+        a_bounce_and_its_notice_are_written_together_or_not_at_all(TestBackend::Postgres).await;
+    }
+
     async fn an_expired_lease_is_reclaimed_and_the_old_owner_writes_nothing(backend: TestBackend) {
         let (q, _db, _dir) = queue(backend).await;
         let id = q.accept(incoming(b"x\r\n")).await.expect("accept");

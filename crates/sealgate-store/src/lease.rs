@@ -30,6 +30,28 @@ pub struct Settlement {
     pub warned_at: Option<i64>,
 }
 
+/// One recipient's settlement within a group.
+#[derive(Debug, Clone)]
+pub struct SettleItem {
+    /// The recipient row.
+    pub recipient_id: i64,
+    /// Its new state.
+    pub settlement: Settlement,
+    /// Audit records about it, appended in order.
+    pub audit: Vec<AuditRecord>,
+}
+
+/// A message to queue together with a settlement (a DSN), with its `received` audit record.
+#[derive(Debug, Clone)]
+pub struct NewNotice {
+    /// The message row (sealed).
+    pub message: crate::NewMessage,
+    /// Its recipients.
+    pub recipients: Vec<String>,
+    /// Its audit record.
+    pub audit: AuditRecord,
+}
+
 fn lease_err(op: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
     move |source| StoreError::Lease { op, source }
 }
@@ -74,9 +96,7 @@ impl Store {
         Ok(claimed)
     }
 
-    /// Settles one recipient claimed by `owner`: its new state and the audit records (in this
-    /// order) in one transaction. Returns false, writing nothing, when the lease is no longer
-    /// `owner`'s (it expired and another worker claimed the recipient).
+    /// Settles one recipient claimed by `owner` (see [`Store::settle_group`]).
     pub async fn settle(
         &self,
         recipient_id: i64,
@@ -84,32 +104,64 @@ impl Store {
         settlement: &Settlement,
         audit: &[AuditRecord],
     ) -> Result<bool, StoreError> {
+        let item = SettleItem {
+            recipient_id,
+            settlement: settlement.clone(),
+            audit: audit.to_vec(),
+        };
+        self.settle_group(owner, &[item], &[]).await
+    }
+
+    /// Settles a group of recipients claimed by `owner` and queues the notices (DSNs) they call
+    /// for, all in one transaction, so a bounce is never recorded without its DSN. Returns
+    /// false, writing nothing, when any lease is no longer `owner`'s.
+    pub async fn settle_group(
+        &self,
+        owner: &str,
+        items: &[SettleItem],
+        notices: &[NewNotice],
+    ) -> Result<bool, StoreError> {
         let fail = lease_err("settle");
         let mut tx = self.begin_write().await.map_err(&fail)?;
-        // Audit first: its head row lock comes before any recipient row lock everywhere.
-        for rec in audit {
-            append_in_tx(&mut tx, rec).await.map_err(&fail)?;
+        let now = sealgate_types::time::now_micros();
+        for item in items {
+            // Audit first: its head row lock comes before any recipient row lock everywhere.
+            for rec in &item.audit {
+                append_in_tx(&mut tx, rec).await.map_err(&fail)?;
+            }
+            let s = &item.settlement;
+            let done = sqlx::query(
+                "UPDATE recipients SET state = $1, next_attempt_at = $2, last_reply = $3, \
+                 attempts = attempts + $4, lease_owner = NULL, lease_until = NULL, updated_at = $5, \
+                 warned_at = COALESCE(warned_at, $8) \
+                 WHERE id = $6 AND state = 'inflight' AND lease_owner = $7",
+            )
+            .bind(s.state.as_str().to_owned())
+            .bind(s.next_attempt_at)
+            .bind(s.last_reply.clone())
+            .bind(i64::from(s.counts_as_attempt))
+            .bind(now)
+            .bind(item.recipient_id)
+            .bind(owner.to_owned())
+            .bind(s.warned_at)
+            .execute(&mut **tx)
+            .await
+            .map_err(&fail)?;
+            if done.rows_affected() == 0 {
+                // Dropping the transaction rolls everything back.
+                return Ok(false);
+            }
         }
-        let done = sqlx::query(
-            "UPDATE recipients SET state = $1, next_attempt_at = $2, last_reply = $3, \
-             attempts = attempts + $4, lease_owner = NULL, lease_until = NULL, updated_at = $5, \
-             warned_at = COALESCE(warned_at, $8) \
-             WHERE id = $6 AND state = 'inflight' AND lease_owner = $7",
-        )
-        .bind(settlement.state.as_str().to_owned())
-        .bind(settlement.next_attempt_at)
-        .bind(settlement.last_reply.clone())
-        .bind(i64::from(settlement.counts_as_attempt))
-        .bind(sealgate_types::time::now_micros())
-        .bind(recipient_id)
-        .bind(owner.to_owned())
-        .bind(settlement.warned_at)
-        .execute(&mut **tx)
-        .await
-        .map_err(&fail)?;
-        if done.rows_affected() == 0 {
-            // Dropping the transaction rolls the audit rows back.
-            return Ok(false);
+        for n in notices {
+            append_in_tx(&mut tx, &n.audit).await.map_err(&fail)?;
+            crate::queue::insert_message(&mut tx, &n.message)
+                .await
+                .map_err(&fail)?;
+            for rcpt in &n.recipients {
+                crate::queue::insert_recipient(&mut tx, &n.message.id, rcpt, now)
+                    .await
+                    .map_err(&fail)?;
+            }
         }
         tx.commit().await.map_err(&fail)?;
         Ok(true)

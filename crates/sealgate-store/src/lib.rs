@@ -18,6 +18,6 @@ mod users;
 
 pub use audit::AuditListener;
 pub use error::StoreError;
-pub use lease::{OperatorAction, Settlement};
+pub use lease::{NewNotice, OperatorAction, SettleItem, Settlement};
 pub use model::{AuditFilter, MessageRow, NewMessage, RecipientRow, UserRow};
 pub use store::{Backend, Store};

@@ -15,7 +15,7 @@ const MESSAGE_COLUMNS: &str = "id, received_at, sender, size, body_sha256, heade
 pub(crate) const RECIPIENT_COLUMNS: &str = "id, message_id, rcpt, state, attempts, next_attempt_at, \
      last_reply, lease_owner, lease_until, updated_at, warned_at";
 
-async fn insert_message(
+pub(crate) async fn insert_message(
     tx: &mut Transaction<'static, Any>,
     msg: &NewMessage,
 ) -> Result<(), sqlx::Error> {
@@ -41,7 +41,7 @@ async fn insert_message(
     Ok(())
 }
 
-async fn insert_recipient(
+pub(crate) async fn insert_recipient(
     tx: &mut Transaction<'static, Any>,
     message_id: &str,
     rcpt: &str,

@@ -8,9 +8,8 @@ use anyhow::Context as _;
 use sealgate_audit::AuditEvent;
 use sealgate_config::Config;
 use sealgate_crypto::KeyRing;
-use sealgate_delivery::bounce::queue_dsn;
-use sealgate_delivery::dsn::{DsnKind, DsnRecipient};
-use sealgate_queue::Queue;
+use sealgate_delivery::bounce::dsn_builder;
+use sealgate_queue::{NoticeKind, NoticeRecipient, Queue};
 use sealgate_store::{AuditFilter, OperatorAction, Store};
 use sealgate_types::{RecipientState, time::rfc3339_micros};
 
@@ -127,25 +126,26 @@ async fn bounce(cfg: &Config, store: &Store, id: &str) -> anyhow::Result<ExitCod
         let keys = KeyRing::load(&cfg.seal_key_file())
             .context("loading the sealing key ring (needed for the DSN)")?;
         let queue = Queue::new(store.clone(), Arc::new(keys));
-        let failed: Vec<DsnRecipient> = waiting
+        let failed: Vec<NoticeRecipient> = waiting
             .iter()
-            .map(|r| DsnRecipient {
+            .map(|r| NoticeRecipient {
                 recipient: r.clone(),
-                diagnostic: reason.clone(),
+                reason: reason.clone(),
                 remote_mta: None,
             })
             .collect();
-        let dsn = queue_dsn(
-            &queue,
-            DsnKind::Failure,
-            &cfg.server.hostname,
-            id,
-            &m.sender,
-            m.received_at,
-            &failed,
-        )
-        .await
-        .context("queueing the DSN; nothing was bounced")?;
+        let build = dsn_builder(&cfg.server.hostname);
+        let dsn = queue
+            .queue_notice(
+                NoticeKind::Failure,
+                id,
+                &m.sender,
+                m.received_at,
+                &failed,
+                &build,
+            )
+            .await
+            .context("queueing the DSN; nothing was bounced")?;
         match dsn {
             Some(dsn) => println!("DSN {dsn} queued to <{}>", m.sender),
             None => println!("null sender: no DSN"),
