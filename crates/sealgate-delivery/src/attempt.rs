@@ -59,6 +59,14 @@ pub(crate) async fn deliver_domain(ctx: &DeliveryContext, domain: &str, claims: 
     }
     let mut conn: Option<(SmtpConnection, Target)> = None;
     for (message_id, group) in messages {
+        if !lease_left(ctx, &group) {
+            // Another node may take these over soon: sending now could deliver twice.
+            info!(msg_id = %message_id, "lease nearly expired before sending; handing the recipients back");
+            if let Err(e) = ctx.queue.unclaim(&ctx.owner, &group).await {
+                warn!(error = %e, "could not hand recipients back; their leases expire on their own");
+            }
+            continue;
+        }
         let content = match ctx
             .queue
             .open(&message_id.parse().unwrap_or_default())
@@ -87,6 +95,18 @@ pub(crate) async fn deliver_domain(ctx: &DeliveryContext, domain: &str, claims: 
     if let Some((c, _)) = conn {
         c.quit().await;
     }
+}
+
+/// True when every claim's lease leaves time for a transaction's data phase (half the data
+/// timeout; the configuration guarantees leases of at least the whole data timeout).
+fn lease_left(ctx: &DeliveryContext, group: &[Claim]) -> bool {
+    let margin = i64::try_from(ctx.client.data_timeout.as_micros() / 2).unwrap_or(i64::MAX);
+    let now = sealgate_types::time::now_micros();
+    group.iter().all(|c| {
+        c.recipient
+            .lease_until
+            .is_some_and(|until| until - now >= margin)
+    })
 }
 
 /// Settles every claim with the same failure (and the DSNs it calls for).

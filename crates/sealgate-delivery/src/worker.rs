@@ -78,7 +78,7 @@ pub async fn run(ctx: Arc<DeliveryContext>, mut shutdown: watch::Receiver<bool>)
             }
             continue;
         }
-        for (domain, group) in by_domain(claims) {
+        for (domain, group) in by_domain(claims, ctx.max_connections_per_domain) {
             let Ok(slot) = total.clone().acquire_owned().await else {
                 break;
             };
@@ -133,9 +133,11 @@ async fn claim(ctx: &DeliveryContext, limit: i64) -> Vec<Claim> {
     }
 }
 
-/// Groups claims by recipient domain (lowercase), keeping claim order inside each group.
-pub(crate) fn by_domain(claims: Vec<Claim>) -> BTreeMap<String, Vec<Claim>> {
-    let mut groups: BTreeMap<String, Vec<Claim>> = BTreeMap::new();
+/// Groups claims by recipient domain (lowercase), then splits each domain's claims into up to
+/// `parallel` chunks (whole messages stay together) so a backlog to one domain uses the
+/// connections it is allowed instead of one.
+pub(crate) fn by_domain(claims: Vec<Claim>, parallel: usize) -> Vec<(String, Vec<Claim>)> {
+    let mut groups: BTreeMap<String, BTreeMap<String, Vec<Claim>>> = BTreeMap::new();
     for c in claims {
         let domain = c
             .recipient
@@ -143,9 +145,28 @@ pub(crate) fn by_domain(claims: Vec<Claim>) -> BTreeMap<String, Vec<Claim>> {
             .rsplit_once('@')
             .map(|(_, d)| d.to_ascii_lowercase())
             .unwrap_or_default();
-        groups.entry(domain).or_default().push(c);
+        groups
+            .entry(domain)
+            .or_default()
+            .entry(c.recipient.message_id.clone())
+            .or_default()
+            .push(c);
     }
-    groups
+    let mut out = Vec::new();
+    for (domain, messages) in groups {
+        let n = parallel.clamp(1, messages.len().max(1));
+        let mut chunks: Vec<Vec<Claim>> = vec![Vec::new(); n];
+        for (i, (_, claims)) in messages.into_iter().enumerate() {
+            chunks[i % n].extend(claims);
+        }
+        out.extend(
+            chunks
+                .into_iter()
+                .filter(|c| !c.is_empty())
+                .map(|c| (domain.clone(), c)),
+        );
+    }
+    out
 }
 
 fn domain_semaphore(
@@ -159,4 +180,62 @@ fn domain_semaphore(
     m.entry(domain.to_owned())
         .or_insert_with(|| Arc::new(Semaphore::new(max.max(1))))
         .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sealgate_store::RecipientRow;
+    use sealgate_types::RecipientState;
+
+    fn claim(id: i64, msg: &str, rcpt: &str) -> Claim {
+        Claim {
+            recipient: RecipientRow {
+                id,
+                message_id: msg.into(),
+                rcpt: rcpt.into(),
+                state: RecipientState::Inflight,
+                attempts: 0,
+                next_attempt_at: 0,
+                last_reply: None,
+                lease_owner: Some("n".into()),
+                lease_until: Some(i64::MAX),
+                updated_at: 0,
+                warned_at: None,
+            },
+            sender: "s@x.test".into(),
+            received_at: 0,
+        }
+    }
+
+    #[test]
+    fn a_domain_backlog_is_split_across_its_connections_keeping_messages_whole() {
+        let mut claims = Vec::new();
+        for m in 0..7 {
+            claims.push(claim(m * 2, &format!("m{m}"), "a@Big.test"));
+            claims.push(claim(m * 2 + 1, &format!("m{m}"), "b@big.test"));
+        }
+        claims.push(claim(100, "m9", "c@small.test"));
+        let groups = by_domain(claims, 3);
+        let big: Vec<&Vec<Claim>> = groups
+            .iter()
+            .filter(|(d, _)| d == "big.test")
+            .map(|(_, c)| c)
+            .collect();
+        assert_eq!(big.len(), 3, "at most the per-domain connection limit");
+        assert_eq!(big.iter().map(|c| c.len()).sum::<usize>(), 14);
+        for chunk in &big {
+            for c in chunk.iter() {
+                let same_msg = chunk
+                    .iter()
+                    .filter(|o| o.recipient.message_id == c.recipient.message_id)
+                    .count();
+                assert_eq!(
+                    same_msg, 2,
+                    "a message's recipients stay in one transaction"
+                );
+            }
+        }
+        assert_eq!(groups.iter().filter(|(d, _)| d == "small.test").count(), 1);
+    }
 }

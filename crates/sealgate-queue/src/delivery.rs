@@ -422,6 +422,28 @@ impl Queue {
         Ok(d.settled)
     }
 
+    /// Hands `claims` back to the queue untried (due now, no attempt counted), e.g. when their
+    /// lease is too close to expiry to start a transaction safely.
+    pub async fn unclaim(&self, owner: &str, claims: &[Claim]) -> Result<(), QueueError> {
+        let now = time::now_micros();
+        let items: Vec<SettleItem> = claims
+            .iter()
+            .map(|c| SettleItem {
+                recipient_id: c.recipient.id,
+                settlement: Settlement {
+                    state: RecipientState::Queued,
+                    next_attempt_at: now,
+                    last_reply: c.recipient.last_reply.clone(),
+                    counts_as_attempt: false,
+                    warned_at: None,
+                },
+                audit: Vec::new(),
+            })
+            .collect();
+        self.store.settle_group(owner, &items, &[]).await?;
+        Ok(())
+    }
+
     /// Gives back everything `owner` holds, untried (graceful shutdown).
     pub async fn release(&self, owner: &str) -> Result<u64, QueueError> {
         Ok(self.store.release_leases(owner, time::now_micros()).await?)

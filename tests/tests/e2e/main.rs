@@ -28,5 +28,6 @@ mod inspect;
 mod lab;
 mod layering;
 mod lifecycle;
+mod multinode;
 mod queue_cli;
 mod smoke;
