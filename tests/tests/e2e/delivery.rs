@@ -360,3 +360,44 @@ fn a_long_delay_warns_the_sender_once_while_retries_go_on() {
     assert!(mx.connections() >= 3);
     assert_eq!(db.recipients(&id)[0].1, "deferred");
 }
+
+#[test]
+fn starttls_is_used_whenever_the_mx_offers_it_and_the_attempt_records_the_certificate() {
+    use sha2::Digest;
+    let lab = Lab::new(&[("example.test", "@ IN MX 10 mx1\nmx1 IN A 127.0.0.5\n")]);
+    let ca = sealgate_testkit::tls::TestCa::new();
+    let issued = ca.issue(&["mx1.example.test"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = issued.write_to(dir.path(), "mx1");
+    let mut opts = PostfixOpts::new(
+        SocketAddr::from(([127, 0, 0, 5], lab.port)),
+        &["example.test"],
+    );
+    opts.tls = Some((cert, key));
+    let postfix = PostfixMx::start(opts);
+    let db = fresh_db(TestBackend::Sqlite);
+    let daemon = lab.daemon(&db.url);
+    let id = send_one(&daemon, "ehr@clinic.test", "jane@example.test");
+    let delivered = postfix.wait_for_messages(1, WAIT);
+    let arrived = String::from_utf8_lossy(&delivered[0]).into_owned();
+    // Postfix's own Received line says the hop was encrypted.
+    assert!(arrived.contains("by mx.example.test (Postfix) with ESMTPS"), "{arrived}");
+    let db = inspect(&daemon);
+    eventually(WAIT, "delivered", || {
+        kinds_for(&db, &id, "jane@example.test").contains(&"delivered".to_owned())
+    });
+    let a = &attempts(&db, &id)[0];
+    assert_eq!(a["tls_version"], "TLSv1.3", "{a}");
+    assert!(
+        a["cipher"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("TLS13_")),
+        "{a}"
+    );
+    let leaf = hex::encode(sha2::Sha256::digest(issued.chain_der()[0].as_ref()));
+    assert_eq!(
+        a["peer_cert_sha256"].as_str(),
+        Some(leaf.as_str()),
+        "the certificate Postfix presented"
+    );
+}
