@@ -14,7 +14,7 @@ use crate::worker::DeliveryContext;
 
 /// One candidate address to connect to.
 #[derive(Debug, Clone)]
-struct Target {
+pub(crate) struct Target {
     host: String,
     addr: SocketAddr,
 }
@@ -57,7 +57,7 @@ pub(crate) async fn deliver_domain(ctx: &DeliveryContext, domain: &str, claims: 
             .or_default()
             .push(c);
     }
-    let mut conn: Option<(SmtpConnection, Target)> = None;
+    let mut conn: Option<(SmtpConnection, Target)> = ctx.connections.take(domain).await;
     for (message_id, group) in messages {
         if !lease_left(ctx, &group) {
             // Another node may take these over soon: sending now could deliver twice.
@@ -92,8 +92,10 @@ pub(crate) async fn deliver_domain(ctx: &DeliveryContext, domain: &str, claims: 
         };
         conn = deliver_message(ctx, c, target, &group, &content).await;
     }
-    if let Some((c, _)) = conn {
-        c.quit().await;
+    if let Some((c, target)) = conn {
+        ctx.connections
+            .put(domain, c, target, ctx.max_connections_per_domain)
+            .await;
     }
 }
 

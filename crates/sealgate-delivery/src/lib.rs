@@ -7,5 +7,6 @@ mod attempt;
 pub mod bounce;
 pub mod client;
 pub mod dsn;
+mod pool;
 pub mod tls;
 pub mod worker;

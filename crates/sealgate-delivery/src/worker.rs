@@ -43,6 +43,8 @@ pub struct DeliveryContext {
     /// On shutdown, how long running transactions may take before they are cut off (their
     /// recipients are handed back to the queue and retried: at-least-once).
     pub shutdown_grace: Duration,
+    /// Idle connections kept for reuse.
+    pub connections: crate::pool::ConnectionCache,
 }
 
 impl std::fmt::Debug for DeliveryContext {
@@ -112,6 +114,7 @@ pub async fn run(ctx: Arc<DeliveryContext>, mut shutdown: watch::Receiver<bool>)
         );
         tasks.shutdown().await;
     }
+    ctx.connections.close_all().await;
     match ctx.queue.release(&ctx.owner).await {
         Ok(n) => info!(released = n, "delivery stopped"),
         Err(e) => warn!(error = %e, "could not release leases; they expire on their own"),

@@ -57,5 +57,6 @@ pub fn delivery_context(cfg: &Config, queue: Queue) -> anyhow::Result<DeliveryCo
         max_connections_per_domain: d.max_connections_per_domain,
         poll_interval: d.poll_interval.0,
         shutdown_grace: cfg.server.shutdown_grace.0,
+        connections: Default::default(),
     })
 }

@@ -357,7 +357,12 @@ fn a_long_delay_warns_the_sender_once_while_retries_go_on() {
     let db = inspect(&daemon);
     eventually(WAIT, "three attempts", || attempts(&db, &id).len() >= 3);
     assert_eq!(clinic.received().len(), 1, "the sender is warned once");
-    assert!(mx.connections() >= 3);
+    let rcpts = mx
+        .commands()
+        .iter()
+        .filter(|c| c.starts_with("RCPT TO:<jane@example.test>"))
+        .count();
+    assert!(rcpts >= 3, "each retry reached the MX: {:?}", mx.commands());
     assert_eq!(db.recipients(&id)[0].1, "deferred");
 }
 
@@ -381,7 +386,10 @@ fn starttls_is_used_whenever_the_mx_offers_it_and_the_attempt_records_the_certif
     let delivered = postfix.wait_for_messages(1, WAIT);
     let arrived = String::from_utf8_lossy(&delivered[0]).into_owned();
     // Postfix's own Received line says the hop was encrypted.
-    assert!(arrived.contains("by mx.example.test (Postfix) with ESMTPS"), "{arrived}");
+    assert!(
+        arrived.contains("by mx.example.test (Postfix) with ESMTPS"),
+        "{arrived}"
+    );
     let db = inspect(&daemon);
     eventually(WAIT, "delivered", || {
         kinds_for(&db, &id, "jane@example.test").contains(&"delivered".to_owned())
@@ -399,5 +407,29 @@ fn starttls_is_used_whenever_the_mx_offers_it_and_the_attempt_records_the_certif
         a["peer_cert_sha256"].as_str(),
         Some(leaf.as_str()),
         "the certificate Postfix presented"
+    );
+}
+
+#[test]
+fn consecutive_messages_to_one_domain_reuse_connections() {
+    let lab = Lab::new(&[("example.test", "@ IN MX 10 mx1\nmx1 IN A 127.0.0.5\n")]);
+    let mx = lab.sink([127, 0, 0, 5], SinkScript::default());
+    let db = fresh_db(TestBackend::Sqlite);
+    let daemon = lab.daemon(&db.url);
+    for i in 0..30 {
+        // One at a time, each in its own claim batch.
+        let to = format!("patient{i}@example.test");
+        py_send(daemon.addr("starttls"), &["--to", &to]).assert_all_queued();
+        let n = i + 1;
+        assert!(
+            lab.rt.block_on(mx.wait_for(n, WAIT)),
+            "message {n} not delivered"
+        );
+    }
+    // At most the per-domain limit of connections, plus one whenever an idle one expired.
+    assert!(
+        mx.connections() <= 10,
+        "{} connections for 30 messages",
+        mx.connections()
     );
 }

@@ -249,6 +249,21 @@ impl SmtpConnection {
         }
     }
 
+    /// Sends RSET (RFC 5321 §4.1.1.5) before reusing an idle connection: true when the server
+    /// answered 250, so a connection the server dropped while idle is never used for a message.
+    pub async fn reset(&mut self) -> bool {
+        if !self.usable {
+            return false;
+        }
+        match self.command("RSET\r\n", Stage::Rset).await {
+            Ok(reply) if reply.is_positive() => true,
+            _ => {
+                self.usable = false;
+                false
+            }
+        }
+    }
+
     /// Ends the session politely (QUIT, then TLS close_notify), ignoring failures.
     pub async fn quit(mut self) {
         let span = self.span.clone();
