@@ -1,0 +1,315 @@
+//! [`decide`]: rules + evidence + message facts → [`Decision`]. Pure and deterministic.
+
+use crate::content::{self, ContentOutcome};
+use crate::decision::{Decision, Source};
+use crate::evidence::{DaneStatus, DomainEvidence, MessageFacts, MtaStsMode, RecipientEvidence};
+use crate::method::{Level, Method};
+use crate::rules::{Override, Rules};
+
+/// Decides how to deliver to `address` (an envelope address, `local@domain`).
+///
+/// Precedence for the level and a forced method: address override > domain override >
+/// content trigger > org default. The chain never holds `tls-opportunistic` when protection
+/// is required, and always ends with the portal.
+pub fn decide(
+    rules: &Rules,
+    address: &str,
+    domain_evidence: &DomainEvidence,
+    recipient_evidence: &RecipientEvidence,
+    message: &MessageFacts,
+) -> Decision {
+    let domain = domain_of(address);
+    let by_address = rules.address_override(address);
+    let by_domain = rules.domain_override(&domain);
+    let content = content::scan(&rules.content, message);
+    let mut evidence = vec![format!("recipient: {address} (domain {domain})")];
+    evidence.extend(content.notes.iter().cloned());
+
+    let (level, level_source) = resolve_level(rules, by_address, by_domain, &content);
+    evidence.push(format!("level: {level} ({level_source})"));
+    if content.tls_required_no {
+        evidence.push(tls_required_note(level).to_owned());
+    }
+    let forced = resolve_forced(by_address, by_domain, &content);
+    if let Some((m, source)) = forced {
+        evidence.push(format!("forced: {m} ({source})"));
+    }
+
+    let pins = collect_pins(by_address, by_domain, domain_evidence);
+    let probe = Availability {
+        level,
+        domain: domain_evidence,
+        recipient: recipient_evidence,
+        pinned: !pins.is_empty(),
+    };
+    evidence.extend(probe.describe(pins.len()));
+    let alerts = probe.alerts(&domain);
+
+    let chain = build_chain(
+        &probe,
+        forced.map(|(m, _)| m),
+        &rules.preference,
+        &mut evidence,
+    );
+    evidence.push(format!("chain: {}", render_chain(&chain)));
+
+    Decision {
+        level,
+        level_source,
+        forced,
+        chain,
+        pins,
+        evidence,
+        alerts,
+        strip_headers: content.strip_headers,
+        subject_tag_to_remove: content.subject_tag,
+    }
+}
+
+/// The domain part of `address`, lowercased and without a trailing dot.
+fn domain_of(address: &str) -> String {
+    let domain = address.rsplit_once('@').map_or(address, |(_, d)| d);
+    domain.trim().trim_end_matches('.').to_ascii_lowercase()
+}
+
+fn resolve_level(
+    rules: &Rules,
+    by_address: Option<&Override>,
+    by_domain: Option<&Override>,
+    content: &ContentOutcome,
+) -> (Level, Source) {
+    by_address
+        .and_then(|o| o.level)
+        .map(|l| (l, Source::AddressOverride))
+        .or_else(|| {
+            by_domain
+                .and_then(|o| o.level)
+                .map(|l| (l, Source::DomainOverride))
+        })
+        .or_else(|| content.level.map(|l| (l, Source::ContentTrigger)))
+        .unwrap_or((rules.default_level, Source::Default))
+}
+
+fn resolve_forced(
+    by_address: Option<&Override>,
+    by_domain: Option<&Override>,
+    content: &ContentOutcome,
+) -> Option<(Method, Source)> {
+    by_address
+        .and_then(|o| o.method)
+        .map(|m| (m, Source::AddressOverride))
+        .or_else(|| {
+            by_domain
+                .and_then(|o| o.method)
+                .map(|m| (m, Source::DomainOverride))
+        })
+        .or_else(|| content.method.map(|m| (m, Source::ContentTrigger)))
+}
+
+fn tls_required_note(level: Level) -> &'static str {
+    match level {
+        // RFC 8689 §5: the header asks to relax TLS; it cannot lower our own policy.
+        Level::Required => "content: TLS-Required: No ignored: protection is required",
+        Level::None => "content: TLS-Required: No present; protection already not required",
+    }
+}
+
+fn collect_pins(
+    by_address: Option<&Override>,
+    by_domain: Option<&Override>,
+    domain: &DomainEvidence,
+) -> Vec<String> {
+    let mut pins: Vec<String> = by_address
+        .into_iter()
+        .chain(by_domain)
+        .flat_map(|o| o.pins.iter())
+        .chain(domain.pins.iter())
+        .map(|p| p.trim().to_ascii_lowercase())
+        .filter(|p| !p.is_empty())
+        .collect();
+    pins.sort();
+    pins.dedup();
+    pins
+}
+
+/// Which methods the evidence allows, and why not.
+struct Availability<'a> {
+    level: Level,
+    domain: &'a DomainEvidence,
+    recipient: &'a RecipientEvidence,
+    pinned: bool,
+}
+
+impl Availability<'_> {
+    /// `Ok` when `method` can be used, else why not.
+    fn check(&self, method: Method) -> Result<(), String> {
+        match method {
+            Method::TlsVerified => self.tls_verified(),
+            Method::TlsOpportunistic => {
+                if self.level == Level::Required {
+                    Err("protection is required".to_owned())
+                } else if self.domain.dane == DaneStatus::Bogus {
+                    Err(BOGUS.to_owned())
+                } else {
+                    Ok(())
+                }
+            }
+            Method::Pgp if self.recipient.pgp.is_usable() => Ok(()),
+            Method::Pgp => Err(format!(
+                "no usable OpenPGP key: {}",
+                self.recipient.pgp.describe()
+            )),
+            Method::Smime if self.recipient.smime.is_usable() => Ok(()),
+            Method::Smime => Err(format!(
+                "no usable S/MIME certificate: {}",
+                self.recipient.smime.describe()
+            )),
+            Method::Portal => Ok(()),
+        }
+    }
+
+    fn tls_verified(&self) -> Result<(), String> {
+        let d = self.domain;
+        if d.dane == DaneStatus::Bogus {
+            return Err(BOGUS.to_owned());
+        }
+        if d.downgraded() {
+            return Err(format!(
+                "possible downgrade: verified TLS seen before, now dane {} and mta-sts {}",
+                d.dane.as_str(),
+                d.mta_sts.as_str()
+            ));
+        }
+        if d.shows_verified_tls() || self.pinned {
+            return Ok(());
+        }
+        Err(format!(
+            "no DANE (dane {}), no MTA-STS enforce (mta-sts {}), no pin",
+            d.dane.as_str(),
+            d.mta_sts.as_str()
+        ))
+    }
+
+    /// One evidence line per probe, in a fixed order.
+    fn describe(&self, pins: usize) -> Vec<String> {
+        let d = self.domain;
+        let dane = match d.dane {
+            DaneStatus::Valid => "dane: valid (DNSSEC-secure usable TLSA)",
+            DaneStatus::SecureNoTlsa => "dane: secure-no-tlsa (signed zone, no TLSA)",
+            DaneStatus::Insecure => "dane: insecure (unsigned zone, TLSA ignored)",
+            DaneStatus::Bogus => "dane: bogus (DNSSEC validation failed)",
+            DaneStatus::Unknown => "dane: unknown (not probed or lookup failed)",
+        };
+        let sts = match d.mta_sts {
+            MtaStsMode::Enforce => "mta-sts: enforce",
+            MtaStsMode::Testing => "mta-sts: testing (reported, not enforced)",
+            MtaStsMode::None => "mta-sts: none",
+            MtaStsMode::Unknown => "mta-sts: unknown (not probed or fetch failed)",
+        };
+        vec![
+            dane.to_owned(),
+            sts.to_owned(),
+            format!("pins: {pins}"),
+            format!(
+                "starttls: {}",
+                if d.starttls_seen { "seen" } else { "not seen" }
+            ),
+            format!(
+                "verified tls seen before: {}",
+                yes_no(d.seen_verified_before)
+            ),
+            format!("pgp key: {}", self.recipient.pgp.describe()),
+            format!("smime certificate: {}", self.recipient.smime.describe()),
+        ]
+    }
+
+    fn alerts(&self, domain: &str) -> Vec<String> {
+        let d = self.domain;
+        let mut alerts = Vec::new();
+        if d.downgraded() {
+            alerts.push(format!(
+                "downgrade: {domain} was seen with verified TLS and now shows none \
+                 (dane {}, mta-sts {}); tls-verified withheld",
+                d.dane.as_str(),
+                d.mta_sts.as_str()
+            ));
+        }
+        if d.dane == DaneStatus::Bogus {
+            alerts.push(format!(
+                "dnssec bogus: TLSA lookup for {domain} failed validation; its MX is not used"
+            ));
+        }
+        alerts
+    }
+}
+
+// RFC 7672 §2.2: a bogus TLSA answer means the MX MUST NOT be used.
+const BOGUS: &str = "DNSSEC bogus TLSA answer: the MX must not be used (RFC 7672 §2.2)";
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+/// Orders the available methods: the forced one first, then the preference order, then
+/// (only when protection is not required) opportunistic TLS after `tls-verified`; the portal
+/// closes the chain and nothing follows it.
+fn build_chain(
+    probe: &Availability<'_>,
+    forced: Option<Method>,
+    preference: &[Method],
+    evidence: &mut Vec<String>,
+) -> Vec<Method> {
+    let mut chain = Vec::new();
+    let mut considered = Vec::new();
+    for (i, m) in forced
+        .into_iter()
+        .chain(preference.iter().copied())
+        .enumerate()
+    {
+        if considered.contains(&m) {
+            continue;
+        }
+        considered.push(m);
+        match probe.check(m) {
+            Ok(()) => chain.push(m),
+            Err(why) if i == 0 && forced.is_some() => {
+                evidence.push(format!(
+                    "skip {m}: forced but unavailable: {why}; falling back"
+                ));
+            }
+            Err(why) => evidence.push(format!("skip {m}: {why}")),
+        }
+        if m == Method::Portal {
+            break;
+        }
+    }
+    if chain.last() != Some(&Method::Portal) {
+        evidence.push("portal: appended, the portal always works".to_owned());
+        chain.push(Method::Portal);
+    }
+    insert_opportunistic(probe, forced, &mut chain);
+    chain
+}
+
+fn insert_opportunistic(probe: &Availability<'_>, forced: Option<Method>, chain: &mut Vec<Method>) {
+    if chain.contains(&Method::TlsOpportunistic) || probe.check(Method::TlsOpportunistic).is_err() {
+        return;
+    }
+    let at = match chain.iter().position(|m| *m == Method::TlsVerified) {
+        Some(i) => i + 1,
+        None if forced.is_some() && chain.first().copied() == forced => 1,
+        None => 0,
+    };
+    let portal_at = chain.len() - 1;
+    if at <= portal_at {
+        chain.insert(at, Method::TlsOpportunistic);
+    }
+}
+
+fn render_chain(chain: &[Method]) -> String {
+    chain
+        .iter()
+        .map(|m| m.as_str())
+        .collect::<Vec<_>>()
+        .join(" > ")
+}

@@ -1,0 +1,323 @@
+//! Rules: the operator's policy configuration (serde, `deny_unknown_fields`).
+//!
+//! Precedence, for both the level and a forced method, highest first:
+//! **address override > domain override > content trigger > org default**.
+//! Within content triggers, anything that asks for protection (a subject tag, a DLP match,
+//! `X-Sealgate-Security: required` or a method name) wins over `X-Sealgate-Security: none`;
+//! `none` only lowers the level when no other content trigger fired and no override sets the
+//! level. A `TLS-Required: No` header (RFC 8689 §5) never lowers anything.
+
+use std::fmt;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use crate::error::PolicyError;
+use crate::method::{Level, Method};
+
+/// The operator's rules.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rules {
+    /// Level when no override or content trigger says otherwise. Default: `required`.
+    pub default_level: Level,
+    /// Methods to try, most preferred first. The portal is always appended when missing and
+    /// anything after it is dropped (the portal always works).
+    /// Default: `["tls-verified", "pgp", "smime", "portal"]`.
+    pub preference: Vec<Method>,
+    /// Per-domain overrides, keyed by domain (matched ASCII case-insensitively).
+    pub domains: Vec<Override>,
+    /// Per-address overrides, keyed by address (matched ASCII case-insensitively).
+    pub addresses: Vec<Override>,
+    /// Content triggers.
+    pub content: ContentTriggers,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Self {
+            default_level: Level::Required,
+            preference: default_preference(),
+            domains: Vec::new(),
+            addresses: Vec::new(),
+            content: ContentTriggers::default(),
+        }
+    }
+}
+
+/// The default method preference order.
+pub fn default_preference() -> Vec<Method> {
+    vec![
+        Method::TlsVerified,
+        Method::Pgp,
+        Method::Smime,
+        Method::Portal,
+    ]
+}
+
+impl Rules {
+    /// The override for `domain`, if any.
+    pub fn domain_override(&self, domain: &str) -> Option<&Override> {
+        let domain = domain.trim_end_matches('.');
+        self.domains
+            .iter()
+            .find(|o| o.key.trim_end_matches('.').eq_ignore_ascii_case(domain))
+    }
+
+    /// The override for `address`, if any.
+    pub fn address_override(&self, address: &str) -> Option<&Override> {
+        let address = address.trim().trim_end_matches('.');
+        self.addresses
+            .iter()
+            .find(|o| o.key.trim_end_matches('.').eq_ignore_ascii_case(address))
+    }
+
+    /// Every problem serde cannot see, collected rather than stopping at the first: domain
+    /// keys holding `@`, address keys without one, and keys listed twice (the first would
+    /// silently win).
+    pub fn validate(&self) -> Vec<PolicyError> {
+        let mut errors = Vec::new();
+        for (kind, list, wants_at) in [
+            ("domain", &self.domains, false),
+            ("address", &self.addresses, true),
+        ] {
+            let mut seen: Vec<String> = Vec::new();
+            for o in list {
+                let key = o.key.trim_end_matches('.').to_ascii_lowercase();
+                if key.is_empty() || key.contains('@') != wants_at {
+                    errors.push(PolicyError::BadOverrideKey {
+                        kind,
+                        key: o.key.clone(),
+                    });
+                } else if seen.contains(&key) {
+                    errors.push(PolicyError::DuplicateOverride {
+                        kind,
+                        key: o.key.clone(),
+                    });
+                }
+                seen.push(key);
+            }
+        }
+        errors
+    }
+}
+
+/// An override for one domain or one address.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Override {
+    /// The domain (`partner.example`) or address (`alice@partner.example`) it applies to.
+    pub key: String,
+    /// Sets the level, beating lower-precedence rules. Absent: no opinion.
+    #[serde(default)]
+    pub level: Option<Level>,
+    /// Forces this method first in the chain (when available). Absent: no opinion.
+    #[serde(default)]
+    pub method: Option<Method>,
+    /// Certificate fingerprints (SHA-256, hex) pinned for the recipient domain's MX: with a
+    /// pin, `tls-verified` is available without DANE or MTA-STS.
+    #[serde(default)]
+    pub pins: Vec<String>,
+}
+
+/// Triggers that look at the message itself.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContentTriggers {
+    /// Subject tags (matched ASCII case-insensitively) that make protection required; the tag
+    /// is removed before sending. Default: `["[secure]"]`.
+    pub subject_tags: Vec<String>,
+    /// The header a sending system uses to ask for a level or method
+    /// (`required|none|portal|pgp|smime|tls-verified`); removed before sending.
+    /// Default: `X-Sealgate-Security`.
+    pub header: String,
+    /// DLP patterns over the body sample; a match makes protection required.
+    /// Default: US SSN.
+    pub dlp: Vec<DlpPattern>,
+}
+
+impl Default for ContentTriggers {
+    fn default() -> Self {
+        Self {
+            subject_tags: vec!["[secure]".to_owned()],
+            header: "X-Sealgate-Security".to_owned(),
+            dlp: vec![DlpPattern::us_ssn()],
+        }
+    }
+}
+
+/// A named regular expression over the body sample.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, try_from = "RawPattern", into = "RawPattern")]
+pub struct DlpPattern {
+    name: String,
+    regex: Regex,
+}
+
+/// The configuration shape of a [`DlpPattern`].
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPattern {
+    /// Name shown in the decision evidence (never the matched text).
+    name: String,
+    /// Regular expression (Rust `regex` syntax).
+    pattern: String,
+}
+
+impl TryFrom<RawPattern> for DlpPattern {
+    type Error = PolicyError;
+
+    fn try_from(raw: RawPattern) -> Result<Self, Self::Error> {
+        DlpPattern::new(&raw.name, &raw.pattern)
+    }
+}
+
+impl From<DlpPattern> for RawPattern {
+    fn from(p: DlpPattern) -> Self {
+        RawPattern {
+            name: p.name,
+            pattern: p.regex.as_str().to_owned(),
+        }
+    }
+}
+
+impl fmt::Debug for DlpPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DlpPattern")
+            .field("name", &self.name)
+            .field("pattern", &self.regex.as_str())
+            .finish()
+    }
+}
+
+impl DlpPattern {
+    /// Compiles a named pattern.
+    pub fn new(name: &str, pattern: &str) -> Result<Self, PolicyError> {
+        let regex = Regex::new(pattern).map_err(|source| PolicyError::Pattern {
+            name: name.to_owned(),
+            source,
+        })?;
+        Ok(Self {
+            name: name.to_owned(),
+            regex,
+        })
+    }
+
+    /// US Social Security number, `123-45-6789`.
+    pub fn us_ssn() -> Self {
+        Self::known("us-ssn", r"\b\d{3}-\d{2}-\d{4}\b")
+    }
+
+    /// A medical record number written as `MRN` followed by 6 to 10 digits (`MRN: 00123456`).
+    pub fn mrn() -> Self {
+        Self::known("mrn", r"(?i)\bMRN[:#\s]*\d{6,10}\b")
+    }
+
+    fn known(name: &str, pattern: &str) -> Self {
+        // Constant patterns, compiled in the tests below.
+        let regex = Regex::new(pattern).expect("built-in DLP pattern compiles");
+        Self {
+            name: name.to_owned(),
+            regex,
+        }
+    }
+
+    /// The configured name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether the text matches.
+    pub fn matches(&self, text: &str) -> bool {
+        self.regex.is_match(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_default_to_protection_required_and_the_standard_preference() {
+        let rules = Rules::default();
+        assert_eq!(rules.default_level, Level::Required);
+        assert_eq!(rules.preference, default_preference());
+        assert_eq!(rules.content.header, "X-Sealgate-Security");
+        assert_eq!(rules.content.subject_tags, vec!["[secure]".to_owned()]);
+    }
+
+    #[test]
+    fn rules_parse_from_toml_with_overrides_and_patterns() {
+        let text = r#"
+            default_level = "none"
+            preference = ["pgp", "tls-verified", "portal"]
+            [[domains]]
+            key = "gmail.com"
+            method = "portal"
+            [[domains]]
+            key = "partner.example"
+            method = "tls-verified"
+            pins = ["ab12"]
+            [[addresses]]
+            key = "ceo@partner.example"
+            level = "required"
+            [content]
+            dlp = [{ name = "mrn", pattern = 'MRN\d+' }]
+        "#;
+        let rules: Rules = toml::from_str(text).unwrap();
+        assert_eq!(rules.default_level, Level::None);
+        assert_eq!(
+            rules
+                .domain_override("Partner.Example.")
+                .map(|o| o.pins.clone()),
+            Some(vec!["ab12".to_owned()])
+        );
+        assert_eq!(
+            rules
+                .address_override("CEO@partner.example")
+                .and_then(|o| o.level),
+            Some(Level::Required)
+        );
+        assert_eq!(rules.content.dlp.len(), 1);
+        assert!(rules.content.dlp[0].matches("see MRN12345"));
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_patterns_are_rejected() {
+        assert!(toml::from_str::<Rules>("defaul_level = \"none\"").is_err());
+        let bad = "[content]\ndlp = [{ name = \"x\", pattern = \"(\" }]";
+        assert!(toml::from_str::<Rules>(bad).is_err());
+        assert!(DlpPattern::new("x", "(").is_err());
+    }
+
+    #[test]
+    fn validation_collects_every_bad_or_duplicate_override_key() {
+        let ov = |key: &str| Override {
+            key: key.to_owned(),
+            ..Override::default()
+        };
+        let rules = Rules {
+            domains: vec![ov("a.example"), ov("A.example."), ov("x@a.example")],
+            addresses: vec![ov("a.example"), ov("bob@a.example")],
+            ..Rules::default()
+        };
+        let errors: Vec<String> = rules.validate().iter().map(ToString::to_string).collect();
+        assert_eq!(
+            errors,
+            vec![
+                "domain override \"A.example.\" is listed twice".to_owned(),
+                "domain override key \"x@a.example\" is not a domain".to_owned(),
+                "address override key \"a.example\" is not an address".to_owned(),
+            ]
+        );
+        assert!(Rules::default().validate().is_empty());
+    }
+
+    #[test]
+    fn built_in_patterns_match_their_formats_only() {
+        assert!(DlpPattern::us_ssn().matches("ssn 123-45-6789."));
+        assert!(!DlpPattern::us_ssn().matches("phone 123-456-7890"));
+        assert!(DlpPattern::mrn().matches("mrn: 00123456"));
+        assert!(!DlpPattern::mrn().matches("MRN 12"));
+    }
+}

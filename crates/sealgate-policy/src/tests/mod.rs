@@ -1,0 +1,60 @@
+//! Unit tests of `decide` (rules and evidence explanations) and property tests of its
+//! invariants.
+
+mod props;
+mod unit;
+
+use crate::{
+    Credential, DaneStatus, DomainEvidence, MessageFacts, MtaStsMode, RecipientEvidence, Rules,
+};
+
+/// A domain with DANE-valid TLS.
+fn dane_domain() -> DomainEvidence {
+    DomainEvidence {
+        dane: DaneStatus::Valid,
+        mta_sts: MtaStsMode::None,
+        starttls_seen: true,
+        ..DomainEvidence::default()
+    }
+}
+
+/// A domain with no verified TLS: unsigned zone, no MTA-STS.
+fn plain_domain() -> DomainEvidence {
+    DomainEvidence {
+        dane: DaneStatus::Insecure,
+        mta_sts: MtaStsMode::None,
+        starttls_seen: true,
+        ..DomainEvidence::default()
+    }
+}
+
+fn pgp_recipient() -> RecipientEvidence {
+    RecipientEvidence {
+        pgp: Credential::Usable {
+            fingerprint: "AAAA1111".to_owned(),
+        },
+        smime: Credential::Absent,
+    }
+}
+
+fn message(subject: &str, headers: &[(&str, &str)], body: &str) -> MessageFacts {
+    MessageFacts {
+        subject: subject.to_owned(),
+        headers: headers
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect(),
+        body_sample: body.to_owned(),
+    }
+}
+
+fn plain_message() -> MessageFacts {
+    message("hello", &[], "nothing sensitive")
+}
+
+fn rules_none() -> Rules {
+    Rules {
+        default_level: crate::Level::None,
+        ..Rules::default()
+    }
+}

@@ -1,0 +1,267 @@
+use proptest::prelude::*;
+
+use super::*;
+use crate::{Level, Method, Override, Source, Unusable, decide};
+
+const ADDR: &str = "pat@clinic.example";
+
+fn level() -> impl Strategy<Value = Level> {
+    prop_oneof![Just(Level::Required), Just(Level::None)]
+}
+
+fn method() -> impl Strategy<Value = Method> {
+    proptest::sample::select(Method::ALL.to_vec())
+}
+
+fn credential() -> impl Strategy<Value = Credential> {
+    prop_oneof![
+        Just(Credential::Absent),
+        "[0-9A-F]{4}".prop_map(|fingerprint| Credential::Usable { fingerprint }),
+        (
+            "[0-9A-F]{4}",
+            proptest::sample::select(vec![
+                Unusable::Expired,
+                Unusable::Revoked,
+                Unusable::SigningOnly,
+                Unusable::Invalid,
+            ])
+        )
+            .prop_map(|(fingerprint, reason)| Credential::Unusable {
+                fingerprint,
+                reason
+            }),
+    ]
+}
+
+fn domain_evidence() -> impl Strategy<Value = DomainEvidence> {
+    let dane = proptest::sample::select(vec![
+        DaneStatus::Valid,
+        DaneStatus::SecureNoTlsa,
+        DaneStatus::Insecure,
+        DaneStatus::Bogus,
+        DaneStatus::Unknown,
+    ]);
+    let sts = proptest::sample::select(vec![
+        MtaStsMode::Enforce,
+        MtaStsMode::Testing,
+        MtaStsMode::None,
+        MtaStsMode::Unknown,
+    ]);
+    (
+        dane,
+        sts,
+        proptest::collection::vec("[0-9a-f]{4}", 0..2),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(dane, mta_sts, pins, starttls_seen, seen_verified_before)| DomainEvidence {
+                dane,
+                mta_sts,
+                pins,
+                starttls_seen,
+                seen_verified_before,
+            },
+        )
+}
+
+fn recipient_evidence() -> impl Strategy<Value = RecipientEvidence> {
+    (credential(), credential()).prop_map(|(pgp, smime)| RecipientEvidence { pgp, smime })
+}
+
+fn an_override(key: &'static str) -> impl Strategy<Value = Option<Override>> {
+    proptest::option::of(
+        (
+            proptest::option::of(level()),
+            proptest::option::of(method()),
+            proptest::collection::vec("[0-9a-f]{4}", 0..2),
+        )
+            .prop_map(move |(level, method, pins)| Override {
+                key: key.to_owned(),
+                level,
+                method,
+                pins,
+            }),
+    )
+}
+
+/// Generated rules: any default, any preference (including opportunistic TLS, possibly
+/// without the portal), optional overrides for the tested address and its domain.
+fn rules() -> impl Strategy<Value = Rules> {
+    (
+        level(),
+        proptest::collection::vec(method(), 0..6),
+        an_override("clinic.example"),
+        an_override(ADDR),
+    )
+        .prop_map(|(default_level, preference, dom, addr)| Rules {
+            default_level,
+            preference,
+            domains: dom.into_iter().collect(),
+            addresses: addr.into_iter().collect(),
+            ..Rules::default()
+        })
+}
+
+const HEADER_VALUES: &[&str] = &[
+    "required",
+    "none",
+    "pgp",
+    "smime",
+    "portal",
+    "tls-verified",
+    "bogus",
+];
+
+/// Generated messages, with the content triggers they carry.
+#[derive(Debug, Clone)]
+struct Generated {
+    tag: bool,
+    ssn: bool,
+    header: Option<&'static str>,
+    tls_required_no: bool,
+}
+
+fn generated() -> impl Strategy<Value = Generated> {
+    (
+        any::<bool>(),
+        any::<bool>(),
+        proptest::option::of(proptest::sample::select(HEADER_VALUES.to_vec())),
+        any::<bool>(),
+    )
+        .prop_map(|(tag, ssn, header, tls_required_no)| Generated {
+            tag,
+            ssn,
+            header,
+            tls_required_no,
+        })
+}
+
+impl Generated {
+    fn facts(&self) -> MessageFacts {
+        let mut headers = Vec::new();
+        if let Some(v) = self.header {
+            headers.push(("X-Sealgate-Security".to_owned(), v.to_owned()));
+        }
+        if self.tls_required_no {
+            headers.push(("TLS-Required".to_owned(), "No".to_owned()));
+        }
+        MessageFacts {
+            subject: if self.tag {
+                "[Secure] results"
+            } else {
+                "results"
+            }
+            .to_owned(),
+            headers,
+            body_sample: if self.ssn { "ssn 078-05-1120" } else { "fine" }.to_owned(),
+        }
+    }
+
+    /// The level the content triggers ask for, worked out independently of the engine.
+    fn content_level(&self) -> Option<Level> {
+        let header_protects = matches!(self.header, Some(h) if h != "none");
+        if self.tag || self.ssn || header_protects {
+            Some(Level::Required)
+        } else if self.header == Some("none") {
+            Some(Level::None)
+        } else {
+            None
+        }
+    }
+
+    fn content_method(&self) -> Option<Method> {
+        self.header
+            .and_then(|h| h.parse().ok())
+            .filter(|m| *m != Method::TlsOpportunistic)
+    }
+}
+
+proptest! {
+    #[test]
+    fn protection_required_never_resolves_to_plaintext(
+        rules in rules(),
+        dom in domain_evidence(),
+        rcpt in recipient_evidence(),
+        msg in generated(),
+    ) {
+        let d = decide(&rules, ADDR, &dom, &rcpt, &msg.facts());
+        prop_assert!(!d.chain.is_empty());
+        prop_assert_eq!(d.chain.last(), Some(&Method::Portal));
+        if d.level == Level::Required {
+            prop_assert!(!d.chain.contains(&Method::TlsOpportunistic), "{:?}", d.chain);
+            prop_assert!(d.chain.iter().all(|m| m.protects()));
+        }
+        // No method appears twice, and the portal only at the end.
+        let mut seen = d.chain.clone();
+        seen.sort();
+        seen.dedup();
+        prop_assert_eq!(seen.len(), d.chain.len());
+        // A downgraded or bogus domain never gets tls-verified, and says so.
+        if dom.downgraded() || dom.dane == DaneStatus::Bogus {
+            prop_assert!(!d.chain.contains(&Method::TlsVerified));
+            prop_assert!(!d.alerts.is_empty());
+        }
+    }
+
+    #[test]
+    fn rule_precedence_is_address_then_domain_then_content_then_default(
+        rules in rules(),
+        dom in domain_evidence(),
+        rcpt in recipient_evidence(),
+        msg in generated(),
+    ) {
+        let d = decide(&rules, ADDR, &dom, &rcpt, &msg.facts());
+        let addr = rules.addresses.first();
+        let domain = rules.domains.first();
+        let expected_level = addr.and_then(|o| o.level).map(|l| (l, Source::AddressOverride))
+            .or(domain.and_then(|o| o.level).map(|l| (l, Source::DomainOverride)))
+            .or(msg.content_level().map(|l| (l, Source::ContentTrigger)))
+            .unwrap_or((rules.default_level, Source::Default));
+        prop_assert_eq!((d.level, d.level_source), expected_level);
+        let expected_forced = addr.and_then(|o| o.method).map(|m| (m, Source::AddressOverride))
+            .or(domain.and_then(|o| o.method).map(|m| (m, Source::DomainOverride)))
+            .or(msg.content_method().map(|m| (m, Source::ContentTrigger)));
+        prop_assert_eq!(d.forced, expected_forced);
+        // A forced method leads the chain whenever it was allowed into it.
+        if let Some((m, _)) = d.forced {
+            if d.chain.contains(&m) {
+                prop_assert_eq!(d.chosen(), m);
+            } else {
+                let expected = format!("skip {m}: forced but unavailable");
+                prop_assert!(d.evidence.iter().any(|l| l.starts_with(&expected)));
+            }
+        }
+    }
+
+    #[test]
+    fn decisions_are_deterministic(
+        rules in rules(),
+        dom in domain_evidence(),
+        rcpt in recipient_evidence(),
+        msg in generated(),
+    ) {
+        let facts = msg.facts();
+        let a = decide(&rules, ADDR, &dom, &rcpt, &facts);
+        let b = decide(&rules.clone(), ADDR, &dom.clone(), &rcpt.clone(), &facts.clone());
+        prop_assert_eq!(a, b);
+    }
+
+    #[test]
+    fn tls_required_no_never_lowers_a_required_level(
+        rules in rules(),
+        dom in domain_evidence(),
+        rcpt in recipient_evidence(),
+        msg in generated(),
+    ) {
+        let without = Generated { tls_required_no: false, ..msg.clone() };
+        let with = Generated { tls_required_no: true, ..msg };
+        let a = decide(&rules, ADDR, &dom, &rcpt, &without.facts());
+        let b = decide(&rules, ADDR, &dom, &rcpt, &with.facts());
+        prop_assert_eq!(a.level, b.level);
+        prop_assert_eq!(&a.chain, &b.chain);
+        if b.level == Level::Required {
+            prop_assert!(!b.chain.contains(&Method::TlsOpportunistic));
+        }
+    }
+}

@@ -1,0 +1,461 @@
+use super::*;
+use crate::{Level, Method, Override, Source, Unusable, decide};
+
+const BOB: &str = "bob@example.com";
+
+fn rcpt_none() -> RecipientEvidence {
+    RecipientEvidence::default()
+}
+
+#[test]
+fn dane_domain_under_default_rules_chooses_tls_verified_and_explains_why() {
+    let d = decide(
+        &Rules::default(),
+        BOB,
+        &dane_domain(),
+        &rcpt_none(),
+        &plain_message(),
+    );
+    assert_eq!(d.level, Level::Required);
+    assert_eq!(d.level_source, Source::Default);
+    assert_eq!(d.chosen(), Method::TlsVerified);
+    assert_eq!(d.chain, vec![Method::TlsVerified, Method::Portal]);
+    assert_eq!(
+        d.explain(),
+        "recipient: bob@example.com (domain example.com)\n\
+         level: required (org default)\n\
+         dane: valid (DNSSEC-secure usable TLSA)\n\
+         mta-sts: none\n\
+         pins: 0\n\
+         starttls: seen\n\
+         verified tls seen before: no\n\
+         pgp key: none found\n\
+         smime certificate: none found\n\
+         skip pgp: no usable OpenPGP key: none found\n\
+         skip smime: no usable S/MIME certificate: none found\n\
+         chain: tls-verified > portal\n"
+    );
+    assert!(d.alerts.is_empty());
+}
+
+#[test]
+fn unsigned_zone_without_mta_sts_falls_to_pgp_and_says_why_tls_was_skipped() {
+    let d = decide(
+        &Rules::default(),
+        BOB,
+        &plain_domain(),
+        &pgp_recipient(),
+        &plain_message(),
+    );
+    assert_eq!(d.chain, vec![Method::Pgp, Method::Portal]);
+    assert!(d.evidence.contains(
+        &"skip tls-verified: no DANE (dane insecure), no MTA-STS enforce (mta-sts none), no pin"
+            .to_owned()
+    ));
+    assert!(
+        d.evidence
+            .contains(&"pgp key: usable (AAAA1111)".to_owned())
+    );
+}
+
+#[test]
+fn nothing_available_and_protection_required_resolves_to_the_portal_alone() {
+    let d = decide(
+        &Rules::default(),
+        BOB,
+        &DomainEvidence::default(),
+        &rcpt_none(),
+        &plain_message(),
+    );
+    assert_eq!(d.chain, vec![Method::Portal]);
+    assert_eq!(d.chosen(), Method::Portal);
+}
+
+#[test]
+fn mta_sts_testing_mode_does_not_count_as_verified_tls() {
+    let dom = DomainEvidence {
+        mta_sts: MtaStsMode::Testing,
+        ..plain_domain()
+    };
+    let d = decide(&Rules::default(), BOB, &dom, &rcpt_none(), &plain_message());
+    assert_eq!(d.chain, vec![Method::Portal]);
+    let enforce = DomainEvidence {
+        mta_sts: MtaStsMode::Enforce,
+        ..plain_domain()
+    };
+    let d = decide(
+        &Rules::default(),
+        BOB,
+        &enforce,
+        &rcpt_none(),
+        &plain_message(),
+    );
+    assert_eq!(d.chosen(), Method::TlsVerified);
+}
+
+#[test]
+fn level_none_puts_opportunistic_tls_right_after_verified_tls() {
+    let d = decide(
+        &rules_none(),
+        BOB,
+        &dane_domain(),
+        &rcpt_none(),
+        &plain_message(),
+    );
+    assert_eq!(d.level, Level::None);
+    assert_eq!(
+        d.chain,
+        vec![
+            Method::TlsVerified,
+            Method::TlsOpportunistic,
+            Method::Portal
+        ]
+    );
+}
+
+#[test]
+fn level_none_without_verified_tls_starts_with_opportunistic_tls() {
+    let d = decide(
+        &rules_none(),
+        BOB,
+        &plain_domain(),
+        &pgp_recipient(),
+        &plain_message(),
+    );
+    assert_eq!(
+        d.chain,
+        vec![Method::TlsOpportunistic, Method::Pgp, Method::Portal]
+    );
+}
+
+#[test]
+fn subject_tag_in_any_case_requires_protection_and_is_marked_for_removal() {
+    let msg = message("Lab results [SECURE]", &[], "x");
+    let d = decide(&rules_none(), BOB, &plain_domain(), &rcpt_none(), &msg);
+    assert_eq!(d.level, Level::Required);
+    assert_eq!(d.level_source, Source::ContentTrigger);
+    assert_eq!(d.subject_tag_to_remove.as_deref(), Some("[SECURE]"));
+    assert!(d.evidence.contains(
+        &"content: subject tag \"[SECURE]\" requires protection; removed before sending".to_owned()
+    ));
+    assert!(!d.chain.contains(&Method::TlsOpportunistic));
+}
+
+#[test]
+fn security_header_none_lowers_the_default_when_nothing_else_requires_protection() {
+    let msg = message("hi", &[("x-sealgate-security", " None ")], "x");
+    let d = decide(&Rules::default(), BOB, &plain_domain(), &rcpt_none(), &msg);
+    assert_eq!(d.level, Level::None);
+    assert_eq!(d.level_source, Source::ContentTrigger);
+    assert_eq!(d.strip_headers, vec!["X-Sealgate-Security".to_owned()]);
+    assert_eq!(d.chosen(), Method::TlsOpportunistic);
+}
+
+#[test]
+fn security_header_none_is_ignored_when_a_dlp_pattern_matches() {
+    let msg = message(
+        "hi",
+        &[("X-Sealgate-Security", "none")],
+        "patient SSN 123-45-6789 attached",
+    );
+    let d = decide(&Rules::default(), BOB, &plain_domain(), &rcpt_none(), &msg);
+    assert_eq!(d.level, Level::Required);
+    let text = d.explain();
+    assert!(text.contains("content: dlp pattern us-ssn matched the body; protection required\n"));
+    assert!(text.contains(
+        "content: X-Sealgate-Security: none ignored: another content trigger requires protection\n"
+    ));
+    assert!(!text.contains("123-45-6789"), "matched text leaked: {text}");
+}
+
+#[test]
+fn mrn_pattern_configured_by_the_operator_raises_the_level() {
+    let mut rules = rules_none();
+    rules.content.dlp.push(crate::DlpPattern::mrn());
+    let msg = message("hi", &[], "MRN: 0012345678");
+    let d = decide(&rules, BOB, &plain_domain(), &rcpt_none(), &msg);
+    assert_eq!(d.level, Level::Required);
+    assert!(d.explain().contains("dlp pattern mrn matched"));
+}
+
+#[test]
+fn security_header_naming_a_method_forces_it_first() {
+    let msg = message("hi", &[("X-Sealgate-Security", "pgp")], "x");
+    let d = decide(
+        &Rules::default(),
+        BOB,
+        &dane_domain(),
+        &pgp_recipient(),
+        &msg,
+    );
+    assert_eq!(d.forced, Some((Method::Pgp, Source::ContentTrigger)));
+    assert_eq!(
+        d.chain,
+        vec![Method::Pgp, Method::TlsVerified, Method::Portal]
+    );
+    assert_eq!(d.level, Level::Required);
+}
+
+#[test]
+fn security_header_with_an_unrecognised_value_reads_as_required() {
+    let msg = message("hi", &[("X-Sealgate-Security", "tls-opportunistic")], "x");
+    let d = decide(&rules_none(), BOB, &plain_domain(), &rcpt_none(), &msg);
+    assert_eq!(d.level, Level::Required);
+    assert_eq!(d.forced, None);
+    assert!(d.explain().contains("not recognised; read as required"));
+}
+
+#[test]
+fn forced_pgp_with_a_revoked_key_falls_back_along_the_chain_and_says_so() {
+    let rules = Rules {
+        addresses: vec![Override {
+            key: BOB.to_owned(),
+            method: Some(Method::Pgp),
+            ..Override::default()
+        }],
+        ..Rules::default()
+    };
+    let rcpt = RecipientEvidence {
+        pgp: Credential::Unusable {
+            fingerprint: "BBBB2222".to_owned(),
+            reason: Unusable::Revoked,
+        },
+        smime: Credential::Absent,
+    };
+    let d = decide(&rules, BOB, &plain_domain(), &rcpt, &plain_message());
+    assert_eq!(d.chain, vec![Method::Portal]);
+    assert!(d.evidence.contains(
+        &"skip pgp: forced but unavailable: no usable OpenPGP key: revoked (BBBB2222); falling back"
+            .to_owned()
+    ));
+}
+
+#[test]
+fn forced_opportunistic_tls_is_refused_when_protection_is_required() {
+    let rules = Rules {
+        domains: vec![Override {
+            key: "example.com".to_owned(),
+            method: Some(Method::TlsOpportunistic),
+            ..Override::default()
+        }],
+        ..Rules::default()
+    };
+    let d = decide(&rules, BOB, &plain_domain(), &rcpt_none(), &plain_message());
+    assert_eq!(d.chain, vec![Method::Portal]);
+    assert!(d.explain().contains(
+        "skip tls-opportunistic: forced but unavailable: protection is required; falling back"
+    ));
+}
+
+#[test]
+fn operator_pin_makes_tls_verified_available_without_dane_or_mta_sts() {
+    let rules = Rules {
+        domains: vec![Override {
+            key: "Example.COM".to_owned(),
+            method: Some(Method::TlsVerified),
+            pins: vec!["AB12".to_owned(), "ab12".to_owned()],
+            ..Override::default()
+        }],
+        ..Rules::default()
+    };
+    let d = decide(
+        &rules,
+        "bob@example.com.",
+        &plain_domain(),
+        &rcpt_none(),
+        &plain_message(),
+    );
+    assert_eq!(
+        d.forced,
+        Some((Method::TlsVerified, Source::DomainOverride))
+    );
+    assert_eq!(d.chosen(), Method::TlsVerified);
+    assert_eq!(d.pins, vec!["ab12".to_owned()]);
+    assert!(d.evidence.contains(&"pins: 1".to_owned()));
+}
+
+#[test]
+fn downgrade_memory_withholds_tls_verified_and_raises_an_alert() {
+    let dom = DomainEvidence {
+        seen_verified_before: true,
+        ..plain_domain()
+    };
+    let d = decide(
+        &Rules::default(),
+        BOB,
+        &dom,
+        &pgp_recipient(),
+        &plain_message(),
+    );
+    assert_eq!(d.chain, vec![Method::Pgp, Method::Portal]);
+    assert_eq!(
+        d.alerts,
+        vec![
+            "downgrade: example.com was seen with verified TLS and now shows none \
+             (dane insecure, mta-sts none); tls-verified withheld"
+                .to_owned()
+        ]
+    );
+    assert!(d.evidence.contains(
+        &"skip tls-verified: possible downgrade: verified TLS seen before, now dane insecure and mta-sts none"
+            .to_owned()
+    ));
+}
+
+#[test]
+fn downgrade_memory_is_quiet_while_the_domain_still_shows_verified_tls() {
+    let dom = DomainEvidence {
+        seen_verified_before: true,
+        ..dane_domain()
+    };
+    let d = decide(&Rules::default(), BOB, &dom, &rcpt_none(), &plain_message());
+    assert!(d.alerts.is_empty());
+    assert_eq!(d.chosen(), Method::TlsVerified);
+}
+
+#[test]
+fn bogus_dnssec_withholds_every_tls_method_and_raises_an_alert() {
+    let dom = DomainEvidence {
+        dane: DaneStatus::Bogus,
+        mta_sts: MtaStsMode::Enforce,
+        ..DomainEvidence::default()
+    };
+    let d = decide(&rules_none(), BOB, &dom, &rcpt_none(), &plain_message());
+    assert_eq!(d.chain, vec![Method::Portal]);
+    assert_eq!(d.alerts.len(), 1);
+    assert!(d.alerts[0].starts_with("dnssec bogus:"));
+}
+
+#[test]
+fn tls_required_no_header_does_not_lower_a_required_level() {
+    let msg = message("hi", &[("TLS-Required", "No")], "x");
+    let d = decide(&Rules::default(), BOB, &plain_domain(), &rcpt_none(), &msg);
+    assert_eq!(d.level, Level::Required);
+    assert_eq!(d.chain, vec![Method::Portal]);
+    assert!(
+        d.evidence
+            .contains(&"content: TLS-Required: No ignored: protection is required".to_owned())
+    );
+}
+
+#[test]
+fn address_override_beats_domain_override_which_beats_the_subject_tag() {
+    let mut rules = Rules {
+        domains: vec![Override {
+            key: "example.com".to_owned(),
+            level: Some(Level::None),
+            method: Some(Method::Portal),
+            ..Override::default()
+        }],
+        ..Rules::default()
+    };
+    let msg = message("[secure] hi", &[], "x");
+    let d = decide(&rules, BOB, &dane_domain(), &rcpt_none(), &msg);
+    assert_eq!(
+        (d.level, d.level_source),
+        (Level::None, Source::DomainOverride)
+    );
+    assert_eq!(d.chain, vec![Method::Portal]);
+    rules.addresses.push(Override {
+        key: "BOB@example.com".to_owned(),
+        level: Some(Level::Required),
+        method: Some(Method::TlsVerified),
+        ..Override::default()
+    });
+    let d = decide(&rules, BOB, &dane_domain(), &rcpt_none(), &msg);
+    assert_eq!(
+        (d.level, d.level_source),
+        (Level::Required, Source::AddressOverride)
+    );
+    assert_eq!(
+        d.forced,
+        Some((Method::TlsVerified, Source::AddressOverride))
+    );
+    assert_eq!(d.chain, vec![Method::TlsVerified, Method::Portal]);
+}
+
+#[test]
+fn preference_without_portal_gets_it_appended_and_nothing_follows_the_portal() {
+    let rules = Rules {
+        preference: vec![Method::Pgp],
+        ..Rules::default()
+    };
+    let d = decide(
+        &rules,
+        BOB,
+        &dane_domain(),
+        &pgp_recipient(),
+        &plain_message(),
+    );
+    assert_eq!(d.chain, vec![Method::Pgp, Method::Portal]);
+    assert!(
+        d.evidence
+            .contains(&"portal: appended, the portal always works".to_owned())
+    );
+    let rules = Rules {
+        preference: vec![Method::Portal, Method::TlsVerified],
+        ..Rules::default()
+    };
+    let d = decide(&rules, BOB, &dane_domain(), &rcpt_none(), &plain_message());
+    assert_eq!(d.chain, vec![Method::Portal]);
+}
+
+#[test]
+fn forced_portal_at_level_none_stays_alone() {
+    let rules = Rules {
+        domains: vec![Override {
+            key: "gmail.com".to_owned(),
+            method: Some(Method::Portal),
+            ..Override::default()
+        }],
+        ..rules_none()
+    };
+    let d = decide(
+        &rules,
+        "x@gmail.com",
+        &dane_domain(),
+        &rcpt_none(),
+        &plain_message(),
+    );
+    assert_eq!(d.chain, vec![Method::Portal]);
+}
+
+#[test]
+fn smime_is_chosen_when_only_a_certificate_is_usable() {
+    let rcpt = RecipientEvidence {
+        pgp: Credential::Unusable {
+            fingerprint: "CC".to_owned(),
+            reason: Unusable::SigningOnly,
+        },
+        smime: Credential::Usable {
+            fingerprint: "DD".to_owned(),
+        },
+    };
+    let d = decide(
+        &Rules::default(),
+        BOB,
+        &plain_domain(),
+        &rcpt,
+        &plain_message(),
+    );
+    assert_eq!(d.chain, vec![Method::Smime, Method::Portal]);
+    assert!(
+        d.explain()
+            .contains("skip pgp: no usable OpenPGP key: signing-only (CC)\n")
+    );
+}
+
+#[test]
+fn decision_serializes_for_the_audit_log() {
+    let d = decide(
+        &Rules::default(),
+        BOB,
+        &dane_domain(),
+        &rcpt_none(),
+        &plain_message(),
+    );
+    let json = serde_json::to_value(&d).unwrap();
+    assert_eq!(json["level"], "required");
+    assert_eq!(json["level_source"], "default");
+    assert_eq!(json["chain"][0], "tls-verified");
+}
