@@ -15,6 +15,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 backends=both
 small=2000
@@ -122,48 +124,9 @@ run_load() {
 
 # --- Sealgate -----------------------------------------------------------------------------------
 
-with_db() {
-    python3 - "$1" "$2" <<'EOF'
-import sys, urllib.parse as u
-p = u.urlsplit(sys.argv[1])
-print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))
-EOF
-}
-
-postgres_url() {
-    if [[ -z "${DATABASE_URL:-}" ]]; then
-        sg_pg_start
-    fi
-    bench_admin_url=$DATABASE_URL
-    bench_db="sealgate_dbench_$$_$RANDOM"
-    psql -q "$bench_admin_url" -c "CREATE DATABASE \"$bench_db\"" >/dev/null
-    url=$(with_db "$bench_admin_url" "$bench_db")
-}
-
 write_sealgate_config() { # dir db_url
-    cat >"$1/sealgate.toml" <<EOF
-[server]
-hostname = "relay.bench.test"
-shutdown_grace = "10s"
-
-[database]
-url = "$2"
-
-[storage]
-data_dir = "$1/data"
-seal_key_file = "$1/data/seal.key"
-
-[smtp]
-max_connections = 1000
-max_connections_per_ip = 1000
-
-[[smtp.listener]]
-addr = "127.0.0.1:0"
-tls = "starttls"
-
-[relay]
-networks = ["127.0.0.0/8", "::1/128"]
-
+    bench_config "$1" "$2" "relay.bench.test"
+    cat >>"$1/sealgate.toml" <<EOF
 [delivery]
 enabled = true
 smtp_port = $sink_port
@@ -175,55 +138,20 @@ nameservers = ["127.0.0.1:$dns_port"]
 EOF
 }
 
-start_sealgate() { # dir
-    local dir=$1 i
-    "$bin" --config "$dir/sealgate.toml" --log-format json serve >"$dir/serve.log" 2>"$dir/serve.err" &
-    daemon_pid=$!
-    for i in $(seq 1 300); do
-        grep -q '"sealgate ready"' "$dir/serve.log" 2>/dev/null && break
-        if ! kill -0 "$daemon_pid" 2>/dev/null || ((i == 300)); then
-            sg_log "sealgate serve did not become ready; its output:"
-            cat "$dir/serve.log" "$dir/serve.err" >&2
-            keep_work=1
-            return 1
-        fi
-        sleep 0.1
-    done
-    port=$(python3 - "$dir/serve.log" <<'EOF'
-import json, sys
-for line in open(sys.argv[1]):
-    try:
-        v = json.loads(line)
-    except ValueError:
-        continue
-    f = v.get("fields", v)
-    if f.get("message") == "smtp listener bound":
-        print(f["addr"].rsplit(":", 1)[1])
-        break
-EOF
-)
-}
-
-stop_sealgate() {
-    kill -TERM "$daemon_pid"
-    wait "$daemon_pid" || sg_log "sealgate exited with $? on SIGTERM"
-    daemon_pid=
-}
-
 for backend in $backends; do
     dir="$work/sealgate-$backend"
     mkdir -p "$dir/data"
     case "$backend" in
         sqlite) url="sqlite://$dir/data/sealgate.db" ;;
-        postgres) postgres_url ;;
+        postgres) bench_postgres_url sealgate_dbench ;;
     esac
     write_sealgate_config "$dir" "$url"
     "$bin" --config "$dir/sealgate.toml" migrate >"$dir/migrate.log" 2>&1 \
         || { cat "$dir/migrate.log" >&2; keep_work=1; exit 1; }
-    start_sealgate "$dir"
+    bench_start_sealgate "$dir"
     sg_log "sealgate ($backend) on 127.0.0.1:$port"
     run_load "$port" sealgate "$backend"
-    stop_sealgate
+    bench_stop_sealgate
     if grep '"level":"WARN"\|"level":"ERROR"' "$dir/serve.log" | grep -qv 'sealing key\|no \[tls\]'; then
         sg_log "sealgate logged warnings: kept in $dir"
         keep_work=1

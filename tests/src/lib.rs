@@ -75,3 +75,41 @@ pub fn json_lines(text: &str) -> Vec<serde_json::Value> {
         .filter(serde_json::Value::is_object)
         .collect()
 }
+
+/// Exit code, stdout and stderr of one CLI run, for assertions.
+#[derive(Debug)]
+pub struct CliRun {
+    /// The exit code (None when killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output, lossily decoded.
+    pub stdout: String,
+    /// Standard error, lossily decoded.
+    pub stderr: String,
+}
+
+impl CliRun {
+    /// Captures a finished command.
+    pub fn of(out: std::process::Output) -> CliRun {
+        CliRun {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// The non-blank stdout lines.
+    pub fn lines(&self) -> Vec<&str> {
+        self.stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect()
+    }
+
+    /// Everything, for assertion messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}

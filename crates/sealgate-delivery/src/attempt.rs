@@ -324,6 +324,15 @@ fn transaction_reports(
         .collect()
 }
 
+/// A random number in [0, 1) for retry jitter (falls back to the middle if the OS fails us).
+fn unit_random() -> f64 {
+    let mut b = [0u8; 8];
+    match getrandom::fill(&mut b) {
+        Ok(()) => (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64,
+        Err(_) => 0.5,
+    }
+}
+
 /// Settles the reports and queues their DSNs in one transaction.
 async fn settle(ctx: &DeliveryContext, reports: Vec<AttemptReport>) {
     let ids: Vec<(String, String)> = reports
@@ -338,13 +347,7 @@ async fn settle(ctx: &DeliveryContext, reports: Vec<AttemptReport>) {
     let build = crate::bounce::dsn_builder(&ctx.hostname);
     match ctx
         .queue
-        .settle_group(
-            &ctx.owner,
-            reports,
-            &ctx.retry,
-            &crate::bounce::unit_random,
-            &build,
-        )
+        .settle_group(&ctx.owner, reports, &ctx.retry, &unit_random, &build)
         .await
     {
         Ok(settled) => {

@@ -1,17 +1,8 @@
-//! Turning bounced recipients into DSNs queued back to the sender.
+//! Rendering the queue's notices (failures and delay warnings) as RFC 3464 DSNs.
 
 use sealgate_queue::{NoticeContent, NoticeKind, NoticeRequest};
 
 use crate::dsn::{DsnInput, DsnKind, DsnRecipient, build_dsn};
-
-/// A random number in [0, 1) for retry jitter (falls back to the middle if the OS fails us).
-pub(crate) fn unit_random() -> f64 {
-    let mut b = [0u8; 8];
-    match getrandom::fill(&mut b) {
-        Ok(()) => (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64,
-        Err(_) => 0.5,
-    }
-}
 
 /// Renders a notice the queue asked for as an RFC 3464 DSN.
 pub(crate) fn render(hostname: &str, req: &NoticeRequest<'_>) -> NoticeContent {

@@ -69,8 +69,9 @@ impl Conn {
         shutdown: Option<&mut watch::Receiver<bool>>,
     ) -> std::io::Result<Filled> {
         self.flush().await?;
-        let mut chunk = vec![0u8; READ_CHUNK];
-        let read = tokio::time::timeout(timeout, self.stream.read(&mut chunk));
+        // Read straight into the input buffer's spare room: no per-read allocation.
+        self.inbuf.reserve(READ_CHUNK);
+        let read = tokio::time::timeout(timeout, self.stream.read_buf(&mut self.inbuf));
         let n = match shutdown {
             Some(rx) if *rx.borrow() => return Ok(Filled::Shutdown),
             Some(rx) => tokio::select! {
@@ -82,10 +83,7 @@ impl Conn {
         match n {
             Err(_) => Ok(Filled::Timeout),
             Ok(Ok(0)) => Ok(Filled::Eof),
-            Ok(Ok(n)) => {
-                self.inbuf.extend_from_slice(&chunk[..n]);
-                Ok(Filled::Data)
-            }
+            Ok(Ok(_)) => Ok(Filled::Data),
             Ok(Err(e)) => Err(e),
         }
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use sealgate_audit::{AttemptEvidence, AuditEvent};
 use std::collections::BTreeMap;
 
-use sealgate_store::{MessageRow, NewNotice, RecipientRow, SettleItem, Settlement};
+use sealgate_store::{NewNotice, RecipientRow, SettleItem, Settlement};
 use sealgate_types::{MessageId, RecipientState, time};
 
 use crate::{IncomingMessage, Queue, QueueError, RetryPolicy, data_digest};
@@ -242,15 +242,18 @@ impl Queue {
         let now = time::now_micros();
         let until = now.saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX));
         let rows = self.store.claim_due(owner, now, until, limit).await?;
+        let ids: Vec<String> = rows.iter().map(|r| r.message_id.clone()).collect();
+        let envelopes = self.store.envelopes(&ids).await?;
         let mut claims = Vec::with_capacity(rows.len());
         for recipient in rows {
-            let message: Option<MessageRow> = self.store.message(&recipient.message_id).await?;
-            let message =
-                message.ok_or_else(|| QueueError::NotFound(recipient.message_id.clone()))?;
+            let (sender, received_at) = envelopes
+                .get(&recipient.message_id)
+                .cloned()
+                .ok_or_else(|| QueueError::NotFound(recipient.message_id.clone()))?;
             claims.push(Claim {
                 recipient,
-                sender: message.sender,
-                received_at: message.received_at,
+                sender,
+                received_at,
             });
         }
         Ok(claims)

@@ -1,5 +1,7 @@
 //! Messages and their recipients.
 
+use std::collections::HashMap;
+
 use sealgate_types::{AuditRecord, RecipientState, time::now_micros};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -135,6 +137,40 @@ impl Store {
         row.as_ref()
             .map(message_from_row)
             .transpose()
+            .map_err(StoreError::ReadQueue)
+    }
+
+    /// Sender and acceptance time of each listed message, in one query and without reading
+    /// the sealed bodies (what claiming needs for every recipient it takes).
+    pub async fn envelopes(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, (String, i64)>, StoreError> {
+        let mut unique: Vec<&String> = ids.iter().collect();
+        unique.sort();
+        unique.dedup();
+        if unique.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let placeholders: Vec<String> = (1..=unique.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT id, sender, received_at FROM messages WHERE id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in unique {
+            query = query.bind(id.clone());
+        }
+        let rows = query
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::ReadQueue)?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get("id")?;
+                Ok((id, (r.try_get("sender")?, r.try_get("received_at")?)))
+            })
+            .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::ReadQueue)
     }
 

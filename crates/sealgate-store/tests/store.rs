@@ -308,6 +308,25 @@ fn user_event(kind: &str, name: &str) -> sealgate_types::AuditRecord {
     }
 }
 
+async fn envelopes_are_read_in_one_query_for_distinct_known_ids(backend: TestBackend) {
+    let (_db, store) = open(backend).await;
+    for id in ["m1", "m2"] {
+        store
+            .enqueue(&message(id), &rcpts(&["b@example.net"]), &received(id))
+            .await
+            .expect("enqueue");
+    }
+    let ids: Vec<String> = ["m1", "m2", "m1", "missing"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    let got = store.envelopes(&ids).await.expect("envelopes");
+    assert_eq!(got.len(), 2, "{got:?}");
+    let m1 = store.message("m1").await.expect("read").expect("m1");
+    assert_eq!(got["m1"], (m1.sender, m1.received_at));
+    assert!(store.envelopes(&[]).await.expect("empty").is_empty());
+}
+
 async fn users_are_added_replaced_listed_and_removed(backend: TestBackend) {
     let (_db, store) = open(backend).await;
     store
@@ -403,6 +422,7 @@ on_each_backend!(
     audit_reads_filter_and_page,
     concurrent_appenders_keep_one_gapless_chain,
     recipients_are_listed_by_state,
+    envelopes_are_read_in_one_query_for_distinct_known_ids,
     users_are_added_replaced_listed_and_removed,
     audit_listener_wakes_on_new_rows,
 );

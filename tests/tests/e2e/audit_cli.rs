@@ -5,13 +5,13 @@
 //! Messages are sent with Python's smtplib, so the audit rows are the daemon's own.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use sealgate_testkit::db::TestBackend;
-use sealgate_tests::{json_lines, py_send, sealgate_bin};
+use sealgate_tests::{CliRun as Run, json_lines, py_send, sealgate_bin};
 use serde_json::Value;
 
 use crate::bad_input::Relay;
@@ -41,37 +41,6 @@ fn relay_with_three_messages(backend: TestBackend) -> (Relay, Vec<String>) {
     let ids = send_each(&relay, &RCPTS);
     assert_eq!(relay.db.audit().len(), 3);
     (relay, ids)
-}
-
-/// Exit code, stdout and stderr of a CLI run.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn of(out: Output) -> Run {
-        Run {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    fn lines(&self) -> Vec<&str> {
-        self.stdout
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .collect()
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
 }
 
 fn cli(relay: &Relay, args: &[&str]) -> Run {

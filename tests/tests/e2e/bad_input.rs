@@ -8,19 +8,19 @@
 //! [`Relay`] (a daemon on a fresh database plus a read handle on that database) is also used by
 //! the `audit_cli` tests.
 
-use std::error::Error;
 use std::time::Duration;
 
-use sealgate_store::{AuditFilter, Store};
+use sealgate_store::Store;
 use sealgate_testkit::db::{TestBackend, TestDb};
 use sealgate_tests::{Daemon, DaemonOpts, RawSmtp, Reply, Transcript};
-use sealgate_types::AuditEntry;
+
+use crate::inspect::{Inspect, chain, fresh_db, runtime};
 
 /// A `sealgate serve` on a fresh database, with a store handle to read what it committed.
 /// Fields drop in order: the daemon is killed before its database goes away.
 pub(crate) struct Relay {
     pub(crate) daemon: Daemon,
-    pub(crate) db: Db,
+    pub(crate) db: Inspect,
     pub(crate) test_db: TestDb,
 }
 
@@ -28,13 +28,12 @@ impl Relay {
     /// Starts the daemon on a fresh database of `backend`, with `extra_toml` merged into its
     /// config, and opens a read handle once its migrations ran.
     pub(crate) fn start(backend: TestBackend, extra_toml: &str) -> Relay {
-        let rt = runtime();
-        let test_db = rt.block_on(TestDb::new(backend));
+        let test_db = fresh_db(backend);
         let daemon = Daemon::start(DaemonOpts {
             extra_toml: extra_toml.to_owned(),
             ..DaemonOpts::with_db(test_db.url.clone())
         });
-        let db = Db::open(rt, &test_db.url);
+        let db = Inspect::new(&test_db.url, None);
         Relay {
             daemon,
             db,
@@ -49,70 +48,6 @@ impl Relay {
         assert_eq!(ehlo.code, 250, "EHLO\n{}", c.transcript());
         c
     }
-}
-
-/// A synchronous handle on one database, for assertions on rows.
-pub(crate) struct Db {
-    rt: tokio::runtime::Runtime,
-    store: Store,
-}
-
-impl Db {
-    pub(crate) fn open(rt: tokio::runtime::Runtime, url: &str) -> Db {
-        let store = rt
-            .block_on(Store::connect(url, 2, Duration::from_secs(5)))
-            .unwrap_or_else(|e| panic!("open the test database: {}", chain(&e)));
-        Db { rt, store }
-    }
-
-    pub(crate) fn messages(&self) -> i64 {
-        self.rt
-            .block_on(self.store.count_messages())
-            .unwrap_or_else(|e| panic!("count messages: {}", chain(&e)))
-    }
-
-    /// Every audit row, in seq order.
-    pub(crate) fn audit(&self) -> Vec<AuditEntry> {
-        self.rt
-            .block_on(self.store.audit_after(0, &AuditFilter::default(), 1000))
-            .unwrap_or_else(|e| panic!("read the audit log: {}", chain(&e)))
-    }
-
-    /// The recipient addresses stored for one message, in order.
-    pub(crate) fn recipients(&self, message_id: &str) -> Vec<String> {
-        self.rt
-            .block_on(self.store.recipients_of(message_id))
-            .unwrap_or_else(|e| panic!("read recipients: {}", chain(&e)))
-            .into_iter()
-            .map(|r| r.rcpt)
-            .collect()
-    }
-
-    /// Runs `sql` as-is; the error text includes the database's own message.
-    pub(crate) fn execute(&self, sql: &str) -> Result<u64, String> {
-        self.rt
-            .block_on(self.store.execute_raw(sql))
-            .map_err(|e| chain(&e))
-    }
-}
-
-pub(crate) fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("build a tokio runtime")
-}
-
-/// An error with all its sources, "outer: inner: innermost".
-pub(crate) fn chain(e: &dyn Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// Asserts `reply` has this code and enhanced status code (RFC 3463).
@@ -173,7 +108,11 @@ fn send_good_message(relay: &Relay, rcpts: &[&str]) -> String {
 }
 
 fn assert_nothing_stored(relay: &Relay, what: &str) {
-    assert_eq!(relay.db.messages(), 0, "{what}: a message row was written");
+    assert_eq!(
+        relay.db.message_count(),
+        0,
+        "{what}: a message row was written"
+    );
     let audit = relay.db.audit();
     assert!(
         audit.is_empty(),
@@ -244,8 +183,8 @@ fn smuggled_messages_are_refused_and_nothing_is_stored(backend: TestBackend) {
     }
 
     let id = send_good_message(&relay, &["bob@example.org"]);
-    assert_eq!(relay.db.messages(), 1);
-    assert_eq!(relay.db.recipients(&id), ["bob@example.org"]);
+    assert_eq!(relay.db.message_count(), 1);
+    assert_eq!(relay.db.addresses(&id), ["bob@example.org"]);
     assert_eq!(relay.db.audit().len(), 1);
 }
 
@@ -272,7 +211,7 @@ fn over_long_lines_are_refused_and_the_session_stays_usable(backend: TestBackend
     let data = format!("Subject: longest\r\n\r\n{longest}\r\n.\r\n");
     let reply = finish_data(&mut c, data.as_bytes());
     assert_reply(&reply, 250, "2.0.0", "998-octet data line", c.transcript());
-    assert_eq!(relay.db.messages(), 1);
+    assert_eq!(relay.db.message_count(), 1);
 
     // RFC 5321 §4.5.3.1.4: command lines are limited too.
     let long_noop = format!("NOOP {}", "z".repeat(1100));
@@ -293,7 +232,7 @@ fn over_long_lines_are_refused_and_the_session_stays_usable(backend: TestBackend
         c.transcript(),
     );
     assert!(c.wait_closed(Duration::from_secs(10)), "{}", c.transcript());
-    assert_eq!(relay.db.messages(), 1);
+    assert_eq!(relay.db.message_count(), 1);
     assert_eq!(relay.db.audit().len(), 1);
 }
 
@@ -343,7 +282,7 @@ fn oversize_messages_get_552_at_mail_and_after_data(backend: TestBackend) {
     data.extend_from_slice(b"\r\n.\r\n");
     let reply = finish_data(&mut c, &data);
     assert_reply(&reply, 250, "2.0.0", "3000-byte message", c.transcript());
-    assert_eq!(relay.db.messages(), 1);
+    assert_eq!(relay.db.message_count(), 1);
     assert_eq!(relay.db.audit().len(), 1);
 }
 
@@ -368,9 +307,9 @@ fn fourth_recipient_gets_452_and_three_are_queued(backend: TestBackend) {
     assert_reply(&reply, 250, "2.0.0", "message to three", c.transcript());
     let id = queue_id(&reply);
 
-    assert_eq!(relay.db.messages(), 1);
+    assert_eq!(relay.db.message_count(), 1);
     let three = ["r1@example.org", "r2@example.org", "r3@example.org"];
-    assert_eq!(relay.db.recipients(&id), three);
+    assert_eq!(relay.db.addresses(&id), three);
     let audit = relay.db.audit();
     assert_eq!(audit.len(), 1, "{audit:?}");
     let data: serde_json::Value = serde_json::from_str(&audit[0].data).expect("audit data is JSON");
@@ -438,8 +377,8 @@ fn rerouting_addresses_get_553_even_from_inside(backend: TestBackend) {
     assert_reply(&reply, 250, "2.0.0", "message to bob", c.transcript());
     let id = queue_id(&reply);
 
-    assert_eq!(relay.db.messages(), 1);
-    assert_eq!(relay.db.recipients(&id), ["bob@example.org"]);
+    assert_eq!(relay.db.message_count(), 1);
+    assert_eq!(relay.db.addresses(&id), ["bob@example.org"]);
     assert_eq!(relay.db.audit().len(), 1);
 }
 
@@ -504,9 +443,9 @@ fn database_outage_gets_451_and_the_relay_recovers_without_restart_on_postgres()
     );
     expect(&mut c, "QUIT", 221, "2.0.0");
 
-    assert_eq!(relay.db.messages(), 1);
+    assert_eq!(relay.db.message_count(), 1);
     assert_eq!(
-        relay.db.recipients(&first),
+        relay.db.addresses(&first),
         ["bob@example.org", "carol@example.org"]
     );
     let audit = relay.db.audit();
@@ -519,7 +458,7 @@ fn database_outage_gets_451_and_the_relay_recovers_without_restart_on_postgres()
 
     let second = send_good_message(&relay, &["dave@example.org"]);
     assert_ne!(first, second);
-    assert_eq!(relay.db.messages(), 2);
-    assert_eq!(relay.db.recipients(&second), ["dave@example.org"]);
+    assert_eq!(relay.db.message_count(), 2);
+    assert_eq!(relay.db.addresses(&second), ["dave@example.org"]);
     assert!(relay.daemon.is_running(), "the daemon must not have exited");
 }

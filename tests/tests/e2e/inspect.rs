@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use sealgate_crypto::KeyRing;
 use sealgate_queue::Queue;
-use sealgate_store::{AuditFilter, Store};
+use sealgate_store::{AuditFilter, MessageRow, RecipientRow, Store};
 use sealgate_testkit::db::{TestBackend, TestDb};
-use sealgate_types::AuditEntry;
+use sealgate_types::{AuditEntry, RecipientState};
 use serde_json::Value;
 
 /// A database for a daemon under test, created on the chosen backend.
@@ -18,11 +18,24 @@ pub fn fresh_db(backend: TestBackend) -> TestDb {
     runtime().block_on(TestDb::new(backend))
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+/// A current-thread runtime for the synchronous tests.
+pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .expect("runtime")
+        .expect("build a tokio runtime")
+}
+
+/// An error with all its sources, "outer: inner: innermost".
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// A synchronous window onto one daemon's store.
@@ -70,6 +83,33 @@ impl Inspect {
         rows.into_iter()
             .map(|r| (r.rcpt, r.state.to_string()))
             .collect()
+    }
+
+    /// One message row (panics if it is missing).
+    pub fn message(&self, id: &str) -> MessageRow {
+        self.rt
+            .block_on(self.store.message(id))
+            .unwrap_or_else(|e| panic!("read message {id}: {}", chain(&e)))
+            .unwrap_or_else(|| panic!("no message {id}"))
+    }
+
+    /// The recipient addresses of a message, in order.
+    pub fn addresses(&self, id: &str) -> Vec<String> {
+        self.recipients(id).into_iter().map(|(r, _)| r).collect()
+    }
+
+    /// Every recipient row, optionally only those in `state`, oldest first.
+    pub fn recipients_in(&self, state: Option<RecipientState>) -> Vec<RecipientRow> {
+        self.rt
+            .block_on(self.store.list_recipients(state, 1_000_000))
+            .unwrap_or_else(|e| panic!("list recipients: {}", chain(&e)))
+    }
+
+    /// Runs `sql` as-is; the error text includes the database's own message.
+    pub fn execute(&self, sql: &str) -> Result<u64, String> {
+        self.rt
+            .block_on(self.store.execute_raw(sql))
+            .map_err(|e| chain(&e))
     }
 
     /// Every audit event, oldest first.

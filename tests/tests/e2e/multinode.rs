@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use sealgate_store::{RecipientRow, Store};
 use sealgate_testkit::db::TestBackend;
 use sealgate_testkit::smtp_sink::{SinkScript, SmtpSink};
 use sealgate_tests::{Daemon, DaemonOpts, py_send};
@@ -76,31 +75,6 @@ fn send_all(targets: &[SocketAddr]) {
     }
 }
 
-/// The shared queue, read straight from the database.
-struct SharedQueue {
-    rt: tokio::runtime::Runtime,
-    store: Store,
-}
-
-impl SharedQueue {
-    fn connect(url: &str) -> Self {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let store = rt
-            .block_on(Store::connect(url, 2, Duration::from_secs(10)))
-            .expect("connect");
-        Self { rt, store }
-    }
-
-    fn recipients(&self, state: Option<RecipientState>) -> Vec<RecipientRow> {
-        self.rt
-            .block_on(self.store.list_recipients(state, 1_000_000))
-            .expect("list recipients")
-    }
-}
-
 /// How many times each Message-ID header arrived at the sink.
 fn arrivals(sink: &SmtpSink) -> HashMap<String, usize> {
     let mut seen = HashMap::new();
@@ -141,12 +115,12 @@ fn queued_message_ids(db_url: &str) -> HashSet<String> {
 }
 
 /// Waits until the sink has every one of `expected` and no recipient is left to deliver.
-fn wait_until_all_delivered(sink: &SmtpSink, queue: &SharedQueue, expected: &HashSet<String>) {
+fn wait_until_all_delivered(sink: &SmtpSink, queue: &Inspect, expected: &HashSet<String>) {
     let deadline = Instant::now() + WAIT;
     loop {
         let seen = arrivals(sink);
         let missing = expected.iter().filter(|id| !seen.contains_key(*id)).count();
-        let delivered = queue.recipients(Some(RecipientState::Delivered)).len();
+        let delivered = queue.recipients_in(Some(RecipientState::Delivered)).len();
         if missing == 0 && delivered == expected.len() {
             return;
         }
@@ -188,8 +162,8 @@ fn lease_owner(d: &Daemon) -> String {
 }
 
 /// Every recipient delivered, one `delivered` audit event each, and `audit verify` passes.
-fn assert_settled_once(d: &Daemon, queue: &SharedQueue) {
-    let all = queue.recipients(None);
+fn assert_settled_once(d: &Daemon, queue: &Inspect) {
+    let all = queue.recipients_in(None);
     assert_eq!(all.len(), MESSAGES, "one recipient per message");
     let left: Vec<_> = all
         .iter()
@@ -215,7 +189,7 @@ fn two_nodes_deliver_2000_messages_exactly_once() {
     let lab = Lab::new(&[ZONE]);
     let sink = lab.sink(MX_IP, SinkScript::default());
     let (first, second) = two_nodes(&lab, &db.url, "30s");
-    let queue = SharedQueue::connect(&db.url);
+    let queue = Inspect::new(&db.url, None);
 
     send_all(&[first.addr("starttls"), second.addr("starttls")]);
     let expected = queued_message_ids(&db.url);
@@ -242,7 +216,7 @@ fn a_sigkilled_node_loses_nothing_and_duplicates_only_what_was_in_flight() {
     // The lease must cover the slowest transaction ([delivery] data_timeout = 3s in the lab).
     let (mut victim, survivor) = two_nodes(&lab, &db.url, "5s");
     let victim_owner = lease_owner(&victim);
-    let queue = SharedQueue::connect(&db.url);
+    let queue = Inspect::new(&db.url, None);
 
     // Clients talk to the survivor only: this test is about delivery (ingress under SIGKILL is
     // durability.rs). Both nodes claim from the shared queue.
@@ -255,7 +229,7 @@ fn a_sigkilled_node_loses_nothing_and_duplicates_only_what_was_in_flight() {
     }
     victim.kill9();
     let in_flight = queue
-        .recipients(Some(RecipientState::Inflight))
+        .recipients_in(Some(RecipientState::Inflight))
         .iter()
         .filter(|r| r.lease_owner.as_deref() == Some(victim_owner.as_str()))
         .count();

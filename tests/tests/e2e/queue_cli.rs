@@ -4,13 +4,11 @@
 //! offer it, bounces with a DSN that says so, instead of being sent in a form the peer refuses.
 
 use std::net::SocketAddr;
-use std::process::Output;
 use std::time::Duration;
 
-use sealgate_store::{MessageRow, Store};
 use sealgate_testkit::db::TestBackend;
 use sealgate_testkit::smtp_sink::{SinkOptions, SinkScript, SmtpSink};
-use sealgate_tests::{Daemon, DaemonOpts, RawSmtp, py_send};
+use sealgate_tests::{CliRun as Run, Daemon, DaemonOpts, RawSmtp, py_send};
 use sealgate_types::RecipientState;
 use serde_json::Value;
 
@@ -23,37 +21,6 @@ const OPERATOR: &str = "queue-e2e-operator";
 /// A line of every body `send.py --size N` pads; it must never show in `queue show` or a DSN.
 const BODY_TEXT: &str = "The quick brown fox";
 const SENDER: &str = "ehr@clinic.test";
-
-/// Exit code, stdout and stderr of one CLI run.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn of(out: Output) -> Run {
-        Run {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    fn lines(&self) -> Vec<&str> {
-        self.stdout
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .collect()
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
 
 /// `sealgate queue ARGS...` with the daemon's config.
 fn queue(d: &Daemon, args: &[&str]) -> Run {
@@ -88,43 +55,12 @@ fn send(d: &Daemon, from: &str, to: &[&str]) -> String {
     sent.queue_ids().remove(0)
 }
 
-/// Rows the inspection helpers do not expose: the envelope sender and the queue listing.
-struct Rows {
-    rt: tokio::runtime::Runtime,
-    store: Store,
-}
-
-impl Rows {
-    fn open(url: &str) -> Rows {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let store = rt
-            .block_on(Store::connect(url, 2, Duration::from_secs(10)))
-            .expect("connect");
-        Rows { rt, store }
-    }
-
-    fn message(&self, id: &str) -> MessageRow {
-        self.rt
-            .block_on(self.store.message(id))
-            .expect("read message")
-            .unwrap_or_else(|| panic!("no message {id}"))
-    }
-
-    /// (message id, recipient) of every queued recipient.
-    fn queued(&self) -> Vec<(String, String)> {
-        self.rt
-            .block_on(
-                self.store
-                    .list_recipients(Some(RecipientState::Queued), 1000),
-            )
-            .expect("list recipients")
-            .into_iter()
-            .map(|r| (r.message_id, r.rcpt))
-            .collect()
-    }
+/// (message id, recipient) of every queued recipient.
+fn queued(db: &Inspect) -> Vec<(String, String)> {
+    db.recipients_in(Some(RecipientState::Queued))
+        .into_iter()
+        .map(|r| (r.message_id, r.rcpt))
+        .collect()
 }
 
 /// The (id, state, recipient) columns of `queue list` lines.
@@ -345,7 +281,7 @@ fn queue_bounce_gives_up_with_a_dsn_from_the_null_sender(backend: TestBackend) {
     let relay = holding_relay(&db.url);
     let id = send(&relay, SENDER, &["jane@example.test", "joe@example.test"]);
     let rows = Inspect::new(relay.db_url(), Some(&relay.data_dir().join("seal.key")));
-    let more = Rows::open(relay.db_url());
+    let more = Inspect::new(relay.db_url(), None);
     assert_eq!(rows.message_count(), 1);
 
     let bounce = queue_ok(&relay, &["bounce", &id]);
@@ -384,7 +320,7 @@ fn queue_bounce_gives_up_with_a_dsn_from_the_null_sender(backend: TestBackend) {
         "DSNs go from the null sender"
     );
     assert_eq!(rows.recipients(&dsn), states(&[(SENDER, "queued")]));
-    assert_eq!(more.queued(), [(dsn.clone(), SENDER.to_owned())]);
+    assert_eq!(queued(&more), [(dsn.clone(), SENDER.to_owned())]);
     let report = rows.body(&dsn);
     for rcpt in ["jane@example.test", "joe@example.test"] {
         let field = format!("Final-Recipient: rfc822; {rcpt}\r\nAction: failed\r\n");
@@ -412,7 +348,7 @@ fn queue_bounce_of_a_null_sender_message_queues_no_dsn() {
     let relay = holding_relay(&db.url);
     let id = send(&relay, "", &["jane@example.test"]);
     let rows = Inspect::new(relay.db_url(), None);
-    assert_eq!(Rows::open(relay.db_url()).message(&id).sender, "");
+    assert_eq!(Inspect::new(relay.db_url(), None).message(&id).sender, "");
 
     let bounce = queue_ok(&relay, &["bounce", &id]);
     assert!(

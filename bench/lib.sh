@@ -1,0 +1,91 @@
+# Helpers shared by the benchmark scripts; source after scripts/lib.sh. They read and set the
+# caller's variables: bin (the sealgate binary), keep_work, daemon_pid, port, url, bench_db,
+# bench_admin_url.
+
+# Replaces the database name in a postgres:// URL.
+bench_with_db() { # url name
+    python3 - "$1" "$2" <<'EOF'
+import sys, urllib.parse as u
+p = u.urlsplit(sys.argv[1])
+print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))
+EOF
+}
+
+# Sets url to a fresh database (not in a subshell: it may start the throwaway cluster).
+bench_postgres_url() { # name-prefix
+    if [[ -z "${DATABASE_URL:-}" ]]; then
+        sg_ensure_packages
+        sg_pg_start
+    fi
+    bench_admin_url=$DATABASE_URL
+    bench_db="${1}_$$_$RANDOM"
+    psql -q "$bench_admin_url" -c "CREATE DATABASE \"$bench_db\"" >/dev/null
+    url=$(bench_with_db "$bench_admin_url" "$bench_db")
+}
+
+# Writes DIR/sealgate.toml with what every benchmark shares; callers append their sections.
+bench_config() { # dir db_url hostname
+    cat >"$1/sealgate.toml" <<EOF
+[server]
+hostname = "$3"
+shutdown_grace = "10s"
+
+[database]
+url = "$2"
+
+[storage]
+data_dir = "$1/data"
+seal_key_file = "$1/data/seal.key"
+
+[smtp]
+max_connections = 1000
+max_connections_per_ip = 1000
+
+[[smtp.listener]]
+addr = "127.0.0.1:0"
+tls = "starttls"
+
+[relay]
+networks = ["127.0.0.0/8", "::1/128"]
+
+EOF
+}
+
+# Starts serve in the background; sets daemon_pid and port.
+bench_start_sealgate() { # dir
+    local dir=$1 i
+    "$bin" --config "$dir/sealgate.toml" --log-format json serve >"$dir/serve.log" 2>"$dir/serve.err" &
+    daemon_pid=$!
+    for i in $(seq 1 300); do
+        grep -q '"sealgate ready"' "$dir/serve.log" 2>/dev/null && break
+        if ! kill -0 "$daemon_pid" 2>/dev/null || ((i == 300)); then
+            sg_log "sealgate serve did not become ready; its output:"
+            cat "$dir/serve.log" "$dir/serve.err" >&2
+            keep_work=1
+            return 1
+        fi
+        sleep 0.1
+    done
+    port=$(python3 - "$dir/serve.log" <<'EOF'
+import json, sys
+for line in open(sys.argv[1]):
+    try:
+        v = json.loads(line)
+    except ValueError:
+        continue
+    f = v.get("fields", v)
+    if f.get("message") == "smtp listener bound":
+        print(f["addr"].rsplit(":", 1)[1])
+        break
+EOF
+)
+    [[ -n "$port" ]] || { sg_log "no 'smtp listener bound' line"; keep_work=1; return 1; }
+}
+
+bench_stop_sealgate() {
+    kill -TERM "$daemon_pid"
+    local rc=0
+    wait "$daemon_pid" || rc=$?
+    daemon_pid=
+    ((rc == 0)) || sg_log "sealgate exited with $rc on SIGTERM"
+}
