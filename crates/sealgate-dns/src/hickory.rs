@@ -116,6 +116,27 @@ impl Resolver for HickoryResolver {
     fn ips<'a>(&'a self, host: &'a str) -> BoxFuture<'a, Result<Vec<IpAddr>, DnsError>> {
         Box::pin(self.lookup_ips(host))
     }
+
+    // IN PROGRESS (helper A replaces these three with validated lookups).
+    fn tlsa<'a>(
+        &'a self,
+        _host: &'a str,
+        _port: u16,
+    ) -> BoxFuture<'a, Result<crate::TlsaAnswer, DnsError>> {
+        Box::pin(async { Ok(crate::TlsaAnswer::Insecure) })
+    }
+
+    fn secure_route<'a>(
+        &'a self,
+        _domain: &'a str,
+        _host: &'a str,
+    ) -> BoxFuture<'a, Result<bool, DnsError>> {
+        Box::pin(async { Ok(false) })
+    }
+
+    fn txt<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, Result<Vec<String>, DnsError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
 }
 
 /// One configured server, over UDP and TCP on the same port.

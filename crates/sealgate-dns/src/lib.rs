@@ -40,6 +40,68 @@ pub trait Resolver: Send + Sync + std::fmt::Debug {
     /// The A and AAAA addresses of `host`, IPv4 first. An empty `Vec` means the
     /// name exists but has no address; NXDOMAIN is [`DnsError::NxDomain`].
     fn ips<'a>(&'a self, host: &'a str) -> BoxFuture<'a, Result<Vec<IpAddr>, DnsError>>;
+
+    /// The DNSSEC-validated TLSA records at `_{port}._tcp.{host}` (RFC 6698, RFC 7672 §2.2),
+    /// classified by their validation state. Never an error for "no records": that is
+    /// [`TlsaAnswer::SecureNone`] or [`TlsaAnswer::Insecure`].
+    fn tlsa<'a>(&'a self, host: &'a str, port: u16)
+    -> BoxFuture<'a, Result<TlsaAnswer, DnsError>>;
+
+    /// Whether the MX RRset of `domain` (or, for a domain without MX, its address records)
+    /// and the address records of `host` validate as DNSSEC-secure (RFC 7672 §2.2.1: DANE
+    /// applies only to MX hosts found securely).
+    fn secure_route<'a>(
+        &'a self,
+        domain: &'a str,
+        host: &'a str,
+    ) -> BoxFuture<'a, Result<bool, DnsError>>;
+
+    /// The TXT strings at `name` (each record's character-strings concatenated). An empty
+    /// `Vec` for NODATA; NXDOMAIN is [`DnsError::NxDomain`]. Used for `_mta-sts` (RFC 8461 §3.1).
+    fn txt<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<String>, DnsError>>;
+}
+
+/// One TLSA record (RFC 6698 §2.1).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TlsaRecord {
+    /// Certificate usage: 0 PKIX-TA, 1 PKIX-EE, 2 DANE-TA, 3 DANE-EE.
+    pub usage: u8,
+    /// Selector: 0 full certificate, 1 SubjectPublicKeyInfo.
+    pub selector: u8,
+    /// Matching type: 0 exact, 1 SHA-256, 2 SHA-512.
+    pub matching: u8,
+    /// The association data.
+    pub data: Vec<u8>,
+}
+
+impl TlsaRecord {
+    /// Whether SMTP uses this record: RFC 7672 §3.1.3 — only DANE-TA(2) and DANE-EE(3), with
+    /// selectors 0/1 and matching types 0/1/2; PKIX usages 0/1 are unusable for SMTP.
+    pub fn is_usable_for_smtp(&self) -> bool {
+        matches!(self.usage, 2 | 3) && self.selector <= 1 && self.matching <= 2
+    }
+}
+
+/// The DNSSEC-classified answer of a TLSA lookup.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TlsaAnswer {
+    /// Validated records (all of them, usable or not) and the answer's TTL in seconds.
+    Secure {
+        /// The records.
+        records: Vec<TlsaRecord>,
+        /// The smallest TTL of the answer.
+        ttl: u32,
+    },
+    /// A validated denial (NODATA or NXDOMAIN): the host publishes no TLSA records.
+    SecureNone,
+    /// The zone is not signed (or not under a trust anchor): records, if any, are ignored
+    /// (RFC 7672 §2.2).
+    Insecure,
+    /// Validation failed: possible attack; the MX must not be used (RFC 7672 §2.2).
+    Bogus {
+        /// What failed.
+        reason: String,
+    },
 }
 
 /// One MX record.

@@ -123,6 +123,26 @@ mod tests {
         fn ips<'a>(&'a self, _host: &'a str) -> BoxFuture<'a, Result<Vec<IpAddr>, DnsError>> {
             Box::pin(async { Ok(vec![]) })
         }
+
+        fn tlsa<'a>(
+            &'a self,
+            _host: &'a str,
+            _port: u16,
+        ) -> BoxFuture<'a, Result<crate::TlsaAnswer, DnsError>> {
+            Box::pin(async { Ok(crate::TlsaAnswer::Insecure) })
+        }
+
+        fn secure_route<'a>(
+            &'a self,
+            _domain: &'a str,
+            _host: &'a str,
+        ) -> BoxFuture<'a, Result<bool, DnsError>> {
+            Box::pin(async { Ok(false) })
+        }
+
+        fn txt<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, Result<Vec<String>, DnsError>> {
+            Box::pin(async { Ok(vec![]) })
+        }
     }
 
     fn hosts(records: &[(u16, &str)]) -> MxRecords {

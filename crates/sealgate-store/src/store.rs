@@ -41,6 +41,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "delay_warning",
         include_str!("../../../migrations/sqlite/0002_delay_warning.sql"),
     ),
+    (
+        3,
+        "policy",
+        include_str!("../../../migrations/sqlite/0003_policy.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -53,6 +58,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "delay_warning",
         include_str!("../../../migrations/postgres/0002_delay_warning.sql"),
+    ),
+    (
+        3,
+        "policy",
+        include_str!("../../../migrations/postgres/0003_policy.sql"),
     ),
 ];
 
