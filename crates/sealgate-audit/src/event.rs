@@ -30,6 +30,41 @@ pub enum AuditEvent {
         body_sha256: String,
         /// The `Message-ID:` header, if any.
         header_message_id: Option<String>,
+        /// The client gave REQUIRETLS (RFC 8689) on MAIL FROM. Stored only when true, so a
+        /// record without the field (every record from before REQUIRETLS) reads as false.
+        requiretls: bool,
+    },
+    /// The policy engine's decision for one recipient, written before any delivery attempt:
+    /// the protection level, the method chosen, the fallback chain and the evidence.
+    Decision {
+        /// The queue id.
+        message_id: String,
+        /// The recipient.
+        recipient: String,
+        /// `required` or `none`.
+        level: String,
+        /// The rule that set the level (`org default`, `domain override`, ...).
+        level_source: String,
+        /// The chosen method (the head of `chain`).
+        method: String,
+        /// The ordered fallback chain, chosen method first.
+        chain: Vec<String>,
+        /// What was probed and found, which rules fired, why preferred methods were skipped.
+        evidence: Vec<String>,
+        /// Alerts raised (also written as separate `alert` events).
+        alerts: Vec<String>,
+    },
+    /// A security alert an operator must see: a possible downgrade attack, a DNSSEC-bogus
+    /// answer, a verified-TLS failure for a domain that had verified TLS before.
+    Alert {
+        /// The queue id, when the alert arose for a message.
+        message_id: Option<String>,
+        /// The recipient, when the alert arose for one.
+        recipient: Option<String>,
+        /// The recipient domain concerned.
+        domain: String,
+        /// What happened.
+        alert: String,
     },
     /// One delivery attempt for one recipient: where it went, how, and what came back.
     Attempt {
@@ -101,6 +136,8 @@ impl AuditEvent {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Received { .. } => "received",
+            Self::Decision { .. } => "decision",
+            Self::Alert { .. } => "alert",
             Self::Attempt { .. } => "attempt",
             Self::Delivered { .. } => "delivered",
             Self::Deferred { .. } => "deferred",
@@ -127,6 +164,7 @@ impl AuditEvent {
                 size,
                 body_sha256,
                 header_message_id,
+                requiretls,
             } => AuditRecord {
                 kind,
                 message_id: Some(message_id),
@@ -141,7 +179,42 @@ impl AuditEvent {
                     ("size", Value::from(size)),
                     ("body_sha256", Value::from(body_sha256)),
                     ("header_message_id", Value::from(header_message_id)),
+                    // Absent (not false) without REQUIRETLS: earlier records keep their shape.
+                    ("requiretls", requiretls.then_some(true).into()),
                 ]),
+            },
+            Self::Decision {
+                message_id,
+                recipient,
+                level,
+                level_source,
+                method,
+                chain,
+                evidence,
+                alerts,
+            } => about(
+                kind,
+                message_id,
+                recipient,
+                object([
+                    ("level", level.into()),
+                    ("level_source", level_source.into()),
+                    ("method", method.into()),
+                    ("chain", chain.into()),
+                    ("evidence", evidence.into()),
+                    ("alerts", alerts.into()),
+                ]),
+            ),
+            Self::Alert {
+                message_id,
+                recipient,
+                domain,
+                alert,
+            } => AuditRecord {
+                kind,
+                message_id,
+                recipient,
+                data: object([("domain", domain.into()), ("alert", alert.into())]),
             },
             Self::Attempt {
                 message_id,
@@ -229,6 +302,13 @@ pub struct AttemptEvidence {
     pub cipher: Option<String>,
     /// SHA-256 (hex) of the peer's leaf certificate.
     pub peer_cert_sha256: Option<String>,
+    /// The delivery method of this attempt (`tls-verified`, `tls-opportunistic`).
+    #[serde(default)]
+    pub method: Option<String>,
+    /// How the peer was verified (`dane`, `mta-sts`, `pinned`) or why it was not
+    /// (`none: opportunistic`, `failed: ...`).
+    #[serde(default)]
+    pub verification: Option<String>,
     /// The reply code that decided the outcome, if a reply came.
     pub reply_code: Option<u16>,
     /// The reply text (or the connection error) that decided the outcome.
@@ -273,6 +353,7 @@ mod tests {
             size: 1234,
             body_sha256: "ab".into(),
             header_message_id: None,
+            requiretls: false,
         }
         .into_record();
         assert_eq!(rec.kind, "received");
@@ -285,5 +366,26 @@ mod tests {
                 + r#""recipients":["a@example.net","b@example.net"],"sender":"","size":1234,"#
                 + r#""tls":"TLSv1.3 TLS13_AES_256_GCM_SHA384"}"#
         );
+    }
+
+    #[test]
+    fn received_records_requiretls_only_when_the_client_asked_for_it() {
+        let event = |requiretls| AuditEvent::Received {
+            message_id: "m1".into(),
+            client_ip: "192.0.2.7".into(),
+            helo: "client.example.org".into(),
+            tls: Some("TLSv1.3 TLS13_AES_256_GCM_SHA384".into()),
+            auth_user: None,
+            sender: "a@example.org".into(),
+            recipients: vec!["b@example.net".into()],
+            size: 1,
+            body_sha256: "ab".into(),
+            header_message_id: None,
+            requiretls,
+        };
+        let with = event(true).into_record().data;
+        assert_eq!(with["requiretls"], Value::Bool(true), "{with}");
+        let without = event(false).into_record().data;
+        assert!(without.get("requiretls").is_none(), "{without}");
     }
 }

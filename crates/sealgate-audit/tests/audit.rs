@@ -39,6 +39,7 @@ fn received(id: &str) -> (NewMessage, AuditRecord) {
         helo: "client.example.org".into(),
         auth_user: Some("alice".into()),
         tls: Some("TLSv1.3 TLS13_AES_256_GCM_SHA384".into()),
+        requiretls: false,
         key_id: "k1".into(),
         sealed_body: vec![7; 32],
     };
@@ -53,6 +54,7 @@ fn received(id: &str) -> (NewMessage, AuditRecord) {
         size: 10,
         body_sha256: msg.body_sha256.clone(),
         header_message_id: None,
+        requiretls: msg.requiretls,
     };
     (msg, event.into_record())
 }

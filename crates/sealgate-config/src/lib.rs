@@ -7,9 +7,11 @@
 //! ([`Config::apply_env`]), so tests and tools stay deterministic.
 
 mod error;
+mod security;
 mod units;
 
 pub use error::{ConfigError, Problem};
+pub use security::{MtaStsConfig, ProbesConfig};
 pub use units::{ByteSize, HumanDuration};
 
 use std::net::SocketAddr;
@@ -46,9 +48,21 @@ pub struct Config {
     /// Outbound delivery.
     #[serde(default)]
     pub delivery: DeliveryConfig,
-    /// DNS resolution for routing.
+    /// DNS resolution for routing and DNSSEC validation for DANE.
     #[serde(default)]
     pub dns: DnsConfig,
+    /// MTA-STS policy fetching (RFC 8461).
+    #[serde(default)]
+    pub mta_sts: MtaStsConfig,
+    /// Caching of probe results (TLSA, MTA-STS).
+    #[serde(default)]
+    pub probes: ProbesConfig,
+    /// The per-recipient security rules: default level, method preference, per-domain and
+    /// per-address overrides, content triggers. Parsed and checked by the policy engine
+    /// (`sealgate-policy`'s `Rules`); see `config/sealgate.example.toml`. Absent = defaults
+    /// (protection required).
+    #[serde(default)]
+    pub policy: Option<toml::Table>,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -239,6 +253,14 @@ pub struct DeliveryConfig {
     /// How often an idle worker looks for due recipients. Default "1s".
     #[serde(default = "default_poll")]
     pub poll_interval: HumanDuration,
+    /// Trust the public (Mozilla) root CAs for WebPKI checks of MX hosts under MTA-STS and of
+    /// MTA-STS policy hosts. Default true.
+    #[serde(default = "default_true")]
+    pub public_roots: bool,
+    /// A PEM file of further CA certificates to trust for those WebPKI checks (a private PKI,
+    /// a lab CA). Default: none.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `[dns]`
@@ -254,6 +276,14 @@ pub struct DnsConfig {
     /// Tries per query. Default 2.
     #[serde(default = "default_dns_attempts")]
     pub attempts: usize,
+    /// Validate DNSSEC in-process for DANE (TLSA and the MX route). Default true; false turns
+    /// DANE off (every domain then counts as unsigned).
+    #[serde(default = "default_true")]
+    pub dnssec: bool,
+    /// A file of DNSKEY records (zone-file syntax, one per line) to trust as DNSSEC anchors
+    /// instead of the built-in root keys: for private or lab zones. Default: the root keys.
+    #[serde(default)]
+    pub trust_anchor_file: Option<PathBuf>,
 }
 
 /// Log output format.
@@ -351,7 +381,7 @@ fn default_delay_warning() -> HumanDuration {
 fn default_lease() -> HumanDuration {
     HumanDuration::from_secs(600)
 }
-fn default_true() -> bool {
+pub(crate) fn default_true() -> bool {
     true
 }
 fn default_delivery_concurrency() -> usize {
@@ -406,7 +436,9 @@ default_from_serde!(
     StorageConfig,
     SmtpConfig,
     RelayConfig,
-    LogConfig
+    LogConfig,
+    MtaStsConfig,
+    ProbesConfig
 );
 
 impl Config {
@@ -539,6 +571,23 @@ impl Config {
                 "database.url".into(),
                 "must start with sqlite:// or postgres://",
             );
+        }
+        if self.mta_sts.https_port == 0 {
+            bad(
+                "mta_sts.https_port".into(),
+                "must be a port number from 1 to 65535",
+            );
+        }
+        if self.probes.max_entries == 0 {
+            bad("probes.max_entries".into(), "must be at least 1");
+        }
+        for (key, p) in [
+            ("delivery.ca_file", &self.delivery.ca_file),
+            ("dns.trust_anchor_file", &self.dns.trust_anchor_file),
+        ] {
+            if let Some(p) = p.as_ref().filter(|p| !p.is_file()) {
+                bad(key.into(), &format!("file {} does not exist", p.display()));
+            }
         }
         if let Some(tls) = &self.tls {
             for (key, p) in [

@@ -1,54 +1,53 @@
-//! Delivering the claimed recipients of one domain: route, connect (MX failover), send each
-//! message over the shared connection, settle every recipient, bounce what failed for good.
+//! Delivering the claimed recipients of one domain: route, probe, decide per recipient (each
+//! decision audited before anything is sent), then send each message over a verified or an
+//! opportunistic session as decided, settle every recipient, bounce what failed for good.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
-use sealgate_audit::AttemptEvidence;
-use sealgate_dns::{Routing, random_shuffle, route};
+use sealgate_audit::{AttemptEvidence, AuditEvent};
+use sealgate_discovery::DomainProbe;
+use sealgate_policy::{Decision, DomainEvidence, Method};
 use sealgate_queue::{AttemptOutcome, AttemptReport, Claim, Settled};
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::client::{ClientError, Envelope, Outcome, SmtpConnection, TransactionResult};
+use crate::connect::{self, Failure, Target};
+use crate::facts;
+use crate::plan;
 use crate::worker::DeliveryContext;
 
-/// One candidate address to connect to.
-#[derive(Debug, Clone)]
-pub(crate) struct Target {
-    host: String,
-    addr: SocketAddr,
+/// Recipients of one message that go the same way, with their decisions.
+type Part = Vec<(Claim, Decision)>;
+
+/// What one domain's batch shares: its route and what discovery found.
+struct DomainRun<'a> {
+    ctx: &'a DeliveryContext,
+    domain: &'a str,
+    targets: Vec<Target>,
+    probe: DomainProbe,
+    evidence: DomainEvidence,
+    /// Open sessions by cache key (opportunistic, or verified with a set of pins).
+    open: BTreeMap<String, (SmtpConnection, Target)>,
 }
 
-/// Why no transaction could happen, as it will be reported.
-#[derive(Debug, Clone)]
-struct Failure {
-    outcome: AttemptOutcome,
-    reason: String,
-    target: Option<Target>,
-}
-
-impl Failure {
-    fn temporary(reason: impl Into<String>, target: Option<Target>) -> Self {
-        Self {
-            outcome: AttemptOutcome::Temporary,
-            reason: reason.into(),
-            target,
-        }
-    }
-    fn permanent(reason: impl Into<String>) -> Self {
-        Self {
-            outcome: AttemptOutcome::Permanent,
-            reason: reason.into(),
-            target: None,
-        }
-    }
-}
-
-/// Delivers every claim of `domain` (they all share the route and, when possible, one connection).
+/// Delivers every claim of `domain` (they all share the route and, when possible, sessions).
 pub(crate) async fn deliver_domain(ctx: &DeliveryContext, domain: &str, claims: Vec<Claim>) {
-    let targets = match resolve_targets(ctx, domain).await {
+    let targets = match connect::resolve_targets(ctx, domain).await {
         Ok(t) => t,
         Err(f) => return fail_all(ctx, &claims, &f).await,
+    };
+    let probe = ctx
+        .discovery
+        .probe(domain, &connect::hosts_of(&targets))
+        .await;
+    let evidence = plan::domain_evidence(&probe);
+    let mut run = DomainRun {
+        ctx,
+        domain,
+        targets,
+        probe,
+        evidence,
+        open: BTreeMap::new(),
     };
     let mut messages: BTreeMap<String, Vec<Claim>> = BTreeMap::new();
     for c in claims {
@@ -57,15 +56,27 @@ pub(crate) async fn deliver_domain(ctx: &DeliveryContext, domain: &str, claims: 
             .or_default()
             .push(c);
     }
-    let mut conn: Option<(SmtpConnection, Target)> = ctx.connections.take(domain).await;
     for (message_id, group) in messages {
+        run.message(&message_id, group).await;
+    }
+    for (key, (c, target)) in std::mem::take(&mut run.open) {
+        ctx.connections
+            .put(&key, c, target, ctx.max_connections_per_domain)
+            .await;
+    }
+}
+
+impl DomainRun<'_> {
+    /// One message's recipients of this domain: decide, audit, send by method.
+    async fn message(&mut self, message_id: &str, group: Vec<Claim>) {
+        let ctx = self.ctx;
         if !lease_left(ctx, &group) {
             // Another node may take these over soon: sending now could deliver twice.
             info!(msg_id = %message_id, "lease nearly expired before sending; handing the recipients back");
             if let Err(e) = ctx.queue.unclaim(&ctx.owner, &group).await {
                 warn!(error = %e, "could not hand recipients back; their leases expire on their own");
             }
-            continue;
+            return;
         }
         let content = match ctx
             .queue
@@ -76,27 +87,237 @@ pub(crate) async fn deliver_domain(ctx: &DeliveryContext, domain: &str, claims: 
             Err(e) => {
                 warn!(msg_id = %message_id, error = %e, "cannot open the queued message");
                 let reason = format!("local error: cannot open the queued message: {e}");
-                fail_all(ctx, &group, &Failure::temporary(reason, None)).await;
-                continue;
+                return fail_all(ctx, &group, &Failure::temporary(reason, None)).await;
             }
         };
-        let (c, target) = match conn.take() {
-            Some(open) => open,
-            None => match connect_any(ctx, &targets).await {
-                Ok(open) => open,
-                Err(f) => {
-                    fail_all(ctx, &group, &f).await;
-                    continue;
-                }
-            },
+        let message_facts = facts::facts(&content);
+        let decisions: Vec<Decision> = group
+            .iter()
+            .map(|c| {
+                plan::decide_for(
+                    &ctx.rules,
+                    &c.recipient.rcpt,
+                    c.requiretls,
+                    &self.evidence,
+                    &message_facts,
+                )
+            })
+            .collect();
+        if let Err(e) = ctx
+            .queue
+            .record(decision_events(self, &group, &decisions))
+            .await
+        {
+            // RFC-free rule of ours: no attempt without its decision on record.
+            let reason = format!("local error: cannot record the decision: {e}");
+            return fail_all(ctx, &group, &Failure::temporary(reason, None)).await;
+        }
+        // Content triggers are the same for every recipient of the message.
+        let d0 = &decisions[0];
+        let content = facts::rewrite(
+            &content,
+            &d0.strip_headers,
+            d0.subject_tag_to_remove.as_deref(),
+        )
+        .unwrap_or(content);
+        let mut by_plan: BTreeMap<(u8, Vec<String>), Part> = BTreeMap::new();
+        for (claim, d) in group.into_iter().zip(decisions) {
+            let key = match d.chosen() {
+                Method::TlsVerified => (0, d.pins.clone()),
+                Method::TlsOpportunistic => (1, Vec::new()),
+                _ => (2, Vec::new()),
+            };
+            by_plan.entry(key).or_default().push((claim, d));
+        }
+        for ((kind, pins), part) in by_plan {
+            match kind {
+                0 => self.send_verified(&pins, &part, &content).await,
+                1 => self.send_opportunistic(&part, &content).await,
+                _ => self.not_available(&part).await,
+            }
+        }
+    }
+
+    /// Recipients whose chosen method this version cannot deliver yet: deferred (and bounced
+    /// once too old), never sent in the clear.
+    async fn not_available(&self, part: &[(Claim, Decision)]) {
+        let reports = part
+            .iter()
+            .map(|(c, d)| {
+                let m = d.chosen();
+                let reason = format!(
+                    "4.7.0 delivery method {m} chosen by policy is not available yet; \
+                     the message waits (protection level {})",
+                    d.level
+                );
+                let mut ev = evidence(None, None, None, &reason, &AttemptOutcome::Temporary);
+                ev.method = Some(m.as_str().to_owned());
+                report(c, AttemptOutcome::Temporary, ev)
+            })
+            .collect();
+        settle(self.ctx, reports).await;
+    }
+
+    async fn send_verified(&mut self, pins: &[String], part: &[(Claim, Decision)], content: &[u8]) {
+        let key = format!("{}\u{0}verified\u{0}{}", self.domain, pins.join(","));
+        let open = match self.take_open(&key).await {
+            Some(open) => Ok(open),
+            None => connect::connect_verified(self.ctx, &self.probe, &self.targets, pins).await,
         };
-        conn = deliver_message(ctx, c, target, &group, &content).await;
+        match open {
+            Ok((c, target)) => self.send(key, c, target, part, content).await,
+            Err(f) => self.verified_failed(part, &f).await,
+        }
     }
-    if let Some((c, target)) = conn {
-        ctx.connections
-            .put(domain, c, target, ctx.max_connections_per_domain)
-            .await;
+
+    /// Verified TLS failed at connect time: nothing was sent; each recipient falls to the
+    /// next method of its chain (opportunistic TLS never), which for now means waiting.
+    async fn verified_failed(&self, part: &[(Claim, Decision)], f: &Failure) {
+        if let Some(alert) = &f.alert {
+            warn!(domain = %self.domain, alert = %alert, "security alert");
+            let events = part
+                .iter()
+                .map(|(c, _)| AuditEvent::Alert {
+                    message_id: Some(c.recipient.message_id.clone()),
+                    recipient: Some(c.recipient.rcpt.clone()),
+                    domain: self.domain.to_owned(),
+                    alert: alert.clone(),
+                })
+                .collect();
+            if let Err(e) = self.ctx.queue.record(events).await {
+                warn!(error = %e, "cannot record the alert");
+            }
+        }
+        let reports = part
+            .iter()
+            .map(|(c, d)| {
+                let next = plan::after_verified_failure(d);
+                let reason = format!(
+                    "{}; nothing was sent; next method {next} is not available yet, the message waits",
+                    f.reason
+                );
+                let mut ev = evidence(f.target.as_ref(), None, None, &reason, &f.outcome);
+                ev.method = Some(Method::TlsVerified.as_str().to_owned());
+                ev.verification = Some("failed".to_owned());
+                report(c, AttemptOutcome::Temporary, ev)
+            })
+            .collect();
+        settle(self.ctx, reports).await;
     }
+
+    async fn send_opportunistic(&mut self, part: &[(Claim, Decision)], content: &[u8]) {
+        let key = format!("{}\u{0}opportunistic", self.domain);
+        let open = match self.take_open(&key).await {
+            Some(open) => Ok(open),
+            None => connect::connect_opportunistic(self.ctx, &self.probe, &self.targets).await,
+        };
+        match open {
+            Ok((c, target)) => self.send(key, c, target, part, content).await,
+            Err(f) => {
+                let claims: Vec<Claim> = part.iter().map(|(c, _)| c.clone()).collect();
+                fail_all(self.ctx, &claims, &f).await;
+            }
+        }
+    }
+
+    /// A session open in this run or idle in the cache under `key`.
+    async fn take_open(&mut self, key: &str) -> Option<(SmtpConnection, Target)> {
+        match self.open.remove(key) {
+            Some(open) => Some(open),
+            None => self.ctx.connections.take(key).await,
+        }
+    }
+
+    /// One transaction on an established session; keeps the session for reuse when usable.
+    async fn send(
+        &mut self,
+        key: String,
+        mut c: SmtpConnection,
+        target: Target,
+        part: &[(Claim, Decision)],
+        content: &[u8],
+    ) {
+        let group: Vec<Claim> = part.iter().map(|(c, _)| c.clone()).collect();
+        let env = Envelope {
+            sender: group[0].sender.clone(),
+            recipients: group.iter().map(|c| c.recipient.rcpt.clone()).collect(),
+            requiretls: group[0].requiretls,
+        };
+        let method = part[0].1.chosen();
+        let (mut reports, keep) = match c.send(&env, content).await {
+            Ok(result) => (
+                transaction_reports(&group, &result, &c, &target),
+                c.is_usable(),
+            ),
+            Err(e) => {
+                // These are found before MAIL: the session is still usable.
+                let keep = matches!(
+                    e,
+                    ClientError::NeedsSmtputf8
+                        | ClientError::RequireTlsUnsupported
+                        | ClientError::TooBig { .. }
+                );
+                let outcome = class(&e);
+                let reason = local_reason(&e, &env);
+                let ev = evidence(Some(&target), Some(&c), None, &reason, &outcome);
+                let reports = group
+                    .iter()
+                    .map(|cl| report(cl, outcome.clone(), ev.clone()))
+                    .collect();
+                (reports, keep)
+            }
+        };
+        for r in &mut reports {
+            r.evidence.method = Some(method.as_str().to_owned());
+            r.evidence.verification = Some(
+                target
+                    .via
+                    .map_or("none (opportunistic)", |v| v.as_str())
+                    .to_owned(),
+            );
+        }
+        settle(self.ctx, reports).await;
+        if keep {
+            self.open.insert(key, (c, target));
+        } else {
+            c.quit().await;
+        }
+    }
+}
+
+/// The `decision` events (and `alert` events for its alerts) of one message's recipients.
+fn decision_events(
+    run: &DomainRun<'_>,
+    group: &[Claim],
+    decisions: &[Decision],
+) -> Vec<AuditEvent> {
+    let mut events = Vec::new();
+    for (c, d) in group.iter().zip(decisions) {
+        let mut evidence = d.evidence.clone();
+        evidence.extend(run.probe.notes.iter().cloned());
+        if let Some(sts) = &run.probe.sts {
+            evidence.extend(sts.notes.iter().map(|n| format!("mta-sts: {n}")));
+        }
+        events.push(AuditEvent::Decision {
+            message_id: c.recipient.message_id.clone(),
+            recipient: c.recipient.rcpt.clone(),
+            level: d.level.as_str().to_owned(),
+            level_source: d.level_source.as_str().to_owned(),
+            method: d.chosen().as_str().to_owned(),
+            chain: d.chain.iter().map(|m| m.as_str().to_owned()).collect(),
+            evidence,
+            alerts: d.alerts.clone(),
+        });
+        for alert in &d.alerts {
+            events.push(AuditEvent::Alert {
+                message_id: Some(c.recipient.message_id.clone()),
+                recipient: Some(c.recipient.rcpt.clone()),
+                domain: run.domain.to_owned(),
+                alert: alert.clone(),
+            });
+        }
+    }
+    events
 }
 
 /// True when every claim's lease leaves time for a transaction's data phase (half the data
@@ -126,50 +347,6 @@ async fn fail_all(ctx: &DeliveryContext, claims: &[Claim], f: &Failure) {
     settle(ctx, reports).await;
 }
 
-/// One transaction for one message's recipients; returns the connection if still usable.
-async fn deliver_message(
-    ctx: &DeliveryContext,
-    mut c: SmtpConnection,
-    target: Target,
-    group: &[Claim],
-    content: &[u8],
-) -> Option<(SmtpConnection, Target)> {
-    let env = Envelope {
-        sender: group[0].sender.clone(),
-        recipients: group.iter().map(|c| c.recipient.rcpt.clone()).collect(),
-    };
-    let (reports, keep) = match c.send(&env, content).await {
-        Ok(result) => (
-            transaction_reports(group, &result, &c, &target),
-            c.is_usable(),
-        ),
-        Err(e) => {
-            // These two are found before MAIL: the session is still usable.
-            let keep = matches!(e, ClientError::NeedsSmtputf8 | ClientError::TooBig { .. });
-            let f = Failure {
-                outcome: class(&e),
-                reason: local_reason(&e, &env),
-                target: Some(target.clone()),
-            };
-            let ev = evidence(f.target.as_ref(), None, None, &f.reason, &f.outcome);
-            (
-                group
-                    .iter()
-                    .map(|c| report(c, f.outcome.clone(), ev.clone()))
-                    .collect(),
-                keep,
-            )
-        }
-    };
-    settle(ctx, reports).await;
-    if keep {
-        Some((c, target))
-    } else {
-        c.quit().await;
-        None
-    }
-}
-
 /// A client error as a reason with the enhanced status code it stands for, so DSNs and the
 /// audit say more than "5.0.0".
 fn local_reason(e: &ClientError, env: &Envelope) -> String {
@@ -186,6 +363,8 @@ fn local_reason(e: &ClientError, env: &Envelope) -> String {
         }
         ClientError::NeedsSmtputf8 => "5.6.9",
         ClientError::TooBig { .. } => "5.3.4",
+        // RFC 8689 §5: "REQUIRETLS support required".
+        ClientError::RequireTlsUnsupported => "5.7.30",
         ClientError::Timeout { .. } => "4.4.2",
         _ => return e.to_string(),
     };
@@ -198,72 +377,6 @@ fn class(e: &ClientError) -> AttemptOutcome {
     } else {
         AttemptOutcome::Temporary
     }
-}
-
-/// MX routing (RFC 5321 §5.1) to an ordered list of addresses.
-async fn resolve_targets(ctx: &DeliveryContext, domain: &str) -> Result<Vec<Target>, Failure> {
-    let routing = route(ctx.resolver.as_ref(), domain, random_shuffle)
-        .await
-        .map_err(|e| {
-            let code = if e.is_permanent() { "5.1.2" } else { "4.4.3" };
-            let reason = format!("{code} DNS lookup for {domain} failed: {e}");
-            if e.is_permanent() {
-                Failure::permanent(reason)
-            } else {
-                Failure::temporary(reason, None)
-            }
-        })?;
-    let routes = match routing {
-        // RFC 7505 §4.1: a null MX means the domain accepts no mail; bounce at once.
-        Routing::NullMx => {
-            return Err(Failure::permanent(format!(
-                "5.1.10 {domain} does not accept mail (null MX, RFC 7505)"
-            )));
-        }
-        Routing::Hosts(r) => r,
-    };
-    let mut targets = Vec::new();
-    let mut last = String::new();
-    for r in routes {
-        match ctx.resolver.ips(&r.host).await {
-            Ok(ips) => targets.extend(ips.into_iter().map(|ip| Target {
-                host: r.host.clone(),
-                addr: SocketAddr::new(ip, ctx.smtp_port),
-            })),
-            Err(e) => last = format!("address lookup for {} failed: {e}", r.host),
-        }
-    }
-    if targets.is_empty() {
-        let reason = if last.is_empty() {
-            format!("no address for any mail host of {domain}")
-        } else {
-            last
-        };
-        return Err(Failure::temporary(reason, None));
-    }
-    Ok(targets)
-}
-
-/// Tries each address in order until one session is established.
-async fn connect_any(
-    ctx: &DeliveryContext,
-    targets: &[Target],
-) -> Result<(SmtpConnection, Target), Failure> {
-    let mut last = Failure::temporary("no mail host could be reached", None);
-    for t in targets {
-        match SmtpConnection::connect(t.addr, &t.host, &ctx.client, &ctx.tls).await {
-            Ok(c) => {
-                debug!(mx = %t.host, addr = %t.addr, tls = c.tls().is_some(), "connected");
-                return Ok((c, t.clone()));
-            }
-            Err(e) => {
-                info!(mx = %t.host, addr = %t.addr, error = %e, "mail host failed, trying the next");
-                // A refusal by one host is no verdict on the domain: the next host may accept.
-                last = Failure::temporary(format!("{}: {e}", t.host), Some(t.clone()));
-            }
-        }
-    }
-    Err(last)
 }
 
 fn evidence(
@@ -280,6 +393,8 @@ fn evidence(
         tls_version: tls.map(|t| t.version.clone()),
         cipher: tls.map(|t| t.cipher.clone()),
         peer_cert_sha256: tls.and_then(|t| t.peer_cert_sha256.clone()),
+        method: None,
+        verification: None,
         reply_code: code,
         reply: Some(reply.to_owned()),
         outcome: match outcome {

@@ -6,7 +6,11 @@
 mod attempt;
 pub mod bounce;
 pub mod client;
+mod connect;
 pub mod dsn;
+pub mod facts;
+pub mod plan;
 mod pool;
 pub mod tls;
+pub mod verify;
 pub mod worker;

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::attempt::Target;
 use crate::client::SmtpConnection;
+use crate::connect::Target;
 
 /// How long an idle connection is kept (Postfix keeps 2 s by default; servers may drop idle
 /// clients after their own timeout, which `reset` detects before reuse).

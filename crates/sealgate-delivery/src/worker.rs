@@ -22,8 +22,14 @@ pub struct DeliveryContext {
     pub resolver: Arc<dyn Resolver>,
     /// SMTP client settings (EHLO name, timeouts).
     pub client: ClientConfig,
-    /// How to use STARTTLS.
+    /// How to use STARTTLS for opportunistic delivery (`tls-opportunistic`).
     pub tls: TlsPolicy,
+    /// The operator's per-recipient security rules.
+    pub rules: Arc<sealgate_policy::Rules>,
+    /// The probes (DANE, MTA-STS, downgrade memory) and their caches.
+    pub discovery: Arc<sealgate_discovery::Discovery>,
+    /// Certificate verification for verified TLS (DANE, WebPKI for MTA-STS, pins).
+    pub verifiers: Arc<crate::verify::Verifiers>,
     /// Port of remote MX hosts (25 on the internet).
     pub smtp_port: u16,
     /// Retry schedule and give-up age.
@@ -208,6 +214,7 @@ mod tests {
             },
             sender: "s@x.test".into(),
             received_at: 0,
+            requiretls: false,
         }
     }
 

@@ -7,6 +7,11 @@
 //! It returns plain data; it never decides (that is `sealgate-policy`, a sibling it must not
 //! import) and never connects to SMTP peers. It may depend on L1 crates and `sealgate-types`.
 
+pub mod cache;
+pub mod dane;
 pub mod error;
+pub mod mta_sts;
+mod probe;
 
 pub use error::DiscoveryError;
+pub use probe::{Discovery, DomainProbe, ProbeSettings};

@@ -54,6 +54,34 @@ pub enum DnsError {
         #[source]
         source: Box<NetError>,
     },
+    /// A DNSSEC-validated answer on the route to a mail host is bogus (RFC 4035 §4.3):
+    /// possibly an attack. RFC 7672 §2.2.1: the route must not be used; retry later.
+    #[error("{record_type} records of {name} fail dnssec validation: {reason}")]
+    DnssecBogus {
+        /// The name that was looked up.
+        name: String,
+        /// The record type asked for.
+        record_type: &'static str,
+        /// What failed.
+        reason: String,
+    },
+    /// A DNSSEC-validated lookup got an answer hickory left indeterminate (RFC 4035
+    /// §4.3: the data needed to decide was not obtained). Never read as insecure.
+    #[error("{record_type} lookup of {name}: dnssec state indeterminate")]
+    DnssecIndeterminate {
+        /// The name that was looked up.
+        name: String,
+        /// The record type asked for.
+        record_type: &'static str,
+    },
+    /// The DNSSEC trust-anchor file could not be read or is not valid.
+    #[error("dnssec trust anchor file {}: {reason}", path.display())]
+    TrustAnchor {
+        /// The file, as configured.
+        path: std::path::PathBuf,
+        /// What is wrong with it (with the line number where there is one).
+        reason: String,
+    },
     /// The resolver could not be built (system configuration unreadable, say).
     #[error("dns resolver could not be configured")]
     Config {
@@ -66,7 +94,8 @@ pub enum DnsError {
 impl DnsError {
     /// True when retrying cannot help: the name does not exist or is not a name.
     ///
-    /// SERVFAIL, REFUSED, timeouts, I/O and configuration failures are transient:
+    /// SERVFAIL, REFUSED, timeouts, I/O, bogus or indeterminate DNSSEC state and configuration
+    /// failures (including the trust-anchor file) are transient:
     /// RFC 5321 §4.5.4.1 has the relay keep trying until its give-up time.
     pub fn is_permanent(&self) -> bool {
         match self {
@@ -74,6 +103,9 @@ impl DnsError {
             Self::Timeout { .. }
             | Self::ServerError { .. }
             | Self::Lookup { .. }
+            | Self::DnssecBogus { .. }
+            | Self::DnssecIndeterminate { .. }
+            | Self::TrustAnchor { .. }
             | Self::Config { .. } => false,
         }
     }

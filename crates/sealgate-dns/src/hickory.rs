@@ -1,9 +1,14 @@
 //! [`Resolver`] over hickory-resolver: system resolv.conf or configured servers.
+//!
+//! Two hickory resolvers sit inside [`HickoryResolver`]: a plain one for routing (MX,
+//! addresses) and TXT, which must keep working for unsigned zones and whatever the
+//! validator thinks, and a DNSSEC-validating one (see [`crate::validated`]) for TLSA and
+//! the secure-route check.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
 };
@@ -12,8 +17,11 @@ use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError as HickoryDnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{Name, RData};
+use hickory_resolver::{ResolverBuilder, TokioResolver};
 
-use crate::{BoxFuture, DnsError, MxHost, MxRecords, Resolver};
+use crate::anchors::Anchors;
+use crate::validated::Validating;
+use crate::{BoxFuture, DnsError, MxHost, MxRecords, Resolver, TlsaAnswer, normalize_name};
 
 /// How the hickory resolver reaches DNS.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +35,18 @@ pub struct DnsConfig {
     pub timeout: Duration,
     /// How many times to send a query before giving up (at least 1).
     pub attempts: usize,
+    /// Validate TLSA and secure-route lookups with DNSSEC in-process (default true).
+    /// When false, [`Resolver::tlsa`] always answers [`TlsaAnswer::Insecure`] and
+    /// [`Resolver::secure_route`] `false`: DANE is off.
+    pub dnssec: bool,
+    /// Where DNSSEC validation starts. `None` (the default) uses hickory's built-in root
+    /// zone KSKs. `Some` names a file of DNSKEY records in zone-file presentation format,
+    /// one per line (`example.test. 3600 IN DNSKEY 257 3 13 <base64>`, `;` comments),
+    /// which replaces the root keys: an island of trust for private or lab zones (list
+    /// the root KSKs in it too to keep validating the public DNS). Names outside every
+    /// anchored zone count as insecure. Read once, by [`HickoryResolver::new`]; ignored
+    /// when `dnssec` is false.
+    pub trust_anchor_file: Option<PathBuf>,
 }
 
 impl DnsConfig {
@@ -34,6 +54,8 @@ impl DnsConfig {
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
     /// Default number of tries per query.
     pub const DEFAULT_ATTEMPTS: usize = 2;
+    /// DNSSEC validation is on unless turned off.
+    pub const DEFAULT_DNSSEC: bool = true;
 }
 
 impl Default for DnsConfig {
@@ -42,6 +64,8 @@ impl Default for DnsConfig {
             nameservers: Vec::new(),
             timeout: Self::DEFAULT_TIMEOUT,
             attempts: Self::DEFAULT_ATTEMPTS,
+            dnssec: Self::DEFAULT_DNSSEC,
+            trust_anchor_file: None,
         }
     }
 }
@@ -51,30 +75,32 @@ impl Default for DnsConfig {
 /// The hosts file is not consulted: mail routing follows DNS (RFC 5321 §5.1).
 #[derive(Clone, Debug)]
 pub struct HickoryResolver {
+    /// Not validating: MX, addresses, TXT.
     inner: TokioResolver,
+    /// Validating: TLSA and secure routes. `None` when DNSSEC is turned off.
+    validating: Option<Validating>,
 }
 
 impl HickoryResolver {
-    /// Build a resolver from `cfg`. Needs a Tokio runtime only when queried.
+    /// Build a resolver from `cfg`, reading the trust-anchor file if one is configured
+    /// ([`DnsError::TrustAnchor`] names the file and what is wrong with it). Needs a
+    /// Tokio runtime only when queried.
     pub fn new(cfg: &DnsConfig) -> Result<Self, DnsError> {
-        let mut builder = if cfg.nameservers.is_empty() {
-            TokioResolver::builder_tokio().map_err(|e| DnsError::Config {
-                source: Box::new(e),
-            })?
+        let inner = builder(cfg)?.build().map_err(config_error)?;
+        let validating = if cfg.dnssec {
+            let anchors = match &cfg.trust_anchor_file {
+                Some(path) => Anchors::from_file(path)?,
+                None => Anchors::root(),
+            };
+            let resolver = builder(cfg)?
+                .with_trust_anchor(anchors.keys())
+                .build()
+                .map_err(config_error)?;
+            Some(Validating::new(resolver, anchors))
         } else {
-            let servers = cfg.nameservers.iter().map(|a| nameserver(*a)).collect();
-            let config = ResolverConfig::from_name_servers(servers);
-            TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
+            None
         };
-        let opts: &mut ResolverOpts = builder.options_mut();
-        opts.timeout = cfg.timeout;
-        // hickory counts retries after the first try.
-        opts.attempts = cfg.attempts.saturating_sub(1);
-        opts.use_hosts_file = ResolveHosts::Never;
-        let inner = builder.build().map_err(|e| DnsError::Config {
-            source: Box::new(e),
-        })?;
-        Ok(Self { inner })
+        Ok(Self { inner, validating })
     }
 
     async fn lookup_mx(&self, domain: &str) -> Result<MxRecords, DnsError> {
@@ -106,6 +132,40 @@ impl HickoryResolver {
         let v6 = addresses(host, "AAAA", v6);
         merge_families(host, v4, v6)
     }
+
+    async fn lookup_tlsa(&self, host: &str, port: u16) -> Result<TlsaAnswer, DnsError> {
+        match &self.validating {
+            Some(v) => v.tlsa(&normalize_name(host), port).await,
+            None => Ok(TlsaAnswer::Insecure),
+        }
+    }
+
+    async fn lookup_secure_route(&self, domain: &str, host: &str) -> Result<bool, DnsError> {
+        match &self.validating {
+            Some(v) => v.secure_route(domain, host).await,
+            None => Ok(false),
+        }
+    }
+
+    async fn lookup_txt(&self, name: &str) -> Result<Vec<String>, DnsError> {
+        let fqdn = absolute_name(name)?;
+        match self.inner.txt_lookup(fqdn).await {
+            Ok(lookup) => Ok(lookup
+                .answers()
+                .iter()
+                .filter_map(|r| match &r.data {
+                    // RFC 7208 §3.3 and RFC 8461 §3.1: a record's strings are joined
+                    // without separators.
+                    RData::TXT(txt) => {
+                        Some(String::from_utf8_lossy(&txt.txt_data.concat()).into_owned())
+                    }
+                    _ => None,
+                })
+                .collect()),
+            Err(e) if is_nodata(&e) => Ok(Vec::new()),
+            Err(e) => Err(classify(name, "TXT", e)),
+        }
+    }
 }
 
 impl Resolver for HickoryResolver {
@@ -117,25 +177,43 @@ impl Resolver for HickoryResolver {
         Box::pin(self.lookup_ips(host))
     }
 
-    // IN PROGRESS (helper A replaces these three with validated lookups).
-    fn tlsa<'a>(
-        &'a self,
-        _host: &'a str,
-        _port: u16,
-    ) -> BoxFuture<'a, Result<crate::TlsaAnswer, DnsError>> {
-        Box::pin(async { Ok(crate::TlsaAnswer::Insecure) })
+    fn tlsa<'a>(&'a self, host: &'a str, port: u16) -> BoxFuture<'a, Result<TlsaAnswer, DnsError>> {
+        Box::pin(self.lookup_tlsa(host, port))
     }
 
     fn secure_route<'a>(
         &'a self,
-        _domain: &'a str,
-        _host: &'a str,
+        domain: &'a str,
+        host: &'a str,
     ) -> BoxFuture<'a, Result<bool, DnsError>> {
-        Box::pin(async { Ok(false) })
+        Box::pin(self.lookup_secure_route(domain, host))
     }
 
-    fn txt<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, Result<Vec<String>, DnsError>> {
-        Box::pin(async { Ok(Vec::new()) })
+    fn txt<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<String>, DnsError>> {
+        Box::pin(self.lookup_txt(name))
+    }
+}
+
+/// A resolver builder with the configured servers and options (no hosts file).
+fn builder(cfg: &DnsConfig) -> Result<ResolverBuilder<TokioRuntimeProvider>, DnsError> {
+    let mut builder = if cfg.nameservers.is_empty() {
+        TokioResolver::builder_tokio().map_err(config_error)?
+    } else {
+        let servers = cfg.nameservers.iter().map(|a| nameserver(*a)).collect();
+        let config = ResolverConfig::from_name_servers(servers);
+        TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
+    };
+    let opts: &mut ResolverOpts = builder.options_mut();
+    opts.timeout = cfg.timeout;
+    // hickory counts retries after the first try.
+    opts.attempts = cfg.attempts.saturating_sub(1);
+    opts.use_hosts_file = ResolveHosts::Never;
+    Ok(builder)
+}
+
+fn config_error(e: NetError) -> DnsError {
+    DnsError::Config {
+        source: Box::new(e),
     }
 }
 
@@ -149,7 +227,7 @@ fn nameserver(addr: SocketAddr) -> NameServerConfig {
 }
 
 /// Parse `name` as an absolute name, so no search list ever applies.
-fn absolute_name(name: &str) -> Result<Name, DnsError> {
+pub(crate) fn absolute_name(name: &str) -> Result<Name, DnsError> {
     let mut parsed = Name::from_ascii(name).map_err(|e| DnsError::InvalidName {
         name: name.to_owned(),
         source: Box::new(e),
@@ -202,7 +280,7 @@ fn merge_families(
 }
 
 /// NOERROR with no answer of the asked type: the name exists.
-fn is_nodata(e: &NetError) -> bool {
+pub(crate) fn is_nodata(e: &NetError) -> bool {
     matches!(
         e,
         NetError::Dns(HickoryDnsError::NoRecordsFound(nr)) if nr.response_code == ResponseCode::NoError
@@ -210,7 +288,7 @@ fn is_nodata(e: &NetError) -> bool {
 }
 
 /// Map a hickory failure to our error and its class.
-fn classify(name: &str, record_type: &'static str, e: NetError) -> DnsError {
+pub(crate) fn classify(name: &str, record_type: &'static str, e: NetError) -> DnsError {
     let name = name.to_owned();
     if e.is_nx_domain() {
         return DnsError::NxDomain { name };

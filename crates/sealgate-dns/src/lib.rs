@@ -6,13 +6,19 @@
 //! are testable from canned answers and end-to-end tests point the hickory
 //! resolver at a real DNS server on loopback through [`DnsConfig::nameservers`].
 //!
+//! TLSA lookups and the secure-route check are DNSSEC-validated in-process (hickory's
+//! validator, from the root KSKs or an island-of-trust file:
+//! [`DnsConfig::trust_anchor_file`]); MX, address and TXT lookups are not, so routing
+//! works the same for signed and unsigned zones.
+//!
 //! This crate must not depend on any other Sealgate crate. Later issues add
-//! DNSSEC-validated lookups (TLSA, OPENPGPKEY, SMIMEA) as further `Resolver`
-//! methods.
+//! OPENPGPKEY and SMIMEA lookups as further `Resolver` methods.
 
+mod anchors;
 mod error;
 mod hickory;
 mod route;
+mod validated;
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -44,12 +50,12 @@ pub trait Resolver: Send + Sync + std::fmt::Debug {
     /// The DNSSEC-validated TLSA records at `_{port}._tcp.{host}` (RFC 6698, RFC 7672 §2.2),
     /// classified by their validation state. Never an error for "no records": that is
     /// [`TlsaAnswer::SecureNone`] or [`TlsaAnswer::Insecure`].
-    fn tlsa<'a>(&'a self, host: &'a str, port: u16)
-    -> BoxFuture<'a, Result<TlsaAnswer, DnsError>>;
+    fn tlsa<'a>(&'a self, host: &'a str, port: u16) -> BoxFuture<'a, Result<TlsaAnswer, DnsError>>;
 
     /// Whether the MX RRset of `domain` (or, for a domain without MX, its address records)
     /// and the address records of `host` validate as DNSSEC-secure (RFC 7672 §2.2.1: DANE
-    /// applies only to MX hosts found securely).
+    /// applies only to MX hosts found securely). A bogus answer on that route is
+    /// [`DnsError::DnssecBogus`] (RFC 7672 §2.2.1: the route must not be used), not `false`.
     fn secure_route<'a>(
         &'a self,
         domain: &'a str,

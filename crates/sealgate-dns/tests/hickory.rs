@@ -28,6 +28,7 @@ fn resolver_at(addr: SocketAddr, timeout: Duration, attempts: usize) -> HickoryR
         nameservers: vec![addr],
         timeout,
         attempts,
+        ..DnsConfig::default()
     })
     .expect("resolver")
 }

@@ -19,6 +19,9 @@ pub struct Claim {
     pub sender: String,
     /// When the message was accepted (microseconds since the epoch).
     pub received_at: i64,
+    /// The message was accepted with REQUIRETLS (RFC 8689): send it only over TLS to a peer
+    /// that offers REQUIRETLS, and pass the option on.
+    pub requiretls: bool,
 }
 
 /// How one attempt for one recipient ended. Unknown failures are temporary.
@@ -246,14 +249,16 @@ impl Queue {
         let envelopes = self.store.envelopes(&ids).await?;
         let mut claims = Vec::with_capacity(rows.len());
         for recipient in rows {
-            let (sender, received_at) = envelopes
-                .get(&recipient.message_id)
-                .cloned()
-                .ok_or_else(|| QueueError::NotFound(recipient.message_id.clone()))?;
+            let (sender, received_at, requiretls) =
+                envelopes
+                    .get(&recipient.message_id)
+                    .cloned()
+                    .ok_or_else(|| QueueError::NotFound(recipient.message_id.clone()))?;
             claims.push(Claim {
                 recipient,
                 sender,
                 received_at,
+                requiretls,
             });
         }
         Ok(claims)
@@ -387,6 +392,8 @@ impl Queue {
             helo: built.hostname,
             auth_user: None,
             tls: None,
+            // Notices are not (yet) sent with REQUIRETLS, even about a REQUIRETLS original.
+            requiretls: false,
         })
     }
 

@@ -48,6 +48,9 @@ pub struct IncomingMessage {
     pub auth_user: Option<String>,
     /// "TLSv1.3 TLS13_AES_256_GCM_SHA384" when the session was encrypted.
     pub tls: Option<String>,
+    /// The client gave REQUIRETLS on MAIL FROM (RFC 8689): delivery must keep to verified TLS
+    /// with peers that offer REQUIRETLS, whatever a `TLS-Required: No` header says.
+    pub requiretls: bool,
 }
 
 /// The queue: the store plus the key ring that seals bodies at rest.
@@ -103,6 +106,7 @@ impl Queue {
             helo: msg.helo.clone(),
             auth_user: msg.auth_user.clone(),
             tls: msg.tls.clone(),
+            requiretls: msg.requiretls,
             key_id: sealed.key_id,
             sealed_body: sealed.blob,
         };
@@ -117,12 +121,20 @@ impl Queue {
             size: msg.client_data_size,
             body_sha256: msg.client_data_sha256,
             header_message_id: msg.header_message_id,
+            requiretls: msg.requiretls,
         };
         Ok(NewNotice {
             message,
             recipients: msg.recipients,
             audit: event.into_record(),
         })
+    }
+
+    /// Appends audit events that record no state change of their own (`decision`, `alert`),
+    /// all in one transaction, in order.
+    pub async fn record(&self, events: Vec<AuditEvent>) -> Result<(), QueueError> {
+        let records: Vec<_> = events.into_iter().map(AuditEvent::into_record).collect();
+        Ok(self.store.append_audit_batch(&records).await?)
     }
 
     /// Opens a queued message's content (for delivery and for operators).

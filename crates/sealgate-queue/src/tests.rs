@@ -25,6 +25,7 @@ fn incoming(body: &[u8]) -> IncomingMessage {
         helo: "ehr.clinic.example".into(),
         auth_user: None,
         tls: None,
+        requiretls: false,
     }
 }
 
@@ -75,6 +76,54 @@ async fn accepted_message_is_sealed_queued_and_audited_on_sqlite() {
 #[tokio::test]
 async fn accepted_message_is_sealed_queued_and_audited_on_postgres() {
     accepted_message_is_sealed_queued_and_audited(TestBackend::Postgres).await;
+}
+
+/// RFC 8689: REQUIRETLS given at ingress reaches the claim a delivery worker acts on.
+async fn requiretls_is_kept_from_accept_to_claim_and_audited(backend: TestBackend) {
+    let (q, _db, _dir) = queue(backend).await;
+    let body = b"Subject: x\r\nTLS-Required: No\r\n\r\nbody\r\n";
+    let tls = Some("TLSv1.3 TLS13_AES_256_GCM_SHA384".to_owned());
+    let strict = q
+        .accept(IncomingMessage {
+            requiretls: true,
+            tls: tls.clone(),
+            ..incoming(body)
+        })
+        .await
+        .expect("accept");
+    let plain = q.accept(incoming(body)).await.expect("accept");
+    let row = q.store().message(&strict.to_string()).await.expect("read");
+    assert!(row.expect("row").requiretls);
+    // RFC 8689 §5: REQUIRETLS wins over `TLS-Required: No`, which is kept as it came.
+    assert_eq!(q.open(&strict).await.expect("open"), body);
+    let claims = q
+        .claim("node-a", std::time::Duration::from_secs(60), 10)
+        .await
+        .expect("claim");
+    assert_eq!(claims.len(), 4);
+    for c in &claims {
+        let expected = c.recipient.message_id == strict.to_string();
+        assert_eq!(c.requiretls, expected, "{c:?}");
+    }
+    for (id, expected) in [(strict, Some(true)), (plain, None)] {
+        let filter = sealgate_store::AuditFilter {
+            message_id: Some(id.to_string()),
+            ..Default::default()
+        };
+        let events = q.store().audit_after(0, &filter, 10).await.expect("audit");
+        let data: serde_json::Value = serde_json::from_str(&events[0].data).expect("json");
+        assert_eq!(data["requiretls"].as_bool(), expected, "{data}");
+    }
+}
+
+#[tokio::test]
+async fn requiretls_is_kept_from_accept_to_claim_and_audited_on_sqlite() {
+    requiretls_is_kept_from_accept_to_claim_and_audited(TestBackend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn requiretls_is_kept_from_accept_to_claim_and_audited_on_postgres() {
+    requiretls_is_kept_from_accept_to_claim_and_audited(TestBackend::Postgres).await;
 }
 
 mod delivery {

@@ -140,6 +140,20 @@ impl Store {
         Ok(entry)
     }
 
+    /// Appends several audit records in one transaction (all or none), in order.
+    pub async fn append_audit_batch(&self, recs: &[AuditRecord]) -> Result<(), StoreError> {
+        if recs.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await.map_err(StoreError::AppendAudit)?;
+        for rec in recs {
+            append_in_tx(&mut tx, rec)
+                .await
+                .map_err(StoreError::AppendAudit)?;
+        }
+        tx.commit().await.map_err(StoreError::AppendAudit)
+    }
+
     /// Up to `limit` rows matching `filter` with `seq > after_seq`, in ascending seq order.
     pub async fn audit_after(
         &self,

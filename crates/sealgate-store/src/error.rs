@@ -55,6 +55,24 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    /// Reading or writing per-domain security state (downgrade memory, TLS-RPT counts) failed.
+    #[error("domain security {op} failed")]
+    Security {
+        /// `read`, `mark-verified`, `forget`, `tls-rpt-record` or `tls-rpt-read`.
+        op: &'static str,
+        /// Why.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// Reading or writing cached MTA-STS policies (RFC 8461 §5) failed.
+    #[error("mta-sts policy {op} failed")]
+    MtaSts {
+        /// `get`, `put` or `expiring`.
+        op: &'static str,
+        /// Why.
+        #[source]
+        source: sqlx::Error,
+    },
     /// Claiming, settling or releasing recipients under a lease failed (nothing was written).
     #[error("queue {op} failed")]
     Lease {
@@ -94,6 +112,8 @@ impl StoreError {
             | Self::ReadAudit(e)
             | Self::ReadQueue(e)
             | Self::Users { source: e, .. }
+            | Self::MtaSts { source: e, .. }
+            | Self::Security { source: e, .. }
             | Self::Listen(e)
             | Self::Raw(e) => sqlx_unavailable(e),
             Self::Migrate(

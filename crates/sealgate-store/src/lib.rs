@@ -12,7 +12,9 @@ mod audit;
 pub mod error;
 mod lease;
 mod model;
+mod mta_sts;
 mod queue;
+mod security;
 mod store;
 mod users;
 
@@ -20,4 +22,8 @@ pub use audit::AuditListener;
 pub use error::StoreError;
 pub use lease::{NewNotice, OperatorAction, SettleItem, Settlement};
 pub use model::{AuditFilter, MessageRow, NewMessage, RecipientRow, UserRow};
+pub use mta_sts::StsPolicyRow;
+pub use security::{
+    TlsRptCounts, TlsRptFailure, TlsRptFailureCount, TlsRptSession, VerifiedDomain,
+};
 pub use store::{Backend, Store};

@@ -25,6 +25,9 @@ pub struct NewMessage {
     pub auth_user: Option<String>,
     /// Protocol and cipher of the inbound TLS session, if any.
     pub tls: Option<String>,
+    /// The client asked for REQUIRETLS (RFC 8689): every onward hop must be verified TLS and
+    /// offer REQUIRETLS itself, or the message is not delivered.
+    pub requiretls: bool,
     /// Id of the key that sealed the body.
     pub key_id: String,
     /// The body, sealed with AES-256-GCM under `key_id`.

@@ -12,7 +12,7 @@ use crate::model::{MessageRow, NewMessage, RecipientRow};
 use crate::store::Store;
 
 const MESSAGE_COLUMNS: &str = "id, received_at, sender, size, body_sha256, header_message_id, \
-     client_ip, helo, auth_user, tls, key_id, sealed_body";
+     client_ip, helo, auth_user, tls, requiretls, key_id, sealed_body";
 
 pub(crate) const RECIPIENT_COLUMNS: &str = "id, message_id, rcpt, state, attempts, next_attempt_at, \
      last_reply, lease_owner, lease_until, updated_at, warned_at";
@@ -23,8 +23,8 @@ pub(crate) async fn insert_message(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO messages (id, received_at, sender, size, body_sha256, header_message_id, \
-         client_ip, helo, auth_user, tls, key_id, sealed_body) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+         client_ip, helo, auth_user, tls, requiretls, key_id, sealed_body) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(msg.id.clone())
     .bind(msg.received_at)
@@ -36,6 +36,8 @@ pub(crate) async fn insert_message(
     .bind(msg.helo.clone())
     .bind(msg.auth_user.clone())
     .bind(msg.tls.clone())
+    // The column is INTEGER (0/1) on both backends.
+    .bind(i32::from(msg.requiretls))
     .bind(msg.key_id.clone())
     .bind(msg.sealed_body.clone())
     .execute(&mut **tx)
@@ -74,6 +76,7 @@ fn message_from_row(row: &AnyRow) -> Result<MessageRow, sqlx::Error> {
         helo: row.try_get("helo")?,
         auth_user: row.try_get("auth_user")?,
         tls: row.try_get("tls")?,
+        requiretls: row.try_get::<i64, _>("requiretls")? != 0,
         key_id: row.try_get("key_id")?,
         sealed_body: row.try_get("sealed_body")?,
     })
@@ -140,12 +143,13 @@ impl Store {
             .map_err(StoreError::ReadQueue)
     }
 
-    /// Sender and acceptance time of each listed message, in one query and without reading
-    /// the sealed bodies (what claiming needs for every recipient it takes).
+    /// Sender, acceptance time and REQUIRETLS flag (RFC 8689) of each listed message, by queue
+    /// id, in one query and without reading the sealed bodies (what claiming needs for every
+    /// recipient it takes).
     pub async fn envelopes(
         &self,
         ids: &[String],
-    ) -> Result<HashMap<String, (String, i64)>, StoreError> {
+    ) -> Result<HashMap<String, (String, i64, bool)>, StoreError> {
         let mut unique: Vec<&String> = ids.iter().collect();
         unique.sort();
         unique.dedup();
@@ -154,7 +158,7 @@ impl Store {
         }
         let placeholders: Vec<String> = (1..=unique.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
-            "SELECT id, sender, received_at FROM messages WHERE id IN ({})",
+            "SELECT id, sender, received_at, requiretls FROM messages WHERE id IN ({})",
             placeholders.join(", ")
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -168,7 +172,11 @@ impl Store {
         rows.iter()
             .map(|r| {
                 let id: String = r.try_get("id")?;
-                Ok((id, (r.try_get("sender")?, r.try_get("received_at")?)))
+                let requiretls = r.try_get::<i64, _>("requiretls")? != 0;
+                Ok((
+                    id,
+                    (r.try_get("sender")?, r.try_get("received_at")?, requiretls),
+                ))
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::ReadQueue)

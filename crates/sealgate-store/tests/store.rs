@@ -28,6 +28,7 @@ fn message(id: &str) -> NewMessage {
         helo: "client.example.org".into(),
         auth_user: None,
         tls: Some("TLSv1.3 TLS13_AES_256_GCM_SHA384".into()),
+        requiretls: false,
         key_id: "k1".into(),
         sealed_body: vec![0, 1, 2, 255],
     }
@@ -311,8 +312,12 @@ fn user_event(kind: &str, name: &str) -> sealgate_types::AuditRecord {
 async fn envelopes_are_read_in_one_query_for_distinct_known_ids(backend: TestBackend) {
     let (_db, store) = open(backend).await;
     for id in ["m1", "m2"] {
+        let msg = NewMessage {
+            requiretls: id == "m2",
+            ..message(id)
+        };
         store
-            .enqueue(&message(id), &rcpts(&["b@example.net"]), &received(id))
+            .enqueue(&msg, &rcpts(&["b@example.net"]), &received(id))
             .await
             .expect("enqueue");
     }
@@ -323,8 +328,30 @@ async fn envelopes_are_read_in_one_query_for_distinct_known_ids(backend: TestBac
     let got = store.envelopes(&ids).await.expect("envelopes");
     assert_eq!(got.len(), 2, "{got:?}");
     let m1 = store.message("m1").await.expect("read").expect("m1");
-    assert_eq!(got["m1"], (m1.sender, m1.received_at));
+    assert_eq!(got["m1"], (m1.sender, m1.received_at, false));
+    assert!(got["m2"].2, "m2 was queued with REQUIRETLS: {got:?}");
     assert!(store.envelopes(&[]).await.expect("empty").is_empty());
+}
+
+async fn requiretls_flag_is_written_and_read_back(backend: TestBackend) {
+    let (_db, store) = open(backend).await;
+    let msg = NewMessage {
+        requiretls: true,
+        ..message("m1")
+    };
+    store
+        .enqueue(&msg, &rcpts(&["b@example.net"]), &received("m1"))
+        .await
+        .expect("enqueue");
+    store
+        .enqueue(&message("m2"), &rcpts(&["b@example.net"]), &received("m2"))
+        .await
+        .expect("enqueue");
+    let m1 = store.message("m1").await.expect("read").expect("m1");
+    assert!(m1.requiretls);
+    assert_eq!(m1, msg);
+    let m2 = store.message("m2").await.expect("read").expect("m2");
+    assert!(!m2.requiretls);
 }
 
 async fn users_are_added_replaced_listed_and_removed(backend: TestBackend) {
@@ -423,9 +450,13 @@ on_each_backend!(
     concurrent_appenders_keep_one_gapless_chain,
     recipients_are_listed_by_state,
     envelopes_are_read_in_one_query_for_distinct_known_ids,
+    requiretls_flag_is_written_and_read_back,
     users_are_added_replaced_listed_and_removed,
     audit_listener_wakes_on_new_rows,
 );
+
+#[path = "store/security.rs"]
+mod security;
 
 #[tokio::test]
 async fn sqlite_file_and_directory_are_created_in_wal_mode() {

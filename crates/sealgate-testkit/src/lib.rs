@@ -10,6 +10,7 @@ pub mod tls;
 pub mod db;
 
 pub mod dns;
+pub mod https;
 pub mod smtp_sink;
 
 pub mod postfix;

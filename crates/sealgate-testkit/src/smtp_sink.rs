@@ -37,12 +37,16 @@ pub struct SinkOptions {
     pub smtputf8: bool,
     /// Advertise `SIZE n` and refuse larger declared or received messages.
     pub size: Option<u64>,
+    /// Advertise REQUIRETLS (RFC 8689) once the session is TLS, and accept the `REQUIRETLS`
+    /// MAIL parameter there (it shows in [`ReceivedMessage::mail_params`]).
+    pub requiretls: bool,
     /// Replies that differ from "accept everything".
     pub script: SinkScript,
 }
 
 impl SinkOptions {
-    /// Plain sink on `bind`: no TLS, pipelining and SMTPUTF8 offered, no size limit.
+    /// Plain sink on `bind`: no TLS, pipelining and SMTPUTF8 offered, no size limit, no
+    /// REQUIRETLS.
     pub fn new(bind: SocketAddr) -> Self {
         SinkOptions {
             bind,
@@ -50,6 +54,7 @@ impl SinkOptions {
             pipelining: true,
             smtputf8: true,
             size: None,
+            requiretls: false,
             script: SinkScript::default(),
         }
     }
@@ -472,6 +477,9 @@ impl Session<'_> {
         if options.tls.is_some() && !self.tls {
             lines.push("STARTTLS".into());
         }
+        if options.requiretls && self.tls {
+            lines.push("REQUIRETLS".into());
+        }
         lines.push("ENHANCEDSTATUSCODES".into());
         let last = lines.len() - 1;
         let text: Vec<String> = lines
@@ -558,6 +566,7 @@ impl Session<'_> {
             let (key, value) = param.split_once('=').unwrap_or((param, ""));
             match key.to_ascii_uppercase().as_str() {
                 "SMTPUTF8" if options.smtputf8 => smtputf8 = true,
+                "REQUIRETLS" if options.requiretls && self.tls && value.is_empty() => {}
                 "BODY" if ["7BIT", "8BITMIME"].contains(&value.to_ascii_uppercase().as_str()) => {}
                 "SIZE" => match (value.parse::<u64>(), options.size) {
                     (Err(_), _) => return "501 5.5.4 bad SIZE".into(),

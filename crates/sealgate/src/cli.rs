@@ -50,6 +50,28 @@ pub enum Command {
     /// The delivery queue.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// Dry run: how a message to ADDRESS would be delivered and why (probes DNS and MTA-STS
+    /// like delivery does; sends nothing).
+    Check(CheckArgs),
+}
+
+/// `sealgate check` options.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The recipient address.
+    pub address: String,
+    /// The message's Subject (subject-tag triggers).
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// A header field of the message, `Name: value` (repeatable; e.g. X-Sealgate-Security).
+    #[arg(long = "header", value_name = "NAME:VALUE")]
+    pub headers: Vec<String>,
+    /// As if the sender had asked for REQUIRETLS (RFC 8689).
+    #[arg(long)]
+    pub requiretls: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `sealgate queue …`
@@ -206,6 +228,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 Command::Users(cmd) => crate::cmd_users::run(&store, cmd).await?,
                 Command::Queue(cmd) => crate::cmd_queue::run(&cfg, &store, cmd).await?,
+                Command::Check(args) => crate::cmd_check::run(&cfg, &store, args).await?,
                 Command::Serve | Command::Config(_) => ExitCode::SUCCESS,
             };
             store.close().await;

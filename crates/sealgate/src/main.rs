@@ -4,6 +4,7 @@
 
 mod cli;
 mod cmd_audit;
+mod cmd_check;
 mod cmd_config;
 mod cmd_queue;
 mod cmd_users;

@@ -60,6 +60,14 @@ pub async fn serve(cfg: Config, embedded_defaults: bool) -> anyhow::Result<ExitC
     let shutdown = shutdown_on_signals()?;
     let delivery = if cfg.delivery.enabled {
         let dctx = Arc::new(crate::wiring::delivery_context(&cfg, ctx.queue.clone())?);
+        if let Some(sts) = dctx.discovery.mta_sts().cloned() {
+            tokio::spawn(refresh_mta_sts(
+                sts,
+                cfg.mta_sts.refresh_interval.0,
+                cfg.mta_sts.refresh_ahead.0,
+                shutdown.clone(),
+            ));
+        }
         Some(tokio::spawn(sealgate_delivery::worker::run(
             dctx,
             shutdown.clone(),
@@ -120,4 +128,23 @@ fn shutdown_on_signals() -> anyhow::Result<watch::Receiver<bool>> {
         let _ = tx.send(true);
     });
     Ok(rx)
+}
+
+/// Refreshes cached MTA-STS policies before they expire (RFC 8461 §10.2), until shutdown.
+async fn refresh_mta_sts(
+    sts: Arc<sealgate_discovery::mta_sts::MtaSts>,
+    every: std::time::Duration,
+    ahead: std::time::Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.wait_for(|d| *d) => return,
+        }
+        let refreshed = sts.refresh_expiring(ahead).await;
+        if refreshed > 0 {
+            info!(refreshed, "MTA-STS policies refreshed");
+        }
+    }
 }

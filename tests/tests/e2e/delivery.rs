@@ -73,7 +73,7 @@ fn messages_reach_a_real_postfix_mx_unchanged_with_the_audit_trail(backend: Test
     });
     assert_eq!(
         kinds_for(&db, &id, "jane@example.test"),
-        ["received", "attempt", "delivered"]
+        ["received", "decision", "attempt", "delivered"]
     );
     let a = &attempts(&db, &id)[0];
     assert_eq!(
@@ -131,7 +131,7 @@ fn a_temporary_failure_is_retried_and_then_delivered() {
     });
     assert_eq!(
         kinds_for(&db, &id, "jane@example.test"),
-        ["received", "attempt", "deferred", "attempt", "delivered"]
+        ["received", "decision", "attempt", "deferred", "decision", "attempt", "delivered"]
     );
     let a = attempts(&db, &id);
     assert_eq!(
@@ -227,7 +227,7 @@ fn a_permanent_failure_bounces_with_a_dsn_the_sender_can_parse() {
     let db = inspect(&daemon);
     assert_eq!(
         kinds_for(&db, &id, "nobody@example.test"),
-        ["received", "attempt", "bounced"]
+        ["received", "decision", "attempt", "bounced"]
     );
 }
 

@@ -66,7 +66,8 @@ impl Lab {
         let lab = format!(
             "[delivery]\nenabled = true\nsmtp_port = {}\nconnect_timeout = \"2s\"\ngreeting_timeout = \"2s\"\n\
              command_timeout = \"2s\"\ndata_timeout = \"3s\"\npoll_interval = \"100ms\"\n\
-             [dns]\nnameservers = [\"{}\"]\ntimeout = \"2s\"\nattempts = 2\n\
+             [dns]\nnameservers = [\"{}\"]\ntimeout = \"2s\"\nattempts = 2\ndnssec = false\n\
+             [policy]\ndefault_level = \"none\"\n\
              [queue]\nretry_first = \"{retry_first}\"\nretry_max = \"{retry_first}\"\nlease = \"30s\"\n{queue_lines}",
             self.port, self.dns.addr
         );

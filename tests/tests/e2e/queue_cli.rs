@@ -233,9 +233,11 @@ fn queue_retry_makes_a_deferred_recipient_due_now() {
         kinds_for(&rows, &id, "jane@example.test"),
         [
             "received",
+            "decision",
             "attempt",
             "deferred",
             "retry_requested",
+            "decision",
             "attempt",
             "delivered"
         ]
@@ -461,7 +463,7 @@ fn a_utf8_address_to_a_peer_without_smtputf8_bounces_with_a_dsn_saying_so() {
     });
     assert_eq!(
         kinds_for(&rows, &id, UTF8_RCPT),
-        ["received", "attempt", "bounced"]
+        ["received", "decision", "attempt", "bounced"]
     );
     assert_eq!(rows.recipients(&id), states(&[(UTF8_RCPT, "bounced")]));
 

@@ -145,6 +145,10 @@ pub enum ClientError {
     /// The message or an address needs SMTPUTF8 (RFC 6531) and the server lacks it.
     #[error("message needs smtputf8, server does not offer it")]
     NeedsSmtputf8,
+    /// The message was sent with REQUIRETLS (RFC 8689) and this session cannot carry it: it is
+    /// not TLS, or the server does not offer REQUIRETLS. Nothing was sent.
+    #[error("message requires tls (requiretls), session is not tls or server does not offer it")]
+    RequireTlsUnsupported,
     /// The message is larger than the server's advertised SIZE (RFC 1870).
     #[error("message larger than the server limit of {limit} bytes")]
     TooBig {
@@ -161,7 +165,8 @@ impl ClientError {
     /// count as temporary.
     pub fn is_permanent(&self) -> bool {
         match self {
-            Self::NeedsSmtputf8 | Self::TooBig { .. } => true,
+            // RFC 8689 §5: a REQUIRETLS message the next hop cannot take is not delivered.
+            Self::NeedsSmtputf8 | Self::RequireTlsUnsupported | Self::TooBig { .. } => true,
             Self::Rejected(reply) => reply.is_permanent(),
             Self::Protocol { problem, .. } => problem.is_permanent(),
             // Below the TLS floor the caller defers or falls to the next method; never permanent here.

@@ -102,6 +102,9 @@ pub struct Envelope {
     pub sender: String,
     /// The forward-paths without angle brackets.
     pub recipients: Vec<String>,
+    /// Send with REQUIRETLS (RFC 8689): only in a TLS session with a server that offers it,
+    /// and with the option on MAIL FROM; otherwise [`ClientError::RequireTlsUnsupported`].
+    pub requiretls: bool,
 }
 
 /// Every reply of one transaction.

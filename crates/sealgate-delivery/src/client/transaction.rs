@@ -73,6 +73,11 @@ impl SmtpConnection {
         }
         let encoded = encode_message(message).map_err(|p| ClientError::protocol(Stage::Data, p))?;
         let ext = &self.extensions;
+        // RFC 8689 §4.2.1: a REQUIRETLS message goes only over TLS to a server that offers
+        // REQUIRETLS (a server offering it in plaintext is not believed).
+        if env.requiretls && (self.tls.is_none() || !ext.requiretls) {
+            return Err(ClientError::RequireTlsUnsupported);
+        }
         // RFC 6531 §3.4: UTF-8 in an address or in the header section needs SMTPUTF8.
         let needs_smtputf8 = !env.sender.is_ascii()
             || env.recipients.iter().any(|r| !r.is_ascii())
@@ -94,6 +99,9 @@ impl SmtpConnection {
         }
         if needs_smtputf8 {
             mail.push_str(" SMTPUTF8");
+        }
+        if env.requiretls {
+            mail.push_str(" REQUIRETLS");
         }
         mail.push_str("\r\n");
         Ok((mail, encoded))

@@ -92,11 +92,12 @@ impl Session {
             helo: self.helo.clone().unwrap_or_default(),
             auth_user: self.auth_user.clone(),
             tls: self.info.tls.clone(),
+            requiretls: tx.requiretls,
         };
         let (size, rcpts) = (data.len(), msg.recipients.len());
         match self.ctx.queue.accept(msg).await {
             Ok(id) => {
-                info!(msg_id = %id, size, rcpts, "message queued");
+                info!(msg_id = %id, size, rcpts, requiretls = tx.requiretls, "message queued");
                 Reply::new(250, Some((2, 0, 0)), format!("Ok: queued as {id}"))
             }
             Err(e) => {

@@ -34,12 +34,7 @@ impl Session {
             ));
         }
         if params.requiretls {
-            // REQUIRETLS (RFC 8689) is not advertised yet, so it must not be used.
-            return Err(Reply::new(
-                555,
-                Some((5, 5, 4)),
-                "MAIL parameter REQUIRETLS is not supported",
-            ));
+            self.check_requiretls()?;
         }
         if matches!(params.body, Some(Body::BinaryMime)) {
             // RFC 3030: BINARYMIME needs CHUNKING, which is not offered.
@@ -68,8 +63,21 @@ impl Session {
         self.tx = Some(Transaction {
             sender,
             smtputf8: params.smtputf8,
+            requiretls: params.requiretls,
             recipients: Vec::new(),
         });
+        Ok(())
+    }
+
+    /// REQUIRETLS (RFC 8689 §4.1) may only be used where it is offered: after EHLO in a TLS
+    /// session. Without TLS the reply is 530 5.7.10 (RFC 5248: encryption needed).
+    fn check_requiretls(&self) -> Result<(), Reply> {
+        if self.info.tls.is_none() {
+            return Err(Reply::new(530, Some((5, 7, 10)), "REQUIRETLS needs TLS"));
+        }
+        if !self.esmtp {
+            return Err(Reply::new(555, Some((5, 5, 4)), "REQUIRETLS needs EHLO"));
+        }
         Ok(())
     }
 

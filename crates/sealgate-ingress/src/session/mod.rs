@@ -39,6 +39,8 @@ pub struct SessionInfo {
 struct Transaction {
     sender: String,
     smtputf8: bool,
+    /// REQUIRETLS was given on MAIL FROM (RFC 8689).
+    requiretls: bool,
     recipients: Vec<EmailAddress>,
 }
 
@@ -259,6 +261,10 @@ impl Session {
         if self.offers_starttls() {
             lines.push("STARTTLS".to_owned());
         }
+        if self.info.tls.is_some() {
+            // RFC 8689 §4.1: REQUIRETLS is offered only in a TLS-protected session.
+            lines.push("REQUIRETLS".to_owned());
+        }
         if self.info.tls.is_some() && self.auth_user.is_none() {
             lines.push("AUTH PLAIN LOGIN".to_owned());
         }
@@ -318,3 +324,5 @@ impl Session {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;

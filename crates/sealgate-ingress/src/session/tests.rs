@@ -13,14 +13,22 @@ use tokio::sync::watch;
 
 use crate::{IngressContext, Session, SessionInfo, SessionLimits};
 
-struct World {
-    ctx: crate::Context,
-    store: Store,
+pub(super) struct World {
+    pub(super) ctx: crate::Context,
+    pub(super) store: Store,
     _db: TestDb,
     _dir: tempfile::TempDir,
 }
 
 async fn world(limits: SessionLimits) -> World {
+    world_with_tls(limits, None).await
+}
+
+/// A world whose listener offers TLS with `tls` (STARTTLS on a plain listener).
+pub(super) async fn world_with_tls(
+    limits: SessionLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> World {
     let db = TestDb::new(TestBackend::Sqlite).await;
     let store = Store::connect(&db.url, 4, Duration::from_secs(5))
         .await
@@ -32,7 +40,7 @@ async fn world(limits: SessionLimits) -> World {
         hostname: "relay.test".into(),
         queue: Queue::new(store.clone(), Arc::new(keys)),
         store: store.clone(),
-        tls: None,
+        tls,
         relay_networks: vec!["127.0.0.0/8".parse().expect("net")],
         limits,
     });
@@ -47,12 +55,17 @@ async fn world(limits: SessionLimits) -> World {
 /// Sends `input` at once (as a pipelining client would) and returns everything the server
 /// said until it closed the connection.
 async fn dialog(w: &World, peer: &str, input: &[u8]) -> String {
-    let (client, server) = tokio::io::duplex(4 << 20);
     let info = SessionInfo {
         peer: peer.parse::<SocketAddr>().expect("peer"),
         tls: None,
         starttls_allowed: true,
     };
+    dialog_with(w, info, input).await
+}
+
+/// [`dialog`] on a connection described by `info` (e.g. one that is already TLS).
+pub(super) async fn dialog_with(w: &World, info: SessionInfo, input: &[u8]) -> String {
+    let (client, server) = tokio::io::duplex(4 << 20);
     let (_tx, rx) = watch::channel(false);
     let session = tokio::spawn(Session::new(w.ctx.clone(), info).run(Box::new(server), rx));
     let (mut r, mut wr) = tokio::io::split(client);
@@ -71,7 +84,7 @@ async fn dialog(w: &World, peer: &str, input: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn codes(transcript: &str) -> Vec<u16> {
+pub(super) fn codes(transcript: &str) -> Vec<u16> {
     transcript
         .lines()
         .filter(|l| l.len() >= 4 && l.as_bytes()[3] == b' ')
@@ -83,7 +96,7 @@ async fn messages(w: &World) -> i64 {
     w.store.count_messages().await.expect("count")
 }
 
-const LOCAL: &str = "127.0.0.1:40000";
+pub(super) const LOCAL: &str = "127.0.0.1:40000";
 const OUTSIDE: &str = "192.0.2.10:40000";
 
 #[tokio::test]

@@ -196,6 +196,7 @@ async fn null_sender_is_sent_as_empty_path() {
     let env = Envelope {
         sender: String::new(),
         recipients: vec!["r@example.test".into()],
+        requiretls: false,
     };
     conn.send(&env, MESSAGE).await.expect("transaction");
     assert_eq!(sink.received()[0].mail_from, "");

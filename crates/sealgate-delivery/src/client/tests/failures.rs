@@ -172,6 +172,7 @@ async fn smtputf8_needed_but_not_offered_sends_nothing() {
             Envelope {
                 sender: "sénder@example.test".into(),
                 recipients: vec!["r@example.test".into()],
+                requiretls: false,
             },
             MESSAGE,
         ),

@@ -3,6 +3,7 @@
 
 mod delivery;
 mod failures;
+mod requiretls;
 mod tls;
 
 use std::net::SocketAddr;
@@ -49,6 +50,7 @@ fn envelope(recipients: &[&str]) -> Envelope {
     Envelope {
         sender: "sender@relay.example.test".into(),
         recipients: recipients.iter().map(|r| (*r).to_owned()).collect(),
+        requiretls: false,
     }
 }
 

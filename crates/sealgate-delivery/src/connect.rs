@@ -1,0 +1,271 @@
+//! Finding and opening a session to a domain's mail hosts: MX routing (RFC 5321 §5.1,
+//! RFC 7505), opportunistic sessions, and verified-TLS sessions that try each MX host with the
+//! authentication it owes (DANE, MTA-STS, pin), counting every TLS session for TLS-RPT.
+
+use std::net::SocketAddr;
+
+use sealgate_discovery::DomainProbe;
+use sealgate_discovery::mta_sts::StsMode;
+use sealgate_dns::{Routing, random_shuffle, route};
+use sealgate_queue::AttemptOutcome;
+use sealgate_store::{TlsRptFailure, TlsRptSession};
+use sealgate_types::time::now_micros;
+use tracing::{debug, info};
+
+use crate::client::{ClientError, SmtpConnection, TlsPolicy};
+use crate::plan::{self, Via};
+use crate::verify::{PeerAuth, classify_failure};
+use crate::worker::DeliveryContext;
+
+/// One candidate address to connect to, and how the session on it was verified.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub(crate) host: String,
+    pub(crate) addr: SocketAddr,
+    /// `None` for an opportunistic session.
+    pub(crate) via: Option<Via>,
+}
+
+/// Why no transaction could happen, as it will be reported.
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    pub(crate) outcome: AttemptOutcome,
+    pub(crate) reason: String,
+    pub(crate) target: Option<Target>,
+    /// Set when verified TLS was refused by a peer of a domain whose DNS or HTTPS policy
+    /// demands it: a possible attack the audit raises as an alert.
+    pub(crate) alert: Option<String>,
+}
+
+impl Failure {
+    pub(crate) fn temporary(reason: impl Into<String>, target: Option<Target>) -> Self {
+        Self {
+            outcome: AttemptOutcome::Temporary,
+            reason: reason.into(),
+            target,
+            alert: None,
+        }
+    }
+    pub(crate) fn permanent(reason: impl Into<String>) -> Self {
+        Self {
+            outcome: AttemptOutcome::Permanent,
+            reason: reason.into(),
+            target: None,
+            alert: None,
+        }
+    }
+}
+
+/// MX routing (RFC 5321 §5.1) to an ordered list of addresses.
+pub(crate) async fn resolve_targets(
+    ctx: &DeliveryContext,
+    domain: &str,
+) -> Result<Vec<Target>, Failure> {
+    let routing = route(ctx.resolver.as_ref(), domain, random_shuffle)
+        .await
+        .map_err(|e| {
+            let code = if e.is_permanent() { "5.1.2" } else { "4.4.3" };
+            let reason = format!("{code} DNS lookup for {domain} failed: {e}");
+            if e.is_permanent() {
+                Failure::permanent(reason)
+            } else {
+                Failure::temporary(reason, None)
+            }
+        })?;
+    let routes = match routing {
+        // RFC 7505 §4.1: a null MX means the domain accepts no mail; bounce at once.
+        Routing::NullMx => {
+            return Err(Failure::permanent(format!(
+                "5.1.10 {domain} does not accept mail (null MX, RFC 7505)"
+            )));
+        }
+        Routing::Hosts(r) => r,
+    };
+    let mut targets = Vec::new();
+    let mut last = String::new();
+    for r in routes {
+        match ctx.resolver.ips(&r.host).await {
+            Ok(ips) => targets.extend(ips.into_iter().map(|ip| Target {
+                host: r.host.clone(),
+                addr: SocketAddr::new(ip, ctx.smtp_port),
+                via: None,
+            })),
+            Err(e) => last = format!("address lookup for {} failed: {e}", r.host),
+        }
+    }
+    if targets.is_empty() {
+        let reason = if last.is_empty() {
+            format!("no address for any mail host of {domain}")
+        } else {
+            last
+        };
+        return Err(Failure::temporary(reason, None));
+    }
+    Ok(targets)
+}
+
+/// The MX host names of `targets`, in order, without repeats.
+pub(crate) fn hosts_of(targets: &[Target]) -> Vec<String> {
+    let mut hosts: Vec<String> = Vec::new();
+    for t in targets {
+        if !hosts.contains(&t.host) {
+            hosts.push(t.host.clone());
+        }
+    }
+    hosts
+}
+
+/// An opportunistic session: STARTTLS when offered. Hosts with a bogus TLSA answer are
+/// skipped. Under an MTA-STS `testing` policy each host is first tried with the policy's
+/// checks, and a failure is counted for TLS-RPT and then ignored (RFC 8461 §5).
+pub(crate) async fn connect_opportunistic(
+    ctx: &DeliveryContext,
+    probe: &DomainProbe,
+    targets: &[Target],
+) -> Result<(SmtpConnection, Target), Failure> {
+    let mut last = Failure::temporary("no mail host could be reached", None);
+    for t in targets {
+        if !plan::host_usable(probe, &t.host) {
+            last = Failure::temporary(
+                format!("{}: DNSSEC-bogus TLSA answer; host not used", t.host),
+                Some(t.clone()),
+            );
+            continue;
+        }
+        if let Some(pol) = plan::sts_policy(probe, StsMode::Testing) {
+            if pol.mx_matches(&t.host) {
+                if let Ok(open) = try_verified(ctx, probe, t, PeerAuth::WebPki, Via::MtaSts).await {
+                    return Ok(open);
+                }
+            } else {
+                let detail = format!("{} is not among the policy's mx patterns", t.host);
+                report_tls(ctx, probe, t, "sts", Some(("validation-failure", detail))).await;
+            }
+        }
+        match SmtpConnection::connect(t.addr, &t.host, &ctx.client, &ctx.tls).await {
+            Ok(c) => {
+                debug!(mx = %t.host, addr = %t.addr, tls = c.tls().is_some(), "connected");
+                return Ok((c, t.clone()));
+            }
+            Err(e) => {
+                info!(mx = %t.host, addr = %t.addr, error = %e, "mail host failed, trying the next");
+                // A refusal by one host is no verdict on the domain: the next host may accept.
+                last = Failure::temporary(format!("{}: {e}", t.host), Some(t.clone()));
+            }
+        }
+    }
+    Err(last)
+}
+
+/// A verified-TLS session: each host in order with the authentication it owes; a host that
+/// owes none, or fails it, is skipped. Nothing is ever sent over a session that failed
+/// verification.
+pub(crate) async fn connect_verified(
+    ctx: &DeliveryContext,
+    probe: &DomainProbe,
+    targets: &[Target],
+    pins: &[String],
+) -> Result<(SmtpConnection, Target), Failure> {
+    let mut reasons: Vec<String> = Vec::new();
+    let mut last_target = None;
+    let mut refused_by_peer = false;
+    for t in targets {
+        let (auth, via) = match plan::peer_auth(probe, pins, &t.host) {
+            Ok(a) => a,
+            Err(why) => {
+                reasons.push(why);
+                continue;
+            }
+        };
+        match try_verified(ctx, probe, t, auth, via).await {
+            Ok(open) => return Ok(open),
+            Err(why) => {
+                refused_by_peer = true;
+                reasons.push(why);
+                last_target = Some(t.clone());
+            }
+        }
+    }
+    reasons.dedup();
+    let reason = format!(
+        "4.7.5 verified TLS impossible for {}: {}",
+        probe.domain,
+        reasons.join("; ")
+    );
+    let demanded = plan::domain_evidence(probe).shows_verified_tls();
+    let alert = (refused_by_peer && demanded).then(|| {
+        format!(
+            "verified TLS to {} failed although its DNS or HTTPS policy demands it (possible attack): {}",
+            probe.domain,
+            reasons.join("; ")
+        )
+    });
+    Err(Failure {
+        alert,
+        ..Failure::temporary(reason, last_target)
+    })
+}
+
+/// One verified connection attempt, counted for TLS-RPT; the reason on failure.
+async fn try_verified(
+    ctx: &DeliveryContext,
+    probe: &DomainProbe,
+    t: &Target,
+    auth: PeerAuth,
+    via: Via,
+) -> Result<(SmtpConnection, Target), String> {
+    let policy = TlsPolicy::Required(ctx.verifiers.client_config(&auth));
+    match SmtpConnection::connect(t.addr, &t.host, &ctx.client, &policy).await {
+        Ok(c) => {
+            info!(mx = %t.host, addr = %t.addr, via = via.as_str(), "verified TLS session");
+            report_tls(ctx, probe, t, via.rpt_policy_type(), None).await;
+            if matches!(via, Via::Dane | Via::MtaSts) {
+                ctx.discovery.note_verified(probe, via.as_str()).await;
+            }
+            let target = Target {
+                via: Some(via),
+                ..t.clone()
+            };
+            Ok((c, target))
+        }
+        Err(e) => {
+            let (kind, detail) = failure_kind(&e);
+            info!(mx = %t.host, addr = %t.addr, via = via.as_str(), result = kind, error = %e, "verified TLS refused");
+            let reason = format!("{} ({}): {kind}: {detail}", t.host, via.as_str());
+            report_tls(ctx, probe, t, via.rpt_policy_type(), Some((kind, detail))).await;
+            Err(reason)
+        }
+    }
+}
+
+/// The RFC 8460 result type of a failed verified connection.
+fn failure_kind(e: &ClientError) -> (&'static str, String) {
+    if let Some(found) = classify_failure(e) {
+        return found;
+    }
+    match e {
+        ClientError::TlsRequired => ("starttls-not-supported", e.to_string()),
+        _ => ("validation-failure", e.to_string()),
+    }
+}
+
+async fn report_tls(
+    ctx: &DeliveryContext,
+    probe: &DomainProbe,
+    t: &Target,
+    policy_type: &str,
+    failure: Option<(&str, String)>,
+) {
+    let session = TlsRptSession {
+        domain: probe.domain.clone(),
+        policy_type: policy_type.to_owned(),
+        failure: failure.map(|(kind, detail)| TlsRptFailure {
+            result_type: kind.to_owned(),
+            mx_host: t.host.clone(),
+            ip: t.addr.ip().to_string(),
+            detail,
+        }),
+        at: now_micros(),
+    };
+    ctx.discovery.record_tls(&[session]).await;
+}

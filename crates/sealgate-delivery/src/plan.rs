@@ -1,0 +1,274 @@
+//! Planning a domain's deliveries: what discovery found becomes the policy engine's evidence,
+//! each recipient gets a [`Decision`], and each MX host gets the peer authentication that
+//! verified TLS demands of it (or the reason it cannot be used).
+
+use sealgate_discovery::DomainProbe;
+use sealgate_discovery::dane::{DaneSummary, HostDane};
+use sealgate_discovery::mta_sts::{StsMode, StsPolicy, StsState};
+use sealgate_policy::{
+    DaneStatus, Decision, DomainEvidence, Level, MessageFacts, Method, MtaStsMode,
+    RecipientEvidence, Rules, decide,
+};
+
+use crate::verify::PeerAuth;
+
+/// How a verified-TLS peer proved itself; also its TLS-RPT policy type (RFC 8460 §4.4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// DANE TLSA (RFC 7672).
+    Dane,
+    /// MTA-STS enforce (RFC 8461).
+    MtaSts,
+    /// An operator pin.
+    Pinned,
+}
+
+impl Via {
+    /// The audit spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Dane => "dane",
+            Via::MtaSts => "mta-sts",
+            Via::Pinned => "pinned",
+        }
+    }
+
+    /// The TLS-RPT policy type.
+    pub fn rpt_policy_type(self) -> &'static str {
+        match self {
+            Via::Dane => "tlsa",
+            Via::MtaSts => "sts",
+            Via::Pinned => "no-policy-found",
+        }
+    }
+}
+
+/// The policy engine's view of a domain.
+pub fn domain_evidence(p: &DomainProbe) -> DomainEvidence {
+    let dane = match p.dane.summary() {
+        DaneSummary::Valid => DaneStatus::Valid,
+        DaneSummary::SecureNoTlsa => DaneStatus::SecureNoTlsa,
+        DaneSummary::Insecure => DaneStatus::Insecure,
+        DaneSummary::Bogus => DaneStatus::Bogus,
+        DaneSummary::Unknown => DaneStatus::Unknown,
+    };
+    let mta_sts = match &p.sts {
+        None => MtaStsMode::None,
+        Some(l) => match (&l.policy, &l.state) {
+            (Some(pol), _) => match pol.mode {
+                StsMode::Enforce => MtaStsMode::Enforce,
+                StsMode::Testing => MtaStsMode::Testing,
+                StsMode::None => MtaStsMode::None,
+            },
+            (None, StsState::Failed { .. }) => MtaStsMode::Unknown,
+            (None, _) => MtaStsMode::None,
+        },
+    };
+    DomainEvidence {
+        dane,
+        mta_sts,
+        pins: Vec::new(),
+        starttls_seen: false,
+        seen_verified_before: p.verified_before.is_some(),
+    }
+}
+
+/// The MTA-STS policy of the probe in `mode`, if that is what applies.
+pub fn sts_policy(p: &DomainProbe, mode: StsMode) -> Option<&StsPolicy> {
+    p.sts
+        .as_ref()
+        .and_then(|l| l.policy.as_ref())
+        .filter(|pol| pol.mode == mode)
+}
+
+/// The decision for one recipient. A message sent with REQUIRETLS (RFC 8689) needs
+/// protection whatever the rules say, and never opportunistic TLS.
+pub fn decide_for(
+    rules: &Rules,
+    rcpt: &str,
+    requiretls: bool,
+    evidence: &DomainEvidence,
+    facts: &MessageFacts,
+) -> Decision {
+    let mut d = decide(rules, rcpt, evidence, &RecipientEvidence::default(), facts);
+    if requiretls {
+        if d.level == Level::None {
+            d.level = Level::Required;
+            d.evidence
+                .push("REQUIRETLS (RFC 8689): level raised to required".to_owned());
+        }
+        d.chain.retain(|m| *m != Method::TlsOpportunistic);
+        d.evidence.push(
+            "REQUIRETLS (RFC 8689): only verified TLS to a peer offering REQUIRETLS may carry it"
+                .to_owned(),
+        );
+    }
+    d
+}
+
+/// How `host` must prove itself for verified TLS, or why it cannot be used:
+/// DANE takes precedence over MTA-STS for a host with usable TLSA records (RFC 8461 §2); a
+/// host outside an enforce policy's `mx` patterns is not used (§4.1); pins serve a domain
+/// with neither.
+pub fn peer_auth(p: &DomainProbe, pins: &[String], host: &str) -> Result<(PeerAuth, Via), String> {
+    match p.dane.host(host) {
+        Some(HostDane::Usable { records, .. }) => {
+            return Ok((
+                PeerAuth::Dane {
+                    records: records.clone(),
+                    names: vec![host.to_owned(), p.domain.clone()],
+                },
+                Via::Dane,
+            ));
+        }
+        // RFC 7672 §2.2: a bogus TLSA answer means the MX must not be used.
+        Some(HostDane::Bogus { reason }) => {
+            return Err(format!("DNSSEC-bogus TLSA answer for {host}: {reason}"));
+        }
+        _ => {}
+    }
+    if let Some(pol) = sts_policy(p, StsMode::Enforce) {
+        if pol.mx_matches(host) {
+            return Ok((PeerAuth::WebPki, Via::MtaSts));
+        }
+        return Err(format!(
+            "{host} is not among the MTA-STS policy's mx patterns ({})",
+            pol.mx.join(", ")
+        ));
+    }
+    if !pins.is_empty() {
+        return Ok((
+            PeerAuth::Pinned {
+                sha256: pins.to_vec(),
+            },
+            Via::Pinned,
+        ));
+    }
+    Err(format!(
+        "no DANE TLSA records, MTA-STS enforce policy or pin for {host}"
+    ))
+}
+
+/// Whether `host` may be used at all, even for opportunistic TLS (a bogus TLSA answer
+/// rules it out, RFC 7672 §2.2).
+pub fn host_usable(p: &DomainProbe, host: &str) -> bool {
+    !matches!(p.dane.host(host), Some(HostDane::Bogus { .. }))
+}
+
+/// The method after a failed `tls-verified` in `d`'s chain. Opportunistic TLS is never the
+/// fallback of a failed verification: the domain (or the operator) demanded verification,
+/// and unauthenticated TLS is what an attacker would leave us.
+pub fn after_verified_failure(d: &Decision) -> Method {
+    d.chain
+        .iter()
+        .skip_while(|m| **m != Method::TlsVerified)
+        .skip(1)
+        .find(|m| **m != Method::TlsOpportunistic)
+        .copied()
+        .unwrap_or(Method::Portal)
+}
+
+/// What `sealgate check` shows: the decision for one recipient and, per MX host, how verified
+/// TLS would authenticate it (or why it could not).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CheckReport {
+    /// The recipient address.
+    pub address: String,
+    /// The decision, evidence and alerts.
+    pub decision: Decision,
+    /// `(MX host, how verified TLS would authenticate it)`, in preference order.
+    pub hosts: Vec<(String, String)>,
+    /// Why routing failed, if it did.
+    pub route_error: Option<String>,
+}
+
+impl CheckReport {
+    /// The report as text, one fact per line.
+    pub fn render(&self) -> String {
+        let d = &self.decision;
+        let chain: Vec<&str> = d.chain.iter().map(|m| m.as_str()).collect();
+        let mut out = format!(
+            "recipient: {}\nmethod:    {}\nlevel:     {} ({})\nchain:     {}\n",
+            self.address,
+            d.chosen(),
+            d.level,
+            d.level_source,
+            chain.join(" > ")
+        );
+        if let Some(e) = &self.route_error {
+            out.push_str(&format!("route:     {e}\n"));
+        }
+        for (host, how) in &self.hosts {
+            out.push_str(&format!("mx:        {host}: {how}\n"));
+        }
+        out.push_str("evidence:\n");
+        for line in d.explain().lines() {
+            out.push_str("  ");
+            out.push_str(line);
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// A dry run of the decision for `address`: routes, probes and decides exactly as delivery
+/// would, and sends nothing.
+pub async fn check(
+    resolver: &dyn sealgate_dns::Resolver,
+    discovery: &sealgate_discovery::Discovery,
+    rules: &Rules,
+    address: &str,
+    facts: &MessageFacts,
+    requiretls: bool,
+) -> CheckReport {
+    let domain = address
+        .rsplit_once('@')
+        .map_or(address, |(_, d)| d)
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    let keep_order = |_: &mut [sealgate_dns::Route]| {};
+    let (hosts, route_error) = match sealgate_dns::route(resolver, &domain, keep_order).await {
+        Ok(sealgate_dns::Routing::Hosts(routes)) => {
+            let mut hosts: Vec<String> = Vec::new();
+            for r in routes {
+                if !hosts.contains(&r.host) {
+                    hosts.push(r.host);
+                }
+            }
+            (hosts, None)
+        }
+        Ok(sealgate_dns::Routing::NullMx) => (
+            Vec::new(),
+            Some(format!("{domain} accepts no mail (null MX, RFC 7505)")),
+        ),
+        Err(e) => (Vec::new(), Some(format!("MX lookup failed: {e}"))),
+    };
+    let probe = discovery.probe(&domain, &hosts).await;
+    let evidence = domain_evidence(&probe);
+    let mut decision = decide_for(rules, address, requiretls, &evidence, facts);
+    decision.evidence.extend(probe.notes.iter().cloned());
+    if let Some(sts) = &probe.sts {
+        decision
+            .evidence
+            .extend(sts.notes.iter().map(|n| format!("mta-sts: {n}")));
+    }
+    let hosts = hosts
+        .iter()
+        .map(|h| {
+            let how = match peer_auth(&probe, &decision.pins, h) {
+                Ok((PeerAuth::Dane { records, .. }, _)) => {
+                    format!("dane ({} usable TLSA records)", records.len())
+                }
+                Ok((_, via)) => via.as_str().to_owned(),
+                Err(why) => format!("not verifiable: {why}"),
+            };
+            (h.clone(), how)
+        })
+        .collect();
+    CheckReport {
+        address: address.to_owned(),
+        decision,
+        hosts,
+        route_error,
+    }
+}

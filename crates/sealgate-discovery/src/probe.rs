@@ -1,0 +1,176 @@
+//! [`Discovery`]: everything known about one recipient domain before deciding — DANE per MX
+//! host (cached by TTL, negative answers by the negative TTL), the MTA-STS policy, and the
+//! downgrade memory — plus the two things delivery reports back: a verified-TLS sighting
+//! (the ratchet) and TLS-RPT session counts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sealgate_dns::Resolver;
+use sealgate_store::{Store, TlsRptSession, VerifiedDomain};
+use sealgate_types::time::now_micros;
+use tracing::warn;
+
+use crate::cache::ProbeCache;
+use crate::dane::{self, DaneProbe, DaneSummary};
+use crate::mta_sts::{MtaSts, StsLookup};
+
+/// How often a verified-TLS sighting of an already remembered domain is written again.
+const SIGHTING_REFRESH: i64 = 24 * 3600 * 1_000_000;
+
+/// Probe settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbeSettings {
+    /// The port TLSA names are built for (`_25._tcp.HOST`).
+    pub smtp_port: u16,
+    /// Longest time a secure TLSA answer is cached, even when its TTL is longer.
+    pub max_ttl: Duration,
+    /// How long "no TLSA" and "unsigned" answers are cached.
+    pub negative_ttl: Duration,
+    /// How long failed or bogus answers are cached before asking again.
+    pub failure_ttl: Duration,
+    /// Most domains cached.
+    pub max_entries: usize,
+}
+
+impl Default for ProbeSettings {
+    fn default() -> Self {
+        Self {
+            smtp_port: 25,
+            max_ttl: Duration::from_secs(3600),
+            negative_ttl: Duration::from_secs(300),
+            failure_ttl: Duration::from_secs(30),
+            max_entries: 10_000,
+        }
+    }
+}
+
+/// What discovery found about one recipient domain.
+#[derive(Clone, Debug)]
+pub struct DomainProbe {
+    /// The domain (lowercase).
+    pub domain: String,
+    /// DANE per MX host.
+    pub dane: DaneProbe,
+    /// The MTA-STS lookup; `None` when MTA-STS is turned off.
+    pub sts: Option<StsLookup>,
+    /// The downgrade memory: when the domain was last seen with verified TLS.
+    pub verified_before: Option<VerifiedDomain>,
+    /// Problems reading local state, for the evidence.
+    pub notes: Vec<String>,
+}
+
+/// The probes, their caches and the persisted per-domain state. Share behind an `Arc`.
+#[derive(Debug)]
+pub struct Discovery {
+    resolver: Arc<dyn Resolver>,
+    sts: Option<Arc<MtaSts>>,
+    store: Store,
+    dane_cache: ProbeCache<DaneProbe>,
+    settings: ProbeSettings,
+}
+
+impl Discovery {
+    /// Discovery over `resolver`, with MTA-STS when `sts` is given.
+    pub fn new(
+        resolver: Arc<dyn Resolver>,
+        sts: Option<Arc<MtaSts>>,
+        store: Store,
+        settings: ProbeSettings,
+    ) -> Self {
+        Self {
+            resolver,
+            sts,
+            store,
+            dane_cache: ProbeCache::new(settings.max_entries, settings.negative_ttl),
+            settings,
+        }
+    }
+
+    /// The MTA-STS discovery, when enabled (for the background refresher).
+    pub fn mta_sts(&self) -> Option<&Arc<MtaSts>> {
+        self.sts.as_ref()
+    }
+
+    /// Probes `domain`, whose MX hosts (in routing order) are `hosts`.
+    pub async fn probe(&self, domain: &str, hosts: &[String]) -> DomainProbe {
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        let sts = async {
+            match &self.sts {
+                Some(sts) => Some(sts.lookup(&domain).await),
+                None => None,
+            }
+        };
+        let (dane, sts, before) = tokio::join!(
+            self.dane(&domain, hosts),
+            sts,
+            self.store.verified_domain(&domain)
+        );
+        let mut notes = Vec::new();
+        let verified_before = before.unwrap_or_else(|e| {
+            warn!(domain = %domain, error = %e, "cannot read the downgrade memory");
+            notes.push(format!("downgrade memory unreadable: {e}"));
+            None
+        });
+        DomainProbe {
+            domain,
+            dane,
+            sts,
+            verified_before,
+            notes,
+        }
+    }
+
+    /// The DANE probe of `domain`'s `hosts`, from the cache when fresh.
+    async fn dane(&self, domain: &str, hosts: &[String]) -> DaneProbe {
+        let key = format!("{domain} {}", hosts.join(" "));
+        if let Some(hit) = self.dane_cache.get(&key) {
+            return hit;
+        }
+        let probe = dane::probe(
+            self.resolver.as_ref(),
+            domain,
+            hosts,
+            self.settings.smtp_port,
+        )
+        .await;
+        match probe.summary() {
+            DaneSummary::Valid => {
+                let ttl = probe
+                    .min_ttl()
+                    .map_or(self.settings.max_ttl, |t| Duration::from_secs(u64::from(t)));
+                self.dane_cache
+                    .insert(&key, probe.clone(), ttl.min(self.settings.max_ttl));
+            }
+            DaneSummary::Unknown | DaneSummary::Bogus => {
+                self.dane_cache
+                    .insert(&key, probe.clone(), self.settings.failure_ttl);
+            }
+            DaneSummary::SecureNoTlsa | DaneSummary::Insecure => {
+                self.dane_cache.insert_negative(&key, probe.clone());
+            }
+        }
+        probe
+    }
+
+    /// Records that `domain` was just delivered to with verified TLS `via` `dane` or
+    /// `mta-sts` (the downgrade ratchet). Writes at most once a day per domain.
+    pub async fn note_verified(&self, probe: &DomainProbe, via: &str) {
+        let fresh = probe.verified_before.as_ref().is_some_and(|v| {
+            v.verified_via == via && now_micros() - v.last_seen_at < SIGHTING_REFRESH
+        });
+        if fresh {
+            return;
+        }
+        if let Err(e) = self.store.mark_verified_domain(&probe.domain, via).await {
+            warn!(domain = %probe.domain, error = %e, "cannot record the verified-TLS sighting");
+        }
+    }
+
+    /// Counts TLS sessions for TLS-RPT (RFC 8460). Failures to write are logged, never fatal.
+    pub async fn record_tls(&self, sessions: &[TlsRptSession]) {
+        if let Err(e) = self.store.tls_rpt_record(sessions).await {
+            warn!(error = %e, sessions = sessions.len(), "cannot record TLS-RPT counts");
+        }
+    }
+}
