@@ -244,7 +244,11 @@ pub async fn check(
         Err(e) => (Vec::new(), Some(format!("MX lookup failed: {e}"))),
     };
     let probe = discovery.probe(&domain, &hosts).await;
-    let evidence = domain_evidence(&probe);
+    let mut evidence = domain_evidence(&probe);
+    if route_error.is_some() {
+        // No MX hosts were found, so nothing about DANE is known.
+        evidence.dane = DaneStatus::Unknown;
+    }
     let mut decision = decide_for(rules, address, requiretls, &evidence, facts);
     decision.evidence.extend(probe.notes.iter().cloned());
     if let Some(sts) = &probe.sts {

@@ -174,3 +174,179 @@ impl Discovery {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    //! The DANE probe cache over a counting resolver: secure answers live their TTL (capped),
+    //! negative answers the negative TTL, failures the failure TTL.
+
+    use std::net::IpAddr;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use sealgate_dns::{BoxFuture, DnsError, MxRecords, TlsaAnswer, TlsaRecord};
+    use sealgate_testkit::db::{TestBackend, TestDb};
+
+    use super::*;
+
+    #[derive(Debug)]
+    struct Counting {
+        answer: Mutex<Result<TlsaAnswer, String>>,
+        tlsa_calls: AtomicUsize,
+    }
+
+    impl Counting {
+        fn new(answer: Result<TlsaAnswer, String>) -> Arc<Self> {
+            Arc::new(Self {
+                answer: Mutex::new(answer),
+                tlsa_calls: AtomicUsize::new(0),
+            })
+        }
+        fn calls(&self) -> usize {
+            self.tlsa_calls.load(Ordering::SeqCst)
+        }
+    }
+
+    impl Resolver for Counting {
+        fn mx<'a>(&'a self, _d: &'a str) -> BoxFuture<'a, Result<MxRecords, DnsError>> {
+            Box::pin(async { Ok(MxRecords::Implicit) })
+        }
+        fn ips<'a>(&'a self, _h: &'a str) -> BoxFuture<'a, Result<Vec<IpAddr>, DnsError>> {
+            Box::pin(async { Ok(Vec::new()) })
+        }
+        fn tlsa<'a>(
+            &'a self,
+            host: &'a str,
+            _port: u16,
+        ) -> BoxFuture<'a, Result<TlsaAnswer, DnsError>> {
+            self.tlsa_calls.fetch_add(1, Ordering::SeqCst);
+            let answer = self.answer.lock().unwrap().clone();
+            Box::pin(async move {
+                answer.map_err(|rcode| DnsError::ServerError {
+                    name: host.to_owned(),
+                    record_type: "TLSA",
+                    rcode,
+                })
+            })
+        }
+        fn secure_route<'a>(
+            &'a self,
+            _d: &'a str,
+            _h: &'a str,
+        ) -> BoxFuture<'a, Result<bool, DnsError>> {
+            Box::pin(async { Ok(true) })
+        }
+        fn txt<'a>(&'a self, _n: &'a str) -> BoxFuture<'a, Result<Vec<String>, DnsError>> {
+            Box::pin(async { Ok(Vec::new()) })
+        }
+    }
+
+    fn secure(ttl: u32) -> TlsaAnswer {
+        TlsaAnswer::Secure {
+            records: vec![TlsaRecord {
+                usage: 3,
+                selector: 1,
+                matching: 1,
+                data: vec![7; 32],
+            }],
+            ttl,
+        }
+    }
+
+    async fn discovery(resolver: Arc<Counting>) -> (Discovery, TestDb) {
+        let db = TestDb::new(TestBackend::Sqlite).await;
+        let store = Store::connect(&db.url, 2, Duration::from_secs(5))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let settings = ProbeSettings {
+            max_ttl: Duration::from_secs(600),
+            negative_ttl: Duration::from_secs(120),
+            failure_ttl: Duration::from_secs(10),
+            ..ProbeSettings::default()
+        };
+        (Discovery::new(resolver, None, store, settings), db)
+    }
+
+    /// Probes three times: now, after `before`, after `after` (time paused after setup; the
+    /// DANE probe alone, which touches no database).
+    async fn probe_twice_around(d: &Discovery, before: Duration, after: Duration) -> DaneSummary {
+        tokio::time::pause();
+        let hosts = vec!["mx.example.test".to_owned()];
+        let first = d.dane("example.test", &hosts).await.summary();
+        tokio::time::advance(before).await;
+        d.dane("example.test", &hosts).await;
+        tokio::time::advance(after - before).await;
+        d.dane("example.test", &hosts).await;
+        first
+    }
+
+    #[tokio::test]
+    async fn a_secure_answer_is_cached_for_its_ttl() {
+        let r = Counting::new(Ok(secure(300)));
+        let (d, _db) = discovery(r.clone()).await;
+        let summary =
+            probe_twice_around(&d, Duration::from_secs(299), Duration::from_secs(301)).await;
+        assert_eq!(summary, DaneSummary::Valid);
+        assert_eq!(r.calls(), 2, "cached within the TTL, asked again after it");
+    }
+
+    #[tokio::test]
+    async fn a_long_ttl_is_capped_by_max_ttl() {
+        let r = Counting::new(Ok(secure(86_400)));
+        let (d, _db) = discovery(r.clone()).await;
+        probe_twice_around(&d, Duration::from_secs(599), Duration::from_secs(601)).await;
+        assert_eq!(r.calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn no_tlsa_is_cached_for_the_negative_ttl() {
+        let r = Counting::new(Ok(TlsaAnswer::SecureNone));
+        let (d, _db) = discovery(r.clone()).await;
+        let summary =
+            probe_twice_around(&d, Duration::from_secs(119), Duration::from_secs(121)).await;
+        assert_eq!(summary, DaneSummary::SecureNoTlsa);
+        assert_eq!(r.calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_failed_lookup_is_retried_after_the_failure_ttl() {
+        let r = Counting::new(Err("SERVFAIL".into()));
+        let (d, _db) = discovery(r.clone()).await;
+        let summary = probe_twice_around(&d, Duration::from_secs(9), Duration::from_secs(11)).await;
+        assert_eq!(summary, DaneSummary::Unknown);
+        assert_eq!(r.calls(), 2);
+        *r.answer.lock().unwrap() = Ok(secure(300));
+        tokio::time::advance(Duration::from_secs(11)).await;
+        let hosts = vec!["mx.example.test".to_owned()];
+        assert_eq!(
+            d.dane("example.test", &hosts).await.summary(),
+            DaneSummary::Valid,
+            "recovered once the failure expired"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_downgrade_memory_is_read_and_written_once_a_day() {
+        let r = Counting::new(Ok(secure(300)));
+        let (d, _db) = discovery(r).await;
+        let hosts = vec!["mx.example.test".to_owned()];
+        let p = d.probe("example.test", &hosts).await;
+        assert!(p.verified_before.is_none());
+        d.note_verified(&p, "dane").await;
+        let p = d.probe("example.test", &hosts).await;
+        let seen = p.verified_before.clone().expect("remembered");
+        assert_eq!(seen.verified_via, "dane");
+        d.note_verified(&p, "dane").await;
+        let again = d
+            .probe("example.test", &hosts)
+            .await
+            .verified_before
+            .unwrap();
+        assert_eq!(
+            again.last_seen_at, seen.last_seen_at,
+            "no rewrite within a day"
+        );
+    }
+}
