@@ -31,3 +31,4 @@ mod lifecycle;
 mod multinode;
 mod queue_cli;
 mod smoke;
+mod verified;

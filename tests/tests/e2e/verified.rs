@@ -1,0 +1,158 @@
+//! Verified TLS end to end: the real daemon decides per recipient from DNSSEC-validated TLSA
+//! records, MTA-STS policies served over HTTPS, the downgrade memory and content triggers,
+//! then delivers only over a session verified as decided — or sends nothing and defers. Each
+//! test asserts on what the peer received (or that it received nothing) and on the audit
+//! rows and store tables an operator reads.
+
+mod dane;
+mod mta_sts;
+mod requiretls;
+mod rules;
+
+use std::time::Duration;
+
+use sealgate_store::{Store, TlsRptCounts, TlsRptFailureCount, VerifiedDomain};
+use sealgate_testkit::smtp_sink::SmtpSink;
+use sealgate_testkit::tls::Issued;
+use sealgate_tests::{Daemon, py_send};
+use serde_json::Value;
+
+use crate::inspect::{Inspect, runtime};
+use crate::lab::{SecureLab, SecureLabBuilder, eventually, kinds_for};
+
+/// Longest wait for one delivery step.
+const WAIT: Duration = Duration::from_secs(20);
+/// The recipient domain's only MX host.
+const MX: &str = "mx.example.test";
+/// Where [`MX`] listens.
+const MX_IP: [u8; 4] = [127, 0, 0, 5];
+/// The recipient of most tests.
+const RCPT: &str = "jane@example.test";
+/// The envelope sender.
+const SENDER: &str = "ehr@clinic.test";
+
+fn inspect(d: &Daemon) -> Inspect {
+    Inspect::new(d.db_url(), Some(&d.data_dir().join("seal.key")))
+}
+
+/// Sends one message to `to` through the daemon (extra send.py flags in `extra`); its queue id.
+fn send(d: &Daemon, to: &str, extra: &[&str]) -> String {
+    let mut args = vec!["--from", SENDER, "--to", to];
+    args.extend_from_slice(extra);
+    let sent = py_send(d.addr("starttls"), &args);
+    sent.assert_all_queued();
+    sent.queue_ids().remove(0)
+}
+
+/// The data of every `kind` event about message `id`, oldest first.
+fn events(db: &Inspect, id: &str, kind: &str) -> Vec<Value> {
+    db.audit()
+        .into_iter()
+        .filter(|e| e.kind == kind && e.message_id.as_deref() == Some(id))
+        .map(|e| serde_json::from_str(&e.data).expect("audit data is JSON"))
+        .collect()
+}
+
+/// The first `kind` event about `id`, once it exists.
+fn first(db: &Inspect, id: &str, kind: &str) -> Value {
+    eventually(WAIT, &format!("a {kind} event for {id}"), || {
+        !events(db, id, kind).is_empty()
+    });
+    events(db, id, kind).remove(0)
+}
+
+/// Waits for the first outcome of `rcpt` of `id` and asserts it is `kind` (delivered,
+/// deferred, bounced): a wrong outcome fails at once, naming every event so far.
+fn wait_for(db: &Inspect, id: &str, rcpt: &str, kind: &str) {
+    const OUTCOMES: [&str; 3] = ["delivered", "deferred", "bounced"];
+    let outcome = || {
+        kinds_for(db, id, rcpt)
+            .into_iter()
+            .find(|k| OUTCOMES.contains(&k.as_str()))
+    };
+    eventually(WAIT, &format!("an outcome for {rcpt}"), || {
+        outcome().is_some()
+    });
+    assert_eq!(
+        outcome().as_deref(),
+        Some(kind),
+        "first outcome for {rcpt}; events so far: {:?}",
+        kinds_for(db, id, rcpt)
+    );
+}
+
+/// The strings of the array `key` of an event.
+fn lines(event: &Value, key: &str) -> Vec<String> {
+    event[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("{key} is not an array in {event}"))
+        .iter()
+        .map(|l| l.as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// Whether some string of the array `key` of `event` contains `needle`.
+fn mentions(event: &Value, key: &str, needle: &str) -> bool {
+    lines(event, key).iter().any(|l| l.contains(needle))
+}
+
+/// The peer saw no transaction: nothing accepted and no MAIL, RCPT or DATA command.
+fn assert_nothing_sent(sink: &SmtpSink) {
+    assert!(sink.received().is_empty(), "{:?}", sink.received());
+    let commands = sink.commands();
+    assert!(
+        !commands.iter().any(|c| {
+            let verb = c.get(..4).unwrap_or_default().to_ascii_uppercase();
+            ["MAIL", "RCPT", "DATA"].contains(&verb.as_str())
+        }),
+        "a transaction was started: {commands:?}"
+    );
+}
+
+/// A signed example.test whose MX [`MX`] has a lab-CA certificate and the TLSA record
+/// `tlsa(builder, cert)` at `_PORT._tcp.mx`.
+fn dane_lab(tlsa: impl FnOnce(&SecureLabBuilder, &Issued) -> String) -> (SecureLab, Issued) {
+    let b = SecureLab::builder();
+    let cert = b.issue(&[MX]);
+    let record = tlsa(&b, &cert);
+    let zone = format!(
+        "@ IN MX 10 mx\nmx IN A 127.0.0.5\n_{}._tcp.mx IN TLSA {record}\n",
+        b.port()
+    );
+    (b.signed("example.test", &zone).start(), cert)
+}
+
+/// The store tables behind TLS-RPT and the downgrade memory, read the way an operator's
+/// report job would.
+struct SecurityTables {
+    rt: tokio::runtime::Runtime,
+    store: Store,
+}
+
+impl SecurityTables {
+    fn new(url: &str) -> Self {
+        let rt = runtime();
+        let store = rt
+            .block_on(Store::connect(url, 2, Duration::from_secs(10)))
+            .expect("connect to the daemon's store");
+        Self { rt, store }
+    }
+
+    fn rpt_failures(&self, domain: &str) -> Vec<TlsRptFailureCount> {
+        self.rt
+            .block_on(self.store.tls_rpt_failures(Some(domain)))
+            .expect("read tls_rpt_failures")
+    }
+
+    fn rpt_counts(&self, domain: &str) -> Vec<TlsRptCounts> {
+        self.rt
+            .block_on(self.store.tls_rpt_counts(Some(domain)))
+            .expect("read tls_rpt_results")
+    }
+
+    fn verified_domain(&self, domain: &str) -> Option<VerifiedDomain> {
+        self.rt
+            .block_on(self.store.verified_domain(domain))
+            .expect("read domain_security")
+    }
+}

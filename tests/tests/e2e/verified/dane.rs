@@ -1,0 +1,227 @@
+//! DANE (RFC 7672): TLSA records in a DNSSEC-signed zone authenticate the MX; a mismatch or a
+//! stripped STARTTLS sends nothing; TLSA records in an unsigned zone are ignored.
+
+use sealgate_testkit::db::TestBackend;
+
+use super::*;
+use crate::inspect::fresh_db;
+use crate::lab::{der_sha256, spki_sha256};
+
+/// One message to a DANE domain whose TLSA record `tlsa` matches the sink's certificate:
+/// delivered over a DANE-verified session, with the decision, attempt, TLS-RPT success and
+/// downgrade memory to show for it.
+fn delivered_with_dane(
+    backend: TestBackend,
+    tlsa: impl FnOnce(&SecureLabBuilder, &Issued) -> String,
+) {
+    let (lab, cert) = dane_lab(tlsa);
+    let sink = lab.tls_sink(MX_IP, &cert);
+    let db = fresh_db(backend);
+    let daemon = lab.daemon(&db.url, "");
+    let id = send(&daemon, RCPT, &[]);
+    assert!(
+        lab.rt.block_on(sink.wait_for(1, WAIT)),
+        "the DANE peer received nothing\n{}",
+        daemon.output_report()
+    );
+    let got = &sink.received()[0];
+    assert!(got.tls, "delivered in the clear");
+    assert_eq!(got.rcpts, [RCPT]);
+
+    let db = inspect(&daemon);
+    wait_for(&db, &id, RCPT, "delivered");
+    assert_eq!(
+        kinds_for(&db, &id, RCPT),
+        ["received", "decision", "attempt", "delivered"]
+    );
+    let decision = first(&db, &id, "decision");
+    assert_eq!(decision["level"], "required", "{decision}");
+    assert_eq!(decision["method"], "tls-verified", "{decision}");
+    assert_eq!(decision["chain"][0], "tls-verified", "{decision}");
+    assert!(mentions(&decision, "evidence", "dane: valid"), "{decision}");
+    assert!(lines(&decision, "alerts").is_empty(), "{decision}");
+    let attempt = first(&db, &id, "attempt");
+    assert_eq!(attempt["method"], "tls-verified", "{attempt}");
+    assert_eq!(attempt["verification"], "dane", "{attempt}");
+    assert_eq!(
+        attempt["peer_cert_sha256"].as_str(),
+        Some(der_sha256(cert.chain_der()[0].as_ref()).as_str()),
+        "{attempt}"
+    );
+    assert_eq!(
+        db.recipients(&id),
+        [(RCPT.to_owned(), "delivered".to_owned())]
+    );
+
+    let tables = SecurityTables::new(daemon.db_url());
+    assert_eq!(
+        tables
+            .verified_domain("example.test")
+            .map(|v| v.verified_via),
+        Some("dane".to_owned()),
+        "a verified delivery is remembered (downgrade memory)"
+    );
+    let counts = tables.rpt_counts("example.test");
+    assert!(
+        counts
+            .iter()
+            .any(|c| c.policy_type == "tlsa" && c.successes == 1 && c.failures == 0),
+        "{counts:?}"
+    );
+}
+
+fn a_dane_ee_record_matching_the_peer_key_gets_the_message_delivered(backend: TestBackend) {
+    delivered_with_dane(backend, |_, cert| format!("3 1 1 {}", spki_sha256(cert)));
+}
+
+on_both_backends!(a_dane_ee_record_matching_the_peer_key_gets_the_message_delivered);
+
+#[test]
+fn a_dane_ta_record_for_the_issuing_ca_gets_the_message_delivered() {
+    delivered_with_dane(TestBackend::Sqlite, |b, _| {
+        format!("2 0 1 {}", der_sha256(b.ca().cert_der().as_ref()))
+    });
+}
+
+fn a_tlsa_record_for_another_key_sends_nothing_and_defers_as_tlsa_invalid(backend: TestBackend) {
+    let (lab, cert) = dane_lab(|b, _| format!("3 1 1 {}", spki_sha256(&b.issue(&[MX]))));
+    let sink = lab.tls_sink(MX_IP, &cert);
+    let db = fresh_db(backend);
+    let daemon = lab.daemon(&db.url, "");
+    let id = send(&daemon, RCPT, &[]);
+    let db = inspect(&daemon);
+    wait_for(&db, &id, RCPT, "deferred");
+
+    assert!(sink.connections() >= 1, "the MX was never tried");
+    assert_nothing_sent(&sink);
+    let decision = first(&db, &id, "decision");
+    assert_eq!(decision["method"], "tls-verified", "{decision}");
+    let deferred = first(&db, &id, "deferred");
+    let reason = deferred["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("4.7.5 verified TLS impossible for example.test: ")
+            && reason.contains("tlsa-invalid"),
+        "{deferred}"
+    );
+    let attempt = first(&db, &id, "attempt");
+    assert_eq!(attempt["verification"], "failed", "{attempt}");
+    assert_eq!(db.recipients(&id)[0].1, "deferred");
+
+    let failures = SecurityTables::new(daemon.db_url()).rpt_failures("example.test");
+    assert!(
+        failures.iter().any(|f| f.policy_type == "tlsa"
+            && f.failure.result_type == "tlsa-invalid"
+            && f.failure.mx_host == MX
+            && f.failure.ip == "127.0.0.5"),
+        "{failures:?}"
+    );
+}
+
+on_both_backends!(a_tlsa_record_for_another_key_sends_nothing_and_defers_as_tlsa_invalid);
+
+/// example.test unsigned (outside the lab's anchor) with a TLSA record that matches nothing.
+fn unsigned_lab_with_a_wrong_tlsa() -> (SecureLab, Issued) {
+    let b = SecureLab::builder();
+    let cert = b.issue(&[MX]);
+    let wrong = spki_sha256(&b.issue(&[MX]));
+    let zone = format!(
+        "@ IN MX 10 mx\nmx IN A 127.0.0.5\n_{}._tcp.mx IN TLSA 3 1 1 {wrong}\n",
+        b.port()
+    );
+    (b.unsigned("example.test", &zone).start(), cert)
+}
+
+#[test]
+fn a_tlsa_record_in_an_unsigned_zone_is_ignored_when_the_domain_needs_no_protection() {
+    let (lab, cert) = unsigned_lab_with_a_wrong_tlsa();
+    let sink = lab.tls_sink(MX_IP, &cert);
+    let daemon =
+        lab.daemon_on_sqlite("[[policy.domains]]\nkey = \"example.test\"\nlevel = \"none\"\n");
+    let id = send(&daemon, RCPT, &[]);
+    assert!(
+        lab.rt.block_on(sink.wait_for(1, WAIT)),
+        "nothing delivered\n{}",
+        daemon.output_report()
+    );
+    assert!(
+        sink.received()[0].tls,
+        "opportunistic TLS was offered and not used"
+    );
+    let db = inspect(&daemon);
+    wait_for(&db, &id, RCPT, "delivered");
+    let decision = first(&db, &id, "decision");
+    assert_eq!(decision["level"], "none", "{decision}");
+    assert_eq!(decision["method"], "tls-opportunistic", "{decision}");
+    assert!(
+        mentions(&decision, "evidence", "dane: insecure"),
+        "{decision}"
+    );
+    let attempt = first(&db, &id, "attempt");
+    assert_eq!(attempt["verification"], "none (opportunistic)", "{attempt}");
+}
+
+#[test]
+fn a_tlsa_record_in_an_unsigned_zone_gives_no_verified_tls_so_protected_mail_waits() {
+    let (lab, cert) = unsigned_lab_with_a_wrong_tlsa();
+    let sink = lab.tls_sink(MX_IP, &cert);
+    let daemon = lab.daemon_on_sqlite("");
+    let id = send(&daemon, RCPT, &[]);
+    let db = inspect(&daemon);
+    wait_for(&db, &id, RCPT, "deferred");
+    let decision = first(&db, &id, "decision");
+    assert_eq!(decision["level"], "required", "{decision}");
+    let chain = lines(&decision, "chain");
+    assert!(
+        !chain.iter().any(|m| m.starts_with("tls-")),
+        "no TLS method without verification: {decision}"
+    );
+    assert!(
+        mentions(&decision, "evidence", "dane: insecure"),
+        "{decision}"
+    );
+    let deferred = first(&db, &id, "deferred");
+    assert!(
+        deferred["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("not available yet")),
+        "{deferred}"
+    );
+    assert_eq!(sink.connections(), 0, "the MX must not even be contacted");
+    assert_eq!(db.recipients(&id)[0].1, "deferred");
+}
+
+#[test]
+fn a_stripped_starttls_on_a_dane_domain_sends_nothing_in_clear_and_raises_an_alert() {
+    let (lab, _cert) = dane_lab(|_, cert| format!("3 1 1 {}", spki_sha256(cert)));
+    // The attacker's view: the same host, answering without STARTTLS.
+    let sink = lab.sink_with(MX_IP, |_| {});
+    let daemon = lab.daemon_on_sqlite("");
+    let id = send(&daemon, RCPT, &[]);
+    let db = inspect(&daemon);
+    wait_for(&db, &id, RCPT, "deferred");
+
+    assert!(sink.connections() >= 1, "the MX was never tried");
+    assert_nothing_sent(&sink);
+    let deferred = first(&db, &id, "deferred");
+    let reason = deferred["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("4.7.5 verified TLS impossible for example.test")
+            && reason.contains("starttls-not-supported"),
+        "{deferred}"
+    );
+    let alert = first(&db, &id, "alert");
+    assert_eq!(alert["domain"], "example.test", "{alert}");
+    assert!(
+        alert["alert"]
+            .as_str()
+            .is_some_and(|a| a.contains("possible attack")),
+        "{alert}"
+    );
+    let failures = SecurityTables::new(daemon.db_url()).rpt_failures("example.test");
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.policy_type == "tlsa" && f.failure.result_type == "starttls-not-supported"),
+        "{failures:?}"
+    );
+}
