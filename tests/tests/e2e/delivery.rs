@@ -131,7 +131,15 @@ fn a_temporary_failure_is_retried_and_then_delivered() {
     });
     assert_eq!(
         kinds_for(&db, &id, "jane@example.test"),
-        ["received", "decision", "attempt", "deferred", "decision", "attempt", "delivered"]
+        [
+            "received",
+            "decision",
+            "attempt",
+            "deferred",
+            "decision",
+            "attempt",
+            "delivered"
+        ]
     );
     let a = attempts(&db, &id);
     assert_eq!(
