@@ -30,19 +30,7 @@ bench_db=
 bench_admin_url=
 keep_work=
 cleanup() {
-    if [[ -n "$daemon_pid" ]]; then
-        kill -TERM "$daemon_pid" 2>/dev/null || true
-        wait "$daemon_pid" 2>/dev/null || true
-    fi
-    if [[ -n "$bench_db" ]]; then
-        psql -q "$bench_admin_url" -c "DROP DATABASE IF EXISTS \"$bench_db\" WITH (FORCE)" >/dev/null 2>&1 || true
-    fi
-    sg_pg_stop
-    if [[ -n "$keep_work" ]]; then
-        sg_log "logs kept in $work"
-    else
-        rm -rf "$work"
-    fi
+    bench_cleanup_common
 }
 trap cleanup EXIT
 trap 'exit 130' INT

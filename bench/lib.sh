@@ -1,6 +1,24 @@
 # Helpers shared by the benchmark scripts; source after scripts/lib.sh. They read and set the
 # caller's variables: bin (the sealgate binary), keep_work, daemon_pid, port, url, bench_db,
-# bench_admin_url.
+# bench_admin_url, work.
+
+# The cleanup every benchmark ends with: stop the daemon, drop the benchmark database, stop a
+# throwaway cluster, and remove the work directory (or say where its logs are kept).
+bench_cleanup_common() {
+    if [[ -n "$daemon_pid" ]]; then
+        kill -TERM "$daemon_pid" 2>/dev/null || true
+        wait "$daemon_pid" 2>/dev/null || true
+    fi
+    if [[ -n "$bench_db" ]]; then
+        psql -q "$bench_admin_url" -c "DROP DATABASE IF EXISTS \"$bench_db\" WITH (FORCE)" >/dev/null 2>&1 || true
+    fi
+    sg_pg_stop
+    if [[ -n "$keep_work" ]]; then
+        sg_log "logs kept in $work"
+    else
+        rm -rf "$work"
+    fi
+}
 
 # Replaces the database name in a postgres:// URL.
 bench_with_db() { # url name

@@ -19,6 +19,30 @@ use crate::worker::DeliveryContext;
 /// Recipients of one message that go the same way, with their decisions.
 type Part = Vec<(Claim, Decision)>;
 
+/// How a part of a message leaves, from its decisions.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Way {
+    /// Verified TLS, with the pins the decisions carry.
+    Verified(Vec<String>),
+    /// Opportunistic TLS.
+    Opportunistic,
+    /// A method this version cannot deliver yet: held.
+    NotYet,
+}
+
+/// A message decided and ready to send: its recipients grouped by way, the content as it
+/// will leave (content-trigger headers removed), and its `decision`/`alert` events.
+struct Prepared {
+    parts: BTreeMap<Way, Part>,
+    content: Vec<u8>,
+    events: Vec<AuditEvent>,
+}
+
+/// Messages decided together: their events are written in one transaction before any of them
+/// is sent. Bounded, since their contents are held in memory meanwhile.
+const WINDOW_MESSAGES: usize = 32;
+const WINDOW_BYTES: usize = 16 << 20;
+
 /// What one domain's batch shares: its route and what discovery found.
 struct DomainRun<'a> {
     ctx: &'a DeliveryContext,
@@ -56,9 +80,19 @@ pub(crate) async fn deliver_domain(ctx: &DeliveryContext, domain: &str, claims: 
             .or_default()
             .push(c);
     }
+    let mut window = Vec::new();
+    let mut bytes = 0;
     for (message_id, group) in messages {
-        run.message(&message_id, group).await;
+        if let Some(p) = run.prepare(&message_id, group).await {
+            bytes += p.content.len();
+            window.push(p);
+        }
+        if window.len() >= WINDOW_MESSAGES || bytes >= WINDOW_BYTES {
+            run.send_window(std::mem::take(&mut window)).await;
+            bytes = 0;
+        }
     }
+    run.send_window(window).await;
     for (key, (c, target)) in std::mem::take(&mut run.open) {
         ctx.connections
             .put(&key, c, target, ctx.max_connections_per_domain)
@@ -67,16 +101,12 @@ pub(crate) async fn deliver_domain(ctx: &DeliveryContext, domain: &str, claims: 
 }
 
 impl DomainRun<'_> {
-    /// One message's recipients of this domain: decide, audit, send by method.
-    async fn message(&mut self, message_id: &str, group: Vec<Claim>) {
+    /// Opens and decides one message's recipients of this domain; `None` when they were
+    /// handed back or settled already (lease too short, content unreadable).
+    async fn prepare(&self, message_id: &str, group: Vec<Claim>) -> Option<Prepared> {
         let ctx = self.ctx;
-        if !lease_left(ctx, &group) {
-            // Another node may take these over soon: sending now could deliver twice.
-            info!(msg_id = %message_id, "lease nearly expired before sending; handing the recipients back");
-            if let Err(e) = ctx.queue.unclaim(&ctx.owner, &group).await {
-                warn!(error = %e, "could not hand recipients back; their leases expire on their own");
-            }
-            return;
+        if !hand_back_if_late(ctx, message_id, &group).await {
+            return None;
         }
         let content = match ctx
             .queue
@@ -87,31 +117,25 @@ impl DomainRun<'_> {
             Err(e) => {
                 warn!(msg_id = %message_id, error = %e, "cannot open the queued message");
                 let reason = format!("local error: cannot open the queued message: {e}");
-                return fail_all(ctx, &group, &Failure::temporary(reason, None)).await;
+                fail_all(ctx, &group, &Failure::temporary(reason, None)).await;
+                return None;
             }
         };
-        let message_facts = facts::facts(&content);
+        let mut message_facts = facts::facts(&content);
+        message_facts.requiretls = group[0].requiretls;
         let decisions: Vec<Decision> = group
             .iter()
             .map(|c| {
                 plan::decide_for(
                     &ctx.rules,
                     &c.recipient.rcpt,
-                    c.requiretls,
+                    &self.probe,
                     &self.evidence,
                     &message_facts,
                 )
             })
             .collect();
-        if let Err(e) = ctx
-            .queue
-            .record(decision_events(self, &group, &decisions))
-            .await
-        {
-            // RFC-free rule of ours: no attempt without its decision on record.
-            let reason = format!("local error: cannot record the decision: {e}");
-            return fail_all(ctx, &group, &Failure::temporary(reason, None)).await;
-        }
+        let events = decision_events(self.domain, &group, &decisions);
         // Content triggers are the same for every recipient of the message.
         let d0 = &decisions[0];
         let content = facts::rewrite(
@@ -120,20 +144,49 @@ impl DomainRun<'_> {
             d0.subject_tag_to_remove.as_deref(),
         )
         .unwrap_or(content);
-        let mut by_plan: BTreeMap<(u8, Vec<String>), Part> = BTreeMap::new();
+        let mut parts: BTreeMap<Way, Part> = BTreeMap::new();
         for (claim, d) in group.into_iter().zip(decisions) {
-            let key = match d.chosen() {
-                Method::TlsVerified => (0, d.pins.clone()),
-                Method::TlsOpportunistic => (1, Vec::new()),
-                _ => (2, Vec::new()),
+            let way = match d.chosen() {
+                Method::TlsVerified => Way::Verified(d.pins.clone()),
+                Method::TlsOpportunistic => Way::Opportunistic,
+                _ => Way::NotYet,
             };
-            by_plan.entry(key).or_default().push((claim, d));
+            parts.entry(way).or_default().push((claim, d));
         }
-        for ((kind, pins), part) in by_plan {
-            match kind {
-                0 => self.send_verified(&pins, &part, &content).await,
-                1 => self.send_opportunistic(&part, &content).await,
-                _ => self.not_available(&part).await,
+        Some(Prepared {
+            parts,
+            content,
+            events,
+        })
+    }
+
+    /// Records the window's decisions in one transaction, then sends each message by way.
+    async fn send_window(&mut self, window: Vec<Prepared>) {
+        if window.is_empty() {
+            return;
+        }
+        let events = window.iter().flat_map(|p| p.events.clone()).collect();
+        if let Err(e) = self.ctx.queue.record(events).await {
+            // No attempt without its decision on record.
+            let reason = format!("local error: cannot record the decision: {e}");
+            let claims: Vec<Claim> = window
+                .iter()
+                .flat_map(|p| p.parts.values().flatten().map(|(c, _)| c.clone()))
+                .collect();
+            return fail_all(self.ctx, &claims, &Failure::temporary(reason, None)).await;
+        }
+        for p in window {
+            for (way, part) in p.parts {
+                let claims: Vec<Claim> = part.iter().map(|(c, _)| c.clone()).collect();
+                let id = &claims[0].recipient.message_id;
+                if !hand_back_if_late(self.ctx, id, &claims).await {
+                    continue;
+                }
+                match way {
+                    Way::Verified(pins) => self.send_verified(&pins, &part, &p.content).await,
+                    Way::Opportunistic => self.send_opportunistic(&part, &p.content).await,
+                    Way::NotYet => self.not_available(&part).await,
+                }
             }
         }
     }
@@ -286,18 +339,9 @@ impl DomainRun<'_> {
 }
 
 /// The `decision` events (and `alert` events for its alerts) of one message's recipients.
-fn decision_events(
-    run: &DomainRun<'_>,
-    group: &[Claim],
-    decisions: &[Decision],
-) -> Vec<AuditEvent> {
+fn decision_events(domain: &str, group: &[Claim], decisions: &[Decision]) -> Vec<AuditEvent> {
     let mut events = Vec::new();
     for (c, d) in group.iter().zip(decisions) {
-        let mut evidence = d.evidence.clone();
-        evidence.extend(run.probe.notes.iter().cloned());
-        if let Some(sts) = &run.probe.sts {
-            evidence.extend(sts.notes.iter().map(|n| format!("mta-sts: {n}")));
-        }
         events.push(AuditEvent::Decision {
             message_id: c.recipient.message_id.clone(),
             recipient: c.recipient.rcpt.clone(),
@@ -305,19 +349,32 @@ fn decision_events(
             level_source: d.level_source.as_str().to_owned(),
             method: d.chosen().as_str().to_owned(),
             chain: d.chain.iter().map(|m| m.as_str().to_owned()).collect(),
-            evidence,
+            evidence: d.evidence.clone(),
             alerts: d.alerts.clone(),
         });
         for alert in &d.alerts {
             events.push(AuditEvent::Alert {
                 message_id: Some(c.recipient.message_id.clone()),
                 recipient: Some(c.recipient.rcpt.clone()),
-                domain: run.domain.to_owned(),
+                domain: domain.to_owned(),
                 alert: alert.clone(),
             });
         }
     }
     events
+}
+
+/// Hands `group` back to the queue when its lease no longer covers a transaction (another
+/// node may take it over soon: sending now could deliver twice); true when it may be sent.
+async fn hand_back_if_late(ctx: &DeliveryContext, message_id: &str, group: &[Claim]) -> bool {
+    if lease_left(ctx, group) {
+        return true;
+    }
+    info!(msg_id = %message_id, "lease nearly expired before sending; handing the recipients back");
+    if let Err(e) = ctx.queue.unclaim(&ctx.owner, group).await {
+        warn!(error = %e, "could not hand recipients back; their leases expire on their own");
+    }
+    false
 }
 
 /// True when every claim's lease leaves time for a transaction's data phase (half the data

@@ -106,13 +106,7 @@ pub(crate) async fn resolve_targets(
 
 /// The MX host names of `targets`, in order, without repeats.
 pub(crate) fn hosts_of(targets: &[Target]) -> Vec<String> {
-    let mut hosts: Vec<String> = Vec::new();
-    for t in targets {
-        if !hosts.contains(&t.host) {
-            hosts.push(t.host.clone());
-        }
-    }
-    hosts
+    plan::unique_hosts(targets.iter().map(|t| t.host.clone()))
 }
 
 /// An opportunistic session: STARTTLS when offered. Hosts with a bogus TLSA answer are

@@ -61,6 +61,7 @@ pub fn facts(content: &[u8]) -> MessageFacts {
         subject,
         headers,
         body_sample: String::from_utf8_lossy(sample).into_owned(),
+        requiretls: false,
     }
 }
 

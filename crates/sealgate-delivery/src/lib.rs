@@ -11,6 +11,5 @@ pub mod dsn;
 pub mod facts;
 pub mod plan;
 mod pool;
-pub mod tls;
 pub mod verify;
 pub mod worker;

@@ -6,8 +6,8 @@ use sealgate_discovery::DomainProbe;
 use sealgate_discovery::dane::{DaneSummary, HostDane};
 use sealgate_discovery::mta_sts::{StsMode, StsPolicy, StsState};
 use sealgate_policy::{
-    DaneStatus, Decision, DomainEvidence, Level, MessageFacts, Method, MtaStsMode,
-    RecipientEvidence, Rules, decide,
+    DaneStatus, Decision, DomainEvidence, MessageFacts, Method, MtaStsMode, RecipientEvidence,
+    Rules, decide,
 };
 
 use crate::verify::PeerAuth;
@@ -81,29 +81,33 @@ pub fn sts_policy(p: &DomainProbe, mode: StsMode) -> Option<&StsPolicy> {
         .filter(|pol| pol.mode == mode)
 }
 
-/// The decision for one recipient. A message sent with REQUIRETLS (RFC 8689) needs
-/// protection whatever the rules say, and never opportunistic TLS.
+/// The decision for one recipient of `probe`'s domain, with what discovery noted (unreadable
+/// local state, how the MTA-STS policy was obtained) added to its evidence.
 pub fn decide_for(
     rules: &Rules,
     rcpt: &str,
-    requiretls: bool,
+    probe: &DomainProbe,
     evidence: &DomainEvidence,
     facts: &MessageFacts,
 ) -> Decision {
     let mut d = decide(rules, rcpt, evidence, &RecipientEvidence::default(), facts);
-    if requiretls {
-        if d.level == Level::None {
-            d.level = Level::Required;
-            d.evidence
-                .push("REQUIRETLS (RFC 8689): level raised to required".to_owned());
-        }
-        d.chain.retain(|m| *m != Method::TlsOpportunistic);
-        d.evidence.push(
-            "REQUIRETLS (RFC 8689): only verified TLS to a peer offering REQUIRETLS may carry it"
-                .to_owned(),
-        );
+    d.evidence.extend(probe.notes.iter().cloned());
+    if let Some(sts) = &probe.sts {
+        d.evidence
+            .extend(sts.notes.iter().map(|n| format!("mta-sts: {n}")));
     }
     d
+}
+
+/// `hosts` in order, each once.
+pub(crate) fn unique_hosts(hosts: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for h in hosts {
+        if !out.contains(&h) {
+            out.push(h);
+        }
+    }
+    out
 }
 
 /// How `host` must prove itself for verified TLS, or why it cannot be used:
@@ -219,7 +223,6 @@ pub async fn check(
     rules: &Rules,
     address: &str,
     facts: &MessageFacts,
-    requiretls: bool,
 ) -> CheckReport {
     let domain = address
         .rsplit_once('@')
@@ -229,13 +232,7 @@ pub async fn check(
     let keep_order = |_: &mut [sealgate_dns::Route]| {};
     let (hosts, route_error) = match sealgate_dns::route(resolver, &domain, keep_order).await {
         Ok(sealgate_dns::Routing::Hosts(routes)) => {
-            let mut hosts: Vec<String> = Vec::new();
-            for r in routes {
-                if !hosts.contains(&r.host) {
-                    hosts.push(r.host);
-                }
-            }
-            (hosts, None)
+            (unique_hosts(routes.into_iter().map(|r| r.host)), None)
         }
         Ok(sealgate_dns::Routing::NullMx) => (
             Vec::new(),
@@ -249,13 +246,7 @@ pub async fn check(
         // No MX hosts were found, so nothing about DANE is known.
         evidence.dane = DaneStatus::Unknown;
     }
-    let mut decision = decide_for(rules, address, requiretls, &evidence, facts);
-    decision.evidence.extend(probe.notes.iter().cloned());
-    if let Some(sts) = &probe.sts {
-        decision
-            .evidence
-            .extend(sts.notes.iter().map(|n| format!("mta-sts: {n}")));
-    }
+    let decision = decide_for(rules, address, &probe, &evidence, facts);
     let hosts = hosts
         .iter()
         .map(|h| {

@@ -25,8 +25,20 @@ pub fn decide(
     let mut evidence = vec![format!("recipient: {address} (domain {domain})")];
     evidence.extend(content.notes.iter().cloned());
 
-    let (level, level_source) = resolve_level(rules, by_address, by_domain, &content);
+    let (level, level_source) = match resolve_level(rules, by_address, by_domain, &content) {
+        // RFC 8689 §4.2: a REQUIRETLS message must not travel without verified protection,
+        // whatever our own rules would allow.
+        (Level::None, _) if message.requiretls => (Level::Required, Source::Requiretls),
+        resolved => resolved,
+    };
     evidence.push(format!("level: {level} ({level_source})"));
+    if message.requiretls {
+        evidence.push(
+            "requiretls: the sender asked for REQUIRETLS (RFC 8689); only verified TLS to a peer \
+             offering it may carry the message"
+                .to_owned(),
+        );
+    }
     if content.tls_required_no {
         evidence.push(tls_required_note(level).to_owned());
     }

@@ -16,8 +16,10 @@ pub enum Source {
     ContentTrigger,
     /// A per-domain override.
     DomainOverride,
-    /// A per-address override (highest precedence).
+    /// A per-address override.
     AddressOverride,
+    /// The sender's REQUIRETLS (RFC 8689): raises the level above every rule.
+    Requiretls,
 }
 
 impl Source {
@@ -28,6 +30,7 @@ impl Source {
             Source::ContentTrigger => "content trigger",
             Source::DomainOverride => "domain override",
             Source::AddressOverride => "address override",
+            Source::Requiretls => "REQUIRETLS (RFC 8689)",
         }
     }
 }

@@ -178,6 +178,9 @@ pub struct MessageFacts {
     pub headers: Vec<(String, String)>,
     /// A sample of the decoded body text for DLP patterns.
     pub body_sample: String,
+    /// The sender asked for REQUIRETLS (RFC 8689): protection is required whatever the rules
+    /// say, and only methods that keep it (never opportunistic TLS).
+    pub requiretls: bool,
 }
 
 impl MessageFacts {

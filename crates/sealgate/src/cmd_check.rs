@@ -26,6 +26,7 @@ pub async fn run(cfg: &Config, store: &Store, args: CheckArgs) -> anyhow::Result
         subject: args.subject.clone().unwrap_or_default(),
         headers,
         body_sample: String::new(),
+        requiretls: args.requiretls,
     };
     let sec = crate::wiring::security(cfg, store.clone())?;
     let report = sealgate_delivery::plan::check(
@@ -34,7 +35,6 @@ pub async fn run(cfg: &Config, store: &Store, args: CheckArgs) -> anyhow::Result
         &sec.rules,
         &args.address,
         &facts,
-        args.requiretls,
     )
     .await;
     if args.json {

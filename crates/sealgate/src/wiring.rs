@@ -120,8 +120,6 @@ pub fn security(cfg: &Config, store: Store) -> anyhow::Result<Security> {
 pub fn delivery_context(cfg: &Config, queue: Queue) -> anyhow::Result<DeliveryContext> {
     let d = &cfg.delivery;
     let sec = security(cfg, queue.store().clone())?;
-    let tls = sealgate_delivery::tls::opportunistic_config()
-        .context("building the outbound TLS configuration")?;
     // Unique per process, so a restarted node never mistakes an old lease for its own.
     let owner = format!(
         "{}:{}:{}",
@@ -133,7 +131,7 @@ pub fn delivery_context(cfg: &Config, queue: Queue) -> anyhow::Result<DeliveryCo
         queue,
         resolver: sec.resolver,
         client: client_config(cfg),
-        tls: TlsPolicy::Opportunistic(tls),
+        tls: TlsPolicy::Opportunistic(sec.verifiers.opportunistic_config()),
         rules: sec.rules,
         discovery: sec.discovery,
         verifiers: sec.verifiers,

@@ -68,19 +68,37 @@ impl Lab {
 
     /// Like [`Lab::daemon_retrying`], with extra lines for the `[queue]` table.
     pub fn daemon_with(&self, db_url: &str, retry_first: &str, queue_lines: &str) -> Daemon {
-        let lab = format!(
-            "[delivery]\nenabled = true\nsmtp_port = {}\nconnect_timeout = \"2s\"\ngreeting_timeout = \"2s\"\n\
-             command_timeout = \"2s\"\ndata_timeout = \"3s\"\npoll_interval = \"100ms\"\n\
-             [dns]\nnameservers = [\"{}\"]\ntimeout = \"2s\"\nattempts = 2\ndnssec = false\n\
-             [policy]\ndefault_level = \"none\"\n\
-             [queue]\nretry_first = \"{retry_first}\"\nretry_max = \"{retry_first}\"\nlease = \"30s\"\n{queue_lines}",
-            self.port, self.dns.addr
+        let toml = format!(
+            "{}retry_first = \"{retry_first}\"\nretry_max = \"{retry_first}\"\nlease = \"30s\"\n{queue_lines}",
+            self.config()
         );
         Daemon::start(DaemonOpts {
-            extra_toml: lab,
+            extra_toml: toml,
             ..DaemonOpts::with_db(db_url)
         })
     }
+
+    /// The daemon configuration for this lab, ending in an open `[queue]` table: delivery on
+    /// with short timeouts, the lab's DNS (unsigned: DNSSEC off), and protection not required
+    /// (the lab's peers have no verified TLS).
+    pub fn config(&self) -> String {
+        format!(
+            "{}[dns]\nnameservers = [\"{}\"]\ntimeout = \"2s\"\nattempts = 2\ndnssec = false\n\
+             [policy]\ndefault_level = \"none\"\n[queue]\n",
+            delivery_table(self.port, ""),
+            self.dns.addr
+        )
+    }
+}
+
+/// The `[delivery]` table of every lab daemon: delivery on to `port`, short timeouts, and
+/// `extra` keys.
+fn delivery_table(port: u16, extra: &str) -> String {
+    format!(
+        "[delivery]\nenabled = true\nsmtp_port = {port}\nconnect_timeout = \"2s\"\n\
+         greeting_timeout = \"2s\"\ncommand_timeout = \"2s\"\ndata_timeout = \"3s\"\n\
+         poll_interval = \"100ms\"\n{extra}"
+    )
 }
 
 /// Waits until `done` holds (polling every 50 ms), or panics after `limit` with `what`.
@@ -256,17 +274,18 @@ impl SecureLab {
     /// `[policy]` table (empty: the defaults, protection required).
     pub fn config(&self, policy: &str) -> String {
         let https_port = self.https.as_ref().map_or(443, |h| h.addr().port());
+        let delivery = format!(
+            "public_roots = false\nca_file = {:?}\n",
+            self.ca_file.display().to_string()
+        );
         format!(
-            "[delivery]\nenabled = true\nsmtp_port = {port}\nconnect_timeout = \"2s\"\n\
-             greeting_timeout = \"2s\"\ncommand_timeout = \"2s\"\ndata_timeout = \"3s\"\n\
-             poll_interval = \"100ms\"\npublic_roots = false\nca_file = {ca:?}\n\
+            "{delivery}\
              [dns]\nnameservers = [\"{dns}\"]\ntimeout = \"2s\"\nattempts = 2\ndnssec = true\n\
              trust_anchor_file = {anchors:?}\n\
              [mta_sts]\nenabled = true\nhttps_port = {https_port}\nfetch_timeout = \"3s\"\n\
              [queue]\nretry_first = \"1s\"\nretry_max = \"1s\"\nlease = \"30s\"\nmax_age = \"1d\"\n\
              [policy]\n{policy}\n",
-            port = self.port,
-            ca = self.ca_file.display().to_string(),
+            delivery = delivery_table(self.port, &delivery),
             dns = self.dns.addr,
             anchors = self.anchors.display().to_string(),
         )

@@ -31,12 +31,8 @@ const MX_IP: [u8; 4] = [127, 0, 0, 5];
 /// another node's seal key file, so that bodies sealed by one node open on the other.
 fn node(lab: &Lab, db_url: &str, lease: &str, key_file: Option<&Path>) -> Daemon {
     let mut toml = format!(
-        "[delivery]\nenabled = true\nsmtp_port = {}\nconnect_timeout = \"2s\"\ngreeting_timeout = \"2s\"\n\
-         command_timeout = \"2s\"\ndata_timeout = \"3s\"\npoll_interval = \"100ms\"\n\
-         [dns]\nnameservers = [\"{}\"]\ntimeout = \"2s\"\nattempts = 2\ndnssec = false\n\
-         [policy]\ndefault_level = \"none\"\n\
-         [queue]\nretry_first = \"1s\"\nretry_max = \"1s\"\nlease = \"{lease}\"\n",
-        lab.port, lab.dns.addr
+        "{}retry_first = \"1s\"\nretry_max = \"1s\"\nlease = \"{lease}\"\n",
+        lab.config()
     );
     if let Some(key) = key_file {
         toml.push_str(&format!(

@@ -109,6 +109,31 @@ fn assert_nothing_sent(sink: &SmtpSink) {
     );
 }
 
+/// The `deferred` event of a recipient of example.test whose verified TLS was impossible: its
+/// reason names `needle` (an RFC 8460 result type, or what ruled the MX out).
+fn verification_refused(db: &Inspect, id: &str, needle: &str) -> Value {
+    let deferred = first(db, id, "deferred");
+    let reason = deferred["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("4.7.5 verified TLS impossible for example.test: ")
+            && reason.contains(needle),
+        "{deferred}"
+    );
+    deferred
+}
+
+/// A TLS-RPT failure of example.test under `policy_type` with `result_type`, at [`MX`].
+fn assert_rpt_failure(daemon: &Daemon, policy_type: &str, result_type: &str) {
+    let failures = SecurityTables::new(daemon.db_url()).rpt_failures("example.test");
+    assert!(
+        failures.iter().any(|f| f.policy_type == policy_type
+            && f.failure.result_type == result_type
+            && f.failure.mx_host == MX
+            && f.failure.ip == "127.0.0.5"),
+        "{failures:?}"
+    );
+}
+
 /// A signed example.test whose MX [`MX`] has a lab-CA certificate and the TLSA record
 /// `tlsa(builder, cert)` at `_PORT._tcp.mx`.
 fn dane_lab(tlsa: impl FnOnce(&SecureLabBuilder, &Issued) -> String) -> (SecureLab, Issued) {

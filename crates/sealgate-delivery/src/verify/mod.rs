@@ -4,7 +4,8 @@
 //! `TlsPolicy::Required`, for one of three ways the peer must prove itself ([`PeerAuth`]):
 //! DANE (RFC 7672), WebPKI as MTA-STS demands (RFC 8461 §4.2), or operator pins. Every verifier
 //! checks the handshake signatures with the aws-lc-rs provider's algorithms, so a peer must hold
-//! the key of the certificate it presents.
+//! the key of the certificate it presents. [`Verifiers::opportunistic_config`] is the one
+//! config that authenticates nothing (RFC 7435), for mail whose policy needs no protection.
 //!
 //! A refused certificate fails the handshake with a rustls error; [`classify_failure`] turns
 //! that error (however deeply the client wrapped it) into the RFC 8460 §4.3 result type and a
@@ -13,6 +14,7 @@
 mod dane;
 mod der;
 mod error;
+mod opportunistic;
 mod pin;
 mod webpki;
 
@@ -129,10 +131,27 @@ impl Verifiers {
         Arc::new(config)
     }
 
-    pub(crate) fn verifier(&self, auth: &PeerAuth) -> Arc<dyn ServerCertVerifier> {
-        let signatures = Signatures {
+    /// The client config for opportunistic STARTTLS: any certificate, handshake signatures
+    /// still checked. Only for recipients whose policy does not require protection.
+    pub fn opportunistic_config(&self) -> Arc<rustls::ClientConfig> {
+        let mut config = self.base.clone();
+        config
+            .dangerous()
+            .set_certificate_verifier(Arc::new(opportunistic::Unauthenticated {
+                signatures: self.signatures(),
+            }));
+        config.resumption = Resumption::default();
+        Arc::new(config)
+    }
+
+    fn signatures(&self) -> Signatures {
+        Signatures {
             provider: self.provider.clone(),
-        };
+        }
+    }
+
+    pub(crate) fn verifier(&self, auth: &PeerAuth) -> Arc<dyn ServerCertVerifier> {
+        let signatures = self.signatures();
         match auth {
             PeerAuth::Dane { records, names } => {
                 Arc::new(dane::DaneVerifier::new(records, names, signatures))

@@ -45,6 +45,7 @@ fn message(subject: &str, headers: &[(&str, &str)], body: &str) -> MessageFacts 
             .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
             .collect(),
         body_sample: body.to_owned(),
+        requiretls: false,
     }
 }
 

@@ -155,6 +155,7 @@ impl Generated {
             .to_owned(),
             headers,
             body_sample: if self.ssn { "ssn 078-05-1120" } else { "fine" }.to_owned(),
+            requiretls: false,
         }
     }
 

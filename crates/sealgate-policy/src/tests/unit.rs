@@ -459,3 +459,36 @@ fn decision_serializes_for_the_audit_log() {
     assert_eq!(json["level_source"], "default");
     assert_eq!(json["chain"][0], "tls-verified");
 }
+
+#[test]
+fn requiretls_raises_the_level_above_every_rule_and_keeps_opportunistic_tls_out() {
+    let mut rules = rules_none();
+    rules.addresses.push(Override {
+        key: BOB.to_owned(),
+        level: Some(Level::None),
+        ..Override::default()
+    });
+    let mut msg = plain_message();
+    let open = decide(&rules, BOB, &plain_domain(), &rcpt_none(), &msg);
+    assert_eq!(open.level, Level::None);
+    assert!(open.chain.contains(&Method::TlsOpportunistic));
+
+    msg.requiretls = true;
+    let d = decide(&rules, BOB, &plain_domain(), &rcpt_none(), &msg);
+    assert_eq!(
+        (d.level, d.level_source),
+        (Level::Required, Source::Requiretls)
+    );
+    assert!(
+        !d.chain.contains(&Method::TlsOpportunistic),
+        "{:?}",
+        d.chain
+    );
+    assert!(
+        d.evidence
+            .contains(&"level: required (REQUIRETLS (RFC 8689))".to_owned()),
+        "{}",
+        d.explain()
+    );
+    assert!(d.evidence.iter().any(|l| l.starts_with("requiretls: ")));
+}

@@ -96,25 +96,12 @@ fn a_tlsa_record_for_another_key_sends_nothing_and_defers_as_tlsa_invalid(backen
     assert_nothing_sent(&sink);
     let decision = first(&db, &id, "decision");
     assert_eq!(decision["method"], "tls-verified", "{decision}");
-    let deferred = first(&db, &id, "deferred");
-    let reason = deferred["reason"].as_str().unwrap_or_default();
-    assert!(
-        reason.starts_with("4.7.5 verified TLS impossible for example.test: ")
-            && reason.contains("tlsa-invalid"),
-        "{deferred}"
-    );
+    verification_refused(&db, &id, "tlsa-invalid");
     let attempt = first(&db, &id, "attempt");
     assert_eq!(attempt["verification"], "failed", "{attempt}");
     assert_eq!(db.recipients(&id)[0].1, "deferred");
 
-    let failures = SecurityTables::new(daemon.db_url()).rpt_failures("example.test");
-    assert!(
-        failures.iter().any(|f| f.policy_type == "tlsa"
-            && f.failure.result_type == "tlsa-invalid"
-            && f.failure.mx_host == MX
-            && f.failure.ip == "127.0.0.5"),
-        "{failures:?}"
-    );
+    assert_rpt_failure(&daemon, "tlsa", "tlsa-invalid");
 }
 
 on_both_backends!(a_tlsa_record_for_another_key_sends_nothing_and_defers_as_tlsa_invalid);
@@ -202,13 +189,7 @@ fn a_stripped_starttls_on_a_dane_domain_sends_nothing_in_clear_and_raises_an_ale
 
     assert!(sink.connections() >= 1, "the MX was never tried");
     assert_nothing_sent(&sink);
-    let deferred = first(&db, &id, "deferred");
-    let reason = deferred["reason"].as_str().unwrap_or_default();
-    assert!(
-        reason.starts_with("4.7.5 verified TLS impossible for example.test")
-            && reason.contains("starttls-not-supported"),
-        "{deferred}"
-    );
+    verification_refused(&db, &id, "starttls-not-supported");
     let alert = first(&db, &id, "alert");
     assert_eq!(alert["domain"], "example.test", "{alert}");
     assert!(
@@ -217,11 +198,5 @@ fn a_stripped_starttls_on_a_dane_domain_sends_nothing_in_clear_and_raises_an_ale
             .is_some_and(|a| a.contains("possible attack")),
         "{alert}"
     );
-    let failures = SecurityTables::new(daemon.db_url()).rpt_failures("example.test");
-    assert!(
-        failures
-            .iter()
-            .any(|f| f.policy_type == "tlsa" && f.failure.result_type == "starttls-not-supported"),
-        "{failures:?}"
-    );
+    assert_rpt_failure(&daemon, "tlsa", "starttls-not-supported");
 }

@@ -215,3 +215,23 @@ async fn a_server_without_the_certificates_key_fails_the_handshake_though_the_re
         }
     }
 }
+
+#[tokio::test]
+async fn the_opportunistic_config_encrypts_to_any_certificate_but_still_checks_the_key() {
+    // A CA nobody trusts, a name that is not the peer's: opportunistic TLS takes it.
+    let untrusted = TestCa::new().issue(&["elsewhere.example"]);
+    let addr = serve_once(untrusted.server_config()).await;
+    exchange(addr, verifiers().opportunistic_config(), MX)
+        .await
+        .expect("any certificate is accepted");
+    let other = TestCa::new().issue(&[MX]);
+    for versions in [
+        &[&rustls::version::TLS13][..],
+        &[&rustls::version::TLS12][..],
+    ] {
+        let addr = serve_once(impostor(&untrusted, &other, versions)).await;
+        exchange(addr, verifiers().opportunistic_config(), MX)
+            .await
+            .expect_err("a peer without the certificate's key is refused");
+    }
+}
