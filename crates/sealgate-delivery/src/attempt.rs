@@ -14,6 +14,7 @@ use crate::client::{ClientError, Envelope, Outcome, SmtpConnection, TransactionR
 use crate::connect::{self, Failure, Target};
 use crate::facts;
 use crate::plan;
+use crate::record::Recorder;
 use crate::worker::DeliveryContext;
 
 /// Recipients of one message that go the same way, with their decisions.
@@ -38,14 +39,16 @@ struct Prepared {
     events: Vec<AuditEvent>,
 }
 
-/// Messages decided together: their events are written in one transaction before any of them
-/// is sent. Bounded, since their contents are held in memory meanwhile.
+/// Messages decided together: their events are committed (with other tasks' events, by the
+/// recorder) before any of them is sent. Bounded, since their contents are held in memory
+/// meanwhile.
 const WINDOW_MESSAGES: usize = 32;
 const WINDOW_BYTES: usize = 16 << 20;
 
 /// What one domain's batch shares: its route and what discovery found.
 struct DomainRun<'a> {
     ctx: &'a DeliveryContext,
+    recorder: &'a Recorder,
     domain: &'a str,
     targets: Vec<Target>,
     probe: DomainProbe,
@@ -55,7 +58,12 @@ struct DomainRun<'a> {
 }
 
 /// Delivers every claim of `domain` (they all share the route and, when possible, sessions).
-pub(crate) async fn deliver_domain(ctx: &DeliveryContext, domain: &str, claims: Vec<Claim>) {
+pub(crate) async fn deliver_domain(
+    ctx: &DeliveryContext,
+    recorder: &Recorder,
+    domain: &str,
+    claims: Vec<Claim>,
+) {
     let targets = match connect::resolve_targets(ctx, domain).await {
         Ok(t) => t,
         Err(f) => return fail_all(ctx, &claims, &f).await,
@@ -67,6 +75,7 @@ pub(crate) async fn deliver_domain(ctx: &DeliveryContext, domain: &str, claims: 
     let evidence = plan::domain_evidence(&probe);
     let mut run = DomainRun {
         ctx,
+        recorder,
         domain,
         targets,
         probe,
@@ -160,13 +169,16 @@ impl DomainRun<'_> {
         })
     }
 
-    /// Records the window's decisions in one transaction, then sends each message by way.
-    async fn send_window(&mut self, window: Vec<Prepared>) {
+    /// Has the window's decisions committed, then sends each message by way.
+    async fn send_window(&mut self, mut window: Vec<Prepared>) {
         if window.is_empty() {
             return;
         }
-        let events = window.iter().flat_map(|p| p.events.clone()).collect();
-        if let Err(e) = self.ctx.queue.record(events).await {
+        let events = window
+            .iter_mut()
+            .flat_map(|p| std::mem::take(&mut p.events))
+            .collect();
+        if let Err(e) = self.recorder.record(events).await {
             // No attempt without its decision on record.
             let reason = format!("local error: cannot record the decision: {e}");
             let claims: Vec<Claim> = window

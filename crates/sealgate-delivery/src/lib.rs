@@ -11,5 +11,6 @@ pub mod dsn;
 pub mod facts;
 pub mod plan;
 mod pool;
+mod record;
 pub mod verify;
 pub mod worker;

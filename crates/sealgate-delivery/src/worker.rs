@@ -68,6 +68,7 @@ pub async fn run(ctx: Arc<DeliveryContext>, mut shutdown: watch::Receiver<bool>)
     let total = Arc::new(Semaphore::new(ctx.max_connections.max(1)));
     let per_domain: Arc<Mutex<HashMap<String, Arc<Semaphore>>>> = Arc::default();
     let mut tasks = JoinSet::new();
+    let recorder = crate::record::Recorder::start(ctx.queue.clone());
     info!(owner = %ctx.owner, "delivery started");
     while !*shutdown.borrow() {
         while tasks.try_join_next().is_some() {}
@@ -93,6 +94,7 @@ pub async fn run(ctx: Arc<DeliveryContext>, mut shutdown: watch::Receiver<bool>)
             let domain_slots =
                 domain_semaphore(&per_domain, &domain, ctx.max_connections_per_domain);
             let ctx = ctx.clone();
+            let recorder = recorder.clone();
             let span = info_span!("deliver", domain = %domain, rcpts = group.len());
             tasks.spawn(
                 async move {
@@ -100,7 +102,7 @@ pub async fn run(ctx: Arc<DeliveryContext>, mut shutdown: watch::Receiver<bool>)
                     let Ok(_domain_slot) = domain_slots.acquire_owned().await else {
                         return;
                     };
-                    crate::attempt::deliver_domain(&ctx, &domain, group).await;
+                    crate::attempt::deliver_domain(&ctx, &recorder, &domain, group).await;
                 }
                 .instrument(span),
             );
