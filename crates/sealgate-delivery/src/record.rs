@@ -80,8 +80,9 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn concurrent_tasks_all_get_their_events_committed_in_order() {
+    /// A recorder over a fresh SQLite queue, with the store to read back (and the database and
+    /// key directory to keep alive).
+    async fn recorder_over_sqlite() -> (Recorder, Store, TestDb, tempfile::TempDir) {
         let db = TestDb::new(TestBackend::Sqlite).await;
         let store = Store::connect(&db.url, 4, Duration::from_secs(5))
             .await
@@ -90,6 +91,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (keys, _) = KeyRing::load_or_create(&dir.path().join("seal.key")).unwrap();
         let recorder = Recorder::start(Queue::new(store.clone(), Arc::new(keys)));
+        (recorder, store, db, dir)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_tasks_all_get_their_events_committed_in_order() {
+        let (recorder, store, _db, _dir) = recorder_over_sqlite().await;
         let mut tasks = Vec::new();
         for n in 0..40 {
             let r = recorder.clone();
@@ -118,14 +125,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_commit_is_reported_to_every_task() {
-        let db = TestDb::new(TestBackend::Sqlite).await;
-        let store = Store::connect(&db.url, 2, Duration::from_secs(5))
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let (keys, _) = KeyRing::load_or_create(&dir.path().join("seal.key")).unwrap();
-        let recorder = Recorder::start(Queue::new(store.clone(), Arc::new(keys)));
+        let (recorder, store, _db, _dir) = recorder_over_sqlite().await;
         store.close().await;
         let (a, b) = tokio::join!(
             recorder.record(vec![alert(1)]),
