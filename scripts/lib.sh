@@ -13,6 +13,11 @@ SG_PACKAGES=(
     postgresql:initdb
     python3:python3
     postfix:/usr/sbin/postfix # a real MX / relay on loopback (sealgate-testkit::postfix)
+    libclang-dev:/usr/lib/llvm-14/lib/libclang.so # bindgen in openssl-sys (sequoia crypto-openssl)
+    libssl-dev:/usr/include/openssl/ssl.h
+    pkg-config:pkg-config
+    gnupg:gpg # the OpenPGP oracle: decrypts and verifies what we send
+    openssl:openssl # the S/MIME oracle: openssl cms -decrypt / -verify
 )
 
 sg_log() {

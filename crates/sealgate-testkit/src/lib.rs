@@ -10,7 +10,9 @@ pub mod tls;
 pub mod db;
 
 pub mod dns;
+pub mod gpg;
 pub mod https;
+pub mod smime;
 pub mod smtp_sink;
 
 pub mod postfix;

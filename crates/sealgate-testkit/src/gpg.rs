@@ -1,0 +1,1 @@
+//! GnuPG for tests (being written).

@@ -1,0 +1,1 @@
+//! S/MIME certificates and `openssl cms` for tests (being written).
