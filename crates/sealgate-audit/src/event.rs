@@ -1,6 +1,7 @@
 //! The audit-event taxonomy. Each variant is one `kind`; its fields become the row's JSON data.
 
 use sealgate_types::AuditRecord;
+use sealgate_types::time::rfc3339_micros;
 use serde_json::{Map, Value};
 
 /// Something that happened to a message, recorded in the audit log. More kinds (`attempt`,
@@ -129,6 +130,49 @@ pub enum AuditEvent {
         /// Who ran the command (the operating-system user), as far as known.
         operator: String,
     },
+    /// An operator imported a recipient's OpenPGP key or S/MIME certificate
+    /// (`sealgate keys import`): from now on it may be used to encrypt to these addresses.
+    KeyImported {
+        /// `pgp` or `smime`.
+        kind: String,
+        /// The key's or certificate's fingerprint.
+        fingerprint: String,
+        /// The addresses it was stored for, lowercase.
+        addresses: Vec<String>,
+        /// When it expires (Unix seconds), if it does; stored as RFC 3339.
+        expires: Option<i64>,
+        /// What validation found at import: `usable: …`.
+        status: String,
+        /// Who ran the command (the operating-system user), as far as known.
+        operator: String,
+    },
+    /// An operator removed a stored key or certificate (`sealgate keys remove`).
+    KeyRemoved {
+        /// `pgp` or `smime`.
+        kind: String,
+        /// The key's or certificate's fingerprint.
+        fingerprint: String,
+        /// The addresses it was removed for.
+        addresses: Vec<String>,
+        /// Who ran the command (the operating-system user), as far as known.
+        operator: String,
+    },
+    /// A recipient's key or certificate was found (in the store or on the network), with
+    /// whether it may be used.
+    KeyDiscovered {
+        /// The queue id, when the lookup was made for a message.
+        message_id: Option<String>,
+        /// The recipient address looked up.
+        address: String,
+        /// `pgp` or `smime`.
+        kind: String,
+        /// Where it was found: `store`, `wkd-advanced`, `wkd-direct`, `openpgpkey` or `smimea`.
+        source: String,
+        /// The key's or certificate's fingerprint.
+        fingerprint: String,
+        /// `usable: …` or `unusable: …`.
+        validity: String,
+    },
 }
 
 impl AuditEvent {
@@ -145,6 +189,9 @@ impl AuditEvent {
             Self::RetryRequested { .. } => "retry_requested",
             Self::UserSaved { .. } => "user_saved",
             Self::UserRemoved { .. } => "user_removed",
+            Self::KeyImported { .. } => "key_imported",
+            Self::KeyRemoved { .. } => "key_removed",
+            Self::KeyDiscovered { .. } => "key_discovered",
         }
     }
 
@@ -285,8 +332,74 @@ impl AuditEvent {
                     ]),
                 }
             }
+            Self::KeyImported {
+                kind: key_kind,
+                fingerprint,
+                addresses,
+                expires,
+                status,
+                operator,
+            } => unattached(
+                kind,
+                object([
+                    ("kind", key_kind.into()),
+                    ("fingerprint", fingerprint.into()),
+                    ("addresses", addresses.into()),
+                    ("expires", expires.map(unix_seconds_rfc3339).into()),
+                    ("status", status.into()),
+                    ("operator", operator.into()),
+                ]),
+            ),
+            Self::KeyRemoved {
+                kind: key_kind,
+                fingerprint,
+                addresses,
+                operator,
+            } => unattached(
+                kind,
+                object([
+                    ("kind", key_kind.into()),
+                    ("fingerprint", fingerprint.into()),
+                    ("addresses", addresses.into()),
+                    ("operator", operator.into()),
+                ]),
+            ),
+            // About its address, so `audit tail --rcpt` shows it beside the message's events.
+            Self::KeyDiscovered {
+                message_id,
+                address,
+                kind: key_kind,
+                source,
+                fingerprint,
+                validity,
+            } => AuditRecord {
+                kind,
+                message_id,
+                recipient: Some(address),
+                data: object([
+                    ("kind", key_kind.into()),
+                    ("source", source.into()),
+                    ("fingerprint", fingerprint.into()),
+                    ("validity", validity.into()),
+                ]),
+            },
         }
     }
+}
+
+/// A record about no message and no recipient (an operator's change).
+fn unattached(kind: String, data: Value) -> AuditRecord {
+    AuditRecord {
+        kind,
+        message_id: None,
+        recipient: None,
+        data,
+    }
+}
+
+/// Unix seconds as RFC 3339 UTC.
+fn unix_seconds_rfc3339(at: i64) -> String {
+    rfc3339_micros(at.saturating_mul(1_000_000))
 }
 
 /// What an attempt record says. Absent fields are left out of the stored data.
@@ -337,55 +450,5 @@ fn object<const N: usize>(fields: [(&str, Value); N]) -> Value {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn received_becomes_a_record_with_its_fields_as_data() {
-        let rec = AuditEvent::Received {
-            message_id: "m1".into(),
-            client_ip: "192.0.2.7".into(),
-            helo: "client.example.org".into(),
-            tls: Some("TLSv1.3 TLS13_AES_256_GCM_SHA384".into()),
-            auth_user: None,
-            sender: String::new(),
-            recipients: vec!["a@example.net".into(), "b@example.net".into()],
-            size: 1234,
-            body_sha256: "ab".into(),
-            header_message_id: None,
-            requiretls: false,
-        }
-        .into_record();
-        assert_eq!(rec.kind, "received");
-        assert_eq!(rec.message_id.as_deref(), Some("m1"));
-        assert_eq!(rec.recipient, None);
-        assert_eq!(
-            rec.data.to_string(),
-            r#"{"body_sha256":"ab","client_ip":"192.0.2.7","helo":"client.example.org","#
-                .to_owned()
-                + r#""recipients":["a@example.net","b@example.net"],"sender":"","size":1234,"#
-                + r#""tls":"TLSv1.3 TLS13_AES_256_GCM_SHA384"}"#
-        );
-    }
-
-    #[test]
-    fn received_records_requiretls_only_when_the_client_asked_for_it() {
-        let event = |requiretls| AuditEvent::Received {
-            message_id: "m1".into(),
-            client_ip: "192.0.2.7".into(),
-            helo: "client.example.org".into(),
-            tls: Some("TLSv1.3 TLS13_AES_256_GCM_SHA384".into()),
-            auth_user: None,
-            sender: "a@example.org".into(),
-            recipients: vec!["b@example.net".into()],
-            size: 1,
-            body_sha256: "ab".into(),
-            header_message_id: None,
-            requiretls,
-        };
-        let with = event(true).into_record().data;
-        assert_eq!(with["requiretls"], Value::Bool(true), "{with}");
-        let without = event(false).into_record().data;
-        assert!(without.get("requiretls").is_none(), "{without}");
-    }
-}
+#[path = "event_tests.rs"]
+mod tests;

@@ -6,10 +6,12 @@
 //! reads the process environment itself: the binary passes the variables in
 //! ([`Config::apply_env`]), so tests and tools stay deterministic.
 
+mod encryption;
 mod error;
 mod security;
 mod units;
 
+pub use encryption::{PgpConfig, SmimeCipher, SmimeConfig};
 pub use error::{ConfigError, Problem};
 pub use security::{MtaStsConfig, ProbesConfig};
 pub use units::{ByteSize, HumanDuration};
@@ -63,6 +65,12 @@ pub struct Config {
     /// (protection required).
     #[serde(default)]
     pub policy: Option<toml::Table>,
+    /// Recipients' OpenPGP keys and PGP/MIME.
+    #[serde(default)]
+    pub pgp: PgpConfig,
+    /// Recipients' X.509 certificates and S/MIME.
+    #[serde(default)]
+    pub smime: SmimeConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -438,7 +446,9 @@ default_from_serde!(
     RelayConfig,
     LogConfig,
     MtaStsConfig,
-    ProbesConfig
+    ProbesConfig,
+    PgpConfig,
+    SmimeConfig
 );
 
 impl Config {
@@ -599,6 +609,7 @@ impl Config {
                 }
             }
         }
+        encryption::validate(self, &mut problems);
         if problems.is_empty() {
             Ok(())
         } else {

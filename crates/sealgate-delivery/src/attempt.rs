@@ -12,6 +12,7 @@ use tracing::{info, warn};
 
 use crate::client::{ClientError, Envelope, Outcome, SmtpConnection, TransactionResult};
 use crate::connect::{self, Failure, Target};
+use crate::encrypt;
 use crate::facts;
 use crate::plan;
 use crate::record::Recorder;
@@ -27,16 +28,33 @@ enum Way {
     Verified(Vec<String>),
     /// Opportunistic TLS.
     Opportunistic,
+    /// A copy encrypted to one recipient's key (OpenPGP or S/MIME), sent over opportunistic
+    /// TLS, or over verified TLS with these pins when the sender asked for REQUIRETLS.
+    Encrypted {
+        /// The recipient the copy is for.
+        rcpt: String,
+        /// `Some(pins)` when the copy must travel over verified TLS.
+        verified: Option<Vec<String>>,
+    },
     /// A method this version cannot deliver yet: held.
     NotYet,
 }
 
 /// A message decided and ready to send: its recipients grouped by way, the content as it
-/// will leave (content-trigger headers removed), and its `decision`/`alert` events.
+/// will leave (content-trigger headers removed), the copies encrypted per recipient, and its
+/// `key_discovered`/`decision`/`alert` events.
 struct Prepared {
     parts: BTreeMap<Way, Part>,
     content: Vec<u8>,
+    sealed: BTreeMap<String, Vec<u8>>,
     events: Vec<AuditEvent>,
+}
+
+impl Prepared {
+    /// Bytes held in memory.
+    fn size(&self) -> usize {
+        self.content.len() + self.sealed.values().map(Vec::len).sum::<usize>()
+    }
 }
 
 /// Messages decided together: their events are committed (with other tasks' events, by the
@@ -93,7 +111,7 @@ pub(crate) async fn deliver_domain(
     let mut bytes = 0;
     for (message_id, group) in messages {
         if let Some(p) = run.prepare(&message_id, group).await {
-            bytes += p.content.len();
+            bytes += p.size();
             window.push(p);
         }
         if window.len() >= WINDOW_MESSAGES || bytes >= WINDOW_BYTES {
@@ -132,21 +150,23 @@ impl DomainRun<'_> {
         };
         let mut message_facts = facts::facts(&content);
         message_facts.requiretls = group[0].requiretls;
-        let decisions: Vec<Decision> = group
-            .iter()
-            .map(|c| {
-                plan::decide_for(
-                    &ctx.rules,
-                    &c.recipient.rcpt,
-                    &self.probe,
-                    &self.evidence,
-                    &message_facts,
-                )
-            })
-            .collect();
-        let events = decision_events(self.domain, &group, &decisions);
+        let mut events = Vec::new();
+        let mut planned = Vec::with_capacity(group.len());
+        for c in &group {
+            let p = plan::plan_recipient(
+                &ctx.discovery,
+                &ctx.rules,
+                &c.recipient.rcpt,
+                &self.probe,
+                &self.evidence,
+                &message_facts,
+            )
+            .await;
+            events.extend(encrypt::discovered_events(message_id, &p.keys));
+            planned.push(p);
+        }
         // Content triggers are the same for every recipient of the message.
-        let d0 = &decisions[0];
+        let d0 = &planned[0].decision;
         let content = facts::rewrite(
             &content,
             &d0.strip_headers,
@@ -154,19 +174,64 @@ impl DomainRun<'_> {
         )
         .unwrap_or(content);
         let mut parts: BTreeMap<Way, Part> = BTreeMap::new();
-        for (claim, d) in group.into_iter().zip(decisions) {
-            let way = match d.chosen() {
-                Method::TlsVerified => Way::Verified(d.pins.clone()),
-                Method::TlsOpportunistic => Way::Opportunistic,
-                _ => Way::NotYet,
-            };
-            parts.entry(way).or_default().push((claim, d));
+        let mut sealed = BTreeMap::new();
+        let mut decisions = Vec::with_capacity(group.len());
+        for (claim, mut p) in group.into_iter().zip(planned) {
+            let (way, copy) = self.realise(&claim, &mut p, &content);
+            if let Some(copy) = copy {
+                sealed.insert(claim.recipient.rcpt.clone(), copy);
+            }
+            decisions.push((claim.clone(), p.decision.clone()));
+            parts.entry(way).or_default().push((claim, p.decision));
         }
+        let (claims, ds): (Vec<Claim>, Vec<Decision>) = decisions.into_iter().unzip();
+        events.extend(decision_events(self.domain, &claims, &ds));
         Some(Prepared {
             parts,
             content,
+            sealed,
             events,
         })
+    }
+
+    /// Carries out the encryption a decision chose (now, so a key unusable at send time is
+    /// caught): the way the recipient leaves and its encrypted copy. When encryption fails,
+    /// the recipient falls to the next method of its chain and the evidence says why.
+    fn realise(
+        &self,
+        claim: &Claim,
+        p: &mut plan::Planned,
+        content: &[u8],
+    ) -> (Way, Option<Vec<u8>>) {
+        let now = sealgate_types::time::now_micros() / 1_000_000;
+        let rcpt = &claim.recipient.rcpt;
+        let d = &mut p.decision;
+        loop {
+            match d.chosen() {
+                Method::TlsVerified => return (Way::Verified(d.pins.clone()), None),
+                Method::TlsOpportunistic => return (Way::Opportunistic, None),
+                m if encrypt::is_encryption(m) => {
+                    match encrypt::seal(&self.ctx.encryption, m, rcpt, &p.keys, content, now) {
+                        Ok(enc) => {
+                            d.evidence
+                                .push(format!("{m}: encrypted: {}", enc.used.join("; ")));
+                            let verified = claim.requiretls.then(|| d.pins.clone());
+                            let way = Way::Encrypted {
+                                rcpt: rcpt.clone(),
+                                verified,
+                            };
+                            return (way, Some(enc.message));
+                        }
+                        Err(why) => {
+                            warn!(rcpt = %rcpt, method = %m, reason = %why, "encryption failed; next method");
+                            d.evidence.push(format!("{why}; falls to the next method"));
+                            d.chain.remove(0);
+                        }
+                    }
+                }
+                _ => return (Way::NotYet, None),
+            }
+        }
     }
 
     /// Has the window's decisions committed, then sends each message by way.
@@ -197,6 +262,15 @@ impl DomainRun<'_> {
                 match way {
                     Way::Verified(pins) => self.send_verified(&pins, &part, &p.content).await,
                     Way::Opportunistic => self.send_opportunistic(&part, &p.content).await,
+                    Way::Encrypted { rcpt, verified } => {
+                        let Some(copy) = p.sealed.get(&rcpt) else {
+                            continue;
+                        };
+                        match verified {
+                            Some(pins) => self.send_verified(&pins, &part, copy).await,
+                            None => self.send_opportunistic(&part, copy).await,
+                        }
+                    }
                     Way::NotYet => self.not_available(&part).await,
                 }
             }

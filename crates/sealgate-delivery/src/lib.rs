@@ -8,6 +8,7 @@ pub mod bounce;
 pub mod client;
 mod connect;
 pub mod dsn;
+pub mod encrypt;
 pub mod facts;
 pub mod plan;
 mod pool;

@@ -2,14 +2,16 @@
 //! each recipient gets a [`Decision`], and each MX host gets the peer authentication that
 //! verified TLS demands of it (or the reason it cannot be used).
 
-use sealgate_discovery::DomainProbe;
 use sealgate_discovery::dane::{DaneSummary, HostDane};
+use sealgate_discovery::keys::RecipientKeys;
 use sealgate_discovery::mta_sts::{StsMode, StsPolicy, StsState};
+use sealgate_discovery::{Discovery, DomainProbe};
 use sealgate_policy::{
     DaneStatus, Decision, DomainEvidence, MessageFacts, Method, MtaStsMode, RecipientEvidence,
     Rules, decide,
 };
 
+use crate::encrypt;
 use crate::verify::PeerAuth;
 
 /// How a verified-TLS peer proved itself; also its TLS-RPT policy type (RFC 8460 §4.4).
@@ -88,15 +90,48 @@ pub fn decide_for(
     rcpt: &str,
     probe: &DomainProbe,
     evidence: &DomainEvidence,
+    recipient: &RecipientEvidence,
     facts: &MessageFacts,
 ) -> Decision {
-    let mut d = decide(rules, rcpt, evidence, &RecipientEvidence::default(), facts);
+    let mut d = decide(rules, rcpt, evidence, recipient, facts);
     d.evidence.extend(probe.notes.iter().cloned());
     if let Some(sts) = &probe.sts {
         d.evidence
             .extend(sts.notes.iter().map(|n| format!("mta-sts: {n}")));
     }
     d
+}
+
+/// A recipient's decision and the keys found for it.
+#[derive(Clone, Debug)]
+pub struct Planned {
+    /// The decision (key findings in its evidence).
+    pub decision: Decision,
+    /// What key lookups found (empty when the decision needed none).
+    pub keys: RecipientKeys,
+}
+
+/// Decides for `rcpt`, looking up its OpenPGP key and S/MIME certificate first when the rules
+/// would prefer one of those methods to everything else the domain offers.
+pub async fn plan_recipient(
+    discovery: &Discovery,
+    rules: &Rules,
+    rcpt: &str,
+    probe: &DomainProbe,
+    evidence: &DomainEvidence,
+    facts: &MessageFacts,
+) -> Planned {
+    let hypothetical = decide(rules, rcpt, evidence, &encrypt::assume_keys(), facts);
+    let want = encrypt::wanted(&hypothetical);
+    let keys = if want.pgp || want.smime {
+        discovery.recipient_keys(rcpt, want).await
+    } else {
+        RecipientKeys::default()
+    };
+    let recipient = encrypt::recipient_evidence(&keys);
+    let mut decision = decide_for(rules, rcpt, probe, evidence, &recipient, facts);
+    decision.evidence.extend(encrypt::key_notes(&keys));
+    Planned { decision, keys }
 }
 
 /// `hosts` in order, each once.
@@ -246,7 +281,9 @@ pub async fn check(
         // No MX hosts were found, so nothing about DANE is known.
         evidence.dane = DaneStatus::Unknown;
     }
-    let decision = decide_for(rules, address, &probe, &evidence, facts);
+    let decision = plan_recipient(discovery, rules, address, &probe, &evidence, facts)
+        .await
+        .decision;
     let hosts = hosts
         .iter()
         .map(|h| {

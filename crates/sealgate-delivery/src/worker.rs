@@ -30,6 +30,8 @@ pub struct DeliveryContext {
     pub discovery: Arc<sealgate_discovery::Discovery>,
     /// Certificate verification for verified TLS (DANE, WebPKI for MTA-STS, pins).
     pub verifiers: Arc<crate::verify::Verifiers>,
+    /// How PGP/MIME and S/MIME messages are made (a method is off when its part is `None`).
+    pub encryption: Arc<crate::encrypt::Encryption>,
     /// Port of remote MX hosts (25 on the internet).
     pub smtp_port: u16,
     /// Retry schedule and give-up age.

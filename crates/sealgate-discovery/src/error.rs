@@ -45,10 +45,10 @@ pub enum DiscoveryError {
         source: PolicyError,
     },
     /// The HTTPS fetcher's TLS settings could not be built (an unusable extra root, say).
-    #[error("mta-sts fetcher tls setup failed")]
+    #[error("https fetcher (mta-sts, wkd) tls setup failed")]
     FetcherSetup(#[source] rustls::Error),
     /// The HTTPS fetcher would trust no certificate authority at all.
-    #[error("mta-sts fetcher has no trusted certificate authorities")]
+    #[error("https fetcher (mta-sts, wkd) has no trusted certificate authorities")]
     NoTrustAnchors,
 }
 
@@ -231,13 +231,13 @@ pub enum FetchError {
         found: Option<String>,
     },
     /// The policy is larger than the limit (RFC 8461 §3.3 suggests 64 KiB).
-    #[error("policy is larger than {limit} bytes")]
+    #[error("response is larger than {limit} bytes")]
     TooLarge {
         /// The limit, in bytes.
         limit: usize,
     },
     /// Reading the body failed part way.
-    #[error("reading the policy from {host} failed")]
+    #[error("reading the response from {host} failed")]
     Body {
         /// `mta-sts.<domain>`.
         host: String,
@@ -246,6 +246,6 @@ pub enum FetchError {
         source: reqwest::Error,
     },
     /// The policy is not UTF-8 text.
-    #[error("policy is not utf-8 text")]
+    #[error("response is not utf-8 text")]
     NotUtf8,
 }

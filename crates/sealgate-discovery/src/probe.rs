@@ -1,19 +1,23 @@
 //! [`Discovery`]: everything known about one recipient domain before deciding — DANE per MX
 //! host (cached by TTL, negative answers by the negative TTL), the MTA-STS policy, and the
 //! downgrade memory — plus the two things delivery reports back: a verified-TLS sighting
-//! (the ratchet) and TLS-RPT session counts.
+//! (the ratchet) and TLS-RPT session counts; and, when turned on, recipient keys
+//! ([`crate::keys`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use sealgate_dns::Resolver;
+use sealgate_encrypt::smime::TrustStore;
 use sealgate_store::{Store, TlsRptSession, VerifiedDomain};
 use sealgate_types::time::now_micros;
 use tracing::warn;
 
+use crate::DiscoveryError;
 use crate::cache::ProbeCache;
 use crate::dane::{self, DaneProbe, DaneSummary};
-use crate::mta_sts::{MtaSts, StsLookup};
+use crate::keys::{KeyDiscovery, KeySettings, KeyWant, RecipientKeys, WkdFetcher};
+use crate::mta_sts::{HttpsFetcher, MtaSts, StsLookup};
 
 /// How often a verified-TLS sighting of an already remembered domain is written again.
 const SIGHTING_REFRESH: i64 = 24 * 3600 * 1_000_000;
@@ -68,6 +72,8 @@ pub struct Discovery {
     store: Store,
     dane_cache: ProbeCache<DaneProbe>,
     settings: ProbeSettings,
+    /// Recipient key discovery, when turned on.
+    keys: Option<KeyDiscovery>,
 }
 
 impl Discovery {
@@ -84,6 +90,54 @@ impl Discovery {
             store,
             dane_cache: ProbeCache::new(settings.max_entries, settings.negative_ttl),
             settings,
+            keys: None,
+        }
+    }
+
+    /// Turns recipient key discovery on, with WKD fetched over HTTPS as `settings.fetch`
+    /// says; S/MIME certificates from the store and from PKIX-EE SMIMEA records must chain
+    /// to `trust` (DANE-EE ones need no chain). Fails when those HTTPS settings trust no
+    /// usable root. TTLs and cache size are this discovery's [`ProbeSettings`].
+    pub fn with_keys(
+        self,
+        settings: KeySettings,
+        trust: Option<TrustStore>,
+    ) -> Result<Self, DiscoveryError> {
+        let fetcher = HttpsFetcher::new(settings.fetch.clone(), self.resolver.clone())?;
+        Ok(self.with_key_fetcher(settings, trust, Arc::new(fetcher)))
+    }
+
+    /// As [`Discovery::with_keys`], with WKD documents fetched through `fetcher`
+    /// (`settings.fetch` is then unused).
+    pub fn with_key_fetcher(
+        mut self,
+        settings: KeySettings,
+        trust: Option<TrustStore>,
+        fetcher: Arc<dyn WkdFetcher>,
+    ) -> Self {
+        self.keys = Some(KeyDiscovery::new(
+            self.resolver.clone(),
+            self.store.clone(),
+            fetcher,
+            trust,
+            settings,
+            &self.settings,
+        ));
+        self
+    }
+
+    /// The OpenPGP and S/MIME credentials of `address` that `want` asks for, validated now:
+    /// see [`crate::keys`]. Both are `NotLooked` when key discovery is off.
+    pub async fn recipient_keys(&self, address: &str, want: KeyWant) -> RecipientKeys {
+        self.recipient_keys_at(address, want, now_micros() / 1_000_000)
+            .await
+    }
+
+    /// As [`Discovery::recipient_keys`], validating at `now` (Unix seconds).
+    pub async fn recipient_keys_at(&self, address: &str, want: KeyWant, now: i64) -> RecipientKeys {
+        match &self.keys {
+            Some(keys) => keys.recipient_keys(address, want, now).await,
+            None => RecipientKeys::not_looked(),
         }
     }
 
@@ -185,7 +239,10 @@ mod tests {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use sealgate_dns::{BoxFuture, DnsError, MxRecords, TlsaAnswer, TlsaRecord};
+    use sealgate_dns::{
+        BoxFuture, DnsError, MxRecords, OpenpgpkeyAnswer, Secured, SmimeaAnswer, TlsaAnswer,
+        TlsaRecord,
+    };
     use sealgate_testkit::db::{TestBackend, TestDb};
 
     use super::*;
@@ -239,6 +296,15 @@ mod tests {
         }
         fn txt<'a>(&'a self, _n: &'a str) -> BoxFuture<'a, Result<Vec<String>, DnsError>> {
             Box::pin(async { Ok(Vec::new()) })
+        }
+        fn openpgpkey<'a>(
+            &'a self,
+            _n: &'a str,
+        ) -> BoxFuture<'a, Result<OpenpgpkeyAnswer, DnsError>> {
+            Box::pin(async { Ok(Secured::Insecure) })
+        }
+        fn smimea<'a>(&'a self, _n: &'a str) -> BoxFuture<'a, Result<SmimeaAnswer, DnsError>> {
+            Box::pin(async { Ok(Secured::Insecure) })
         }
     }
 

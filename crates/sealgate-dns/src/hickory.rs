@@ -21,7 +21,10 @@ use hickory_resolver::{ResolverBuilder, TokioResolver};
 
 use crate::anchors::Anchors;
 use crate::validated::Validating;
-use crate::{BoxFuture, DnsError, MxHost, MxRecords, Resolver, TlsaAnswer, normalize_name};
+use crate::{
+    BoxFuture, DnsError, MxHost, MxRecords, OpenpgpkeyAnswer, Resolver, Secured, SmimeaAnswer,
+    TlsaAnswer, normalize_name,
+};
 
 /// How the hickory resolver reaches DNS.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,9 +38,10 @@ pub struct DnsConfig {
     pub timeout: Duration,
     /// How many times to send a query before giving up (at least 1).
     pub attempts: usize,
-    /// Validate TLSA and secure-route lookups with DNSSEC in-process (default true).
-    /// When false, [`Resolver::tlsa`] always answers [`TlsaAnswer::Insecure`] and
-    /// [`Resolver::secure_route`] `false`: DANE is off.
+    /// Validate TLSA, OPENPGPKEY, SMIMEA and secure-route lookups with DNSSEC in-process
+    /// (default true). When false, [`Resolver::tlsa`], [`Resolver::openpgpkey`] and
+    /// [`Resolver::smimea`] always answer [`Secured::Insecure`] and
+    /// [`Resolver::secure_route`] `false`: DANE and DNS-published keys are off.
     pub dnssec: bool,
     /// Where DNSSEC validation starts. `None` (the default) uses hickory's built-in root
     /// zone KSKs. `Some` names a file of DNSKEY records in zone-file presentation format,
@@ -77,7 +81,7 @@ impl Default for DnsConfig {
 pub struct HickoryResolver {
     /// Not validating: MX, addresses, TXT.
     inner: TokioResolver,
-    /// Validating: TLSA and secure routes. `None` when DNSSEC is turned off.
+    /// Validating: TLSA, OPENPGPKEY, SMIMEA and secure routes. `None` when DNSSEC is off.
     validating: Option<Validating>,
 }
 
@@ -140,6 +144,20 @@ impl HickoryResolver {
         }
     }
 
+    async fn lookup_openpgpkey(&self, name: &str) -> Result<OpenpgpkeyAnswer, DnsError> {
+        match &self.validating {
+            Some(v) => v.openpgpkey(&normalize_name(name)).await,
+            None => Ok(Secured::Insecure),
+        }
+    }
+
+    async fn lookup_smimea(&self, name: &str) -> Result<SmimeaAnswer, DnsError> {
+        match &self.validating {
+            Some(v) => v.smimea(&normalize_name(name)).await,
+            None => Ok(Secured::Insecure),
+        }
+    }
+
     async fn lookup_secure_route(&self, domain: &str, host: &str) -> Result<bool, DnsError> {
         match &self.validating {
             Some(v) => v.secure_route(domain, host).await,
@@ -191,6 +209,17 @@ impl Resolver for HickoryResolver {
 
     fn txt<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<String>, DnsError>> {
         Box::pin(self.lookup_txt(name))
+    }
+
+    fn openpgpkey<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<OpenpgpkeyAnswer, DnsError>> {
+        Box::pin(self.lookup_openpgpkey(name))
+    }
+
+    fn smimea<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<SmimeaAnswer, DnsError>> {
+        Box::pin(self.lookup_smimea(name))
     }
 }
 

@@ -6,13 +6,12 @@
 //! are testable from canned answers and end-to-end tests point the hickory
 //! resolver at a real DNS server on loopback through [`DnsConfig::nameservers`].
 //!
-//! TLSA lookups and the secure-route check are DNSSEC-validated in-process (hickory's
-//! validator, from the root KSKs or an island-of-trust file:
-//! [`DnsConfig::trust_anchor_file`]); MX, address and TXT lookups are not, so routing
-//! works the same for signed and unsigned zones.
+//! TLSA, OPENPGPKEY and SMIMEA lookups and the secure-route check are DNSSEC-validated
+//! in-process (hickory's validator, from the root KSKs or an island-of-trust file:
+//! [`DnsConfig::trust_anchor_file`]) and classified as a [`Secured`] answer; MX, address
+//! and TXT lookups are not, so routing works the same for signed and unsigned zones.
 //!
-//! This crate must not depend on any other Sealgate crate. Later issues add
-//! OPENPGPKEY and SMIMEA lookups as further `Resolver` methods.
+//! This crate must not depend on any other Sealgate crate.
 
 mod anchors;
 mod error;
@@ -65,6 +64,19 @@ pub trait Resolver: Send + Sync + std::fmt::Debug {
     /// The TXT strings at `name` (each record's character-strings concatenated). An empty
     /// `Vec` for NODATA; NXDOMAIN is [`DnsError::NxDomain`]. Used for `_mta-sts` (RFC 8461 §3.1).
     fn txt<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<String>, DnsError>>;
+
+    /// The DNSSEC-validated OPENPGPKEY records at `name` (RFC 7929 §3: the caller builds
+    /// `<hash of the local part>._openpgpkey.<domain>`): each record's transferable public
+    /// key, unparsed. RFC 7929 §5.1: only a DNSSEC-verified answer is used, so callers take
+    /// [`Secured::Secure`] records and nothing else. Never an error for "no records".
+    fn openpgpkey<'a>(&'a self, name: &'a str)
+    -> BoxFuture<'a, Result<OpenpgpkeyAnswer, DnsError>>;
+
+    /// The DNSSEC-validated SMIMEA records at `name` (RFC 8162 §3: the caller builds
+    /// `<hash of the local part>._smimecert.<domain>`), classified as for
+    /// [`Resolver::openpgpkey`]; as there, only [`Secured::Secure`] records are used (RFC
+    /// 8162 §6).
+    fn smimea<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<SmimeaAnswer, DnsError>>;
 }
 
 /// One TLSA record (RFC 6698 §2.1).
@@ -88,27 +100,52 @@ impl TlsaRecord {
     }
 }
 
-/// The DNSSEC-classified answer of a TLSA lookup.
+/// One SMIMEA record (RFC 8162 §2: the TLSA wire format, applied to S/MIME certificates).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SmimeaRecord {
+    /// Certificate usage: 0 PKIX-TA, 1 PKIX-EE, 2 DANE-TA, 3 DANE-EE.
+    pub usage: u8,
+    /// Selector: 0 full certificate, 1 SubjectPublicKeyInfo.
+    pub selector: u8,
+    /// Matching type: 0 exact, 1 SHA-256, 2 SHA-512.
+    pub matching: u8,
+    /// The association data (a DER certificate for selector 0, matching 0).
+    pub data: Vec<u8>,
+}
+
+/// A DNSSEC-classified answer (RFC 4035 §4.3): what a validated lookup of one record type
+/// established, with the records only when they validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TlsaAnswer {
+pub enum Secured<T> {
     /// Validated records (all of them, usable or not) and the answer's TTL in seconds.
     Secure {
         /// The records.
-        records: Vec<TlsaRecord>,
+        records: Vec<T>,
         /// The smallest TTL of the answer.
         ttl: u32,
     },
-    /// A validated denial (NODATA or NXDOMAIN): the host publishes no TLSA records.
+    /// A validated denial (NODATA or NXDOMAIN): the name publishes no such records.
     SecureNone,
     /// The zone is not signed (or not under a trust anchor): records, if any, are ignored
-    /// (RFC 7672 §2.2).
+    /// (RFC 7672 §2.2; the same for OPENPGPKEY and SMIMEA).
     Insecure,
-    /// Validation failed: possible attack; the MX must not be used (RFC 7672 §2.2).
+    /// Validation failed: possible attack; nothing in the answer may be used (for TLSA,
+    /// RFC 7672 §2.2: the MX must not be used).
     Bogus {
         /// What failed.
         reason: String,
     },
 }
+
+/// The DNSSEC-classified answer of a TLSA lookup.
+pub type TlsaAnswer = Secured<TlsaRecord>;
+
+/// The DNSSEC-classified answer of an OPENPGPKEY lookup: one transferable public key
+/// (binary, unparsed) per record (RFC 7929 §2.1).
+pub type OpenpgpkeyAnswer = Secured<Vec<u8>>;
+
+/// The DNSSEC-classified answer of an SMIMEA lookup.
+pub type SmimeaAnswer = Secured<SmimeaRecord>;
 
 /// One MX record.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -143,6 +143,20 @@ mod tests {
         fn txt<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, Result<Vec<String>, DnsError>> {
             Box::pin(async { Ok(vec![]) })
         }
+
+        fn openpgpkey<'a>(
+            &'a self,
+            _name: &'a str,
+        ) -> BoxFuture<'a, Result<crate::OpenpgpkeyAnswer, DnsError>> {
+            Box::pin(async { Ok(crate::Secured::Insecure) })
+        }
+
+        fn smimea<'a>(
+            &'a self,
+            _name: &'a str,
+        ) -> BoxFuture<'a, Result<crate::SmimeaAnswer, DnsError>> {
+            Box::pin(async { Ok(crate::Secured::Insecure) })
+        }
     }
 
     fn hosts(records: &[(u16, &str)]) -> MxRecords {

@@ -1,4 +1,5 @@
-//! DNSSEC-validated lookups (TLSA, secure routes) over hickory's in-process validator.
+//! DNSSEC-validated lookups (TLSA, OPENPGPKEY, SMIMEA, secure routes) over hickory's
+//! in-process validator.
 //!
 //! hickory marks every answer and authority record with a [`Proof`]. This module turns
 //! those marks into the four DNSSEC states of RFC 4035 §4.3 that DANE needs (RFC 7672
@@ -25,7 +26,9 @@ use hickory_resolver::proto::rr::{RData, Record, RecordType};
 
 use crate::anchors::Anchors;
 use crate::hickory::{absolute_name, classify};
-use crate::{DnsError, TlsaAnswer, TlsaRecord};
+use crate::{
+    DnsError, OpenpgpkeyAnswer, Secured, SmimeaAnswer, SmimeaRecord, TlsaAnswer, TlsaRecord,
+};
 
 /// The validating half of [`crate::HickoryResolver`].
 #[derive(Clone, Debug)]
@@ -77,11 +80,41 @@ impl Validating {
     /// The TLSA records at `_{port}._tcp.{host}` (RFC 7672 §2.2); `host` is normalised.
     pub(crate) async fn tlsa(&self, host: &str, port: u16) -> Result<TlsaAnswer, DnsError> {
         let name = format!("_{port}._tcp.{host}");
-        Ok(match self.lookup(&name, RecordType::TLSA, "TLSA").await? {
-            Validated::Secure(records) => tlsa_answer(&name, &records)?,
-            Validated::SecureNone { .. } => TlsaAnswer::SecureNone,
-            Validated::Insecure => TlsaAnswer::Insecure,
-            Validated::Bogus(reason) => TlsaAnswer::Bogus { reason },
+        self.secured(&name, RecordType::TLSA, "TLSA", tlsa_record)
+            .await
+    }
+
+    /// The OPENPGPKEY records at `name` (RFC 7929 §3); `name` is normalised.
+    pub(crate) async fn openpgpkey(&self, name: &str) -> Result<OpenpgpkeyAnswer, DnsError> {
+        self.secured(
+            name,
+            RecordType::OPENPGPKEY,
+            "OPENPGPKEY",
+            openpgpkey_record,
+        )
+        .await
+    }
+
+    /// The SMIMEA records at `name` (RFC 8162 §3); `name` is normalised.
+    pub(crate) async fn smimea(&self, name: &str) -> Result<SmimeaAnswer, DnsError> {
+        self.secured(name, RecordType::SMIMEA, "SMIMEA", smimea_record)
+            .await
+    }
+
+    /// A validated lookup of `record_type` at `name`, classified, with `extract` taking the
+    /// data of each record of that type out of a secure answer.
+    async fn secured<T>(
+        &self,
+        name: &str,
+        record_type: RecordType,
+        label: &'static str,
+        extract: fn(&RData) -> Option<T>,
+    ) -> Result<Secured<T>, DnsError> {
+        Ok(match self.lookup(name, record_type, label).await? {
+            Validated::Secure(records) => secure_answer(name, label, &records, extract)?,
+            Validated::SecureNone { .. } => Secured::SecureNone,
+            Validated::Insecure => Secured::Insecure,
+            Validated::Bogus(reason) => Secured::Bogus { reason },
         })
     }
 
@@ -199,26 +232,63 @@ fn answers_state(
     Ok(Validated::Secure(records))
 }
 
-/// The TLSA records of a secure answer and their smallest TTL. A secure answer without
-/// TLSA data (a CNAME whose target's denial was not shown) proves nothing.
-fn tlsa_answer(name: &str, records: &[Record]) -> Result<TlsaAnswer, DnsError> {
+/// The records of a secure answer that `extract` accepts, and their smallest TTL. A secure
+/// answer without data of the asked type (a CNAME whose target's denial was not shown)
+/// proves nothing.
+fn secure_answer<T>(
+    name: &str,
+    label: &'static str,
+    records: &[Record],
+    extract: fn(&RData) -> Option<T>,
+) -> Result<Secured<T>, DnsError> {
     let mut ttl = u32::MAX;
-    let mut tlsa = Vec::new();
+    let mut found = Vec::new();
     for record in records {
-        if let RData::TLSA(t) = &record.data {
+        if let Some(data) = extract(&record.data) {
             ttl = ttl.min(record.ttl);
-            tlsa.push(TlsaRecord {
-                usage: t.cert_usage.into(),
-                selector: t.selector.into(),
-                matching: t.matching.into(),
-                data: t.cert_data.clone(),
-            });
+            found.push(data);
         }
     }
-    if tlsa.is_empty() {
-        return Err(indeterminate(name, "TLSA"));
+    if found.is_empty() {
+        return Err(indeterminate(name, label));
     }
-    Ok(TlsaAnswer::Secure { records: tlsa, ttl })
+    Ok(Secured::Secure {
+        records: found,
+        ttl,
+    })
+}
+
+fn tlsa_record(data: &RData) -> Option<TlsaRecord> {
+    match data {
+        RData::TLSA(t) => Some(TlsaRecord {
+            usage: t.cert_usage.into(),
+            selector: t.selector.into(),
+            matching: t.matching.into(),
+            data: t.cert_data.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// RFC 7929 §2.1: the RDATA is one transferable public key, kept as it came.
+fn openpgpkey_record(data: &RData) -> Option<Vec<u8>> {
+    match data {
+        RData::OPENPGPKEY(key) => Some(key.public_key.clone()),
+        _ => None,
+    }
+}
+
+/// RFC 8162 §2: the RDATA has the TLSA format (RFC 6698 §2.1).
+fn smimea_record(data: &RData) -> Option<SmimeaRecord> {
+    match data {
+        RData::SMIMEA(s) => Some(SmimeaRecord {
+            usage: s.cert_usage.into(),
+            selector: s.selector.into(),
+            matching: s.matching.into(),
+            data: s.cert_data.clone(),
+        }),
+        _ => None,
+    }
 }
 
 fn bogus(name: &str, record_type: &'static str, reason: String) -> DnsError {
@@ -246,7 +316,7 @@ mod tests {
     use hickory_resolver::proto::op::Query;
     use hickory_resolver::proto::rr::Name;
     use hickory_resolver::proto::rr::rdata::tlsa::{CertUsage, Matching, Selector};
-    use hickory_resolver::proto::rr::rdata::{A, TLSA};
+    use hickory_resolver::proto::rr::rdata::{A, OPENPGPKEY, SMIMEA, TLSA};
 
     use super::*;
 
@@ -282,7 +352,7 @@ mod tests {
 
     fn answers(records: &[Record]) -> Result<TlsaAnswer, DnsError> {
         match answers_state("n", "TLSA", records)? {
-            Validated::Secure(r) => tlsa_answer("n", &r),
+            Validated::Secure(r) => secure_answer("n", "TLSA", &r, tlsa_record),
             Validated::Insecure => Ok(TlsaAnswer::Insecure),
             Validated::Bogus(reason) => Ok(TlsaAnswer::Bogus { reason }),
             other => panic!("answers never give {other:?}"),
@@ -388,5 +458,64 @@ mod tests {
         assert!(matches!(got, Ok(Validated::Bogus(_))), "{got:?}");
         let got = state_of("n", "TLSA", Err(NetError::Timeout));
         assert!(matches!(got, Err(DnsError::Timeout { .. })), "{got:?}");
+    }
+
+    fn secure(data: RData, ttl: u32) -> Record {
+        let mut r = Record::from_rdata(name(), ttl, data);
+        r.proof = Proof::Secure;
+        r
+    }
+
+    #[test]
+    fn openpgpkey_records_keep_their_key_bytes_and_smallest_ttl() {
+        let records = [
+            secure(RData::OPENPGPKEY(OPENPGPKEY::new(vec![1, 2, 3])), 300),
+            secure(RData::OPENPGPKEY(OPENPGPKEY::new(vec![4])), 120),
+        ];
+        let got = secure_answer("n", "OPENPGPKEY", &records, openpgpkey_record).unwrap();
+        assert_eq!(
+            got,
+            Secured::Secure {
+                records: vec![vec![1, 2, 3], vec![4]],
+                ttl: 120
+            }
+        );
+    }
+
+    #[test]
+    fn smimea_records_keep_their_fields_and_other_types_are_not_taken_for_them() {
+        let smimea = SMIMEA::new(
+            CertUsage::PkixEe,
+            Selector::Full,
+            Matching::Raw,
+            vec![0x30, 0x82],
+        );
+        let records = [secure(RData::SMIMEA(smimea), 60), tlsa(Proof::Secure, 10)];
+        let got = secure_answer("n", "SMIMEA", &records, smimea_record).unwrap();
+        let want = SmimeaRecord {
+            usage: 1,
+            selector: 0,
+            matching: 0,
+            data: vec![0x30, 0x82],
+        };
+        assert_eq!(
+            got,
+            Secured::Secure {
+                records: vec![want],
+                ttl: 60
+            }
+        );
+        let only_tlsa = [tlsa(Proof::Secure, 10)];
+        let err = secure_answer("n", "SMIMEA", &only_tlsa, smimea_record).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DnsError::DnssecIndeterminate {
+                    record_type: "SMIMEA",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
 }

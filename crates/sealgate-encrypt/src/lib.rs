@@ -116,8 +116,7 @@ impl KeyInfo {
 
     /// Whether `address` (any case) is one of [`KeyInfo::emails`].
     pub fn binds(&self, address: &str) -> bool {
-        let a = address.to_ascii_lowercase();
-        self.emails.iter().any(|e| *e == a)
+        self.emails.contains(&address.to_ascii_lowercase())
     }
 }
 

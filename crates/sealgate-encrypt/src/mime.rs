@@ -163,7 +163,7 @@ pub fn inner_entity(message: &[u8], outer_subject: &str) -> Result<Vec<u8>, Encr
 }
 
 /// The outer header of the protected message (without Content-Type and the blank line, which
-/// the method adds): trace fields and [`OUTER`] fields as they were, `subject` as the Subject,
+/// the method adds): trace fields and the address, date and id fields as they were, `subject` as the Subject,
 /// `MIME-Version: 1.0`.
 pub fn outer_header(message: &[u8], subject: &str) -> Result<Vec<u8>, EncryptError> {
     let message = canonical_crlf(message);
@@ -212,7 +212,13 @@ fn is_any(f: &Field<'_>, names: &[&str]) -> bool {
 fn subject_text(subject: &str) -> String {
     subject
         .chars()
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect()
 }
 

@@ -73,6 +73,15 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    /// Reading or changing recipients' stored keys and certificates failed (nothing was written).
+    #[error("recipient key {op} failed")]
+    Keys {
+        /// `put`, `for`, `list` or `remove`.
+        op: &'static str,
+        /// Why.
+        #[source]
+        source: sqlx::Error,
+    },
     /// Claiming, settling or releasing recipients under a lease failed (nothing was written).
     #[error("queue {op} failed")]
     Lease {
@@ -113,6 +122,7 @@ impl StoreError {
             | Self::ReadQueue(e)
             | Self::Users { source: e, .. }
             | Self::MtaSts { source: e, .. }
+            | Self::Keys { source: e, .. }
             | Self::Security { source: e, .. }
             | Self::Listen(e)
             | Self::Raw(e) => sqlx_unavailable(e),

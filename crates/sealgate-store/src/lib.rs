@@ -2,14 +2,15 @@
 //!
 //! Owns the schema and its forward-only migrations (`migrations/sqlite`, `migrations/postgres`,
 //! embedded at build time), the connection pool over SQLite or PostgreSQL (sqlx `Any`), the
-//! durable queue rows, users, and the append-only, hash-chained audit log: audit rows are
-//! written in the same transaction as the change they describe, and the database itself
-//! refuses to update or delete them.
+//! durable queue rows, users, recipients' keys and certificates, and the append-only,
+//! hash-chained audit log: audit rows are written in the same transaction as the change they
+//! describe, and the database itself refuses to update or delete them.
 //!
 //! Depends only on `sealgate-types`; it must not depend on any other Sealgate crate.
 
 mod audit;
 pub mod error;
+mod keys;
 mod lease;
 mod model;
 mod mta_sts;
@@ -20,6 +21,7 @@ mod users;
 
 pub use audit::AuditListener;
 pub use error::StoreError;
+pub use keys::StoredKey;
 pub use lease::{NewNotice, OperatorAction, SettleItem, Settlement};
 pub use model::{AuditFilter, MessageRow, NewMessage, RecipientRow, UserRow};
 pub use mta_sts::StsPolicyRow;

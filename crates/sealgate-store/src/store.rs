@@ -46,6 +46,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "policy",
         include_str!("../../../migrations/sqlite/0003_policy.sql"),
     ),
+    (
+        4,
+        "keys",
+        include_str!("../../../migrations/sqlite/0004_keys.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -63,6 +68,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "policy",
         include_str!("../../../migrations/postgres/0003_policy.sql"),
+    ),
+    (
+        4,
+        "keys",
+        include_str!("../../../migrations/postgres/0004_keys.sql"),
     ),
 ];
 

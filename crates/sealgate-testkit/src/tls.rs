@@ -117,6 +117,12 @@ impl TestCa {
         CertificateDer::from_pem_slice(self.cert_pem.as_bytes()).expect("parse own CA PEM")
     }
 
+    /// The CA's issuer (name and key), for other test kit modules that issue
+    /// certificates or revocation lists.
+    pub(crate) fn issuer(&self) -> &Issuer<'static, KeyPair> {
+        &self.issuer
+    }
+
     /// A rustls client configuration that trusts only this CA.
     pub fn client_config(&self) -> rustls::ClientConfig {
         let mut roots = rustls::RootCertStore::empty();

@@ -50,6 +50,9 @@ pub enum Command {
     /// The delivery queue.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// Recipients' OpenPGP keys and S/MIME certificates.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Dry run: how a message to ADDRESS would be delivered and why (probes DNS and MTA-STS
     /// like delivery does; sends nothing).
     Check(CheckArgs),
@@ -100,6 +103,37 @@ pub enum QueueCommand {
     Bounce {
         /// Queue id.
         id: String,
+    },
+}
+
+/// `sealgate keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Import recipients' OpenPGP keys (armored or binary, one or several) or X.509
+    /// certificates (PEM bundle or DER) from FILE; each must be usable now.
+    Import {
+        /// The file.
+        file: PathBuf,
+        /// Store only for this address (repeatable); default: every address a key binds.
+        #[arg(long = "address", value_name = "ADDR")]
+        addresses: Vec<String>,
+    },
+    /// List stored keys and certificates, each validated now.
+    List {
+        /// Only those for this address.
+        #[arg(long, value_name = "ADDR")]
+        address: Option<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a stored key or certificate.
+    Remove {
+        /// Its fingerprint (any case; spaces ignored).
+        fingerprint: String,
+        /// Only for this address.
+        #[arg(long, value_name = "ADDR")]
+        address: Option<String>,
     },
 }
 
@@ -228,6 +262,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 Command::Users(cmd) => crate::cmd_users::run(&store, cmd).await?,
                 Command::Queue(cmd) => crate::cmd_queue::run(&cfg, &store, cmd).await?,
+                Command::Keys(cmd) => crate::cmd_keys::run(&cfg, &store, cmd).await?,
                 Command::Check(args) => crate::cmd_check::run(&cfg, &store, args).await?,
                 Command::Serve | Command::Config(_) => ExitCode::SUCCESS,
             };

@@ -1,16 +1,20 @@
 //! Building the delivery side from configuration: the resolver, the policy rules, discovery
-//! (DANE, MTA-STS) and the certificate verifiers.
+//! (DANE, MTA-STS), the certificate verifiers and the end-to-end encryption settings.
 
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use sealgate_config::Config;
+use sealgate_config::{Config, SmimeCipher};
 use sealgate_delivery::client::{ClientConfig, TlsPolicy};
+use sealgate_delivery::encrypt::SmimeOut;
 use sealgate_delivery::verify::Verifiers;
 use sealgate_delivery::worker::DeliveryContext;
+use sealgate_discovery::keys::KeySettings;
 use sealgate_discovery::mta_sts::{FetchConfig, HttpsFetcher, MtaSts};
 use sealgate_discovery::{Discovery, ProbeSettings};
 use sealgate_dns::{DnsConfig, HickoryResolver, Resolver};
+use sealgate_encrypt::pgp::{PgpCert, PgpSettings, PgpSigner};
+use sealgate_encrypt::smime::{ContentCipher, SmimeSettings, SmimeSigner, TrustStore};
 use sealgate_policy::Rules;
 use sealgate_queue::{Queue, RetryPolicy};
 use sealgate_store::Store;
@@ -62,12 +66,14 @@ fn verifiers(
     Ok((v, extra))
 }
 
-/// What delivery and `sealgate check` share: resolver, rules, discovery and verifiers.
+/// What delivery and `sealgate check` share: resolver, rules, discovery (key discovery
+/// included), verifiers and how encrypted messages are made.
 pub struct Security {
     pub resolver: Arc<dyn Resolver>,
     pub rules: Arc<Rules>,
     pub discovery: Arc<Discovery>,
     pub verifiers: Arc<Verifiers>,
+    pub encryption: Arc<sealgate_delivery::encrypt::Encryption>,
 }
 
 /// Builds [`Security`] over `store`.
@@ -75,6 +81,13 @@ pub fn security(cfg: &Config, store: Store) -> anyhow::Result<Security> {
     let resolver = resolver(cfg)?;
     let rules = rules(cfg).map_err(|p| anyhow::anyhow!("invalid [policy]: {}", p.join("; ")))?;
     let (verifiers, extra_roots) = verifiers(cfg)?;
+    let encryption = encryption(cfg)?;
+    let wkd_fetch = FetchConfig {
+        https_port: cfg.pgp.wkd_https_port,
+        timeout: cfg.pgp.wkd_timeout.0,
+        extra_roots: extra_roots.clone(),
+        public_roots: cfg.delivery.public_roots,
+    };
     let sts = if cfg.mta_sts.enabled {
         let fetcher = HttpsFetcher::new(
             FetchConfig {
@@ -108,11 +121,31 @@ pub fn security(cfg: &Config, store: Store) -> anyhow::Result<Security> {
             max_entries: cfg.probes.max_entries,
         },
     );
+    let keys = KeySettings {
+        pgp: cfg.pgp.enabled,
+        wkd: cfg.pgp.enabled && cfg.pgp.wkd,
+        openpgpkey: cfg.openpgpkey_lookups(),
+        smime: cfg.smime.enabled,
+        smimea: cfg.smimea_lookups(),
+        fetch: wkd_fetch,
+    };
+    let trust = encryption.smime.as_ref().map(|s| s.trust.clone());
+    let discovery = discovery
+        .with_keys(keys, trust)
+        .context("setting up key discovery ([pgp] wkd)")?;
     Ok(Security {
         resolver,
         rules: Arc::new(rules),
         discovery: Arc::new(discovery),
         verifiers: Arc::new(verifiers),
+        encryption: Arc::new(sealgate_delivery::encrypt::Encryption {
+            pgp: encryption.pgp,
+            smime: encryption.smime.map(|s| SmimeOut {
+                settings: s.settings,
+                cipher: s.cipher,
+                cbc_for: s.cbc_for,
+            }),
+        }),
     })
 }
 
@@ -135,6 +168,7 @@ pub fn delivery_context(cfg: &Config, queue: Queue) -> anyhow::Result<DeliveryCo
         rules: sec.rules,
         discovery: sec.discovery,
         verifiers: sec.verifiers,
+        encryption: sec.encryption,
         smtp_port: d.smtp_port,
         retry: RetryPolicy {
             first_retry: cfg.queue.retry_first.0,
@@ -167,4 +201,160 @@ pub fn client_config(cfg: &Config) -> ClientConfig {
         command_timeout: d.command_timeout.0,
         data_timeout: d.data_timeout.0,
     }
+}
+
+/// How encrypted messages are made, from `[pgp]` and `[smime]` with their files read and
+/// checked; a method is `None` when its section is turned off.
+#[derive(Clone, Debug)]
+pub struct Encryption {
+    /// PGP/MIME: outer subject, archive key, signer.
+    pub pgp: Option<PgpSettings>,
+    /// S/MIME: settings, ciphers and the trust roots for recipients' certificates.
+    pub smime: Option<SmimeSetup>,
+}
+
+/// `[smime]` ready to use.
+#[derive(Clone, Debug)]
+pub struct SmimeSetup {
+    /// Outer subject and signer.
+    pub settings: SmimeSettings,
+    /// The default content cipher.
+    pub cipher: ContentCipher,
+    /// Addresses or domains (lowercase) that get AES-256-CBC instead.
+    pub cbc_for: Vec<String>,
+    /// Roots and CRLs recipients' certificates must chain to.
+    pub trust: TrustStore,
+}
+
+/// Reads and checks the files `[pgp]` and `[smime]` name (signing keys, archive key, CA file,
+/// CRLs). Fails naming each unusable file and why.
+pub fn encryption(cfg: &Config) -> anyhow::Result<Encryption> {
+    encryption_checked(cfg).map_err(|p| anyhow::anyhow!("{}", p.join("; ")))
+}
+
+/// Like [`encryption`], with every problem (each naming its key and file) on its own.
+pub fn encryption_checked(cfg: &Config) -> Result<Encryption, Vec<String>> {
+    let mut problems = Vec::new();
+    let pgp = cfg
+        .pgp
+        .enabled
+        .then(|| pgp_settings(&cfg.pgp, &mut problems));
+    let smime = cfg.smime.enabled.then(|| smime_setup(cfg, &mut problems));
+    if problems.is_empty() {
+        Ok(Encryption {
+            pgp,
+            smime: smime.flatten(),
+        })
+    } else {
+        Err(problems)
+    }
+}
+
+/// The trust roots (`smime.ca_file`, or the system's) and CRLs (`smime.crl_files`) for
+/// recipients' certificates.
+pub fn smime_trust(cfg: &Config) -> anyhow::Result<TrustStore> {
+    let ca = match &cfg.smime.ca_file {
+        Some(path) => Some(read_file("smime.ca_file", path)?),
+        None => None,
+    };
+    let crls = cfg
+        .smime
+        .crl_files
+        .iter()
+        .enumerate()
+        .map(|(i, p)| read_file(&format!("smime.crl_files[{i}]"), p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    TrustStore::new(ca.as_deref(), &crls).map_err(|e| {
+        let files = cfg.smime.ca_file.iter().chain(&cfg.smime.crl_files);
+        let files: Vec<String> = files.map(|p| p.display().to_string()).collect();
+        let files = if files.is_empty() {
+            "the system trust roots".to_owned()
+        } else {
+            files.join(", ")
+        };
+        anyhow::anyhow!("smime.ca_file/crl_files: {files}: {e}")
+    })
+}
+
+fn read_file(key: &str, path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("{key}: cannot read {}", path.display()))
+}
+
+fn pgp_settings(c: &sealgate_config::PgpConfig, problems: &mut Vec<String>) -> PgpSettings {
+    let mut settings = PgpSettings {
+        subject: c.subject.clone(),
+        ..PgpSettings::default()
+    };
+    if let Some(path) = &c.signing_key {
+        match read_file("pgp.signing_key", path).and_then(|data| {
+            PgpSigner::from_bytes(&data)
+                .with_context(|| format!("pgp.signing_key: {}", path.display()))
+        }) {
+            Ok(signer) => settings.signer = Some(signer),
+            Err(e) => problems.push(format!("{e:#}")),
+        }
+    }
+    if let Some(path) = &c.archive_key {
+        match read_file("pgp.archive_key", path).and_then(|data| archive_key(path, &data)) {
+            Ok(cert) => settings.archive = Some(cert),
+            Err(e) => problems.push(format!("{e:#}")),
+        }
+    }
+    settings
+}
+
+/// The one usable OpenPGP certificate in `data`.
+fn archive_key(path: &std::path::Path, data: &[u8]) -> anyhow::Result<PgpCert> {
+    let shown = path.display();
+    let mut certs =
+        PgpCert::parse_all(data).with_context(|| format!("pgp.archive_key: {shown}"))?;
+    if certs.len() != 1 {
+        anyhow::bail!(
+            "pgp.archive_key: {shown}: holds {} certificates, expected one",
+            certs.len()
+        );
+    }
+    let cert = certs.remove(0);
+    let info = cert.info(sealgate_types::time::now_micros() / 1_000_000);
+    match info.status {
+        Ok(_) => Ok(cert),
+        Err(problem) => anyhow::bail!("pgp.archive_key: {shown}: {}: {problem}", info.fingerprint),
+    }
+}
+
+fn smime_setup(cfg: &Config, problems: &mut Vec<String>) -> Option<SmimeSetup> {
+    let c = &cfg.smime;
+    let trust = smime_trust(cfg)
+        .map_err(|e| problems.push(format!("{e:#}")))
+        .ok();
+    let mut settings = SmimeSettings {
+        subject: c.subject.clone(),
+        signer: None,
+    };
+    if let (Some(cert), Some(key)) = (&c.signing_cert, &c.signing_key) {
+        let loaded = read_file("smime.signing_cert", cert).and_then(|cert_pem| {
+            let key_pem = read_file("smime.signing_key", key)?;
+            SmimeSigner::from_pem(&cert_pem, &key_pem).with_context(|| {
+                format!(
+                    "smime.signing_cert/signing_key: {} / {}",
+                    cert.display(),
+                    key.display()
+                )
+            })
+        });
+        match loaded {
+            Ok(signer) => settings.signer = Some(signer),
+            Err(e) => problems.push(format!("{e:#}")),
+        }
+    }
+    let cipher = match c.cipher {
+        SmimeCipher::Aes256Gcm => ContentCipher::Aes256Gcm,
+        SmimeCipher::Aes256Cbc => ContentCipher::Aes256Cbc,
+    };
+    Some(SmimeSetup {
+        settings,
+        cipher,
+        cbc_for: c.cbc_for.iter().map(|e| e.to_lowercase()).collect(),
+        trust: trust?,
+    })
 }

@@ -273,6 +273,20 @@ impl SecureLab {
     /// fetched from the lab's HTTPS server, retries after 1 s; `policy` is the body of the
     /// `[policy]` table (empty: the defaults, protection required).
     pub fn config(&self, policy: &str) -> String {
+        self.config_with(policy, "")
+    }
+
+    /// [`SecureLab::config`] followed by `extra` (whole TOML tables such as `[pgp]`).
+    /// Tables of `extra` that the lab also sets (such as `[pgp]`) are merged key by key.
+    pub fn config_with(&self, policy: &str, extra: &str) -> String {
+        let base = self.base_config(policy);
+        let mut merged: toml::Table = base.parse().expect("the lab config is TOML");
+        let extra: toml::Table = extra.parse().expect("extra config is TOML");
+        merge(&mut merged, extra);
+        toml::to_string(&merged).expect("serialise the lab config")
+    }
+
+    fn base_config(&self, policy: &str) -> String {
         let https_port = self.https.as_ref().map_or(443, |h| h.addr().port());
         let delivery = format!(
             "public_roots = false\nca_file = {:?}\n",
@@ -284,6 +298,7 @@ impl SecureLab {
              trust_anchor_file = {anchors:?}\n\
              [mta_sts]\nenabled = true\nhttps_port = {https_port}\nfetch_timeout = \"3s\"\n\
              [queue]\nretry_first = \"1s\"\nretry_max = \"1s\"\nlease = \"30s\"\nmax_age = \"1d\"\n\
+             [pgp]\nwkd_https_port = {https_port}\nwkd_timeout = \"3s\"\n\
              [policy]\n{policy}\n",
             delivery = delivery_table(self.port, &delivery),
             dns = self.dns.addr,
@@ -299,12 +314,32 @@ impl SecureLab {
         })
     }
 
+    /// A daemon on `db_url` configured by [`SecureLab::config_with`].
+    pub fn daemon_with(&self, db_url: &str, policy: &str, extra: &str) -> Daemon {
+        Daemon::start(DaemonOpts {
+            extra_toml: self.config_with(policy, extra),
+            ..DaemonOpts::with_db(db_url)
+        })
+    }
+
     /// Like [`SecureLab::daemon`], over a SQLite file in the daemon's own directory.
     pub fn daemon_on_sqlite(&self, policy: &str) -> Daemon {
         Daemon::start(DaemonOpts {
             extra_toml: self.config(policy),
             ..DaemonOpts::default()
         })
+    }
+}
+
+/// `extra` merged into `into`: tables key by key, anything else replaced.
+fn merge(into: &mut toml::Table, extra: toml::Table) {
+    for (k, v) in extra {
+        match (into.get_mut(&k), v) {
+            (Some(toml::Value::Table(a)), toml::Value::Table(b)) => merge(a, b),
+            (_, v) => {
+                into.insert(k, v);
+            }
+        }
     }
 }
 

@@ -23,6 +23,7 @@ const LAYERS: &[(&str, Class)] = &[
     ("sealgate-smtp-proto", Class::Prod(1)),
     ("sealgate-dns", Class::Prod(1)),
     ("sealgate-crypto", Class::Prod(1)),
+    ("sealgate-encrypt", Class::Prod(1)),
     ("sealgate-store", Class::Prod(1)),
     ("sealgate-audit", Class::Prod(2)),
     ("sealgate-discovery", Class::Prod(2)),

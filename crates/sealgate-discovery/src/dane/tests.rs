@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use sealgate_dns::{BoxFuture, DnsConfig, HickoryResolver, MxRecords};
+use sealgate_dns::{
+    BoxFuture, DnsConfig, HickoryResolver, MxRecords, OpenpgpkeyAnswer, SmimeaAnswer,
+};
 use sealgate_testkit::dns::{TestDns, TestZone};
 
 use super::*;
@@ -352,6 +354,12 @@ impl Resolver for SlowResolver {
         })
     }
     fn txt<'a>(&'a self, n: &'a str) -> BoxFuture<'a, Result<Vec<String>, DnsError>> {
+        Box::pin(async move { Err(timeout(n)) })
+    }
+    fn openpgpkey<'a>(&'a self, n: &'a str) -> BoxFuture<'a, Result<OpenpgpkeyAnswer, DnsError>> {
+        Box::pin(async move { Err(timeout(n)) })
+    }
+    fn smimea<'a>(&'a self, n: &'a str) -> BoxFuture<'a, Result<SmimeaAnswer, DnsError>> {
         Box::pin(async move { Err(timeout(n)) })
     }
 }

@@ -1,10 +1,15 @@
 //! Fetching a policy file over HTTPS (RFC 8461 §3.3), behind the [`PolicyFetcher`] seam.
+//!
+//! [`HttpsFetcher`] holds the HTTPS machinery the crate shares (resolving through our
+//! [`Resolver`], pinning the connection to those addresses, our roots, no redirects, a size
+//! cap, one deadline): MTA-STS policies here, and Web Key Directory keys
+//! ([`crate::keys::WkdFetcher`]) through the same crate-internal GET.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{CONTENT_TYPE, LOCATION};
+use reqwest::header::{CONTENT_TYPE, LOCATION, USER_AGENT};
 use rustls::pki_types::CertificateDer;
 use sealgate_dns::{BoxFuture, Resolver};
 
@@ -59,8 +64,9 @@ impl Default for FetchConfig {
     }
 }
 
-/// The production [`PolicyFetcher`]: HTTPS with WebPKI validation, resolving the policy host
-/// through our [`Resolver`] and connecting only to the addresses it returned.
+/// The production [`PolicyFetcher`] (and [`crate::keys::WkdFetcher`]): HTTPS with WebPKI
+/// validation, resolving the host through our [`Resolver`] and connecting only to the
+/// addresses it returned.
 #[derive(Clone)]
 pub struct HttpsFetcher {
     config: FetchConfig,
@@ -77,6 +83,20 @@ impl std::fmt::Debug for HttpsFetcher {
             .field("public_roots", &self.config.public_roots)
             .finish_non_exhaustive()
     }
+}
+
+/// One GET through the shared HTTPS machinery of [`HttpsFetcher`].
+pub(crate) struct Get<'a> {
+    /// The host to resolve, connect to and validate the certificate for.
+    pub(crate) host: &'a str,
+    /// The path and query, from the leading `/`, already percent-encoded.
+    pub(crate) path: &'a str,
+    /// The largest body accepted, in bytes.
+    pub(crate) limit: usize,
+    /// Checks the headers of a 200 answer before its body is read.
+    pub(crate) check: fn(&reqwest::Response) -> Result<(), FetchError>,
+    /// What the fetch is for, in the `User-Agent` (`mta-sts`, `wkd`).
+    pub(crate) purpose: &'static str,
 }
 
 impl HttpsFetcher {
@@ -96,26 +116,47 @@ impl HttpsFetcher {
             domain: domain.to_owned(),
         })?;
         let host = format!("mta-sts.{domain}");
+        let body = self
+            .get(&Get {
+                host: &host,
+                path: WELL_KNOWN_PATH,
+                limit: MAX_POLICY_BYTES,
+                check: check_media_type,
+                purpose: "mta-sts",
+            })
+            .await?;
+        String::from_utf8(body).map_err(|_| FetchError::NotUtf8)
+    }
+
+    /// The body of a 200 answer to `GET https://{host}{path}`, within the configured timeout
+    /// from resolving the host to the last byte.
+    pub(crate) async fn get(&self, get: &Get<'_>) -> Result<Vec<u8>, FetchError> {
         let after = self.config.timeout;
-        match tokio::time::timeout(after, self.get(&host)).await {
+        match tokio::time::timeout(after, self.get_once(get)).await {
             Ok(result) => result,
-            Err(_) => Err(FetchError::Timeout { host, after }),
+            Err(_) => Err(FetchError::Timeout {
+                host: get.host.to_owned(),
+                after,
+            }),
         }
     }
 
-    /// Resolves `host`, then GETs the policy from those addresses only.
-    async fn get(&self, host: &str) -> Result<String, FetchError> {
+    /// Resolves the host, then GETs the path from those addresses only.
+    async fn get_once(&self, get: &Get<'_>) -> Result<Vec<u8>, FetchError> {
+        let host = get.host;
         let addrs = self.addresses(host).await?;
         let client = self.client(host, &addrs)?;
-        let url = format!("https://{host}{WELL_KNOWN_PATH}");
+        let url = format!("https://{host}{}", get.path);
+        let user_agent = format!("sealgate/{} ({})", env!("CARGO_PKG_VERSION"), get.purpose);
         let response = client
             .get(url)
+            .header(USER_AGENT, user_agent)
             .send()
             .await
             .map_err(|e| classify(host, self.config.timeout, e))?;
         check_status(&response)?;
-        check_media_type(&response)?;
-        read_capped(host, self.config.timeout, response, MAX_POLICY_BYTES).await
+        (get.check)(&response)?;
+        read_capped(host, self.config.timeout, response, get.limit).await
     }
 
     async fn addresses(&self, host: &str) -> Result<Vec<SocketAddr>, FetchError> {
@@ -145,17 +186,13 @@ impl HttpsFetcher {
             .tls_backend_preconfigured(self.tls.clone())
             // The port of the pinned address is used because the URL names none.
             .resolve_to_addrs(host, addrs)
-            // RFC 8461 §3.3: HTTP 3xx redirects MUST NOT be followed.
+            // RFC 8461 §3.3: HTTP 3xx redirects MUST NOT be followed. WKD follows none either
+            // (a key must come from the host the address names: crate::keys::wkd).
             .redirect(reqwest::redirect::Policy::none())
             .https_only(true)
             .no_proxy()
             .timeout(self.config.timeout)
             .connect_timeout(self.config.timeout)
-            .user_agent(concat!(
-                "sealgate/",
-                env!("CARGO_PKG_VERSION"),
-                " (mta-sts)"
-            ))
             .build()
             .map_err(|source| FetchError::Request {
                 host: host.to_owned(),
@@ -240,7 +277,7 @@ async fn read_capped(
     timeout: Duration,
     mut response: reqwest::Response,
     limit: usize,
-) -> Result<String, FetchError> {
+) -> Result<Vec<u8>, FetchError> {
     if response
         .content_length()
         .is_some_and(|len| len > limit as u64)
@@ -266,7 +303,7 @@ async fn read_capped(
         }
         body.extend_from_slice(&chunk);
     }
-    String::from_utf8(body).map_err(|_| FetchError::NotUtf8)
+    Ok(body)
 }
 
 /// Tells a certificate failure and a timeout from other request failures.

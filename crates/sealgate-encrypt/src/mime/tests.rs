@@ -1,6 +1,7 @@
 use super::*;
 
-const MSG: &[u8] = b"Received: from ehr.clinic.example by relay\r\n\tfor <a@b>; Mon, 1 Jan 2026\r\n\
+const MSG: &[u8] =
+    b"Received: from ehr.clinic.example by relay\r\n\tfor <a@b>; Mon, 1 Jan 2026\r\n\
 From: Dr A <a@clinic.example>\r\n\
 to: Patient <p@home.example>\r\n\
 Subject: Lab results for\r\n J. Doe\r\n\
@@ -16,7 +17,15 @@ fn split_keeps_folded_fields_whole_and_the_body_exact() {
     let names: Vec<&str> = s.fields.iter().map(|f| f.name).collect();
     assert_eq!(
         names,
-        ["Received", "From", "to", "Subject", "X-Custom", "Content-Type", "MIME-Version"]
+        [
+            "Received",
+            "From",
+            "to",
+            "Subject",
+            "X-Custom",
+            "Content-Type",
+            "MIME-Version"
+        ]
     );
     assert_eq!(s.fields[3].raw, b"Subject: Lab results for\r\n J. Doe\r\n");
     assert_eq!(
@@ -53,13 +62,16 @@ fn inner_entity_adds_the_mime_defaults_a_bare_message_implies() {
     let text = String::from_utf8(inner).expect("utf8");
     assert!(text.contains("MIME-Version: 1.0\r\n"));
     assert!(text.contains("Content-Type: text/plain; charset=us-ascii; hp=\"cipher\"\r\n"));
-    assert!(text.ends_with("\r\n\r\nline one\r\nline two\r\n"), "{text:?}");
+    assert!(
+        text.ends_with("\r\n\r\nline one\r\nline two\r\n"),
+        "{text:?}"
+    );
 }
 
 #[test]
 fn outer_header_shows_only_routing_fields_and_the_placeholder() {
-    let outer = String::from_utf8(outer_header(MSG, "Encrypted message").expect("outer"))
-        .expect("utf8");
+    let outer =
+        String::from_utf8(outer_header(MSG, "Encrypted message").expect("outer")).expect("utf8");
     assert!(outer.starts_with("Received: from ehr.clinic.example"));
     assert!(outer.contains("From: Dr A <a@clinic.example>\r\n"));
     assert!(outer.contains("To: Patient <p@home.example>\r\n"));
@@ -72,8 +84,8 @@ fn outer_header_shows_only_routing_fields_and_the_placeholder() {
 
 #[test]
 fn a_placeholder_subject_cannot_inject_header_fields() {
-    let outer = String::from_utf8(outer_header(MSG, "x\r\nBcc: evil@x").expect("outer"))
-        .expect("utf8");
+    let outer =
+        String::from_utf8(outer_header(MSG, "x\r\nBcc: evil@x").expect("outer")).expect("utf8");
     assert!(outer.contains("Subject: x??Bcc: evil@x\r\n"), "{outer}");
 }
 

@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sealgate_dns::{
-    BoxFuture, DnsConfig, DnsError, HickoryResolver, MxRecords, Resolver, TlsaAnswer,
+    BoxFuture, DnsConfig, DnsError, HickoryResolver, MxRecords, OpenpgpkeyAnswer, Resolver,
+    SmimeaAnswer, TlsaAnswer,
 };
 use sealgate_store::Store;
 use sealgate_testkit::db::{TestBackend, TestDb};
@@ -76,6 +77,15 @@ impl Resolver for NoDns {
         Box::pin(async move { nx(d) })
     }
     fn txt<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<String>, DnsError>> {
+        Box::pin(async move { nx(name) })
+    }
+    fn openpgpkey<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<OpenpgpkeyAnswer, DnsError>> {
+        Box::pin(async move { nx(name) })
+    }
+    fn smimea<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<SmimeaAnswer, DnsError>> {
         Box::pin(async move { nx(name) })
     }
 }
@@ -146,6 +156,15 @@ impl Resolver for LabDns {
     fn txt<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<String>, DnsError>> {
         self.txt_lookups.fetch_add(1, Ordering::SeqCst);
         Box::pin(async move { self.resolver().txt(name).await })
+    }
+    fn openpgpkey<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<OpenpgpkeyAnswer, DnsError>> {
+        Box::pin(async move { self.resolver().openpgpkey(name).await })
+    }
+    fn smimea<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<SmimeaAnswer, DnsError>> {
+        Box::pin(async move { self.resolver().smimea(name).await })
     }
 }
 

@@ -1,0 +1,192 @@
+//! The end-to-end encryption workers (OpenPGP and S/MIME): which keys a recipient's decision
+//! needs looked up, what was found as policy evidence, and the message encrypted to the key
+//! found — or, when that key turns out unusable at send time, the reason the recipient falls
+//! to the next method of its chain.
+
+use sealgate_audit::AuditEvent;
+use sealgate_discovery::keys::{KeyFinding, KeyWant, RecipientKeys};
+use sealgate_encrypt::pgp::{self, PgpSettings};
+use sealgate_encrypt::smime::{self, ContentCipher, SmimeSettings};
+use sealgate_encrypt::{EncryptError, Encrypted, KeyInfo};
+use sealgate_policy::{Credential, Decision, Method, RecipientEvidence, Unusable};
+
+/// How encrypted messages are made; a method is off when its settings are `None`.
+#[derive(Clone, Debug, Default)]
+pub struct Encryption {
+    /// PGP/MIME settings (outer subject, archive key, signer).
+    pub pgp: Option<PgpSettings>,
+    /// S/MIME settings.
+    pub smime: Option<SmimeOut>,
+}
+
+/// S/MIME settings with the per-recipient cipher choice.
+#[derive(Clone, Debug, Default)]
+pub struct SmimeOut {
+    /// Outer subject and signer.
+    pub settings: SmimeSettings,
+    /// The default content cipher.
+    pub cipher: ContentCipher,
+    /// Addresses or domains (lowercase) that get AES-256-CBC instead.
+    pub cbc_for: Vec<String>,
+}
+
+impl SmimeOut {
+    /// The content cipher for `rcpt`.
+    pub fn cipher_for(&self, rcpt: &str) -> ContentCipher {
+        let rcpt = rcpt.to_ascii_lowercase();
+        let domain = rcpt.rsplit_once('@').map_or("", |(_, d)| d);
+        let listed = self.cbc_for.iter().any(|e| *e == rcpt || *e == domain);
+        if listed {
+            ContentCipher::Aes256Cbc
+        } else {
+            self.cipher
+        }
+    }
+}
+
+/// A credential that is there, for deciding which lookups a decision needs.
+fn assumed() -> Credential {
+    Credential::Usable {
+        fingerprint: String::new(),
+    }
+}
+
+/// What to assume while finding out whether keys matter: both methods usable.
+pub(crate) fn assume_keys() -> RecipientEvidence {
+    RecipientEvidence {
+        pgp: assumed(),
+        smime: assumed(),
+    }
+}
+
+/// The key lookups worth doing for a recipient whose decision, with every key assumed
+/// usable, is `hypothetical`: the methods that would come before any other method.
+pub(crate) fn wanted(hypothetical: &Decision) -> KeyWant {
+    let mut want = KeyWant::default();
+    for m in &hypothetical.chain {
+        match m {
+            Method::Pgp => want.pgp = true,
+            Method::Smime => want.smime = true,
+            _ => break,
+        }
+    }
+    want
+}
+
+/// The policy engine's view of what discovery found.
+pub(crate) fn recipient_evidence(keys: &RecipientKeys) -> RecipientEvidence {
+    RecipientEvidence {
+        pgp: credential(&keys.pgp),
+        smime: credential(&keys.smime),
+    }
+}
+
+fn credential<C>(f: &KeyFinding<C>) -> Credential {
+    match f {
+        KeyFinding::Found { info, .. } => match &info.status {
+            Ok(_) => Credential::Usable {
+                fingerprint: info.fingerprint.clone(),
+            },
+            Err(p) => Credential::Unusable {
+                fingerprint: info.fingerprint.clone(),
+                reason: match p.class() {
+                    "expired" => Unusable::Expired,
+                    "revoked" => Unusable::Revoked,
+                    "signing-only" => Unusable::SigningOnly,
+                    _ => Unusable::Invalid,
+                },
+            },
+        },
+        _ => Credential::Absent,
+    }
+}
+
+/// Evidence lines: which key each lookup found, where, and whether it can be used.
+pub(crate) fn key_notes(keys: &RecipientKeys) -> Vec<String> {
+    let mut out = Vec::new();
+    finding_notes("pgp", &keys.pgp, &mut out);
+    finding_notes("smime", &keys.smime, &mut out);
+    out
+}
+
+fn finding_notes<C>(kind: &str, f: &KeyFinding<C>, out: &mut Vec<String>) {
+    match f {
+        KeyFinding::NotLooked => {}
+        KeyFinding::Absent { notes } => {
+            out.push(format!("{kind}: no key found"));
+            out.extend(notes.iter().map(|n| format!("{kind}: {n}")));
+        }
+        KeyFinding::Found {
+            info,
+            source,
+            notes,
+            ..
+        } => {
+            out.push(format!(
+                "{kind}: key {} from {}: {}",
+                info.fingerprint,
+                source.as_str(),
+                validity(info)
+            ));
+            out.extend(notes.iter().map(|n| format!("{kind}: {n}")));
+        }
+    }
+}
+
+/// `usable: …` or `unusable: …`.
+fn validity(info: &KeyInfo) -> String {
+    match &info.status {
+        Ok(desc) => format!("usable: {desc}"),
+        Err(p) => format!("unusable: {p}"),
+    }
+}
+
+/// One `key_discovered` event per fresh network discovery.
+pub(crate) fn discovered_events(message_id: &str, keys: &RecipientKeys) -> Vec<AuditEvent> {
+    keys.discovered
+        .iter()
+        .map(|d| AuditEvent::KeyDiscovered {
+            message_id: Some(message_id.to_owned()),
+            address: d.address.clone(),
+            kind: d.kind.as_str().to_owned(),
+            source: d.source.as_str().to_owned(),
+            fingerprint: d.fingerprint.clone(),
+            validity: d.validity.clone(),
+        })
+        .collect()
+}
+
+/// `content` encrypted for `rcpt` by `method` (PGP or S/MIME) to the key in `keys`, at `now`
+/// (Unix seconds). The error says why this method cannot be used now.
+pub(crate) fn seal(
+    enc: &Encryption,
+    method: Method,
+    rcpt: &str,
+    keys: &RecipientKeys,
+    content: &[u8],
+    now: i64,
+) -> Result<Encrypted, String> {
+    let shown = |e: EncryptError| format!("{method} failed: {e}");
+    match method {
+        Method::Pgp => {
+            let settings = enc.pgp.as_ref().ok_or("pgp is turned off")?;
+            let KeyFinding::Found { cert, .. } = &keys.pgp else {
+                return Err("pgp: no key".to_owned());
+            };
+            pgp::encrypt(content, cert, settings, now).map_err(shown)
+        }
+        Method::Smime => {
+            let out = enc.smime.as_ref().ok_or("smime is turned off")?;
+            let KeyFinding::Found { cert, .. } = &keys.smime else {
+                return Err("smime: no certificate".to_owned());
+            };
+            smime::encrypt(content, cert, out.cipher_for(rcpt), &out.settings).map_err(shown)
+        }
+        other => Err(format!("{other} is not an encryption method")),
+    }
+}
+
+/// Whether `m` is carried out by this module.
+pub(crate) fn is_encryption(m: Method) -> bool {
+    matches!(m, Method::Pgp | Method::Smime)
+}

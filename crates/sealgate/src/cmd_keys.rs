@@ -1,0 +1,443 @@
+//! `sealgate keys import|list|remove`: recipients' OpenPGP keys and S/MIME certificates, as
+//! the operator imports them. Every import and removal is audited in the same transaction.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use sealgate_audit::AuditEvent;
+use sealgate_config::Config;
+use sealgate_encrypt::pgp::PgpCert;
+use sealgate_encrypt::smime::{SmimeCert, TrustStore};
+use sealgate_encrypt::{KeyInfo, KeyKind, fmt_time};
+use sealgate_store::{Store, StoredKey};
+use sealgate_types::time::{now_micros, rfc3339_micros};
+
+use crate::cli::KeysCommand;
+use crate::cmd_users::operator;
+
+/// Runs a keys command.
+pub async fn run(cfg: &Config, store: &Store, cmd: KeysCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        KeysCommand::Import { file, addresses } => import(cfg, store, &file, &addresses).await,
+        KeysCommand::List { address, json } => list(cfg, store, address.as_deref(), json).await,
+        KeysCommand::Remove {
+            fingerprint,
+            address,
+        } => remove(store, &fingerprint, address.as_deref()).await,
+    }
+}
+
+/// A credential read from a file.
+enum Credential {
+    // Boxed: a sequoia certificate is large beside an X.509 handle.
+    Pgp(Box<PgpCert>),
+    Smime(SmimeCert),
+}
+
+impl Credential {
+    /// What the store keeps: the binary transferable public key, or the DER certificate.
+    fn material(&self) -> Vec<u8> {
+        match self {
+            Credential::Pgp(c) => c.to_bytes(),
+            Credential::Smime(c) => c.to_der(),
+        }
+    }
+
+    /// Validation at `now`; S/MIME certificates must chain to `trust`.
+    fn info(&self, trust: Option<&TrustStore>, now: i64) -> anyhow::Result<KeyInfo> {
+        match self {
+            Credential::Pgp(c) => Ok(c.info(now)),
+            Credential::Smime(c) => {
+                let trust = trust.context("no trust store for S/MIME certificates")?;
+                Ok(c.info(Some(trust), now))
+            }
+        }
+    }
+}
+
+/// A credential that may be stored, and the addresses to store it for.
+struct Accepted {
+    info: KeyInfo,
+    material: Vec<u8>,
+    addresses: Vec<String>,
+}
+
+/// Now, in Unix seconds.
+fn now_secs() -> i64 {
+    now_micros() / 1_000_000
+}
+
+/// `usable: …` or `unusable: …`, the wording of `key_discovered` events.
+fn validity(status: &Result<String, sealgate_encrypt::Problem>) -> String {
+    match status {
+        Ok(desc) => format!("usable: {desc}"),
+        Err(problem) => format!("unusable: {problem}"),
+    }
+}
+
+fn expiry(expires: Option<i64>) -> String {
+    expires.map_or_else(|| "never".to_owned(), fmt_time)
+}
+
+// ---------------------------------------------------------------------------------------------
+// import
+
+async fn import(
+    cfg: &Config,
+    store: &Store,
+    file: &Path,
+    addresses: &[String],
+) -> anyhow::Result<ExitCode> {
+    let requested = requested_addresses(addresses)?;
+    let data = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let creds = read_credentials(&data).with_context(|| format!("{}", file.display()))?;
+    let trust = if creds.iter().any(|c| matches!(c, Credential::Smime(_))) {
+        Some(crate::wiring::smime_trust(cfg)?)
+    } else {
+        None
+    };
+    let (accepted, refused) = screen(&creds, trust.as_ref(), &requested, now_secs())?;
+    if !refused.is_empty() {
+        for why in &refused {
+            eprintln!("refused: {why}");
+        }
+        eprintln!("nothing imported from {}", file.display());
+        return Ok(ExitCode::from(1));
+    }
+    if holds_secret_keys(&data) {
+        eprintln!(
+            "note: {} holds secret key material: only the public part is stored",
+            file.display()
+        );
+    }
+    // One transaction per credential (its rows and its `key_imported` event). Everything was
+    // validated above, so only a database failure can stop an import part-way.
+    for a in &accepted {
+        store_accepted(store, a).await?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--address` values, lowercase; each must look like an address.
+fn requested_addresses(addresses: &[String]) -> anyhow::Result<Vec<String>> {
+    addresses
+        .iter()
+        .map(|a| {
+            let a = a.trim().to_lowercase();
+            match a.split_once('@') {
+                Some((l, d))
+                    if !l.is_empty() && !d.is_empty() && !a.contains(char::is_whitespace) =>
+                {
+                    Ok(a)
+                }
+                _ => bail!("--address {a:?} is not an email address"),
+            }
+        })
+        .collect()
+}
+
+/// Validates every credential at `now`: those to store, and why the others are refused
+/// (each naming the fingerprint). A requested address that no credential binds is refused too.
+fn screen(
+    creds: &[Credential],
+    trust: Option<&TrustStore>,
+    requested: &[String],
+    now: i64,
+) -> anyhow::Result<(Vec<Accepted>, Vec<String>)> {
+    let infos = creds
+        .iter()
+        .map(|c| c.info(trust, now))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut refused: Vec<String> = requested
+        .iter()
+        .filter(|r| !infos.iter().any(|i| i.binds(r)))
+        .map(|r| format!("{r}: no key or certificate in the file binds it"))
+        .collect();
+    let mut accepted: Vec<Accepted> = Vec::new();
+    for (cred, info) in creds.iter().zip(infos) {
+        if accepted
+            .iter()
+            .any(|a| a.info.fingerprint == info.fingerprint)
+        {
+            continue;
+        }
+        match addresses_for(&info, requested) {
+            Ok(addresses) => accepted.push(Accepted {
+                material: cred.material(),
+                info,
+                addresses,
+            }),
+            Err(why) => refused.push(format!(
+                "{} {}: {why}",
+                info.kind.as_str(),
+                info.fingerprint
+            )),
+        }
+    }
+    Ok((accepted, refused))
+}
+
+/// The addresses to store a credential for, or why it must not be stored.
+fn addresses_for(info: &KeyInfo, requested: &[String]) -> Result<Vec<String>, String> {
+    if let Err(problem) = &info.status {
+        return Err(problem.to_string());
+    }
+    if info.emails.is_empty() {
+        return Err("binds no email address".to_owned());
+    }
+    if requested.is_empty() {
+        return Ok(info.emails.clone());
+    }
+    let chosen: Vec<String> = requested
+        .iter()
+        .filter(|r| info.binds(r))
+        .cloned()
+        .collect();
+    if chosen.is_empty() {
+        return Err(format!(
+            "binds none of {} (it binds {})",
+            requested.join(", "),
+            info.emails.join(", ")
+        ));
+    }
+    Ok(chosen)
+}
+
+/// Stores one row per address with its `key_imported` event, and prints the rows.
+async fn store_accepted(store: &Store, a: &Accepted) -> anyhow::Result<()> {
+    let kind = a.info.kind.as_str();
+    let added_at = now_micros();
+    let rows: Vec<StoredKey> = a
+        .addresses
+        .iter()
+        .map(|address| StoredKey {
+            kind: kind.to_owned(),
+            fingerprint: a.info.fingerprint.clone(),
+            address: address.clone(),
+            material: a.material.clone(),
+            source: "import".to_owned(),
+            expires: a.info.expires,
+            added_at,
+        })
+        .collect();
+    let status = validity(&a.info.status);
+    let event = AuditEvent::KeyImported {
+        kind: kind.to_owned(),
+        fingerprint: a.info.fingerprint.clone(),
+        addresses: a.addresses.clone(),
+        expires: a.info.expires,
+        status: status.clone(),
+        operator: operator(),
+    };
+    store.keys_put(&rows, &event.into_record()).await?;
+    for row in &rows {
+        println!(
+            "imported {} {kind} {} expires={} {status}",
+            row.address,
+            row.fingerprint,
+            expiry(row.expires)
+        );
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// reading files
+
+/// Every credential in `data`: OpenPGP certificates (armored or binary, one or a keyring) or
+/// X.509 certificates (a PEM bundle or one DER certificate).
+fn read_credentials(data: &[u8]) -> anyhow::Result<Vec<Credential>> {
+    match sniff(data) {
+        Some(KeyKind::Pgp) => Ok(PgpCert::parse_all(data)?
+            .into_iter()
+            .map(|c| Credential::Pgp(Box::new(c)))
+            .collect()),
+        Some(KeyKind::Smime) => Ok(SmimeCert::parse_all(data)?
+            .into_iter()
+            .map(Credential::Smime)
+            .collect()),
+        None => bail!("holds neither OpenPGP keys nor X.509 certificates"),
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// What `data` holds, by its armor (RFC 9580 §6.2), PEM label (RFC 7468 §5) or first byte:
+/// a DER certificate starts with a SEQUENCE (0x30), an OpenPGP packet with bit 7 set
+/// (RFC 9580 §4.2).
+fn sniff(data: &[u8]) -> Option<KeyKind> {
+    if contains(data, b"-----BEGIN PGP ") {
+        Some(KeyKind::Pgp)
+    } else if contains(data, b"-----BEGIN CERTIFICATE-----")
+        || contains(data, b"-----BEGIN X509 CERTIFICATE-----")
+    {
+        Some(KeyKind::Smime)
+    } else {
+        match data.first() {
+            Some(0x30) => Some(KeyKind::Smime),
+            Some(b) if b & 0x80 != 0 => Some(KeyKind::Pgp),
+            _ => None,
+        }
+    }
+}
+
+/// Whether `data` holds private or secret keys: a PEM private key (RFC 7468 §10-11), an
+/// armored OpenPGP private key block (RFC 9580 §6.2), or binary Secret-Key / Secret-Subkey
+/// packets (tags 5 and 7, §5.5.1.3-4).
+fn holds_secret_keys(data: &[u8]) -> bool {
+    contains(data, b"PRIVATE KEY-----")
+        || contains(data, b"-----BEGIN PGP PRIVATE KEY BLOCK-----")
+        || binary_pgp_packet_tags(data).any(|tag| tag == 5 || tag == 7)
+}
+
+/// The tags of the OpenPGP packets in binary `data`, walking the headers (RFC 9580 §4.2);
+/// stops at anything that is not a key packet header (partial lengths, garbage).
+fn binary_pgp_packet_tags(mut data: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    std::iter::from_fn(move || {
+        let (&first, rest) = data.split_first()?;
+        if first & 0x80 == 0 {
+            return None;
+        }
+        let be = |b: &[u8]| b.iter().fold(0usize, |n, &x| (n << 8) | usize::from(x));
+        let (tag, len, rest) = if first & 0x40 != 0 {
+            // §4.2.1 OpenPGP format: one, two or five length octets.
+            let (len, rest) = match rest {
+                [a, rest @ ..] if *a < 192 => (usize::from(*a), rest),
+                [a, b, rest @ ..] if *a < 224 => {
+                    (((usize::from(*a) - 192) << 8) + be(&[*b]) + 192, rest)
+                }
+                [255, a, b, c, d, rest @ ..] => (be(&[*a, *b, *c, *d]), rest),
+                _ => return None,
+            };
+            (first & 0x3f, len, rest)
+        } else {
+            // §4.2.2 legacy format: the length type says how many octets.
+            let octets = [1, 2, 4].get(usize::from(first & 0x03))?;
+            let len = be(rest.get(..*octets)?);
+            ((first >> 2) & 0x0f, len, &rest[*octets..])
+        };
+        data = rest.get(len..).unwrap_or_default();
+        Some(tag)
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// list and remove
+
+/// One stored row validated now: `(usable, "usable: …" | "unusable: …")`.
+fn revalidate(row: &StoredKey, trust: Option<&TrustStore>, now: i64) -> (bool, String) {
+    let info = match row.kind.as_str() {
+        "pgp" => PgpCert::from_bytes(&row.material).map(|c| c.info(now)),
+        "smime" => SmimeCert::from_der(&row.material).map(|c| c.info(trust, now)),
+        other => return (false, format!("unusable: unknown kind {other:?}")),
+    };
+    match info {
+        Err(e) => (false, format!("unusable: stored material unreadable: {e}")),
+        Ok(info) if info.fingerprint != row.fingerprint => (
+            false,
+            "unusable: stored material does not match the fingerprint".to_owned(),
+        ),
+        Ok(info) if !info.binds(&row.address) => (
+            false,
+            format!("unusable: no longer bound to {}", row.address),
+        ),
+        Ok(info) => (info.usable(), validity(&info.status)),
+    }
+}
+
+async fn list(
+    cfg: &Config,
+    store: &Store,
+    address: Option<&str>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let rows = match address {
+        Some(a) => store.keys_for(a).await?,
+        None => store.keys_list().await?,
+    };
+    let trust = if rows.iter().any(|r| r.kind == "smime") {
+        Some(crate::wiring::smime_trust(cfg)?)
+    } else {
+        None
+    };
+    let now = now_secs();
+    for row in &rows {
+        let (usable, validity) = revalidate(row, trust.as_ref(), now);
+        if json {
+            let line = serde_json::json!({
+                "address": row.address,
+                "kind": row.kind,
+                "fingerprint": row.fingerprint,
+                "source": row.source,
+                "expires": row.expires.map(fmt_time),
+                "added_at": rfc3339_micros(row.added_at),
+                "usable": usable,
+                "validity": validity,
+            });
+            println!("{line}");
+        } else {
+            println!(
+                "{} {} {} source={} expires={} {validity}",
+                row.address,
+                row.kind,
+                row.fingerprint,
+                row.source,
+                expiry(row.expires)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A fingerprint as typed: spaces (gpg prints groups of four) and a `0x` prefix dropped.
+fn normalize_fingerprint(typed: &str) -> String {
+    let compact: String = typed.chars().filter(|c| !c.is_whitespace()).collect();
+    let bare = compact
+        .strip_prefix("0x")
+        .or_else(|| compact.strip_prefix("0X"))
+        .unwrap_or(&compact);
+    bare.to_owned()
+}
+
+async fn remove(store: &Store, typed: &str, address: Option<&str>) -> anyhow::Result<ExitCode> {
+    let fingerprint = normalize_fingerprint(typed);
+    let rows = match address {
+        Some(a) => store.keys_for(a).await?,
+        None => store.keys_list().await?,
+    };
+    let matching: Vec<&StoredKey> = rows
+        .iter()
+        .filter(|r| r.fingerprint.eq_ignore_ascii_case(&fingerprint))
+        .collect();
+    let for_address = address
+        .map(|a| format!(" for {}", a.to_lowercase()))
+        .unwrap_or_default();
+    let Some(first) = matching.first() else {
+        eprintln!("no stored key or certificate {fingerprint}{for_address}");
+        return Ok(ExitCode::from(1));
+    };
+    let event = AuditEvent::KeyRemoved {
+        kind: first.kind.clone(),
+        fingerprint: first.fingerprint.clone(),
+        addresses: matching.iter().map(|r| r.address.clone()).collect(),
+        operator: operator(),
+    };
+    let removed = store
+        .keys_remove(&fingerprint, address, &event.into_record())
+        .await?;
+    if removed.is_empty() {
+        eprintln!("no stored key or certificate {fingerprint}{for_address}");
+        return Ok(ExitCode::from(1));
+    }
+    for row in &removed {
+        println!("removed {} {} {}", row.address, row.kind, row.fingerprint);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+#[path = "cmd_keys_tests.rs"]
+mod tests;

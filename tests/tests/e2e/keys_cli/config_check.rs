@@ -1,0 +1,77 @@
+//! `sealgate config check` reads the `[pgp]` and `[smime]` files and names each unusable one.
+
+use sealgate_testkit::gpg::{GpgHome, KeySpec};
+use sealgate_testkit::smime::{EmailCertSpec, issue_email, revocation_list};
+use sealgate_testkit::tls::TestCa;
+
+use super::{path_str, run_with_config};
+
+#[test]
+fn config_check_names_each_unusable_encryption_file_and_why() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let gpg = GpgHome::new();
+    let expired = gpg.gen_key("archive@clinic.example", KeySpec::Expired);
+    let archive = dir.path().join("archive.asc");
+    std::fs::write(&archive, gpg.export_public(&expired, true)).expect("write");
+    let garbage_ca = dir.path().join("garbage-ca.pem");
+    std::fs::write(&garbage_ca, "not a certificate\n").expect("write");
+    let missing_key = dir.path().join("missing-signing.key");
+    let missing_crl = dir.path().join("missing.crl");
+    let ca = TestCa::new();
+    let ca_file = ca.write_to(dir.path());
+    let cases = [
+        (
+            format!("[pgp]\nsigning_key = {missing_key:?}\narchive_key = {archive:?}\n"),
+            vec![
+                ("pgp.signing_key", &missing_key, "No such file"),
+                ("pgp.archive_key", &archive, "expired at "),
+            ],
+        ),
+        (
+            format!("[smime]\nca_file = {garbage_ca:?}\n"),
+            vec![("smime.ca_file", &garbage_ca, "")],
+        ),
+        (
+            format!("[smime]\nca_file = {ca_file:?}\ncrl_files = [{missing_crl:?}]\n"),
+            vec![("smime.crl_files[0]", &missing_crl, "No such file")],
+        ),
+    ];
+    for (text, expected) in cases {
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, &text).expect("write config");
+        let run = run_with_config(&bad, &["config", "check", path_str(&bad)]);
+        assert_eq!(run.code, Some(1), "{text}\n{}", run.describe());
+        for (key, file, why) in expected {
+            let shown = file.display().to_string();
+            assert!(
+                run.stderr
+                    .lines()
+                    .any(|l| l.contains(key) && l.contains(&shown) && l.contains(why)),
+                "{key} {shown} {why}\n{}",
+                run.describe()
+            );
+        }
+    }
+
+    // Usable files: a gpg secret key, a current archive key, the CA, an S/MIME signer.
+    let signer = gpg.gen_key("relay@clinic.example", KeySpec::Default);
+    let signing_key = dir.path().join("signing.gpg");
+    std::fs::write(&signing_key, gpg.export_secret(&signer)).expect("write");
+    std::fs::write(&archive, gpg.export_public(&signer, true)).expect("write");
+    let org = issue_email(&ca, "relay@clinic.example", EmailCertSpec::default());
+    let (org_cert, org_key) = org.write_to(dir.path(), "org");
+    let crl = dir.path().join("crl.pem");
+    std::fs::write(&crl, revocation_list(&ca, &[])).expect("write");
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        format!(
+            "[pgp]\nsigning_key = {signing_key:?}\narchive_key = {archive:?}\n\
+             [smime]\nca_file = {ca_file:?}\ncrl_files = [{crl:?}]\n\
+             signing_cert = {org_cert:?}\nsigning_key = {org_key:?}\n"
+        ),
+    )
+    .expect("write config");
+    let run = run_with_config(&good, &["config", "check", path_str(&good)]);
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+}
