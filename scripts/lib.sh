@@ -7,15 +7,20 @@
 # Debian packages the tests need, as "package" or "package:probe". The probe (a
 # command name or an absolute path) tells that it is present even if the
 # package came from elsewhere; without one, dpkg is asked.
+# What building needs beyond gcc: bindgen in openssl-sys (sequoia's crypto-openssl backend)
+# needs libclang; OpenSSL 3 headers and pkg-config find the system libssl/libcrypto.
+SG_BUILD_PACKAGES=(
+    libclang-dev:/usr/lib/llvm-14/lib/libclang.so
+    libssl-dev:/usr/include/openssl/ssl.h
+    pkg-config:pkg-config
+)
 SG_PACKAGES=(
+    "${SG_BUILD_PACKAGES[@]}"
     swaks:swaks
     libnet-ssleay-perl # swaks --tls (only a Recommends of swaks)
     postgresql:initdb
     python3:python3
     postfix:/usr/sbin/postfix # a real MX / relay on loopback (sealgate-testkit::postfix)
-    libclang-dev:/usr/lib/llvm-14/lib/libclang.so # bindgen in openssl-sys (sequoia crypto-openssl)
-    libssl-dev:/usr/include/openssl/ssl.h
-    pkg-config:pkg-config
     gnupg:gpg # the OpenPGP oracle: decrypts and verifies what we send
     openssl:openssl # the S/MIME oracle: openssl cms -decrypt / -verify
 )

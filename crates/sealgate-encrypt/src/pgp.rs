@@ -43,6 +43,14 @@ impl PgpCert {
         Ok(certs)
     }
 
+    /// Whether `data` (as [`PgpCert::parse_all`] reads it) holds secret key material, which
+    /// parsing drops: callers tell the operator only the public part is kept.
+    pub fn holds_secret(data: &[u8]) -> bool {
+        CertParser::from_bytes(data)
+            .map(|certs| certs.flatten().any(|c| c.is_tsk()))
+            .unwrap_or(false)
+    }
+
     /// Exactly one certificate from `data` (as stored: binary).
     pub fn from_bytes(data: &[u8]) -> Result<PgpCert, EncryptError> {
         let mut certs = Self::parse_all(data)?;

@@ -92,6 +92,7 @@ async fn import(
     let requested = requested_addresses(addresses)?;
     let data = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let creds = read_credentials(&data).with_context(|| format!("{}", file.display()))?;
+    let creds = without_issuers(creds, file);
     let trust = if creds.iter().any(|c| matches!(c, Credential::Smime(_))) {
         Some(crate::wiring::smime_trust(cfg)?)
     } else {
@@ -117,6 +118,37 @@ async fn import(
         store_accepted(store, a).await?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `creds` without the CA certificates that issued another certificate of the file (a
+/// recipient's certificate sent with its chain): those are no recipients. The chain is not
+/// kept — trust comes from `smime.ca_file` (roots, and any intermediates) — so say so.
+fn without_issuers(creds: Vec<Credential>, file: &Path) -> Vec<Credential> {
+    let issuer_of_another = |c: &Credential| match c {
+        Credential::Smime(ca) => creds.iter().any(|o| match o {
+            Credential::Smime(leaf) => !std::ptr::eq(ca, leaf) && ca.issued(leaf),
+            Credential::Pgp(_) => false,
+        }),
+        Credential::Pgp(_) => false,
+    };
+    let keep: Vec<bool> = creds.iter().map(|c| !issuer_of_another(c)).collect();
+    creds
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(c, keep)| {
+            if !keep {
+                if let Credential::Smime(ca) = &c {
+                    eprintln!(
+                        "note: {}: skipped CA certificate {} (the chain is not stored; \
+                         put intermediates and roots in smime.ca_file)",
+                        file.display(),
+                        ca.fingerprint()
+                    );
+                }
+            }
+            keep.then_some(c)
+        })
+        .collect()
 }
 
 /// `--address` values, lowercase; each must look like an address.
@@ -284,44 +316,10 @@ fn sniff(data: &[u8]) -> Option<KeyKind> {
     }
 }
 
-/// Whether `data` holds private or secret keys: a PEM private key (RFC 7468 §10-11), an
-/// armored OpenPGP private key block (RFC 9580 §6.2), or binary Secret-Key / Secret-Subkey
-/// packets (tags 5 and 7, §5.5.1.3-4).
+/// Whether `data` holds private or secret keys: a PEM private key (RFC 7468 §10-11) or
+/// OpenPGP secret keys (armored or binary).
 fn holds_secret_keys(data: &[u8]) -> bool {
-    contains(data, b"PRIVATE KEY-----")
-        || contains(data, b"-----BEGIN PGP PRIVATE KEY BLOCK-----")
-        || binary_pgp_packet_tags(data).any(|tag| tag == 5 || tag == 7)
-}
-
-/// The tags of the OpenPGP packets in binary `data`, walking the headers (RFC 9580 §4.2);
-/// stops at anything that is not a key packet header (partial lengths, garbage).
-fn binary_pgp_packet_tags(mut data: &[u8]) -> impl Iterator<Item = u8> + '_ {
-    std::iter::from_fn(move || {
-        let (&first, rest) = data.split_first()?;
-        if first & 0x80 == 0 {
-            return None;
-        }
-        let be = |b: &[u8]| b.iter().fold(0usize, |n, &x| (n << 8) | usize::from(x));
-        let (tag, len, rest) = if first & 0x40 != 0 {
-            // §4.2.1 OpenPGP format: one, two or five length octets.
-            let (len, rest) = match rest {
-                [a, rest @ ..] if *a < 192 => (usize::from(*a), rest),
-                [a, b, rest @ ..] if *a < 224 => {
-                    (((usize::from(*a) - 192) << 8) + be(&[*b]) + 192, rest)
-                }
-                [255, a, b, c, d, rest @ ..] => (be(&[*a, *b, *c, *d]), rest),
-                _ => return None,
-            };
-            (first & 0x3f, len, rest)
-        } else {
-            // §4.2.2 legacy format: the length type says how many octets.
-            let octets = [1, 2, 4].get(usize::from(first & 0x03))?;
-            let len = be(rest.get(..*octets)?);
-            ((first >> 2) & 0x0f, len, &rest[*octets..])
-        };
-        data = rest.get(len..).unwrap_or_default();
-        Some(tag)
-    })
+    contains(data, b"PRIVATE KEY-----") || PgpCert::holds_secret(data)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -104,6 +104,16 @@ fn secret_key_input_yields_public_only_output() {
 }
 
 #[test]
+fn holds_secret_tells_a_secret_key_export_from_a_public_one() {
+    let home = GpgHome::new();
+    let fpr = home.gen_key("e@example.org", KeySpec::Default);
+    assert!(PgpCert::holds_secret(&home.export_secret(&fpr)));
+    assert!(!PgpCert::holds_secret(&home.export_public(&fpr, true)));
+    assert!(!PgpCert::holds_secret(&home.export_public(&fpr, false)));
+    assert!(!PgpCert::holds_secret(b"not openpgp"));
+}
+
+#[test]
 fn from_bytes_refuses_a_keyring_empty_input_and_garbage() {
     let home = GpgHome::new();
     home.gen_key("e@example.org", KeySpec::SigningOnly);

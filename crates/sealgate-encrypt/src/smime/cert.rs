@@ -104,6 +104,18 @@ impl SmimeCert {
     }
 
     /// The underlying certificate.
+    /// Whether this certificate issued `other` (names and signature match): in a file that
+    /// holds a recipient's certificate with its chain, the chain's CA certificates.
+    pub fn issued(&self, other: &SmimeCert) -> bool {
+        self.x509.issued(&other.x509) == openssl::x509::X509VerifyResult::OK
+            && other
+                .x509
+                .public_key()
+                .and_then(|_| self.x509.public_key())
+                .and_then(|key| other.x509.verify(&key))
+                .unwrap_or(false)
+    }
+
     pub(crate) fn x509(&self) -> &X509Ref {
         &self.x509
     }

@@ -41,12 +41,29 @@ fn smime_certificates_are_imported_listed_and_removed(backend: TestBackend) {
     let run = desk.keys_ok(&["import", path_str(&der)]);
     assert!(!run.stderr.contains("secret"), "{}", run.describe());
 
+    // A certificate sent with its chain: the CA certificate is skipped, with a note.
+    let gina = issue_email(&desk.ca, "gina@example.net", EmailCertSpec::default());
+    let gina_fpr = sha256_hex(&gina.cert_der);
+    let chain = desk.file(
+        "gina-chain.pem",
+        format!("{}{}", gina.cert_pem, desk.ca.cert_pem),
+    );
+    let run = desk.keys_ok(&["import", path_str(&chain)]);
+    assert_eq!(run.lines().len(), 1, "{}", run.describe());
+    assert!(run.lines()[0].contains(&gina_fpr), "{}", run.describe());
+    assert!(
+        run.stderr.contains("skipped CA certificate"),
+        "{}",
+        run.describe()
+    );
+
     let listed = desk.listed(&[]);
     assert_eq!(
         rows(&listed),
         [
             row("dana@example.net", "smime", &dana_fpr),
-            row("frank@example.net", "smime", &frank_fpr)
+            row("frank@example.net", "smime", &frank_fpr),
+            row("gina@example.net", "smime", &gina_fpr)
         ]
     );
     assert!(
@@ -83,12 +100,15 @@ fn smime_certificates_are_imported_listed_and_removed(backend: TestBackend) {
     );
     assert_eq!(
         rows(&desk.listed(&[])),
-        [row("frank@example.net", "smime", &frank_fpr)]
+        [
+            row("frank@example.net", "smime", &frank_fpr),
+            row("gina@example.net", "smime", &gina_fpr)
+        ]
     );
 
     let audit = desk.audit();
     let imported = events(&audit, "key_imported");
-    assert_eq!(imported.len(), 2, "{audit:?}");
+    assert_eq!(imported.len(), 3, "{audit:?}");
     assert_eq!(imported[0]["kind"], "smime");
     assert_eq!(
         imported[0]["addresses"],
