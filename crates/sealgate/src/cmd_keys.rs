@@ -136,15 +136,13 @@ fn without_issuers(creds: Vec<Credential>, file: &Path) -> Vec<Credential> {
         .into_iter()
         .zip(keep)
         .filter_map(|(c, keep)| {
-            if !keep {
-                if let Credential::Smime(ca) = &c {
-                    eprintln!(
-                        "note: {}: skipped CA certificate {} (the chain is not stored; \
-                         put intermediates and roots in smime.ca_file)",
-                        file.display(),
-                        ca.fingerprint()
-                    );
-                }
+            if let (false, Credential::Smime(ca)) = (keep, &c) {
+                eprintln!(
+                    "note: {}: skipped CA certificate {} (the chain is not stored; \
+                     put intermediates and roots in smime.ca_file)",
+                    file.display(),
+                    ca.fingerprint()
+                );
             }
             keep.then_some(c)
         })
