@@ -87,25 +87,25 @@ stamp=$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p bench/out
 out="bench/out/encrypt-$stamp.txt"
 {
-    printf '%-8s %-32s %12s\n' size method 'msgs/s'
+    printf '%-8s %-36s %10s\n' size method 'msgs/s'
     for size in 2048 102400; do
         msg="$work/msg-$size.eml"
         make_message "$size" "$msg"
         label="$((size / 1024))KB"
         while read -r method n took rate; do
-            printf '%-8s %-32s %12s\n' "$label" "sealgate $method" "$rate"
-        done < <("$bench_bin" "$msg" "$seconds" pgp "$work/rcpt.asc" smime-gcm "$work/rsa.pem" \
-            smime-cbc "$work/rsa.pem" smime-gcm "$work/ec.pem")
-        printf '%-8s %-32s %12s\n' "$label" "gpg (process per message)" \
+            printf '%-8s %-36s %10s\n' "$label" "sealgate ${method/:/ }" "$rate"
+        done < <("$bench_bin" "$msg" "$seconds" pgp:cv25519 "$work/rcpt.asc" \
+            smime-gcm:rsa3072 "$work/rsa.pem" smime-cbc:rsa3072 "$work/rsa.pem" smime-gcm:p256 "$work/ec.pem")
+        printf '%-8s %-36s %10s\n' "$label" "gpg cv25519 (process per message)" \
             "$(per_process "$msg" gpg --batch -q --yes --trust-model always --armor -e -r rcpt@bench.test -o - MSG)"
-        printf '%-8s %-32s %12s\n' "$label" "gpg --multifile (one process)" "$(gpg_multifile "$msg")"
-        printf '%-8s %-32s %12s\n' "$label" "openssl cms rsa gcm (process)" \
+        printf '%-8s %-36s %10s\n' "$label" "gpg cv25519 --multifile (1 process)" "$(gpg_multifile "$msg")"
+        printf '%-8s %-36s %10s\n' "$label" "openssl cms rsa3072 gcm (process)" \
             "$(per_process "$msg" openssl cms -encrypt -binary -aes-256-gcm -in MSG -recip "$work/rsa.pem" \
                 -keyopt rsa_padding_mode:oaep -keyopt rsa_oaep_md:sha256 -keyopt rsa_mgf1_md:sha256)"
-        printf '%-8s %-32s %12s\n' "$label" "openssl cms rsa cbc (process)" \
+        printf '%-8s %-36s %10s\n' "$label" "openssl cms rsa3072 cbc (process)" \
             "$(per_process "$msg" openssl cms -encrypt -binary -aes-256-cbc -in MSG -recip "$work/rsa.pem" \
                 -keyopt rsa_padding_mode:oaep -keyopt rsa_oaep_md:sha256 -keyopt rsa_mgf1_md:sha256)"
-        printf '%-8s %-32s %12s\n' "$label" "openssl cms ec gcm (process)" \
+        printf '%-8s %-36s %10s\n' "$label" "openssl cms p256 gcm (process)" \
             "$(per_process "$msg" openssl cms -encrypt -binary -aes-256-gcm -in MSG -recip "$work/ec.pem")"
     done
 } | tee "$out"

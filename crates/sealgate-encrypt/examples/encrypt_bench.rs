@@ -1,8 +1,9 @@
 //! Encryptions per second, for bench/encrypt.sh: PGP/MIME to an OpenPGP certificate and
 //! S/MIME to an X.509 certificate, for one message, in this process.
 //!
-//! Usage: encrypt_bench MESSAGE SECONDS [pgp CERT.asc] [smime-gcm CERT.pem] [smime-cbc CERT.pem]
-//! Prints one line per method: `method encryptions seconds per_second`.
+//! Usage: encrypt_bench MESSAGE SECONDS (METHOD[:LABEL] CERT)...
+//! METHOD is `pgp`, `smime-gcm` or `smime-cbc`; LABEL (say, the key type) only names the line.
+//! Prints one line per method: `method[:label] encryptions seconds per_second`.
 
 use std::time::{Duration, Instant};
 
@@ -24,7 +25,8 @@ fn main() {
         .map_or(0, |d| d.as_secs() as i64);
     for pair in args[2..].chunks(2) {
         let cert = read(&pair[1]);
-        let one: Box<dyn Fn() -> usize> = match pair[0].as_str() {
+        let method = pair[0].split(':').next().unwrap_or_default();
+        let one: Box<dyn Fn() -> usize> = match method {
             "pgp" => {
                 let cert = PgpCert::parse_all(&cert)
                     .expect("an OpenPGP certificate")
