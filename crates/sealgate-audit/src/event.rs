@@ -1,8 +1,5 @@
-//! The audit-event taxonomy. Each variant is one `kind`; its fields become the row's JSON data.
-
-use sealgate_types::AuditRecord;
-use sealgate_types::time::rfc3339_micros;
-use serde_json::{Map, Value};
+//! The audit-event taxonomy. Each variant is one `kind`; its fields become the row's JSON data
+//! (see `record` for how).
 
 /// Something that happened to a message, recorded in the audit log. More kinds (`attempt`,
 /// `delivered`, `deferred`, `bounced`, `decision`) are added as the code that emits them lands.
@@ -173,6 +170,100 @@ pub enum AuditEvent {
         /// `usable: …` or `unusable: …`.
         validity: String,
     },
+    /// The portal worker stored a message sealed for a recipient and queued its notice.
+    PortalNotice {
+        /// The queue id of the original message.
+        message_id: String,
+        /// The recipient the grant is for.
+        recipient: String,
+        /// The grant (what operators name in `sealgate portal`).
+        grant_id: String,
+        /// When the link expires (microseconds since the epoch); stored as RFC 3339.
+        expires: i64,
+        /// The queue id of the notice.
+        notice_id: String,
+    },
+    /// A one-time code was queued for a recipient (never the code itself).
+    PortalCodeSent {
+        /// The grant.
+        grant_id: String,
+        /// The recipient it was sent to.
+        recipient: String,
+        /// The queue id of the email carrying it.
+        notice_id: String,
+    },
+    /// A wrong or expired one-time code or passphrase was given.
+    PortalCodeFailed {
+        /// The grant.
+        grant_id: String,
+        /// Its recipient.
+        recipient: String,
+        /// Failed attempts counted now (0 again once locked).
+        failed_attempts: i64,
+        /// This failure locked the grant.
+        locked: bool,
+    },
+    /// A recipient proved control of the address: a session was opened.
+    PortalVerified {
+        /// The grant.
+        grant_id: String,
+        /// Its recipient.
+        recipient: String,
+        /// `code` or `passphrase`.
+        how: String,
+    },
+    /// A recipient read a message of the thread.
+    PortalView {
+        /// The grant.
+        grant_id: String,
+        /// Its recipient.
+        recipient: String,
+        /// The message shown (its portal id).
+        message_id: String,
+    },
+    /// A recipient downloaded an attachment.
+    PortalDownload {
+        /// The grant.
+        grant_id: String,
+        /// Its recipient.
+        recipient: String,
+        /// Which attachment, as its link names it (`{n}/{m}`: message, then attachment).
+        attachment: String,
+        /// Its size in bytes.
+        size: u64,
+    },
+    /// A recipient replied on the portal; the reply was queued to the original sender.
+    PortalReply {
+        /// The grant.
+        grant_id: String,
+        /// Its recipient (the reply's author).
+        recipient: String,
+        /// The queue id of the reply.
+        reply_id: String,
+    },
+    /// An operator revoked a grant (`sealgate portal revoke`).
+    PortalRevoked {
+        /// The grant.
+        grant_id: String,
+        /// Who ran the command (the operating-system user), as far as known.
+        operator: String,
+        /// The grant's expiry (microseconds since the epoch); stored as RFC 3339.
+        expires: i64,
+    },
+    /// An operator moved a grant's expiry (`sealgate portal extend`).
+    PortalExtended {
+        /// The grant.
+        grant_id: String,
+        /// Who ran the command (the operating-system user), as far as known.
+        operator: String,
+        /// The new expiry (microseconds since the epoch); stored as RFC 3339.
+        expires: i64,
+    },
+    /// Retention emptied a portal message's sealed content (its grants all ended).
+    PortalPurged {
+        /// The portal message.
+        portal_message_id: String,
+    },
 }
 
 impl AuditEvent {
@@ -192,214 +283,18 @@ impl AuditEvent {
             Self::KeyImported { .. } => "key_imported",
             Self::KeyRemoved { .. } => "key_removed",
             Self::KeyDiscovered { .. } => "key_discovered",
+            Self::PortalNotice { .. } => "portal_notice",
+            Self::PortalCodeSent { .. } => "portal_code_sent",
+            Self::PortalCodeFailed { .. } => "portal_code_failed",
+            Self::PortalVerified { .. } => "portal_verified",
+            Self::PortalView { .. } => "portal_view",
+            Self::PortalDownload { .. } => "portal_download",
+            Self::PortalReply { .. } => "portal_reply",
+            Self::PortalRevoked { .. } => "portal_revoked",
+            Self::PortalExtended { .. } => "portal_extended",
+            Self::PortalPurged { .. } => "portal_purged",
         }
     }
-
-    /// The row to append: kind, the message/recipient columns, and the remaining fields as a
-    /// JSON object (absent optional fields are left out).
-    pub fn into_record(self) -> AuditRecord {
-        let kind = self.kind().to_owned();
-        match self {
-            Self::Received {
-                message_id,
-                client_ip,
-                helo,
-                tls,
-                auth_user,
-                sender,
-                recipients,
-                size,
-                body_sha256,
-                header_message_id,
-                requiretls,
-            } => AuditRecord {
-                kind,
-                message_id: Some(message_id),
-                recipient: None,
-                data: object([
-                    ("client_ip", Value::from(client_ip)),
-                    ("helo", Value::from(helo)),
-                    ("tls", Value::from(tls)),
-                    ("auth_user", Value::from(auth_user)),
-                    ("sender", Value::from(sender)),
-                    ("recipients", Value::from(recipients)),
-                    ("size", Value::from(size)),
-                    ("body_sha256", Value::from(body_sha256)),
-                    ("header_message_id", Value::from(header_message_id)),
-                    // Absent (not false) without REQUIRETLS: earlier records keep their shape.
-                    ("requiretls", requiretls.then_some(true).into()),
-                ]),
-            },
-            Self::Decision {
-                message_id,
-                recipient,
-                level,
-                level_source,
-                method,
-                chain,
-                evidence,
-                alerts,
-            } => about(
-                kind,
-                message_id,
-                recipient,
-                object([
-                    ("level", level.into()),
-                    ("level_source", level_source.into()),
-                    ("method", method.into()),
-                    ("chain", chain.into()),
-                    ("evidence", evidence.into()),
-                    ("alerts", alerts.into()),
-                ]),
-            ),
-            Self::Alert {
-                message_id,
-                recipient,
-                domain,
-                alert,
-            } => AuditRecord {
-                kind,
-                message_id,
-                recipient,
-                data: object([("domain", domain.into()), ("alert", alert.into())]),
-            },
-            Self::Attempt {
-                message_id,
-                recipient,
-                evidence,
-            } => {
-                let data = match serde_json::to_value(&evidence).unwrap_or_default() {
-                    Value::Object(m) => {
-                        Value::Object(m.into_iter().filter(|(_, v)| !v.is_null()).collect())
-                    }
-                    other => other,
-                };
-                about(kind, message_id, recipient, data)
-            }
-            Self::Delivered {
-                message_id,
-                recipient,
-                mx,
-                reply,
-            } => about(
-                kind,
-                message_id,
-                recipient,
-                object([("mx", mx.into()), ("reply", reply.into())]),
-            ),
-            Self::Deferred {
-                message_id,
-                recipient,
-                reason,
-                next_attempt_at,
-            } => about(
-                kind,
-                message_id,
-                recipient,
-                object([
-                    ("reason", reason.into()),
-                    ("next_attempt_at", next_attempt_at.into()),
-                ]),
-            ),
-            Self::Bounced {
-                message_id,
-                recipient,
-                reason,
-            } => about(
-                kind,
-                message_id,
-                recipient,
-                object([("reason", reason.into())]),
-            ),
-            Self::RetryRequested {
-                message_id,
-                recipient,
-                operator,
-            } => about(
-                kind,
-                message_id,
-                recipient,
-                object([("operator", operator.into())]),
-            ),
-            Self::UserSaved { name, operator } | Self::UserRemoved { name, operator } => {
-                AuditRecord {
-                    kind,
-                    message_id: None,
-                    recipient: None,
-                    data: object([
-                        ("user", Value::from(name)),
-                        ("operator", Value::from(operator)),
-                    ]),
-                }
-            }
-            Self::KeyImported {
-                kind: key_kind,
-                fingerprint,
-                addresses,
-                expires,
-                status,
-                operator,
-            } => unattached(
-                kind,
-                object([
-                    ("kind", key_kind.into()),
-                    ("fingerprint", fingerprint.into()),
-                    ("addresses", addresses.into()),
-                    ("expires", expires.map(unix_seconds_rfc3339).into()),
-                    ("status", status.into()),
-                    ("operator", operator.into()),
-                ]),
-            ),
-            Self::KeyRemoved {
-                kind: key_kind,
-                fingerprint,
-                addresses,
-                operator,
-            } => unattached(
-                kind,
-                object([
-                    ("kind", key_kind.into()),
-                    ("fingerprint", fingerprint.into()),
-                    ("addresses", addresses.into()),
-                    ("operator", operator.into()),
-                ]),
-            ),
-            // About its address, so `audit tail --rcpt` shows it beside the message's events.
-            Self::KeyDiscovered {
-                message_id,
-                address,
-                kind: key_kind,
-                source,
-                fingerprint,
-                validity,
-            } => AuditRecord {
-                kind,
-                message_id,
-                recipient: Some(address),
-                data: object([
-                    ("kind", key_kind.into()),
-                    ("source", source.into()),
-                    ("fingerprint", fingerprint.into()),
-                    ("validity", validity.into()),
-                ]),
-            },
-        }
-    }
-}
-
-/// A record about no message and no recipient (an operator's change).
-fn unattached(kind: String, data: Value) -> AuditRecord {
-    AuditRecord {
-        kind,
-        message_id: None,
-        recipient: None,
-        data,
-    }
-}
-
-/// Unix seconds as RFC 3339 UTC.
-fn unix_seconds_rfc3339(at: i64) -> String {
-    rfc3339_micros(at.saturating_mul(1_000_000))
 }
 
 /// What an attempt record says. Absent fields are left out of the stored data.
@@ -429,26 +324,3 @@ pub struct AttemptEvidence {
     /// `delivered`, `temporary` or `permanent`.
     pub outcome: String,
 }
-
-fn about(kind: String, message_id: String, recipient: String, data: Value) -> AuditRecord {
-    AuditRecord {
-        kind,
-        message_id: Some(message_id),
-        recipient: Some(recipient),
-        data,
-    }
-}
-
-/// A JSON object of the given fields, without the null ones.
-fn object<const N: usize>(fields: [(&str, Value); N]) -> Value {
-    let map: Map<String, Value> = fields
-        .into_iter()
-        .filter(|(_, v)| !v.is_null())
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-    Value::Object(map)
-}
-
-#[cfg(test)]
-#[path = "event_tests.rs"]
-mod tests;

@@ -9,6 +9,7 @@
 pub mod error;
 mod event;
 mod format;
+mod record;
 mod tail;
 mod verify;
 

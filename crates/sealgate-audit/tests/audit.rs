@@ -42,6 +42,7 @@ fn received(id: &str) -> (NewMessage, AuditRecord) {
         requiretls: false,
         key_id: "k1".into(),
         sealed_body: vec![7; 32],
+        origin: None,
     };
     let event = AuditEvent::Received {
         message_id: id.to_owned(),

@@ -114,7 +114,7 @@ fn default_cipher() -> SmimeCipher {
 }
 
 /// A path where "" means none.
-fn optional_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+pub(crate) fn optional_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
     let p = PathBuf::deserialize(d)?;
     Ok((!p.as_os_str().is_empty()).then_some(p))
 }
@@ -172,7 +172,7 @@ pub(crate) fn validate(cfg: &Config, problems: &mut Vec<Problem>) {
 
 /// An outer Subject: 1 to [`MAX_SUBJECT`] printable ASCII characters (no line breaks, so it
 /// cannot add header fields, and no encoded words needed).
-fn check_subject(s: &str) -> Result<(), String> {
+pub(crate) fn check_subject(s: &str) -> Result<(), String> {
     if s.trim().is_empty() {
         return Err("must not be empty".to_owned());
     }

@@ -8,11 +8,13 @@
 
 mod encryption;
 mod error;
+mod portal;
 mod security;
 mod units;
 
 pub use encryption::{PgpConfig, SmimeCipher, SmimeConfig};
 pub use error::{ConfigError, Problem};
+pub use portal::PortalConfig;
 pub use security::{MtaStsConfig, ProbesConfig};
 pub use units::{ByteSize, HumanDuration};
 
@@ -71,6 +73,9 @@ pub struct Config {
     /// Recipients' X.509 certificates and S/MIME.
     #[serde(default)]
     pub smime: SmimeConfig,
+    /// The secure portal: sealed messages read in a browser, notices, links.
+    #[serde(default)]
+    pub portal: PortalConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -448,7 +453,8 @@ default_from_serde!(
     MtaStsConfig,
     ProbesConfig,
     PgpConfig,
-    SmimeConfig
+    SmimeConfig,
+    PortalConfig
 );
 
 impl Config {
@@ -610,6 +616,7 @@ impl Config {
             }
         }
         encryption::validate(self, &mut problems);
+        portal::validate(self, &mut problems);
         if problems.is_empty() {
             Ok(())
         } else {

@@ -1,12 +1,14 @@
 //! Sealgate crypto primitives (layer L1).
 //!
-//! Owns sealing at rest — AES-256-GCM under a key ring read from a key file, with key ids so
-//! keys can be rotated — and password hashing for SMTP AUTH users (Argon2id). Depends on no
+//! Owns sealing at rest (AES-256-GCM under a key ring read from a key file, with key ids so
+//! keys can be rotated), the secure portal's per-message sealing and link tokens
+//! ([`portal`]), and password hashing for SMTP AUTH users (Argon2id). Depends on no
 //! other Sealgate crate but `sealgate-types`; never logs key material.
 
 mod error;
 mod keyring;
 mod password;
+pub mod portal;
 
 pub use error::CryptoError;
 pub use keyring::{KeyRing, Sealed};

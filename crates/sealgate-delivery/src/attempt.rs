@@ -36,17 +36,21 @@ enum Way {
         /// `Some(pins)` when the copy must travel over verified TLS.
         verified: Option<Vec<String>>,
     },
-    /// A method this version cannot deliver yet: held.
+    /// Sealed on the secure portal, the recipient notified (`[portal]` enabled).
+    Portal,
+    /// A method this version cannot deliver (the portal while it is disabled): held.
     NotYet,
 }
 
 /// A message decided and ready to send: its recipients grouped by way, the content as it
-/// will leave (content-trigger headers removed), the copies encrypted per recipient, and its
+/// will leave (content-trigger headers and the portal passphrase header removed), the copies
+/// encrypted per recipient, the passphrase for portal recipients, and its
 /// `key_discovered`/`decision`/`alert` events.
 struct Prepared {
     parts: BTreeMap<Way, Part>,
     content: Vec<u8>,
     sealed: BTreeMap<String, Vec<u8>>,
+    passphrase: Option<String>,
     events: Vec<AuditEvent>,
 }
 
@@ -150,6 +154,8 @@ impl DomainRun<'_> {
         };
         let mut message_facts = facts::facts(&content);
         message_facts.requiretls = group[0].requiretls;
+        message_facts.phi_free = group[0].phi_free;
+        let passphrase = crate::portal::passphrase(&message_facts.headers);
         let mut events = Vec::new();
         let mut planned = Vec::with_capacity(group.len());
         for c in &group {
@@ -165,14 +171,13 @@ impl DomainRun<'_> {
             events.extend(encrypt::discovered_events(message_id, &p.keys));
             planned.push(p);
         }
-        // Content triggers are the same for every recipient of the message.
+        // Content triggers are the same for every recipient of the message. The portal
+        // passphrase never leaves, whatever the method.
         let d0 = &planned[0].decision;
-        let content = facts::rewrite(
-            &content,
-            &d0.strip_headers,
-            d0.subject_tag_to_remove.as_deref(),
-        )
-        .unwrap_or(content);
+        let mut strip = d0.strip_headers.clone();
+        strip.push(crate::portal::PASSPHRASE_HEADER.to_owned());
+        let content = facts::rewrite(&content, &strip, d0.subject_tag_to_remove.as_deref())
+            .unwrap_or(content);
         let mut parts: BTreeMap<Way, Part> = BTreeMap::new();
         let mut sealed = BTreeMap::new();
         let mut decisions = Vec::with_capacity(group.len());
@@ -190,6 +195,7 @@ impl DomainRun<'_> {
             parts,
             content,
             sealed,
+            passphrase,
             events,
         })
     }
@@ -228,6 +234,10 @@ impl DomainRun<'_> {
                             d.chain.remove(0);
                         }
                     }
+                }
+                // A phi-free message (a notice) never goes to the portal, whatever its chain.
+                Method::Portal if self.ctx.portal.is_some() && !claim.phi_free => {
+                    return (Way::Portal, None);
                 }
                 _ => return (Way::NotYet, None),
             }
@@ -271,10 +281,29 @@ impl DomainRun<'_> {
                             None => self.send_opportunistic(&part, copy).await,
                         }
                     }
+                    Way::Portal => {
+                        self.to_portal(&part, &p.content, p.passphrase.as_deref())
+                            .await
+                    }
                     Way::NotYet => self.not_available(&part).await,
                 }
             }
         }
+    }
+
+    /// Recipients whose chosen method is the portal: sealed there, notified, settled.
+    async fn to_portal(
+        &self,
+        part: &[(Claim, Decision)],
+        content: &[u8],
+        passphrase: Option<&str>,
+    ) {
+        let Some(settings) = &self.ctx.portal else {
+            return self.not_available(part).await;
+        };
+        let reports =
+            crate::portal::deposit(&self.ctx.queue, settings, part, content, passphrase).await;
+        settle(self.ctx, reports).await;
     }
 
     /// Recipients whose chosen method this version cannot deliver yet: deferred (and bounced

@@ -62,6 +62,7 @@ pub fn facts(content: &[u8]) -> MessageFacts {
         headers,
         body_sample: String::from_utf8_lossy(sample).into_owned(),
         requiretls: false,
+        phi_free: false,
     }
 }
 

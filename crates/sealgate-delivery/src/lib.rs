@@ -1,5 +1,6 @@
 //! Outbound delivery (layer L4): the SMTP client ([`client`]), routing by MX, the delivery
-//! workers, and delivery status notifications ([`dsn`]). Takes claimed recipients from the queue
+//! workers (TLS, end-to-end encryption, the secure portal: [`portal`]), and delivery status
+//! notifications ([`dsn`]). Takes claimed recipients from the queue
 //! and settles them; must not depend on the ingress side (they meet only in the queue), and never
 //! initialises tracing or reads the environment.
 
@@ -12,6 +13,7 @@ pub mod encrypt;
 pub mod facts;
 pub mod plan;
 mod pool;
+pub mod portal;
 mod record;
 pub mod verify;
 pub mod worker;

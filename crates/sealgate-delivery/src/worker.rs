@@ -32,6 +32,8 @@ pub struct DeliveryContext {
     pub verifiers: Arc<crate::verify::Verifiers>,
     /// How PGP/MIME and S/MIME messages are made (a method is off when its part is `None`).
     pub encryption: Arc<crate::encrypt::Encryption>,
+    /// The secure portal (`[portal] enabled`); `None`: portal recipients are held.
+    pub portal: Option<Arc<crate::portal::PortalSettings>>,
     /// Port of remote MX hosts (25 on the internet).
     pub smtp_port: u16,
     /// Retry schedule and give-up age.
@@ -219,6 +221,7 @@ mod tests {
             sender: "s@x.test".into(),
             received_at: 0,
             requiretls: false,
+            phi_free: false,
         }
     }
 

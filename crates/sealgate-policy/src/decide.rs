@@ -10,7 +10,8 @@ use crate::rules::{Override, Rules};
 ///
 /// Precedence for the level and a forced method: address override > domain override >
 /// content trigger > org default. The chain never holds `tls-opportunistic` when protection
-/// is required, and always ends with the portal.
+/// is required, and always ends with the portal — except for a phi-free message (see
+/// [`MessageFacts::phi_free`]), decided by TLS availability alone.
 pub fn decide(
     rules: &Rules,
     address: &str,
@@ -18,6 +19,9 @@ pub fn decide(
     recipient_evidence: &RecipientEvidence,
     message: &MessageFacts,
 ) -> Decision {
+    if message.phi_free {
+        return decide_phi_free(rules, address, domain_evidence, recipient_evidence, message);
+    }
     let domain = domain_of(address);
     let by_address = rules.address_override(address);
     let by_domain = rules.domain_override(&domain);
@@ -75,6 +79,69 @@ pub fn decide(
         alerts,
         strip_headers: content.strip_headers,
         subject_tag_to_remove: content.subject_tag,
+    }
+}
+
+/// The evidence line of a phi-free decision.
+const PHI_FREE: &str = "phi-free: a Sealgate notice without protected content";
+
+/// A message Sealgate wrote without protected content: level none (unless the sender asked
+/// for REQUIRETLS, RFC 8689 §4.2), no rule applies but the pins, and the chain is
+/// `tls-verified` when available, then `tls-opportunistic` when allowed. When neither is,
+/// `tls-verified` alone: it cannot connect, so the message waits rather than going anywhere
+/// else.
+fn decide_phi_free(
+    rules: &Rules,
+    address: &str,
+    domain_evidence: &DomainEvidence,
+    recipient_evidence: &RecipientEvidence,
+    message: &MessageFacts,
+) -> Decision {
+    let domain = domain_of(address);
+    let (level, level_source) = if message.requiretls {
+        (Level::Required, Source::Requiretls)
+    } else {
+        (Level::None, Source::PhiFree)
+    };
+    let mut evidence = vec![
+        format!("recipient: {address} (domain {domain})"),
+        PHI_FREE.to_owned(),
+        format!("level: {level} ({level_source})"),
+    ];
+    if message.requiretls {
+        evidence.push("requiretls: only verified TLS to a peer offering it".to_owned());
+    }
+    let by_address = rules.address_override(address);
+    let pins = collect_pins(by_address, rules.domain_override(&domain), domain_evidence);
+    let probe = Availability {
+        level,
+        domain: domain_evidence,
+        recipient: recipient_evidence,
+        pinned: !pins.is_empty(),
+    };
+    evidence.extend(probe.describe(pins.len()));
+    let mut chain = Vec::new();
+    for m in [Method::TlsVerified, Method::TlsOpportunistic] {
+        match probe.check(m) {
+            Ok(()) => chain.push(m),
+            Err(why) => evidence.push(format!("skip {m}: {why}")),
+        }
+    }
+    if chain.is_empty() {
+        evidence.push("phi-free: no method can be used now; the message waits".to_owned());
+        chain.push(Method::TlsVerified);
+    }
+    evidence.push(format!("chain: {}", render_chain(&chain)));
+    Decision {
+        level,
+        level_source,
+        forced: None,
+        chain,
+        pins,
+        evidence,
+        alerts: probe.alerts(&domain),
+        strip_headers: Vec::new(),
+        subject_tag_to_remove: None,
     }
 }
 

@@ -20,6 +20,9 @@ pub enum Source {
     AddressOverride,
     /// The sender's REQUIRETLS (RFC 8689): raises the level above every rule.
     Requiretls,
+    /// A message Sealgate wrote itself without protected content (a portal notice): no rule
+    /// applies, protection is not required.
+    PhiFree,
 }
 
 impl Source {
@@ -31,6 +34,7 @@ impl Source {
             Source::DomainOverride => "domain override",
             Source::AddressOverride => "address override",
             Source::Requiretls => "REQUIRETLS (RFC 8689)",
+            Source::PhiFree => "phi-free",
         }
     }
 }
@@ -43,8 +47,12 @@ impl fmt::Display for Source {
 
 /// The decision for one recipient: audited (`decision`) before delivery.
 ///
-/// Invariant: `chain` is never empty and ends with [`Method::Portal`]; when `level` is
-/// [`Level::Required`] it never holds [`Method::TlsOpportunistic`].
+/// Invariants: `chain` is never empty; when `level` is [`Level::Required`] it never holds
+/// [`Method::TlsOpportunistic`]. For a message with protected content it ends with
+/// [`Method::Portal`]. For a phi-free message (a portal notice, [`Source::PhiFree`]) it holds
+/// only `tls-verified` (when available) then `tls-opportunistic` — never the portal, PGP or
+/// S/MIME; when neither can be used (a DNSSEC-bogus domain, or REQUIRETLS without verified
+/// TLS) it is `tls-verified` alone, which cannot connect, so the message waits.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
     /// Whether protection is required.
@@ -73,7 +81,7 @@ pub struct Decision {
 impl Decision {
     /// The chosen method: the head of the chain.
     pub fn chosen(&self) -> Method {
-        // The chain always ends with the portal, so it is never empty.
+        // The chain is never empty (see the invariants above).
         self.chain.first().copied().unwrap_or(Method::Portal)
     }
 

@@ -181,6 +181,11 @@ pub struct MessageFacts {
     /// The sender asked for REQUIRETLS (RFC 8689): protection is required whatever the rules
     /// say, and only methods that keep it (never opportunistic TLS).
     pub requiretls: bool,
+    /// The message is one Sealgate wrote itself without protected content (a portal notice
+    /// or one-time code): protection is not required whatever the rules say, and it travels
+    /// only by TLS — verified when the domain offers it, else opportunistic — never by the
+    /// portal (a notice about the portal must not itself go to the portal) or encryption.
+    pub phi_free: bool,
 }
 
 impl MessageFacts {

@@ -7,10 +7,14 @@
 //! [`RecipientEvidence`] (filled by the discovery probes), and [`MessageFacts`] (subject,
 //! headers, a body sample). [`decide`] is pure and deterministic.
 //!
-//! Invariants: the chain is never empty and ends with the portal; when protection is
-//! required it never holds `tls-opportunistic` — "protection required never resolves to
-//! plaintext". Precedence: address override > domain override > content trigger > org
-//! default; `TLS-Required: No` (RFC 8689) never lowers a required level.
+//! Invariants: the chain is never empty; when protection is required it never holds
+//! `tls-opportunistic` — "protection required never resolves to plaintext". For a message
+//! with protected content the chain ends with the portal. A phi-free message (one Sealgate
+//! wrote itself without protected content: a portal notice, [`MessageFacts::phi_free`]) is
+//! at level none whatever the rules say, and its chain holds only `tls-verified` (when
+//! available) and `tls-opportunistic` — never the portal, PGP or S/MIME. Precedence: address
+//! override > domain override > content trigger > org default; `TLS-Required: No` (RFC 8689)
+//! never lowers a required level.
 //!
 //! This crate must stay pure: it depends on `sealgate-types` at most among Sealgate crates,
 //! and never on tokio, networking, DNS, storage or any other I/O crate.

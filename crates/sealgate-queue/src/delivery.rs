@@ -22,6 +22,10 @@ pub struct Claim {
     /// The message was accepted with REQUIRETLS (RFC 8689): send it only over TLS to a peer
     /// that offers REQUIRETLS, and pass the option on.
     pub requiretls: bool,
+    /// The message is one Sealgate wrote itself without protected content (origin
+    /// [`crate::ORIGIN_NOTICE`]: a portal notice or one-time code), so the policy engine
+    /// lets it travel without protection.
+    pub phi_free: bool,
 }
 
 /// How one attempt for one recipient ended. Unknown failures are temporary.
@@ -249,16 +253,16 @@ impl Queue {
         let envelopes = self.store.envelopes(&ids).await?;
         let mut claims = Vec::with_capacity(rows.len());
         for recipient in rows {
-            let (sender, received_at, requiretls) =
-                envelopes
-                    .get(&recipient.message_id)
-                    .cloned()
-                    .ok_or_else(|| QueueError::NotFound(recipient.message_id.clone()))?;
+            let env = envelopes
+                .get(&recipient.message_id)
+                .cloned()
+                .ok_or_else(|| QueueError::NotFound(recipient.message_id.clone()))?;
             claims.push(Claim {
                 recipient,
-                sender,
-                received_at,
-                requiretls,
+                sender: env.sender,
+                received_at: env.received_at,
+                requiretls: env.requiretls,
+                phi_free: env.origin.as_deref() == Some(crate::ORIGIN_NOTICE),
             });
         }
         Ok(claims)
@@ -394,6 +398,8 @@ impl Queue {
             tls: None,
             // Notices are not (yet) sent with REQUIRETLS, even about a REQUIRETLS original.
             requiretls: false,
+            // A DSN quotes the original's header: it is not phi-free.
+            origin: None,
         })
     }
 

@@ -51,7 +51,18 @@ pub struct IncomingMessage {
     /// The client gave REQUIRETLS on MAIL FROM (RFC 8689): delivery must keep to verified TLS
     /// with peers that offer REQUIRETLS, whatever a `TLS-Required: No` header says.
     pub requiretls: bool,
+    /// Who wrote the message: `None` for a client's (what ingress sets); [`ORIGIN_NOTICE`]
+    /// for a notice or one-time code Sealgate wrote itself, [`ORIGIN_REPLY`] for a reply
+    /// written on the portal.
+    pub origin: Option<String>,
 }
+
+/// The origin of messages Sealgate writes itself without protected content (portal notices
+/// and one-time codes): delivered as phi-free (see [`Claim::phi_free`]).
+pub const ORIGIN_NOTICE: &str = "portal-notice";
+
+/// The origin of a recipient's reply written on the portal: protected content, normal policy.
+pub const ORIGIN_REPLY: &str = "portal-reply";
 
 /// The queue: the store plus the key ring that seals bodies at rest.
 #[derive(Clone)]
@@ -91,8 +102,10 @@ impl Queue {
         Ok(id)
     }
 
-    /// Seals a message and builds its rows and `received` audit record, without writing them.
-    pub(crate) fn prepare(&self, msg: IncomingMessage) -> Result<NewNotice, QueueError> {
+    /// Seals a message and builds its rows and `received` audit record, without writing them
+    /// (for callers that queue it together with another change, such as the portal's
+    /// deposits and one-time codes: see [`NewNotice::into_parts`]).
+    pub fn prepare(&self, msg: IncomingMessage) -> Result<NewNotice, QueueError> {
         let id = msg.id.to_string();
         let sealed = self.keys.seal(&msg.content, id.as_bytes())?;
         let message = NewMessage {
@@ -109,6 +122,7 @@ impl Queue {
             requiretls: msg.requiretls,
             key_id: sealed.key_id,
             sealed_body: sealed.blob,
+            origin: msg.origin,
         };
         let event = AuditEvent::Received {
             message_id: id,

@@ -26,6 +26,7 @@ fn incoming(body: &[u8]) -> IncomingMessage {
         auth_user: None,
         tls: None,
         requiretls: false,
+        origin: None,
     }
 }
 
@@ -124,6 +125,46 @@ async fn requiretls_is_kept_from_accept_to_claim_and_audited_on_sqlite() {
 #[tokio::test]
 async fn requiretls_is_kept_from_accept_to_claim_and_audited_on_postgres() {
     requiretls_is_kept_from_accept_to_claim_and_audited(TestBackend::Postgres).await;
+}
+
+/// Only messages Sealgate wrote as notices are phi-free; a portal reply and a client's
+/// message are not.
+async fn the_notice_origin_makes_a_claim_phi_free(backend: TestBackend) {
+    let (q, _db, _dir) = queue(backend).await;
+    let with = |origin: Option<&str>| IncomingMessage {
+        origin: origin.map(str::to_owned),
+        recipients: vec!["a@x.example".into()],
+        ..incoming(b"Subject: x\r\n\r\nbody\r\n")
+    };
+    let notice = q.accept(with(Some(ORIGIN_NOTICE))).await.expect("accept");
+    let reply = q.accept(with(Some(ORIGIN_REPLY))).await.expect("accept");
+    let client = q.accept(with(None)).await.expect("accept");
+    let row = q.store().message(&notice.to_string()).await.expect("read");
+    assert_eq!(row.expect("row").origin.as_deref(), Some("portal-notice"));
+    let claims = q
+        .claim("node-a", std::time::Duration::from_secs(60), 10)
+        .await
+        .expect("claim");
+    assert_eq!(claims.len(), 3);
+    for c in &claims {
+        let expected = c.recipient.message_id == notice.to_string();
+        assert_eq!(c.phi_free, expected, "{c:?}");
+    }
+    assert!([reply, client].iter().all(|id| {
+        claims
+            .iter()
+            .any(|c| c.recipient.message_id == id.to_string())
+    }));
+}
+
+#[tokio::test]
+async fn the_notice_origin_makes_a_claim_phi_free_on_sqlite() {
+    the_notice_origin_makes_a_claim_phi_free(TestBackend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn the_notice_origin_makes_a_claim_phi_free_on_postgres() {
+    the_notice_origin_makes_a_claim_phi_free(TestBackend::Postgres).await;
 }
 
 mod delivery {

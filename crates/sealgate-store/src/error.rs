@@ -91,6 +91,23 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    /// Reading or changing the secure portal's messages, grants or sessions failed (nothing
+    /// was written).
+    #[error("portal {op} failed")]
+    Portal {
+        /// `deposit`, `read`, `set-code`, `fail-attempt`, `open-session`, `record`, `reply`,
+        /// `revoke`, `extend` or `purge`.
+        op: &'static str,
+        /// Why.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The caller handed over arguments that do not fit together (nothing was written).
+    #[error("invalid store request: {what}")]
+    Invalid {
+        /// What does not fit.
+        what: &'static str,
+    },
     /// Listening for new audit rows failed.
     #[error("audit listener failed")]
     Listen(#[source] sqlx::Error),
@@ -124,6 +141,7 @@ impl StoreError {
             | Self::MtaSts { source: e, .. }
             | Self::Keys { source: e, .. }
             | Self::Security { source: e, .. }
+            | Self::Portal { source: e, .. }
             | Self::Listen(e)
             | Self::Raw(e) => sqlx_unavailable(e),
             Self::Migrate(
@@ -131,7 +149,10 @@ impl StoreError {
                 | sqlx::migrate::MigrateError::ExecuteMigration(e, _),
             ) => sqlx_unavailable(e),
             Self::CreateDir { .. } => true,
-            Self::Migrate(_) | Self::UnsupportedUrl { .. } | Self::Corrupt { .. } => false,
+            Self::Migrate(_)
+            | Self::UnsupportedUrl { .. }
+            | Self::Corrupt { .. }
+            | Self::Invalid { .. } => false,
         }
     }
 }

@@ -52,6 +52,14 @@ pub struct NewNotice {
     pub audit: AuditRecord,
 }
 
+impl NewNotice {
+    /// The message, its recipients and its audit record, as the portal's writes take them
+    /// ([`crate::PortalOutgoing`]).
+    pub fn into_parts(self) -> crate::PortalOutgoing {
+        (self.message, self.recipients, self.audit)
+    }
+}
+
 fn lease_err(op: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
     move |source| StoreError::Lease { op, source }
 }

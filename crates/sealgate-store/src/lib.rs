@@ -2,7 +2,8 @@
 //!
 //! Owns the schema and its forward-only migrations (`migrations/sqlite`, `migrations/postgres`,
 //! embedded at build time), the connection pool over SQLite or PostgreSQL (sqlx `Any`), the
-//! durable queue rows, users, recipients' keys and certificates, and the append-only,
+//! durable queue rows, users, recipients' keys and certificates, the secure portal's sealed
+//! messages, grants and sessions, and the append-only,
 //! hash-chained audit log: audit rows are written in the same transaction as the change they
 //! describe, and the database itself refuses to update or delete them.
 //!
@@ -14,6 +15,8 @@ mod keys;
 mod lease;
 mod model;
 mod mta_sts;
+mod portal;
+mod portal_access;
 mod queue;
 mod security;
 mod store;
@@ -23,8 +26,9 @@ pub use audit::AuditListener;
 pub use error::StoreError;
 pub use keys::StoredKey;
 pub use lease::{NewNotice, OperatorAction, SettleItem, Settlement};
-pub use model::{AuditFilter, MessageRow, NewMessage, RecipientRow, UserRow};
+pub use model::{AuditFilter, Envelope, MessageRow, NewMessage, RecipientRow, UserRow};
 pub use mta_sts::StsPolicyRow;
+pub use portal::{GrantRow, PortalMessageRow, PortalOutgoing, PortalSessionRow};
 pub use security::{
     TlsRptCounts, TlsRptFailure, TlsRptFailureCount, TlsRptSession, VerifiedDomain,
 };

@@ -32,10 +32,27 @@ pub struct NewMessage {
     pub key_id: String,
     /// The body, sealed with AES-256-GCM under `key_id`.
     pub sealed_body: Vec<u8>,
+    /// Who wrote the message: `None` for a client's message; `"portal-notice"` for a notice
+    /// or one-time code Sealgate wrote itself (no protected content); `"portal-reply"` for a
+    /// recipient's reply written on the portal.
+    pub origin: Option<String>,
 }
 
 /// A stored message: the same fields as [`NewMessage`].
 pub type MessageRow = NewMessage;
+
+/// What claiming needs of a message besides its recipients (see [`crate::Store::envelopes`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Envelope {
+    /// Envelope sender; empty for the null reverse-path.
+    pub sender: String,
+    /// When the message was accepted (micros).
+    pub received_at: i64,
+    /// The client asked for REQUIRETLS (RFC 8689).
+    pub requiretls: bool,
+    /// Who wrote the message (see [`NewMessage::origin`]).
+    pub origin: Option<String>,
+}
 
 /// One recipient of one message, as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]

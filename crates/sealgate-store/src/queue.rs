@@ -8,11 +8,11 @@ use sqlx::{Any, Row, Transaction};
 
 use crate::audit::append_in_tx;
 use crate::error::StoreError;
-use crate::model::{MessageRow, NewMessage, RecipientRow};
+use crate::model::{Envelope, MessageRow, NewMessage, RecipientRow};
 use crate::store::Store;
 
 const MESSAGE_COLUMNS: &str = "id, received_at, sender, size, body_sha256, header_message_id, \
-     client_ip, helo, auth_user, tls, requiretls, key_id, sealed_body";
+     client_ip, helo, auth_user, tls, requiretls, key_id, sealed_body, origin";
 
 pub(crate) const RECIPIENT_COLUMNS: &str = "id, message_id, rcpt, state, attempts, next_attempt_at, \
      last_reply, lease_owner, lease_until, updated_at, warned_at";
@@ -23,8 +23,8 @@ pub(crate) async fn insert_message(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO messages (id, received_at, sender, size, body_sha256, header_message_id, \
-         client_ip, helo, auth_user, tls, requiretls, key_id, sealed_body) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+         client_ip, helo, auth_user, tls, requiretls, key_id, sealed_body, origin) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(msg.id.clone())
     .bind(msg.received_at)
@@ -40,6 +40,7 @@ pub(crate) async fn insert_message(
     .bind(i32::from(msg.requiretls))
     .bind(msg.key_id.clone())
     .bind(msg.sealed_body.clone())
+    .bind(msg.origin.clone())
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -79,6 +80,7 @@ fn message_from_row(row: &AnyRow) -> Result<MessageRow, sqlx::Error> {
         requiretls: row.try_get::<i64, _>("requiretls")? != 0,
         key_id: row.try_get("key_id")?,
         sealed_body: row.try_get("sealed_body")?,
+        origin: row.try_get("origin")?,
     })
 }
 
@@ -143,13 +145,10 @@ impl Store {
             .map_err(StoreError::ReadQueue)
     }
 
-    /// Sender, acceptance time and REQUIRETLS flag (RFC 8689) of each listed message, by queue
-    /// id, in one query and without reading the sealed bodies (what claiming needs for every
-    /// recipient it takes).
-    pub async fn envelopes(
-        &self,
-        ids: &[String],
-    ) -> Result<HashMap<String, (String, i64, bool)>, StoreError> {
+    /// Sender, acceptance time, REQUIRETLS flag (RFC 8689) and origin of each listed message,
+    /// by queue id, in one query and without reading the sealed bodies (what claiming needs
+    /// for every recipient it takes).
+    pub async fn envelopes(&self, ids: &[String]) -> Result<HashMap<String, Envelope>, StoreError> {
         let mut unique: Vec<&String> = ids.iter().collect();
         unique.sort();
         unique.dedup();
@@ -158,7 +157,7 @@ impl Store {
         }
         let placeholders: Vec<String> = (1..=unique.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
-            "SELECT id, sender, received_at, requiretls FROM messages WHERE id IN ({})",
+            "SELECT id, sender, received_at, requiretls, origin FROM messages WHERE id IN ({})",
             placeholders.join(", ")
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -172,11 +171,13 @@ impl Store {
         rows.iter()
             .map(|r| {
                 let id: String = r.try_get("id")?;
-                let requiretls = r.try_get::<i64, _>("requiretls")? != 0;
-                Ok((
-                    id,
-                    (r.try_get("sender")?, r.try_get("received_at")?, requiretls),
-                ))
+                let envelope = Envelope {
+                    sender: r.try_get("sender")?,
+                    received_at: r.try_get("received_at")?,
+                    requiretls: r.try_get::<i64, _>("requiretls")? != 0,
+                    origin: r.try_get("origin")?,
+                };
+                Ok((id, envelope))
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::ReadQueue)

@@ -51,6 +51,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "keys",
         include_str!("../../../migrations/sqlite/0004_keys.sql"),
     ),
+    (
+        5,
+        "portal",
+        include_str!("../../../migrations/sqlite/0005_portal.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -73,6 +78,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "keys",
         include_str!("../../../migrations/postgres/0004_keys.sql"),
+    ),
+    (
+        5,
+        "portal",
+        include_str!("../../../migrations/postgres/0005_portal.sql"),
     ),
 ];
 

@@ -31,6 +31,7 @@ fn message(id: &str) -> NewMessage {
         requiretls: false,
         key_id: "k1".into(),
         sealed_body: vec![0, 1, 2, 255],
+        origin: None,
     }
 }
 
@@ -314,6 +315,7 @@ async fn envelopes_are_read_in_one_query_for_distinct_known_ids(backend: TestBac
     for id in ["m1", "m2"] {
         let msg = NewMessage {
             requiretls: id == "m2",
+            origin: (id == "m2").then(|| "portal-notice".to_owned()),
             ..message(id)
         };
         store
@@ -328,8 +330,21 @@ async fn envelopes_are_read_in_one_query_for_distinct_known_ids(backend: TestBac
     let got = store.envelopes(&ids).await.expect("envelopes");
     assert_eq!(got.len(), 2, "{got:?}");
     let m1 = store.message("m1").await.expect("read").expect("m1");
-    assert_eq!(got["m1"], (m1.sender, m1.received_at, false));
-    assert!(got["m2"].2, "m2 was queued with REQUIRETLS: {got:?}");
+    assert_eq!(got["m1"].sender, m1.sender);
+    assert_eq!(got["m1"].received_at, m1.received_at);
+    assert!(
+        !got["m1"].requiretls && got["m1"].origin.is_none(),
+        "{got:?}"
+    );
+    assert!(
+        got["m2"].requiretls,
+        "m2 was queued with REQUIRETLS: {got:?}"
+    );
+    assert_eq!(
+        got["m2"].origin.as_deref(),
+        Some("portal-notice"),
+        "{got:?}"
+    );
     assert!(store.envelopes(&[]).await.expect("empty").is_empty());
 }
 

@@ -1,5 +1,5 @@
 //! Sealgate test kit (dev only): the pieces tests share — a throwaway test CA
-//! ([`tls`]), throwaway databases, loopback peers.
+//! ([`tls`]), throwaway databases, loopback peers, and a headless browser ([`browser`]).
 //!
 //! Production crates may list this crate only under `[dev-dependencies]`; the
 //! layering test in `tests/` enforces that. It may depend on any production
@@ -16,3 +16,5 @@ pub mod smime;
 pub mod smtp_sink;
 
 pub mod postfix;
+
+pub mod browser;

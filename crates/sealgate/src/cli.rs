@@ -53,6 +53,9 @@ pub enum Command {
     /// Recipients' OpenPGP keys and S/MIME certificates.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The secure portal's grants: the links recipients read sealed messages through.
+    #[command(subcommand)]
+    Portal(PortalCommand),
     /// Dry run: how a message to ADDRESS would be delivered and why (probes DNS and MTA-STS
     /// like delivery does; sends nothing).
     Check(CheckArgs),
@@ -135,6 +138,32 @@ pub enum KeysCommand {
         #[arg(long, value_name = "ADDR")]
         address: Option<String>,
     },
+}
+
+/// `sealgate portal …`
+#[derive(Debug, Subcommand)]
+pub enum PortalCommand {
+    /// List grants (one per recipient and message), newest first.
+    List {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a grant: its link stops working at once and its sessions end.
+    Revoke {
+        /// The grant id (from `list` or the `portal_notice` audit event).
+        id: String,
+    },
+    /// Give a grant DAYS more: from its expiry, or from now when it has expired.
+    Extend {
+        /// The grant id.
+        id: String,
+        /// Days to add (1 to 3650).
+        days: u32,
+    },
+    /// Run the retention job now: empty the sealed content of messages whose links have all
+    /// expired or been revoked (`serve` does it hourly). The grants and the audit stay.
+    Purge,
 }
 
 /// `sealgate config …`
@@ -263,6 +292,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Command::Users(cmd) => crate::cmd_users::run(&store, cmd).await?,
                 Command::Queue(cmd) => crate::cmd_queue::run(&cfg, &store, cmd).await?,
                 Command::Keys(cmd) => crate::cmd_keys::run(&cfg, &store, cmd).await?,
+                Command::Portal(cmd) => crate::cmd_portal::run(&store, cmd).await?,
                 Command::Check(args) => crate::cmd_check::run(&cfg, &store, args).await?,
                 Command::Serve | Command::Config(_) => ExitCode::SUCCESS,
             };

@@ -27,6 +27,7 @@ pub async fn run(cfg: &Config, store: &Store, args: CheckArgs) -> anyhow::Result
         headers,
         body_sample: String::new(),
         requiretls: args.requiretls,
+        phi_free: false,
     };
     let sec = crate::wiring::security(cfg, store.clone())?;
     let report = sealgate_delivery::plan::check(

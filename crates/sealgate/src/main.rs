@@ -7,9 +7,11 @@ mod cmd_audit;
 mod cmd_check;
 mod cmd_config;
 mod cmd_keys;
+mod cmd_portal;
 mod cmd_queue;
 mod cmd_users;
 mod logging;
+mod portal_jobs;
 mod serve;
 mod wiring;
 

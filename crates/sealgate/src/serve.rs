@@ -1,4 +1,5 @@
-//! `sealgate serve`: wires store, key ring, queue and ingress, then runs until SIGTERM/SIGINT.
+//! `sealgate serve`: wires store, key ring, queue, ingress, delivery and the secure portal,
+//! then runs until SIGTERM/SIGINT.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use sealgate_ingress::{
 use sealgate_queue::Queue;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::cli::{open_store, redact};
@@ -76,6 +78,8 @@ pub async fn serve(cfg: Config, embedded_defaults: bool) -> anyhow::Result<ExitC
         info!("delivery is disabled in this process ([delivery] enabled = false)");
         None
     };
+    let portal = start_portal(&cfg, &ctx.queue, shutdown.clone()).await?;
+    let retention = tokio::spawn(portal_retention(store.clone(), shutdown.clone()));
     info!(hostname = %cfg.server.hostname, "sealgate ready");
     Server::new(ctx, limits)
         .run(listeners, shutdown, cfg.server.shutdown_grace.0)
@@ -84,6 +88,11 @@ pub async fn serve(cfg: Config, embedded_defaults: bool) -> anyhow::Result<ExitC
         // Running transactions finish (bounded by the client timeouts); claims are released.
         let _ = d.await;
     }
+    if let Some(p) = portal {
+        // Open requests finish, bounded by the shutdown grace.
+        let _ = p.await;
+    }
+    let _ = retention.await;
     store.close().await;
     info!("sealgate stopped");
     Ok(ExitCode::SUCCESS)
@@ -97,6 +106,53 @@ async fn bind_listeners(cfg: &Config) -> anyhow::Result<Vec<BoundListener>> {
         out.push(bound);
     }
     Ok(out)
+}
+
+/// Binds and starts the portal web server when `[portal] enabled`.
+async fn start_portal(
+    cfg: &Config,
+    queue: &Queue,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<Option<JoinHandle<()>>> {
+    if !cfg.portal.enabled {
+        return Ok(None);
+    }
+    let settings = sealgate_portal::PortalSettings::from_config(cfg);
+    let listener = sealgate_portal::bind(&settings)
+        .await
+        .context("starting the secure portal")?;
+    info!(addr = %listener.local_addr, tls = listener.is_tls(), "portal listener bound");
+    if !listener.is_tls() {
+        warn!("portal serves plain HTTP: put a TLS-terminating proxy in front of it");
+    }
+    let ctx = sealgate_portal::PortalContext {
+        store: queue.store().clone(),
+        queue: queue.clone(),
+        master: crate::wiring::portal_master_key(cfg)?,
+        settings,
+        hostname: cfg.server.hostname.clone(),
+    };
+    Ok(Some(tokio::spawn(sealgate_portal::run(
+        ctx, listener, shutdown,
+    ))))
+}
+
+/// Portal retention, hourly until shutdown (the first pass at start): empties the content of
+/// portal messages whose links all ended. Runs whether or not the portal is enabled now, so
+/// content left from when it was still goes.
+async fn portal_retention(store: sealgate_store::Store, mut shutdown: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shutdown.wait_for(|d| *d) => return,
+        }
+        let now = sealgate_types::time::now_micros();
+        if let Err(e) = crate::portal_jobs::retention_once(&store, now).await {
+            warn!(error = %format!("{e:#}"), "portal retention failed; trying again in an hour");
+        }
+    }
 }
 
 fn session_limits(cfg: &Config) -> SessionLimits {

@@ -1,12 +1,15 @@
 //! Building the delivery side from configuration: the resolver, the policy rules, discovery
-//! (DANE, MTA-STS), the certificate verifiers and the end-to-end encryption settings.
+//! (DANE, MTA-STS), the certificate verifiers, the end-to-end encryption settings and the
+//! secure portal's (with its master key ring).
 
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use sealgate_config::{Config, SmimeCipher};
+use sealgate_crypto::KeyRing;
 use sealgate_delivery::client::{ClientConfig, TlsPolicy};
 use sealgate_delivery::encrypt::SmimeOut;
+use sealgate_delivery::portal::PortalSettings;
 use sealgate_delivery::verify::Verifiers;
 use sealgate_delivery::worker::DeliveryContext;
 use sealgate_discovery::keys::KeySettings;
@@ -18,6 +21,7 @@ use sealgate_encrypt::smime::{ContentCipher, SmimeSettings, SmimeSigner, TrustSt
 use sealgate_policy::Rules;
 use sealgate_queue::{Queue, RetryPolicy};
 use sealgate_store::Store;
+use tracing::warn;
 
 /// The resolver for routing and DANE.
 pub fn resolver(cfg: &Config) -> anyhow::Result<Arc<dyn Resolver>> {
@@ -169,6 +173,7 @@ pub fn delivery_context(cfg: &Config, queue: Queue) -> anyhow::Result<DeliveryCo
         discovery: sec.discovery,
         verifiers: sec.verifiers,
         encryption: sec.encryption,
+        portal: portal_settings(cfg)?,
         smtp_port: d.smtp_port,
         retry: RetryPolicy {
             first_retry: cfg.queue.retry_first.0,
@@ -186,6 +191,36 @@ pub fn delivery_context(cfg: &Config, queue: Queue) -> anyhow::Result<DeliveryCo
         shutdown_grace: cfg.server.shutdown_grace.0,
         connections: Default::default(),
     })
+}
+
+/// The portal master key ring (`portal.master_key_file`), created with mode 0600 on first
+/// use, like the sealing key. The portal web server opens messages with the same ring.
+pub fn portal_master_key(cfg: &Config) -> anyhow::Result<Arc<KeyRing>> {
+    let file = cfg.portal_master_key_file();
+    let (ring, created) = KeyRing::load_or_create(&file)
+        .with_context(|| format!("loading the portal master key ring {}", file.display()))?;
+    if created {
+        warn!(file = %file.display(), key_id = ring.active_id(), "created a new portal master key: back this file up");
+    }
+    Ok(Arc::new(ring))
+}
+
+/// What the portal worker needs, when `[portal]` is enabled (`None`: portal recipients are
+/// held).
+pub fn portal_settings(cfg: &Config) -> anyhow::Result<Option<Arc<PortalSettings>>> {
+    let p = &cfg.portal;
+    if !p.enabled {
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(PortalSettings {
+        master: portal_master_key(cfg)?,
+        public_url: p.public_url.clone(),
+        grant_days: p.grant_days,
+        organisation: p.organisation.clone(),
+        notice_from: cfg.portal_notice_from(),
+        notice_subject: p.notice_subject.clone(),
+        hostname: cfg.server.hostname.clone(),
+    })))
 }
 
 /// SMTP client settings (EHLO name, timeouts).

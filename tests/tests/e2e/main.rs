@@ -31,6 +31,8 @@ mod lab;
 mod layering;
 mod lifecycle;
 mod multinode;
+mod portal;
+mod portal_backend;
 mod queue_cli;
 mod smoke;
 mod verified;

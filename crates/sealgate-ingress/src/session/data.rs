@@ -93,6 +93,8 @@ impl Session {
             auth_user: self.auth_user.clone(),
             tls: self.info.tls.clone(),
             requiretls: tx.requiretls,
+            // A client's message: never one of Sealgate's own notices.
+            origin: None,
         };
         let (size, rcpts) = (data.len(), msg.recipients.len());
         match self.ctx.queue.accept(msg).await {

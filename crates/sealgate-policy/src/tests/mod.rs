@@ -1,6 +1,7 @@
 //! Unit tests of `decide` (rules and evidence explanations) and property tests of its
 //! invariants.
 
+mod phi_free;
 mod props;
 mod unit;
 
@@ -46,6 +47,7 @@ fn message(subject: &str, headers: &[(&str, &str)], body: &str) -> MessageFacts 
             .collect(),
         body_sample: body.to_owned(),
         requiretls: false,
+        phi_free: false,
     }
 }
 

@@ -113,13 +113,16 @@ const HEADER_VALUES: &[&str] = &[
     "bogus",
 ];
 
-/// Generated messages, with the content triggers they carry.
+/// Generated messages, with the content triggers they carry: messages with protected content
+/// and phi-free ones (portal notices), with or without REQUIRETLS.
 #[derive(Debug, Clone)]
 struct Generated {
     tag: bool,
     ssn: bool,
     header: Option<&'static str>,
     tls_required_no: bool,
+    requiretls: bool,
+    phi_free: bool,
 }
 
 fn generated() -> impl Strategy<Value = Generated> {
@@ -128,13 +131,19 @@ fn generated() -> impl Strategy<Value = Generated> {
         any::<bool>(),
         proptest::option::of(proptest::sample::select(HEADER_VALUES.to_vec())),
         any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
     )
-        .prop_map(|(tag, ssn, header, tls_required_no)| Generated {
-            tag,
-            ssn,
-            header,
-            tls_required_no,
-        })
+        .prop_map(
+            |(tag, ssn, header, tls_required_no, requiretls, phi_free)| Generated {
+                tag,
+                ssn,
+                header,
+                tls_required_no,
+                requiretls,
+                phi_free,
+            },
+        )
 }
 
 impl Generated {
@@ -155,7 +164,8 @@ impl Generated {
             .to_owned(),
             headers,
             body_sample: if self.ssn { "ssn 078-05-1120" } else { "fine" }.to_owned(),
-            requiretls: false,
+            requiretls: self.requiretls,
+            phi_free: self.phi_free,
         }
     }
 
@@ -178,6 +188,27 @@ impl Generated {
     }
 }
 
+/// A phi-free chain: TLS only, in order (verified first), opportunistic exactly when allowed,
+/// and tls-verified alone only when it is all that is left to wait on.
+fn assert_phi_free_chain(
+    d: &crate::Decision,
+    dom: &DomainEvidence,
+    requiretls: bool,
+) -> Result<(), TestCaseError> {
+    let tls = [Method::TlsVerified, Method::TlsOpportunistic];
+    prop_assert!(d.chain.iter().all(|m| tls.contains(m)), "{:?}", d.chain);
+    prop_assert!(!d.chain.contains(&Method::Portal));
+    let mut sorted = d.chain.clone();
+    sorted.sort();
+    prop_assert_eq!(&sorted, &d.chain, "verified comes first");
+    let opportunistic_allowed = !requiretls && dom.dane != DaneStatus::Bogus;
+    prop_assert_eq!(
+        d.chain.contains(&Method::TlsOpportunistic),
+        opportunistic_allowed
+    );
+    Ok(())
+}
+
 proptest! {
     #[test]
     fn protection_required_never_resolves_to_plaintext(
@@ -188,7 +219,11 @@ proptest! {
     ) {
         let d = decide(&rules, ADDR, &dom, &rcpt, &msg.facts());
         prop_assert!(!d.chain.is_empty());
-        prop_assert_eq!(d.chain.last(), Some(&Method::Portal));
+        if msg.phi_free {
+            assert_phi_free_chain(&d, &dom, msg.requiretls)?;
+        } else {
+            prop_assert_eq!(d.chain.last(), Some(&Method::Portal));
+        }
         if d.level == Level::Required {
             prop_assert!(!d.chain.contains(&Method::TlsOpportunistic), "{:?}", d.chain);
             prop_assert!(d.chain.iter().all(|m| m.protects()));
@@ -198,9 +233,11 @@ proptest! {
         seen.sort();
         seen.dedup();
         prop_assert_eq!(seen.len(), d.chain.len());
-        // A downgraded or bogus domain never gets tls-verified, and says so.
+        // A downgraded or bogus domain never gets tls-verified (a phi-free message that can
+        // go no other way keeps it only to wait: it cannot connect), and says so.
         if dom.downgraded() || dom.dane == DaneStatus::Bogus {
-            prop_assert!(!d.chain.contains(&Method::TlsVerified));
+            let waiting = msg.phi_free && d.chain == [Method::TlsVerified];
+            prop_assert!(waiting || !d.chain.contains(&Method::TlsVerified));
             prop_assert!(!d.alerts.is_empty());
         }
     }
@@ -213,12 +250,28 @@ proptest! {
         msg in generated(),
     ) {
         let d = decide(&rules, ADDR, &dom, &rcpt, &msg.facts());
+        if msg.phi_free {
+            // No rule applies to a phi-free message; only REQUIRETLS raises its level.
+            let expected = if msg.requiretls {
+                (Level::Required, Source::Requiretls)
+            } else {
+                (Level::None, Source::PhiFree)
+            };
+            prop_assert_eq!((d.level, d.level_source), expected);
+            prop_assert_eq!(d.forced, None);
+            return Ok(());
+        }
         let addr = rules.addresses.first();
         let domain = rules.domains.first();
         let expected_level = addr.and_then(|o| o.level).map(|l| (l, Source::AddressOverride))
             .or(domain.and_then(|o| o.level).map(|l| (l, Source::DomainOverride)))
             .or(msg.content_level().map(|l| (l, Source::ContentTrigger)))
             .unwrap_or((rules.default_level, Source::Default));
+        // RFC 8689 §4.2: REQUIRETLS raises a level the rules left at none.
+        let expected_level = match expected_level {
+            (Level::None, _) if msg.requiretls => (Level::Required, Source::Requiretls),
+            other => other,
+        };
         prop_assert_eq!((d.level, d.level_source), expected_level);
         let expected_forced = addr.and_then(|o| o.method).map(|m| (m, Source::AddressOverride))
             .or(domain.and_then(|o| o.method).map(|m| (m, Source::DomainOverride)))

@@ -1,0 +1,292 @@
+//! The portal worker: recipients whose decision is `portal` get the message sealed on the
+//! portal instead of delivered. The message (as it would have left: content-trigger headers
+//! and the passphrase header removed) is sealed under a fresh per-message AES-256-GCM key, the
+//! key under the portal master key ring; each recipient gets a grant (a link token, only its
+//! hash stored) and a notice queued like any message, origin `portal-notice`, phi-free. All
+//! of it — message, grants, notices and their `portal_notice` events — is written in one
+//! transaction, and the recipient is then settled as delivered (method `portal`).
+//!
+//! A deposit retried after a crash, or one for another recipient of the same message, reuses
+//! the stored message and never makes a second grant or notice for a recipient.
+
+pub mod notice;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sealgate_audit::{AttemptEvidence, AuditEvent};
+use sealgate_crypto::KeyRing;
+use sealgate_crypto::portal::{link_token_hash, new_link_token, seal_message};
+use sealgate_policy::Decision;
+use sealgate_queue::{
+    AttemptOutcome, AttemptReport, Claim, IncomingMessage, ORIGIN_NOTICE, Queue, data_digest,
+};
+use sealgate_store::{GrantRow, PortalMessageRow, PortalOutgoing};
+use sealgate_types::MessageId;
+use sealgate_types::time::now_micros;
+use tracing::{info, warn};
+
+/// The header a sending system sets to give portal recipients a passphrase instead of (or
+/// besides) one-time codes. Removed from every copy that leaves or is stored.
+pub const PASSPHRASE_HEADER: &str = "X-Sealgate-Passphrase";
+
+/// Longest passphrase taken from the header (longer ones are ignored).
+const MAX_PASSPHRASE: usize = 256;
+
+const DAY_MICROS: i64 = 86_400_000_000;
+
+/// What the portal worker needs (from `[portal]`).
+pub struct PortalSettings {
+    /// The master key ring sealing each portal message's own key.
+    pub master: Arc<KeyRing>,
+    /// The base of links, without a trailing slash: links are `{public_url}/p/{token}`.
+    pub public_url: String,
+    /// How many days a link works.
+    pub grant_days: u32,
+    /// The sending organisation named in notices.
+    pub organisation: String,
+    /// From and envelope sender of notices.
+    pub notice_from: String,
+    /// Subject of notices.
+    pub notice_subject: String,
+    /// Our host name (notices' Message-ID and HELO in their `received` record).
+    pub hostname: String,
+}
+
+impl std::fmt::Debug for PortalSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortalSettings")
+            .field("master", &self.master)
+            .field("public_url", &self.public_url)
+            .field("grant_days", &self.grant_days)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The passphrase of the header [`PASSPHRASE_HEADER`] among `headers` (unfolded), if one is
+/// set and usable.
+pub fn passphrase(headers: &[(String, String)]) -> Option<String> {
+    headers
+        .iter()
+        .find(|(n, _)| n.trim().eq_ignore_ascii_case(PASSPHRASE_HEADER))
+        .map(|(_, v)| v.trim().to_owned())
+        .filter(|v| !v.is_empty() && v.len() <= MAX_PASSPHRASE)
+}
+
+/// One recipient's grant, notice and `portal_notice` record, before they are written.
+struct Planned {
+    grant: GrantRow,
+    notice: PortalOutgoing,
+    audit: sealgate_types::AuditRecord,
+}
+
+/// Seals `content` on the portal for every recipient of `part` (one message's recipients whose
+/// chosen method is the portal) and returns one report per recipient: delivered when stored
+/// (with its notice queued now or by an earlier deposit), temporary when anything failed.
+pub(crate) async fn deposit(
+    queue: &Queue,
+    settings: &PortalSettings,
+    part: &[(Claim, Decision)],
+    content: &[u8],
+    passphrase: Option<&str>,
+) -> Vec<AttemptReport> {
+    let claims: Vec<&Claim> = part.iter().map(|(c, _)| c).collect();
+    let stored = store(queue, settings, &claims, content, passphrase).await;
+    claims
+        .into_iter()
+        .map(|c| match &stored {
+            Ok(notices) => {
+                let reply = match notices.get(&c.recipient.rcpt) {
+                    Some(id) => format!("stored in the secure portal; notice queued as {id}"),
+                    None => "stored in the secure portal; notice queued earlier".to_owned(),
+                };
+                report(c, AttemptOutcome::Delivered, reply)
+            }
+            Err(why) => {
+                warn!(msg_id = %c.recipient.message_id, rcpt = %c.recipient.rcpt, reason = %why, "portal deposit failed");
+                let reply = format!("4.3.0 local error: cannot store in the secure portal: {why}");
+                report(c, AttemptOutcome::Temporary, reply)
+            }
+        })
+        .collect()
+}
+
+/// Seals and writes everything; the queue id of each notice queued now, by recipient.
+async fn store(
+    queue: &Queue,
+    settings: &PortalSettings,
+    claims: &[&Claim],
+    content: &[u8],
+    passphrase: Option<&str>,
+) -> Result<HashMap<String, String>, String> {
+    let first = claims.first().ok_or("no recipients")?;
+    let now = now_micros();
+    let id = uuid::Uuid::new_v4().to_string();
+    let (key_sealed, content_sealed) = seal_message(&settings.master, content, id.as_bytes())
+        .map_err(|e| format!("sealing failed: {e}"))?;
+    let msg = PortalMessageRow {
+        id: id.clone(),
+        thread_id: id.clone(),
+        message_id: Some(first.recipient.message_id.clone()),
+        author: first.sender.clone(),
+        sender: first.sender.clone(),
+        key_sealed,
+        content_sealed,
+        size: i64::try_from(content.len()).unwrap_or(i64::MAX),
+        created_at: now,
+        purged_at: None,
+    };
+    let passphrase_hash = match passphrase {
+        Some(p) => Some(hash(p).await?),
+        None => None,
+    };
+    let expires_at = now.saturating_add(i64::from(settings.grant_days) * DAY_MICROS);
+    let mut planned = Vec::with_capacity(claims.len());
+    for c in claims {
+        planned.push(plan(
+            queue,
+            settings,
+            &msg,
+            c,
+            expires_at,
+            passphrase_hash.clone(),
+        )?);
+    }
+    let notice_ids: HashMap<String, (String, String)> = planned
+        .iter()
+        .map(|p| {
+            let rcpt = p.grant.recipient.clone();
+            (p.grant.id.clone(), (rcpt, p.notice.0.id.clone()))
+        })
+        .collect();
+    let (grants, rest): (Vec<GrantRow>, Vec<_>) = planned
+        .into_iter()
+        .map(|p| (p.grant, (p.notice, p.audit)))
+        .unzip();
+    let (notices, audit): (Vec<PortalOutgoing>, Vec<_>) = rest.into_iter().unzip();
+    let created = queue
+        .store()
+        .portal_deposit(&msg, &grants, &notices, &audit)
+        .await
+        .map_err(|e| e.to_string())?;
+    info!(msg_id = %first.recipient.message_id, grants = created.len(), "stored in the secure portal");
+    Ok(created
+        .iter()
+        .filter_map(|g| notice_ids.get(g).cloned())
+        .collect())
+}
+
+/// Argon2id of the passphrase, off the async threads.
+async fn hash(passphrase: &str) -> Result<String, String> {
+    let owned = passphrase.to_owned();
+    tokio::task::spawn_blocking(move || sealgate_crypto::hash_password(&owned))
+        .await
+        .map_err(|e| format!("passphrase hashing stopped: {e}"))?
+        .map_err(|e| e.to_string())
+}
+
+/// The grant, notice and audit record for one recipient of `msg`.
+fn plan(
+    queue: &Queue,
+    settings: &PortalSettings,
+    msg: &PortalMessageRow,
+    claim: &Claim,
+    expires_at: i64,
+    passphrase_hash: Option<String>,
+) -> Result<Planned, String> {
+    let token = new_link_token().map_err(|e| e.to_string())?;
+    let rcpt = claim.recipient.rcpt.clone();
+    let grant = GrantRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        token_hash: link_token_hash(&token),
+        portal_message_id: msg.id.clone(),
+        thread_id: msg.thread_id.clone(),
+        recipient: rcpt.clone(),
+        sender: claim.sender.clone(),
+        expires_at,
+        revoked_at: None,
+        passphrase_hash,
+        code_hash: None,
+        code_expires_at: None,
+        failed_attempts: 0,
+        locked_until: None,
+        first_viewed_at: None,
+        created_at: msg.created_at,
+    };
+    let link = format!("{}/p/{token}", settings.public_url);
+    let notice = notice_message(queue, settings, &grant, &link)?;
+    let audit = AuditEvent::PortalNotice {
+        message_id: claim.recipient.message_id.clone(),
+        recipient: rcpt,
+        grant_id: grant.id.clone(),
+        expires: expires_at,
+        notice_id: notice.0.id.clone(),
+    }
+    .into_record();
+    Ok(Planned {
+        grant,
+        notice,
+        audit,
+    })
+}
+
+/// The notice for `grant`, sealed and ready to queue (origin `portal-notice`).
+fn notice_message(
+    queue: &Queue,
+    settings: &PortalSettings,
+    grant: &GrantRow,
+    link: &str,
+) -> Result<PortalOutgoing, String> {
+    let id = MessageId::new();
+    let built = notice::build(
+        settings,
+        &notice::NoticeFacts {
+            id,
+            recipient: &grant.recipient,
+            link,
+            expires_at: grant.expires_at,
+            passphrase: grant.passphrase_hash.is_some(),
+            now: chrono::Utc::now(),
+        },
+    );
+    let prepared = queue
+        .prepare(IncomingMessage {
+            id,
+            sender: settings.notice_from.clone(),
+            recipients: vec![grant.recipient.clone()],
+            client_data_sha256: data_digest(&built.content),
+            client_data_size: built.content.len() as u64,
+            header_message_id: Some(built.message_id),
+            content: built.content,
+            client_ip: "127.0.0.1".to_owned(),
+            helo: settings.hostname.clone(),
+            auth_user: None,
+            tls: None,
+            requiretls: false,
+            origin: Some(ORIGIN_NOTICE.to_owned()),
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(prepared.into_parts())
+}
+
+fn report(claim: &Claim, outcome: AttemptOutcome, reply: String) -> AttemptReport {
+    let outcome_text = match outcome {
+        AttemptOutcome::Delivered => "delivered",
+        AttemptOutcome::Temporary => "temporary",
+        AttemptOutcome::Permanent => "permanent",
+    };
+    AttemptReport {
+        claim: claim.clone(),
+        outcome,
+        evidence: AttemptEvidence {
+            method: Some("portal".to_owned()),
+            reply: Some(reply),
+            outcome: outcome_text.to_owned(),
+            ..AttemptEvidence::default()
+        },
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;

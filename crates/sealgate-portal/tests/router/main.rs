@@ -1,0 +1,9 @@
+//! The portal's routes against a real SQLite store: links, verification with attempt limits,
+//! sessions, CSRF, IDOR, security headers, reading, downloading and replying.
+
+mod fixture;
+mod links;
+mod read;
+mod reply;
+mod server;
+mod verify;
