@@ -4,19 +4,23 @@
 
 use std::collections::BTreeMap;
 
-use sealgate_audit::{AttemptEvidence, AuditEvent};
+use sealgate_audit::AuditEvent;
 use sealgate_discovery::DomainProbe;
 use sealgate_policy::{Decision, DomainEvidence, Method};
-use sealgate_queue::{AttemptOutcome, AttemptReport, Claim, Settled};
+use sealgate_queue::{AttemptOutcome, Claim};
 use tracing::{info, warn};
 
-use crate::client::{ClientError, Envelope, Outcome, SmtpConnection, TransactionResult};
+use crate::client::{ClientError, Envelope, SmtpConnection};
 use crate::connect::{self, Failure, Target};
 use crate::encrypt;
 use crate::facts;
 use crate::plan;
 use crate::record::Recorder;
 use crate::worker::DeliveryContext;
+
+mod outcome;
+
+use outcome::{class, evidence, fail_all, local_reason, report, settle, transaction_reports};
 
 /// Recipients of one message that go the same way, with their decisions.
 type Part = Vec<(Claim, Decision)>;
@@ -502,152 +506,4 @@ fn lease_left(ctx: &DeliveryContext, group: &[Claim]) -> bool {
             .lease_until
             .is_some_and(|until| until - now >= margin)
     })
-}
-
-/// Settles every claim with the same failure (and the DSNs it calls for).
-async fn fail_all(ctx: &DeliveryContext, claims: &[Claim], f: &Failure) {
-    let reports = claims
-        .iter()
-        .map(|c| {
-            report(
-                c,
-                f.outcome.clone(),
-                evidence(f.target.as_ref(), None, None, &f.reason, &f.outcome),
-            )
-        })
-        .collect();
-    settle(ctx, reports).await;
-}
-
-/// A client error as a reason with the enhanced status code it stands for, so DSNs and the
-/// audit say more than "5.0.0".
-fn local_reason(e: &ClientError, env: &Envelope) -> String {
-    let code = match e {
-        // RFC 6531 §3.7.4.2: 5.6.7 for a non-ASCII address, 5.6.9 for non-ASCII headers.
-        ClientError::NeedsSmtputf8
-            if env
-                .recipients
-                .iter()
-                .chain([&env.sender])
-                .any(|a| !a.is_ascii()) =>
-        {
-            "5.6.7"
-        }
-        ClientError::NeedsSmtputf8 => "5.6.9",
-        ClientError::TooBig { .. } => "5.3.4",
-        // RFC 8689 §5: "REQUIRETLS support required".
-        ClientError::RequireTlsUnsupported => "5.7.30",
-        ClientError::Timeout { .. } => "4.4.2",
-        _ => return e.to_string(),
-    };
-    format!("{code} {e}")
-}
-
-fn class(e: &ClientError) -> AttemptOutcome {
-    if e.is_permanent() {
-        AttemptOutcome::Permanent
-    } else {
-        AttemptOutcome::Temporary
-    }
-}
-
-fn evidence(
-    target: Option<&Target>,
-    conn: Option<&SmtpConnection>,
-    code: Option<u16>,
-    reply: &str,
-    outcome: &AttemptOutcome,
-) -> AttemptEvidence {
-    let tls = conn.and_then(SmtpConnection::tls);
-    AttemptEvidence {
-        mx: target.map(|t| t.host.clone()),
-        ip: target.map(|t| t.addr.ip().to_string()),
-        tls_version: tls.map(|t| t.version.clone()),
-        cipher: tls.map(|t| t.cipher.clone()),
-        peer_cert_sha256: tls.and_then(|t| t.peer_cert_sha256.clone()),
-        method: None,
-        verification: None,
-        reply_code: code,
-        reply: Some(reply.to_owned()),
-        outcome: match outcome {
-            AttemptOutcome::Delivered => "delivered",
-            AttemptOutcome::Temporary => "temporary",
-            AttemptOutcome::Permanent => "permanent",
-        }
-        .to_owned(),
-    }
-}
-
-fn report(claim: &Claim, outcome: AttemptOutcome, evidence: AttemptEvidence) -> AttemptReport {
-    AttemptReport {
-        claim: claim.clone(),
-        outcome,
-        evidence,
-    }
-}
-
-/// One report per recipient of a finished transaction, from its own reply.
-fn transaction_reports(
-    group: &[Claim],
-    result: &TransactionResult,
-    conn: &SmtpConnection,
-    target: &Target,
-) -> Vec<AttemptReport> {
-    group
-        .iter()
-        .map(|claim| {
-            let (outcome, reply) = match result.outcome_for(&claim.recipient.rcpt) {
-                Outcome::Delivered(r) => (AttemptOutcome::Delivered, r),
-                Outcome::Temporary(r) => (AttemptOutcome::Temporary, r),
-                Outcome::Permanent(r) => (AttemptOutcome::Permanent, r),
-            };
-            let text = reply.to_string().trim_end().replace("\r\n", " ");
-            report(
-                claim,
-                outcome.clone(),
-                evidence(Some(target), Some(conn), Some(reply.code), &text, &outcome),
-            )
-        })
-        .collect()
-}
-
-/// A random number in [0, 1) for retry jitter (falls back to the middle if the OS fails us).
-fn unit_random() -> f64 {
-    let mut b = [0u8; 8];
-    match getrandom::fill(&mut b) {
-        Ok(()) => (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64,
-        Err(_) => 0.5,
-    }
-}
-
-/// Settles the reports and queues their DSNs in one transaction.
-async fn settle(ctx: &DeliveryContext, reports: Vec<AttemptReport>) {
-    let ids: Vec<(String, String)> = reports
-        .iter()
-        .map(|r| {
-            (
-                r.claim.recipient.message_id.clone(),
-                r.claim.recipient.rcpt.clone(),
-            )
-        })
-        .collect();
-    let build = crate::bounce::dsn_builder(&ctx.hostname);
-    match ctx
-        .queue
-        .settle_group(&ctx.owner, reports, &ctx.retry, &unit_random, &build)
-        .await
-    {
-        Ok(settled) => {
-            for ((msg, rcpt), s) in ids.iter().zip(settled) {
-                match s {
-                    Settled::LeaseLost => {
-                        warn!(msg_id = %msg, rcpt = %rcpt, "lease lost before settling; another node owns this recipient now")
-                    }
-                    s => info!(msg_id = %msg, rcpt = %rcpt, settled = ?s, "attempt settled"),
-                }
-            }
-        }
-        // The leases will expire and the recipients will be tried again: at-least-once.
-        Err(e) => warn!(error = %e, rcpts = ids.len(), "settling failed"),
-    }
 }
