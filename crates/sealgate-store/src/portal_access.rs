@@ -238,9 +238,9 @@ impl Store {
 
     /// Retention: empties the sealed content and key (and sets `purged_at` = `now`) of every
     /// portal message not yet purged whose thread's grants all ended — expired, or revoked —
-    /// before `cutoff`, and deletes those grants' sessions; one audit record per message,
-    /// built by `audit_for` (handed the row with its sealed fields left empty). The grants
-    /// and the audit stay. Returns how many messages were purged.
+    /// before `cutoff`, and deletes those grants' sessions and every session past its end; one
+    /// audit record per message, built by `audit_for` (handed the row with its sealed fields
+    /// left empty). The grants and the audit stay. Returns how many messages were purged.
     pub async fn portal_purge(
         &self,
         cutoff: i64,
@@ -289,6 +289,12 @@ impl Store {
             .map_err(&fail)?;
             purged += 1;
         }
+        // Sessions past their end are of no use to anyone: drop them with the same pass.
+        sqlx::query("DELETE FROM portal_sessions WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&mut **tx)
+            .await
+            .map_err(&fail)?;
         tx.commit().await.map_err(&fail)?;
         Ok(purged)
     }

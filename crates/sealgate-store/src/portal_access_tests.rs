@@ -286,7 +286,33 @@ async fn purge_empties_threads_whose_grants_all_ended(backend: TestBackend) {
     );
 }
 
+async fn purge_drops_sessions_past_their_end_and_keeps_live_ones(backend: TestBackend) {
+    let (_db, store) = open(backend).await;
+    deposit_two(&store).await;
+    for (id, grant, ends) in [("old", "g1", T0 + 10), ("live", "g2", T0 + 1000)] {
+        let session = PortalSessionRow {
+            id_hash: id.into(),
+            grant_id: grant.into(),
+            csrf: "csrf".into(),
+            expires_at: ends,
+        };
+        store
+            .portal_open_session(grant, &session, &event("portal_verified", grant))
+            .await
+            .unwrap();
+    }
+    let audit_for = |m: &PortalMessageRow| event("portal_purged", &m.id);
+    // Nothing to purge (the grants live on), but the ended session goes.
+    assert_eq!(
+        store.portal_purge(T0, T0 + 10, &audit_for).await.unwrap(),
+        0
+    );
+    assert_eq!(store.portal_session("old").await.unwrap(), None);
+    assert!(store.portal_session("live").await.unwrap().is_some());
+}
+
 on_each_backend!(
+    purge_drops_sessions_past_their_end_and_keeps_live_ones,
     failed_attempts_lock_the_grant_and_clear_the_code,
     a_session_clears_the_code_and_is_read_back,
     a_reply_joins_the_thread_and_is_queued,
