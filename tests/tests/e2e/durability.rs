@@ -56,7 +56,13 @@ fn acknowledged_messages_survive_sigkill_exactly_once(backend: TestBackend) {
         "every sender finished before the kill: the test did not cut anything off"
     );
     let acked: Vec<String> = results.iter().flat_map(|r| r.queue_ids()).collect();
-    assert!(acked.len() >= 150, "only {} acknowledged", acked.len());
+    // 150 were committed before the kill; each connection may have had its last one committed
+    // but not yet acknowledged when the daemon died.
+    assert!(
+        acked.len() >= 150 - SENDERS,
+        "only {} acknowledged",
+        acked.len()
+    );
 
     daemon.restart();
     let after = Inspect::new(daemon.db_url(), None);
