@@ -300,24 +300,7 @@ async fn tail_prints_the_last_rows_then_follows(backend: TestBackend) {
     assert!(line.contains(" #7 note rcpt=r1@example.net n=7"), "{line}");
 }
 
-macro_rules! on_each_backend {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $case() {
-                super::$case(sealgate_testkit::db::TestBackend::Sqlite).await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $case() {
-                super::$case(sealgate_testkit::db::TestBackend::Postgres).await;
-            })*
-        }
-    };
-}
-
-on_each_backend!(
+sealgate_testkit::on_each_backend!(multi_thread:
     empty_and_written_chains_verify,
     concurrent_writers_leave_a_verifiable_chain,
     edited_row_is_reported_at_its_seq,

@@ -122,6 +122,39 @@ pub async fn index(
     Ok(res)
 }
 
+/// The common checks of the verify page's forms (send a code, verify): a live link, a form,
+/// its CSRF token (double submit), and no lockout. `Err` is the page to answer instead.
+async fn accept_post(
+    ctx: &Ctx,
+    token: &str,
+    headers: &HeaderMap,
+    form: Result<Form<VerifyForm>, FormRejection>,
+    now: i64,
+) -> Result<Result<(GrantRow, VerifyForm, String), Response>, crate::web::Failure> {
+    let Some(grant) = access::grant(ctx, token, now).await? else {
+        return Ok(Err(invalid_link()));
+    };
+    let Ok(Form(form)) = form else {
+        return Ok(Err(forbidden()));
+    };
+    let Some(csrf) = double_submit(headers, &form) else {
+        return Ok(Err(forbidden()));
+    };
+    if locked(&grant, now) {
+        let notes = (None, locked_note(&grant));
+        let page = verify_page(
+            ctx,
+            token,
+            &csrf,
+            &grant,
+            notes,
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+        return Ok(Err(page));
+    }
+    Ok(Ok((grant, form, csrf)))
+}
+
 /// POST /p/{token}/code: a new code, emailed (queued as a phi-free notice) and audited.
 pub async fn send_code(
     State(ctx): State<Ctx>,
@@ -130,26 +163,10 @@ pub async fn send_code(
     form: Result<Form<VerifyForm>, FormRejection>,
 ) -> Handled {
     let now = time::now_micros();
-    let Some(grant) = access::grant(&ctx, &token, now).await? else {
-        return Ok(invalid_link());
+    let (grant, _, csrf) = match accept_post(&ctx, &token, &headers, form, now).await? {
+        Ok(posted) => posted,
+        Err(refused) => return Ok(refused),
     };
-    let Ok(Form(form)) = form else {
-        return Ok(forbidden());
-    };
-    let Some(csrf) = double_submit(&headers, &form) else {
-        return Ok(forbidden());
-    };
-    if locked(&grant, now) {
-        let notes = (None, locked_note(&grant));
-        return Ok(verify_page(
-            &ctx,
-            &token,
-            &csrf,
-            &grant,
-            notes,
-            StatusCode::TOO_MANY_REQUESTS,
-        ));
-    }
     let sent = format!(
         "We emailed a code to {}. Enter it below.",
         masked(&grant.recipient)
@@ -262,26 +279,10 @@ pub async fn verify(
     form: Result<Form<VerifyForm>, FormRejection>,
 ) -> Handled {
     let now = time::now_micros();
-    let Some(grant) = access::grant(&ctx, &token, now).await? else {
-        return Ok(invalid_link());
+    let (grant, form, csrf) = match accept_post(&ctx, &token, &headers, form, now).await? {
+        Ok(posted) => posted,
+        Err(refused) => return Ok(refused),
     };
-    let Ok(Form(form)) = form else {
-        return Ok(forbidden());
-    };
-    let Some(csrf) = double_submit(&headers, &form) else {
-        return Ok(forbidden());
-    };
-    if locked(&grant, now) {
-        let notes = (None, locked_note(&grant));
-        return Ok(verify_page(
-            &ctx,
-            &token,
-            &csrf,
-            &grant,
-            notes,
-            StatusCode::TOO_MANY_REQUESTS,
-        ));
-    }
     let how = match check(&grant, &form, now).await {
         Check::Empty => {
             let notes = (None, Some("Enter the code from the email.".to_owned()));

@@ -1,26 +1,15 @@
 //! Recipient keys on both backends: written with their audit row, read back by address, listed
 //! in order, replaced, removed.
 
-use std::time::Duration;
-
-use sealgate_testkit::db::{TestBackend, TestDb};
+use sealgate_testkit::db::TestBackend;
 use sealgate_types::AuditRecord;
 use serde_json::json;
 
 use super::*;
-use crate::model::AuditFilter;
+use crate::test_support::{audit_kinds, open};
 
 const PGP_FPR: &str = "0123456789ABCDEF0123456789ABCDEF01234567";
 const SMIME_FPR: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
-
-async fn open(backend: TestBackend) -> (TestDb, Store) {
-    let db = TestDb::new(backend).await;
-    let store = Store::connect(&db.url, 4, Duration::from_secs(10))
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    (db, store)
-}
 
 fn key(kind: &str, fingerprint: &str, address: &str, material: &[u8]) -> StoredKey {
     StoredKey {
@@ -41,16 +30,6 @@ fn event(kind: &str, fingerprint: &str) -> AuditRecord {
         recipient: None,
         data: json!({ "fingerprint": fingerprint }),
     }
-}
-
-async fn audit_kinds(store: &Store) -> Vec<String> {
-    store
-        .audit_after(0, &AuditFilter::default(), 100)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.kind)
-        .collect()
 }
 
 async fn keys_are_stored_with_one_audit_row_and_read_back_by_address(backend: TestBackend) {
@@ -221,24 +200,7 @@ async fn remove_deletes_the_matching_rows_and_audits_only_a_change(backend: Test
     );
 }
 
-macro_rules! on_each_backend {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test]
-            async fn $case() {
-                super::$case(sealgate_testkit::db::TestBackend::Sqlite).await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test]
-            async fn $case() {
-                super::$case(sealgate_testkit::db::TestBackend::Postgres).await;
-            })*
-        }
-    };
-}
-
-on_each_backend!(
+sealgate_testkit::on_each_backend!(
     keys_are_stored_with_one_audit_row_and_read_back_by_address,
     list_is_ordered_by_address_then_kind,
     importing_again_replaces_the_row,

@@ -20,6 +20,8 @@ mod portal_access;
 mod queue;
 mod security;
 mod store;
+#[cfg(test)]
+mod test_support;
 mod users;
 
 pub use audit::AuditListener;

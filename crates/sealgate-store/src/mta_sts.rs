@@ -116,20 +116,11 @@ fn from_row(row: &AnyRow) -> Result<StsPolicyRow, sqlx::Error> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // STYLE.md: unwrap is fine in tests
 mod tests {
-    use std::time::Duration;
 
-    use sealgate_testkit::db::{TestBackend, TestDb};
+    use sealgate_testkit::db::TestBackend;
 
     use super::*;
-
-    async fn open(backend: TestBackend) -> (TestDb, Store) {
-        let db = TestDb::new(backend).await;
-        let store = Store::connect(&db.url, 4, Duration::from_secs(10))
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
-        (db, store)
-    }
+    use crate::test_support::open;
 
     fn row(domain: &str, id: &str, expires_at: i64) -> StsPolicyRow {
         StsPolicyRow {
@@ -206,24 +197,7 @@ mod tests {
         );
     }
 
-    macro_rules! on_each_backend {
-        ($($case:ident),* $(,)?) => {
-            mod sqlite {
-                $(#[tokio::test]
-                async fn $case() {
-                    super::$case(sealgate_testkit::db::TestBackend::Sqlite).await;
-                })*
-            }
-            mod postgres {
-                $(#[tokio::test]
-                async fn $case() {
-                    super::$case(sealgate_testkit::db::TestBackend::Postgres).await;
-                })*
-            }
-        };
-    }
-
-    on_each_backend!(
+    sealgate_testkit::on_each_backend!(
         policy_is_stored_read_back_and_replaced,
         policy_without_mx_round_trips_as_empty,
         expiring_lists_policies_before_the_cutoff_soonest_first,

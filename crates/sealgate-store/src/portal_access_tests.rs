@@ -311,7 +311,7 @@ async fn purge_drops_sessions_past_their_end_and_keeps_live_ones(backend: TestBa
     assert!(store.portal_session("live").await.unwrap().is_some());
 }
 
-on_each_backend!(
+sealgate_testkit::on_each_backend!(
     purge_drops_sessions_past_their_end_and_keeps_live_ones,
     failed_attempts_lock_the_grant_and_clear_the_code,
     a_session_clears_the_code_and_is_read_back,

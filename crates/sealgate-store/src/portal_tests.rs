@@ -1,26 +1,15 @@
 //! The portal's rows on both backends: deposits with their notices and audit in one
 //! transaction (and idempotent on retry); the changes after a deposit are in `access`.
 
-use std::time::Duration;
-
-use sealgate_testkit::db::{TestBackend, TestDb};
+use sealgate_testkit::db::TestBackend;
 use sealgate_types::{AuditRecord, RecipientState};
 use serde_json::json;
 
 use super::*;
-use crate::model::AuditFilter;
+use crate::test_support::{audit_kinds, open};
 
 const T0: i64 = 1_795_521_600_000_000;
 const DAY: i64 = 86_400_000_000;
-
-async fn open(backend: TestBackend) -> (TestDb, Store) {
-    let db = TestDb::new(backend).await;
-    let store = Store::connect(&db.url, 4, Duration::from_secs(10))
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    (db, store)
-}
 
 fn event(kind: &str, about: &str) -> AuditRecord {
     AuditRecord {
@@ -90,16 +79,6 @@ fn outgoing(id: &str, to: &str, origin: &str) -> PortalOutgoing {
         data: json!({ "sender": "portal@relay.test" }),
     };
     (message, vec![to.to_owned()], received)
-}
-
-async fn audit_kinds(store: &Store) -> Vec<String> {
-    store
-        .audit_after(0, &AuditFilter::default(), 1000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.kind)
-        .collect()
 }
 
 /// Deposits `p1` (queue message q1) with grants g1 (jane) and g2 (joe), expiring in a day.
@@ -232,24 +211,7 @@ async fn a_failed_deposit_writes_nothing(backend: TestBackend) {
     );
 }
 
-macro_rules! on_each_backend {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test]
-            async fn $case() {
-                super::$case(sealgate_testkit::db::TestBackend::Sqlite).await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test]
-            async fn $case() {
-                super::$case(sealgate_testkit::db::TestBackend::Postgres).await;
-            })*
-        }
-    };
-}
-
-on_each_backend!(
+sealgate_testkit::on_each_backend!(
     a_deposit_writes_message_grants_notices_and_audit_together,
     a_retried_deposit_creates_nothing_twice,
     a_failed_deposit_writes_nothing,

@@ -439,24 +439,7 @@ async fn audit_listener_wakes_on_new_rows(backend: TestBackend) {
         .expect("notification");
 }
 
-macro_rules! on_each_backend {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $case() {
-                super::$case(sealgate_testkit::db::TestBackend::Sqlite).await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $case() {
-                super::$case(sealgate_testkit::db::TestBackend::Postgres).await;
-            })*
-        }
-    };
-}
-
-on_each_backend!(
+sealgate_testkit::on_each_backend!(multi_thread:
     migrating_twice_is_idempotent,
     enqueue_writes_message_recipients_and_audit_together,
     failed_enqueue_writes_nothing,

@@ -87,6 +87,41 @@ fn with_database(url: &str, name: &str) -> String {
     }
 }
 
+/// Turns `async fn case(backend: TestBackend)` scenarios into two tokio tests each,
+/// `sqlite::case` and `postgres::case`. Start the list with `multi_thread:` for a four-worker
+/// runtime (tests of concurrent writers).
+#[macro_export]
+macro_rules! on_each_backend {
+    (multi_thread: $($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                super::$case($crate::db::TestBackend::Sqlite).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                super::$case($crate::db::TestBackend::Postgres).await;
+            })*
+        }
+    };
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $case() {
+                super::$case($crate::db::TestBackend::Sqlite).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $case() {
+                super::$case($crate::db::TestBackend::Postgres).await;
+            })*
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,6 +19,7 @@ use serde_json::Value;
 
 use crate::inspect::Inspect;
 use crate::lab::{SecureLab, eventually, kinds_for};
+use crate::trail::{events, first, inspect, mentions, wait_for};
 
 /// Longest wait for one delivery step.
 const WAIT: Duration = Duration::from_secs(30);
@@ -115,62 +116,6 @@ fn write(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, bytes).expect("write file");
     p
-}
-
-fn inspect(d: &Daemon) -> Inspect {
-    Inspect::new(d.db_url(), Some(&d.data_dir().join("seal.key")))
-}
-
-/// The data of every `kind` event about message `id` (or, for `key_discovered`, any), oldest
-/// first.
-fn events(db: &Inspect, id: Option<&str>, kind: &str) -> Vec<Value> {
-    db.audit()
-        .into_iter()
-        .filter(|e| e.kind == kind && (id.is_none() || e.message_id.as_deref() == id))
-        .map(|e| serde_json::from_str(&e.data).expect("audit data is JSON"))
-        .collect()
-}
-
-/// The first `kind` event about `id`, once it exists.
-fn first(db: &Inspect, id: &str, kind: &str) -> Value {
-    eventually(WAIT, &format!("a {kind} event for {id}"), || {
-        !events(db, Some(id), kind).is_empty()
-    });
-    events(db, Some(id), kind).remove(0)
-}
-
-/// Waits for the first outcome of `rcpt` of `id` and asserts it is `kind`.
-fn wait_for(db: &Inspect, id: &str, rcpt: &str, kind: &str) {
-    const OUTCOMES: [&str; 3] = ["delivered", "deferred", "bounced"];
-    let outcome = || {
-        kinds_for(db, id, rcpt)
-            .into_iter()
-            .find(|k| OUTCOMES.contains(&k.as_str()))
-    };
-    eventually(WAIT, &format!("an outcome for {rcpt}"), || {
-        outcome().is_some()
-    });
-    assert_eq!(
-        outcome().as_deref(),
-        Some(kind),
-        "first outcome for {rcpt}; events so far: {:?}",
-        kinds_for(db, id, rcpt)
-    );
-}
-
-/// The strings of the array `key` of an event.
-fn lines(event: &Value, key: &str) -> Vec<String> {
-    event[key]
-        .as_array()
-        .unwrap_or_else(|| panic!("{key} is not an array in {event}"))
-        .iter()
-        .map(|l| l.as_str().unwrap_or_default().to_owned())
-        .collect()
-}
-
-/// Whether some string of the array `key` of `event` contains `needle`.
-fn mentions(event: &Value, key: &str, needle: &str) -> bool {
-    lines(event, key).iter().any(|l| l.contains(needle))
 }
 
 /// The one message the MX received, once it did.

@@ -35,4 +35,5 @@ mod portal;
 mod portal_backend;
 mod queue_cli;
 mod smoke;
+mod trail;
 mod verified;

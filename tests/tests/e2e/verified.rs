@@ -18,7 +18,8 @@ use sealgate_tests::{Daemon, py_send};
 use serde_json::Value;
 
 use crate::inspect::{Inspect, runtime};
-use crate::lab::{SecureLab, SecureLabBuilder, eventually, kinds_for};
+use crate::lab::{SecureLab, SecureLabBuilder, kinds_for};
+use crate::trail::{first, inspect, lines, mentions, wait_for};
 
 /// Longest wait for one delivery step.
 const WAIT: Duration = Duration::from_secs(20);
@@ -31,10 +32,6 @@ const RCPT: &str = "jane@example.test";
 /// The envelope sender.
 const SENDER: &str = "ehr@clinic.test";
 
-fn inspect(d: &Daemon) -> Inspect {
-    Inspect::new(d.db_url(), Some(&d.data_dir().join("seal.key")))
-}
-
 /// Sends one message to `to` through the daemon (extra send.py flags in `extra`); its queue id.
 fn send(d: &Daemon, to: &str, extra: &[&str]) -> String {
     let mut args = vec!["--from", SENDER, "--to", to];
@@ -42,58 +39,6 @@ fn send(d: &Daemon, to: &str, extra: &[&str]) -> String {
     let sent = py_send(d.addr("starttls"), &args);
     sent.assert_all_queued();
     sent.queue_ids().remove(0)
-}
-
-/// The data of every `kind` event about message `id`, oldest first.
-fn events(db: &Inspect, id: &str, kind: &str) -> Vec<Value> {
-    db.audit()
-        .into_iter()
-        .filter(|e| e.kind == kind && e.message_id.as_deref() == Some(id))
-        .map(|e| serde_json::from_str(&e.data).expect("audit data is JSON"))
-        .collect()
-}
-
-/// The first `kind` event about `id`, once it exists.
-fn first(db: &Inspect, id: &str, kind: &str) -> Value {
-    eventually(WAIT, &format!("a {kind} event for {id}"), || {
-        !events(db, id, kind).is_empty()
-    });
-    events(db, id, kind).remove(0)
-}
-
-/// Waits for the first outcome of `rcpt` of `id` and asserts it is `kind` (delivered,
-/// deferred, bounced): a wrong outcome fails at once, naming every event so far.
-fn wait_for(db: &Inspect, id: &str, rcpt: &str, kind: &str) {
-    const OUTCOMES: [&str; 3] = ["delivered", "deferred", "bounced"];
-    let outcome = || {
-        kinds_for(db, id, rcpt)
-            .into_iter()
-            .find(|k| OUTCOMES.contains(&k.as_str()))
-    };
-    eventually(WAIT, &format!("an outcome for {rcpt}"), || {
-        outcome().is_some()
-    });
-    assert_eq!(
-        outcome().as_deref(),
-        Some(kind),
-        "first outcome for {rcpt}; events so far: {:?}",
-        kinds_for(db, id, rcpt)
-    );
-}
-
-/// The strings of the array `key` of an event.
-fn lines(event: &Value, key: &str) -> Vec<String> {
-    event[key]
-        .as_array()
-        .unwrap_or_else(|| panic!("{key} is not an array in {event}"))
-        .iter()
-        .map(|l| l.as_str().unwrap_or_default().to_owned())
-        .collect()
-}
-
-/// Whether some string of the array `key` of `event` contains `needle`.
-fn mentions(event: &Value, key: &str, needle: &str) -> bool {
-    lines(event, key).iter().any(|l| l.contains(needle))
 }
 
 /// The peer saw no transaction: nothing accepted and no MAIL, RCPT or DATA command.

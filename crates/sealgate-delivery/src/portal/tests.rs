@@ -250,24 +250,7 @@ fn the_passphrase_comes_from_its_header_only_when_usable() {
     assert_eq!(passphrase(&[]), None);
 }
 
-macro_rules! on_each_backend {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test]
-            async fn $case() {
-                super::$case(sealgate_testkit::db::TestBackend::Sqlite).await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test]
-            async fn $case() {
-                super::$case(sealgate_testkit::db::TestBackend::Postgres).await;
-            })*
-        }
-    };
-}
-
-on_each_backend!(
+sealgate_testkit::on_each_backend!(
     recipients_are_sealed_on_the_portal_and_each_gets_a_notice,
     a_retried_deposit_makes_no_second_grant_or_notice,
     a_store_failure_defers_every_recipient,

@@ -139,7 +139,7 @@ async fn tls_rpt_counts_sessions_per_day_and_policy_with_failure_details(backend
     );
 }
 
-on_each_backend!(
+sealgate_testkit::on_each_backend!(multi_thread:
     downgrade_memory_is_kept_per_domain_until_forgotten,
     tls_rpt_counts_sessions_per_day_and_policy_with_failure_details,
 );

@@ -59,7 +59,7 @@ fn a_key_that_expires_before_the_retry_falls_to_s_mime() {
     eventually(WAIT, "the delivery", || {
         kinds_for(&db, &id, RCPT).contains(&"delivered".to_owned())
     });
-    let decisions = events(&db, Some(&id), "decision");
+    let decisions = events(&db, &id, "decision");
     let last = decisions.last().expect("decisions");
     assert_eq!(last["method"], "smime", "{last}");
     assert!(
