@@ -274,14 +274,28 @@ impl DomainRun<'_> {
                     continue;
                 }
                 match way {
-                    Way::Verified(pins) => self.send_verified(&pins, &part, &p.content).await,
+                    Way::Verified(pins) => {
+                        if let Err(f) = self.send_verified(&pins, &part, &p.content).await {
+                            self.verified_failed_to_portal(
+                                &part,
+                                &f,
+                                &p.content,
+                                p.passphrase.as_deref(),
+                            )
+                            .await;
+                        }
+                    }
                     Way::Opportunistic => self.send_opportunistic(&part, &p.content).await,
                     Way::Encrypted { rcpt, verified } => {
                         let Some(copy) = p.sealed.get(&rcpt) else {
                             continue;
                         };
                         match verified {
-                            Some(pins) => self.send_verified(&pins, &part, copy).await,
+                            Some(pins) => {
+                                if let Err(f) = self.send_verified(&pins, &part, copy).await {
+                                    self.verified_failed(&part, &f).await;
+                                }
+                            }
                             None => self.send_opportunistic(&part, copy).await,
                         }
                     }
@@ -330,42 +344,96 @@ impl DomainRun<'_> {
         settle(self.ctx, reports).await;
     }
 
-    async fn send_verified(&mut self, pins: &[String], part: &[(Claim, Decision)], content: &[u8]) {
+    /// Sends over a verified session; `Err` when none could be had (nothing was sent).
+    async fn send_verified(
+        &mut self,
+        pins: &[String],
+        part: &[(Claim, Decision)],
+        content: &[u8],
+    ) -> Result<(), Failure> {
         let key = format!("{}\u{0}verified\u{0}{}", self.domain, pins.join(","));
         let open = match self.take_open(&key).await {
             Some(open) => Ok(open),
             None => connect::connect_verified(self.ctx, &self.probe, &self.targets, pins).await,
         };
-        match open {
-            Ok((c, target)) => self.send(key, c, target, part, content).await,
-            Err(f) => self.verified_failed(part, &f).await,
+        let (c, target) = open?;
+        self.send(key, c, target, part, content).await;
+        Ok(())
+    }
+
+    /// Verified TLS failed at connect time for a message's own recipients: those whose chain
+    /// goes on to the portal are sealed there now (the failed try audited as an attempt);
+    /// the others wait, as [`DomainRun::verified_failed`] says.
+    async fn verified_failed_to_portal(
+        &self,
+        part: &[(Claim, Decision)],
+        f: &Failure,
+        content: &[u8],
+        passphrase: Option<&str>,
+    ) {
+        let (portal, rest): (Vec<_>, Vec<_>) = part.iter().cloned().partition(|(c, d)| {
+            self.ctx.portal.is_some()
+                && !c.phi_free
+                && plan::after_verified_failure(d) == Method::Portal
+        });
+        if portal.is_empty() {
+            return self.verified_failed(part, f).await;
+        }
+        self.raise_alert(&portal, f).await;
+        let attempts = portal
+            .iter()
+            .map(|(c, _)| {
+                let reason = format!("{}; nothing was sent; falls to the portal", f.reason);
+                let mut ev = evidence(f.target.as_ref(), None, None, &reason, &f.outcome);
+                ev.method = Some(Method::TlsVerified.as_str().to_owned());
+                ev.verification = Some("failed".to_owned());
+                AuditEvent::Attempt {
+                    message_id: c.recipient.message_id.clone(),
+                    recipient: c.recipient.rcpt.clone(),
+                    evidence: ev,
+                }
+            })
+            .collect();
+        if let Err(e) = self.ctx.queue.record(attempts).await {
+            warn!(error = %e, "cannot record the failed verified attempt");
+        }
+        self.to_portal(&portal, content, passphrase).await;
+        if !rest.is_empty() {
+            self.verified_failed(&rest, f).await;
+        }
+    }
+
+    /// The connect-time failure's alert (a policy demanded verification), for each recipient.
+    async fn raise_alert(&self, part: &[(Claim, Decision)], f: &Failure) {
+        let Some(alert) = &f.alert else {
+            return;
+        };
+        warn!(domain = %self.domain, alert = %alert, "security alert");
+        let events = part
+            .iter()
+            .map(|(c, _)| AuditEvent::Alert {
+                message_id: Some(c.recipient.message_id.clone()),
+                recipient: Some(c.recipient.rcpt.clone()),
+                domain: self.domain.to_owned(),
+                alert: alert.clone(),
+            })
+            .collect();
+        if let Err(e) = self.ctx.queue.record(events).await {
+            warn!(error = %e, "cannot record the alert");
         }
     }
 
     /// Verified TLS failed at connect time: nothing was sent; each recipient falls to the
-    /// next method of its chain (opportunistic TLS never), which for now means waiting.
+    /// next method of its chain (opportunistic TLS never); when that cannot be taken now it
+    /// waits and is tried again.
     async fn verified_failed(&self, part: &[(Claim, Decision)], f: &Failure) {
-        if let Some(alert) = &f.alert {
-            warn!(domain = %self.domain, alert = %alert, "security alert");
-            let events = part
-                .iter()
-                .map(|(c, _)| AuditEvent::Alert {
-                    message_id: Some(c.recipient.message_id.clone()),
-                    recipient: Some(c.recipient.rcpt.clone()),
-                    domain: self.domain.to_owned(),
-                    alert: alert.clone(),
-                })
-                .collect();
-            if let Err(e) = self.ctx.queue.record(events).await {
-                warn!(error = %e, "cannot record the alert");
-            }
-        }
+        self.raise_alert(part, f).await;
         let reports = part
             .iter()
             .map(|(c, d)| {
                 let next = plan::after_verified_failure(d);
                 let reason = format!(
-                    "{}; nothing was sent; next method {next} is not available yet, the message waits",
+                    "{}; nothing was sent; next method {next} cannot be taken now, the message waits",
                     f.reason
                 );
                 let mut ev = evidence(f.target.as_ref(), None, None, &reason, &f.outcome);

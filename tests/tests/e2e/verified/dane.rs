@@ -106,6 +106,50 @@ fn a_tlsa_record_for_another_key_sends_nothing_and_defers_as_tlsa_invalid(backen
 
 on_both_backends!(a_tlsa_record_for_another_key_sends_nothing_and_defers_as_tlsa_invalid);
 
+/// With the portal on, a recipient whose verified TLS fails at connect time does not wait: it
+/// falls to the next method of its chain, the portal, at once. Its notice is PHI-free but
+/// carries the link, so it too is never sent to an MX that failed DANE: the MX gets nothing.
+#[test]
+fn a_tlsa_mismatch_at_connect_time_puts_the_message_on_the_portal() {
+    let (lab, cert) = dane_lab(|b, _| format!("3 1 1 {}", spki_sha256(&b.issue(&[MX]))));
+    let sink = lab.tls_sink(MX_IP, &cert);
+    let db = fresh_db(TestBackend::Sqlite);
+    let listen = sealgate_testkit::postfix::free_addr(std::net::Ipv4Addr::LOCALHOST);
+    let portal = format!(
+        "[portal]\nenabled = true\nlisten = \"{listen}\"\npublic_url = \"https://portal.clinic.test\"\n"
+    );
+    let daemon = lab.daemon_with(&db.url, "", &portal);
+    let id = send(&daemon, RCPT, &[]);
+    let db = inspect(&daemon);
+    wait_for(&db, &id, RCPT, "delivered");
+    assert_eq!(
+        kinds_for(&db, &id, RCPT),
+        [
+            "received",
+            "decision",
+            "alert",
+            "attempt",
+            "portal_notice",
+            "attempt",
+            "delivered"
+        ]
+    );
+    let decision = first(&db, &id, "decision");
+    assert_eq!(decision["method"], "tls-verified", "{decision}");
+    let tries = crate::trail::events(&db, &id, "attempt");
+    assert_eq!(tries[0]["method"], "tls-verified", "{}", tries[0]);
+    assert_eq!(tries[0]["verification"], "failed", "{}", tries[0]);
+    assert!(
+        tries[0]["reply"]
+            .as_str()
+            .is_some_and(|r| r.contains("tlsa-invalid") && r.contains("falls to the portal")),
+        "{}",
+        tries[0]
+    );
+    assert_eq!(tries[1]["method"], "portal", "{}", tries[1]);
+    assert_nothing_sent(&sink);
+}
+
 /// example.test unsigned (outside the lab's anchor) with a TLSA record that matches nothing.
 fn unsigned_lab_with_a_wrong_tlsa() -> (SecureLab, Issued) {
     let b = SecureLab::builder();
