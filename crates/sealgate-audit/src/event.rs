@@ -73,6 +73,21 @@ pub enum AuditEvent {
         /// Evidence about the connection and the reply.
         evidence: AttemptEvidence,
     },
+    /// A node began sending this recipient's message (its data phase was cleared to start)
+    /// and stopped before it recorded the outcome: the remote server may hold the message
+    /// already. The recipient is sent again, so nothing is lost; this record is how a copy
+    /// delivered twice is accounted for (RFC 1047). Written by the node that takes it over.
+    PossibleDuplicate {
+        /// The queue id.
+        message_id: String,
+        /// The recipient.
+        recipient: String,
+        /// The lease owner (node) that was sending.
+        previous_owner: String,
+        /// When that node was cleared to send (microseconds since the epoch); stored as
+        /// RFC 3339.
+        sending_since: i64,
+    },
     /// The next hop accepted the message for this recipient.
     Delivered {
         /// The queue id.
@@ -274,6 +289,7 @@ impl AuditEvent {
             Self::Decision { .. } => "decision",
             Self::Alert { .. } => "alert",
             Self::Attempt { .. } => "attempt",
+            Self::PossibleDuplicate { .. } => "possible_duplicate",
             Self::Delivered { .. } => "delivered",
             Self::Deferred { .. } => "deferred",
             Self::Bounced { .. } => "bounced",

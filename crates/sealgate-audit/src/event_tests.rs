@@ -156,3 +156,21 @@ fn key_discovered_without_a_message_has_no_message_column() {
     assert_eq!(rec.message_id, None);
     assert_eq!(rec.data["source"], "smimea");
 }
+
+#[test]
+fn possible_duplicate_names_the_node_that_was_sending_and_since_when() {
+    let rec = AuditEvent::PossibleDuplicate {
+        message_id: "m1".into(),
+        recipient: "bob@example.net".into(),
+        previous_owner: "mx-a:1234:0195f3a2".into(),
+        sending_since: 1_795_521_600_000_000,
+    }
+    .into_record();
+    assert_eq!(rec.kind, "possible_duplicate");
+    assert_eq!(rec.message_id.as_deref(), Some("m1"));
+    assert_eq!(rec.recipient.as_deref(), Some("bob@example.net"));
+    assert_eq!(
+        rec.data.to_string(),
+        r#"{"previous_owner":"mx-a:1234:0195f3a2","sending_since":"2026-11-24T12:00:00.000000Z"}"#
+    );
+}

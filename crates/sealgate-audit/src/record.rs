@@ -89,6 +89,20 @@ impl AuditEvent {
                 };
                 about(kind, message_id, recipient, data)
             }
+            Self::PossibleDuplicate {
+                message_id,
+                recipient,
+                previous_owner,
+                sending_since,
+            } => about(
+                kind,
+                message_id,
+                recipient,
+                object([
+                    ("previous_owner", previous_owner.into()),
+                    ("sending_since", rfc3339_micros(sending_since).into()),
+                ]),
+            ),
             Self::Delivered {
                 message_id,
                 recipient,

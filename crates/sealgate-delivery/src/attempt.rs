@@ -484,7 +484,10 @@ impl DomainRun<'_> {
             requiretls: group[0].requiretls,
         };
         let method = part[0].1.chosen();
-        let (mut reports, keep) = match c.send(&env, content).await {
+        // The data goes out only once it is on record that this node is sending it.
+        let ids = group.iter().map(|c| c.recipient.id).collect();
+        let clearance = self.recorder.clear_to_send(ids);
+        let (mut reports, keep) = match c.send_cleared(&env, content, clearance).await {
             Ok(result) => (
                 transaction_reports(&group, &result, &c, &target),
                 c.is_usable(),

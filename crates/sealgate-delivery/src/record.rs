@@ -1,17 +1,23 @@
-//! Group commit for `decision` and `alert` events. Every delivery task must have its
-//! decisions on record before it sends; recording them one transaction per task would add a
-//! durable commit per message. Tasks hand their events to one recorder, which writes whatever
-//! has gathered while the previous commit ran in a single transaction and then answers every
-//! task that contributed.
+//! Group commit for what delivery tasks must have on record before they send: their
+//! `decision` and `alert` events, and the mark that this node is about to send a
+//! transaction's message data (see [`Recorder::clear_to_send`]). Committing these one
+//! transaction per task would add a durable commit per message. Tasks hand them to one
+//! recorder, which writes whatever has gathered while the previous commit ran in a single
+//! transaction and then answers every task that contributed.
 
 use sealgate_audit::AuditEvent;
 use sealgate_queue::Queue;
 use tokio::sync::{mpsc, oneshot};
 
-/// Events of one task and where to say whether they were committed.
-type Job = (Vec<AuditEvent>, oneshot::Sender<Result<(), String>>);
+/// One task's events and recipient ids to mark, and where to say whether they were committed
+/// (and the ids marked).
+type Job = (
+    Vec<AuditEvent>,
+    Vec<i64>,
+    oneshot::Sender<Result<bool, String>>,
+);
 
-/// How many tasks' events one transaction takes at most.
+/// How many tasks' jobs one transaction takes at most.
 const MAX_JOBS: usize = 64;
 
 /// The handle delivery tasks record through. Cheap to clone.
@@ -21,18 +27,35 @@ pub(crate) struct Recorder {
 }
 
 impl Recorder {
-    /// Starts the recorder over `queue`; it stops when every handle is dropped.
-    pub(crate) fn start(queue: Queue) -> Self {
+    /// Starts the recorder over `queue` for the node whose leases are `owner`'s; it stops
+    /// when every handle is dropped.
+    pub(crate) fn start(queue: Queue, owner: String) -> Self {
         let (jobs, rx) = mpsc::channel(MAX_JOBS * 4);
-        tokio::spawn(run(queue, rx));
+        tokio::spawn(run(queue, owner, rx));
         Self { jobs }
     }
 
     /// Returns once `events` are committed, or why they could not be.
     pub(crate) async fn record(&self, events: Vec<AuditEvent>) -> Result<(), String> {
+        self.submit(events, Vec::new()).await.map(|_| ())
+    }
+
+    /// Returns once it is on record that this node is about to send the message data of the
+    /// recipients `ids` (so a node that takes them over after a crash knows the remote server
+    /// may hold the message already), or why they must not be sent: their lease was lost or
+    /// has run out, or the mark could not be written.
+    pub(crate) async fn clear_to_send(&self, ids: Vec<i64>) -> Result<(), String> {
+        if self.submit(Vec::new(), ids).await? {
+            Ok(())
+        } else {
+            Err("the lease on these recipients was lost or ran out".to_owned())
+        }
+    }
+
+    async fn submit(&self, events: Vec<AuditEvent>, ids: Vec<i64>) -> Result<bool, String> {
         let (done, answer) = oneshot::channel();
         self.jobs
-            .send((events, done))
+            .send((events, ids, done))
             .await
             .map_err(|_| "the audit recorder has stopped".to_owned())?;
         answer
@@ -41,7 +64,7 @@ impl Recorder {
     }
 }
 
-async fn run(queue: Queue, mut rx: mpsc::Receiver<Job>) {
+async fn run(queue: Queue, owner: String, mut rx: mpsc::Receiver<Job>) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         while jobs.len() < MAX_JOBS {
@@ -50,11 +73,22 @@ async fn run(queue: Queue, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let events = jobs.iter_mut().flat_map(|(e, _)| e.drain(..)).collect();
-        let result = queue.record(events).await.map_err(|e| e.to_string());
-        for (_, done) in jobs {
+        let events = jobs.iter_mut().flat_map(|(e, _, _)| e.drain(..)).collect();
+        let sends: Vec<Vec<i64>> = jobs
+            .iter_mut()
+            .map(|(_, ids, _)| std::mem::take(ids))
+            .collect();
+        let result = queue
+            .commit_batch(&owner, events, &sends)
+            .await
+            .map_err(|e| e.to_string());
+        for (i, (_, _, done)) in jobs.into_iter().enumerate() {
+            let answer = match &result {
+                Ok(marked) => Ok(marked.get(i).copied().unwrap_or(false)),
+                Err(e) => Err(e.clone()),
+            };
             // A task that gave up waiting no longer needs the answer.
-            let _ = done.send(result.clone());
+            let _ = done.send(answer);
         }
     }
 }
@@ -90,7 +124,8 @@ mod tests {
         store.migrate().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let (keys, _) = KeyRing::load_or_create(&dir.path().join("seal.key")).unwrap();
-        let recorder = Recorder::start(Queue::new(store.clone(), Arc::new(keys)));
+        let recorder =
+            Recorder::start(Queue::new(store.clone(), Arc::new(keys)), "node".to_owned());
         (recorder, store, db, dir)
     }
 
@@ -121,6 +156,58 @@ mod tests {
             };
             assert_eq!(at(n * 2) + 1, at(n * 2 + 1));
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn only_recipients_under_this_nodes_lease_are_cleared_to_send() {
+        let (recorder, store, _db, _dir) = recorder_over_sqlite().await;
+        let msg = sealgate_store::NewMessage {
+            id: "m1".into(),
+            received_at: 0,
+            sender: "s@x.test".into(),
+            size: 1,
+            body_sha256: String::new(),
+            header_message_id: None,
+            client_ip: "127.0.0.1".into(),
+            helo: "x".into(),
+            auth_user: None,
+            tls: None,
+            requiretls: false,
+            key_id: "k".into(),
+            sealed_body: vec![0],
+            origin: None,
+        };
+        let rcpts = vec!["a@y.test".to_owned(), "b@y.test".to_owned()];
+        store
+            .enqueue(&msg, &rcpts, &alert(0).into_record())
+            .await
+            .unwrap();
+        let now = sealgate_types::time::now_micros();
+        let mine = store
+            .claim_due("node", now, now + 60_000_000, 1)
+            .await
+            .unwrap();
+        let theirs = store
+            .claim_due("other", now, now + 60_000_000, 1)
+            .await
+            .unwrap();
+        let (a, b) = (
+            recorder.clear_to_send(vec![mine[0].id]),
+            recorder.clear_to_send(vec![theirs[0].id]),
+        );
+        let (a, b) = tokio::join!(a, b);
+        assert_eq!(a, Ok(()));
+        assert!(b.unwrap_err().contains("lease"));
+        let rows = store.recipients_of("m1").await.unwrap();
+        let mark = |id| {
+            rows.iter()
+                .find(|r| r.id == id)
+                .unwrap()
+                .sending_owner
+                .clone()
+        };
+        assert_eq!(mark(mine[0].id).as_deref(), Some("node"));
+        assert_eq!(mark(theirs[0].id), None);
     }
 
     #[tokio::test]

@@ -72,7 +72,7 @@ pub async fn run(ctx: Arc<DeliveryContext>, mut shutdown: watch::Receiver<bool>)
     let total = Arc::new(Semaphore::new(ctx.max_connections.max(1)));
     let per_domain: Arc<Mutex<HashMap<String, Arc<Semaphore>>>> = Arc::default();
     let mut tasks = JoinSet::new();
-    let recorder = crate::record::Recorder::start(ctx.queue.clone());
+    let recorder = crate::record::Recorder::start(ctx.queue.clone(), ctx.owner.clone());
     info!(owner = %ctx.owner, "delivery started");
     while !*shutdown.borrow() {
         while tasks.try_join_next().is_some() {}
@@ -217,6 +217,8 @@ mod tests {
                 lease_until: Some(i64::MAX),
                 updated_at: 0,
                 warned_at: None,
+                sending_owner: None,
+                sending_since: None,
             },
             sender: "s@x.test".into(),
             received_at: 0,

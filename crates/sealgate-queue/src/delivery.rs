@@ -248,7 +248,8 @@ impl Queue {
     ) -> Result<Vec<Claim>, QueueError> {
         let now = time::now_micros();
         let until = now.saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX));
-        let rows = self.store.claim_due(owner, now, until, limit).await?;
+        let mut rows = self.store.claim_due(owner, now, until, limit).await?;
+        self.note_possible_duplicates(owner, &mut rows).await?;
         let ids: Vec<String> = rows.iter().map(|r| r.message_id.clone()).collect();
         let envelopes = self.store.envelopes(&ids).await?;
         let mut claims = Vec::with_capacity(rows.len());
@@ -266,6 +267,66 @@ impl Queue {
             });
         }
         Ok(claims)
+    }
+
+    /// Freshly claimed `rows` that carry a sending mark (a node, maybe this one, was cleared
+    /// to send them and stopped before it settled: the remote server may hold the message):
+    /// one `possible_duplicate` event each, and the marks cleared, in one transaction. Fails
+    /// when that cannot be written; the rows then stay claimed with their marks, which keep
+    /// them from being sent (see [`Queue::commit_batch`]) until a later claim records them.
+    async fn note_possible_duplicates(
+        &self,
+        owner: &str,
+        rows: &mut [RecipientRow],
+    ) -> Result<(), QueueError> {
+        let items: Vec<(i64, String, sealgate_types::AuditRecord)> = rows
+            .iter()
+            .filter_map(|r| {
+                let previous = r.sending_owner.clone()?;
+                let event = AuditEvent::PossibleDuplicate {
+                    message_id: r.message_id.clone(),
+                    recipient: r.rcpt.clone(),
+                    previous_owner: previous.clone(),
+                    sending_since: r.sending_since.unwrap_or_default(),
+                };
+                Some((r.id, previous, event.into_record()))
+            })
+            .collect();
+        if items.is_empty() {
+            return Ok(());
+        }
+        if !self.store.note_possible_duplicates(owner, &items).await? {
+            return Err(QueueError::Conflict(
+                "a claimed recipient's sending mark changed before it was recorded".to_owned(),
+            ));
+        }
+        for r in rows.iter_mut() {
+            r.sending_owner = None;
+            r.sending_since = None;
+        }
+        tracing::warn!(
+            count = items.len(),
+            "took over recipients another node was sending: recorded as possible duplicates"
+        );
+        Ok(())
+    }
+
+    /// Commits `events` and marks that `owner` is about to send the message data of each set
+    /// of recipient ids in `sends`, in one transaction (the audit first). Per set, whether it
+    /// was marked: false when a lease was lost or has run out, and then the set must not be
+    /// sent. The mark is what lets a node that takes over a recipient tell whether the data
+    /// may have reached the remote server (`possible_duplicate`).
+    pub async fn commit_batch(
+        &self,
+        owner: &str,
+        events: Vec<AuditEvent>,
+        sends: &[Vec<i64>],
+    ) -> Result<Vec<bool>, QueueError> {
+        let records: Vec<_> = events.into_iter().map(AuditEvent::into_record).collect();
+        Ok(self
+            .store
+            .commit_batch(owner, &records, sends, time::now_micros())
+            .await?)
     }
 
     /// Records the attempts of a group of claims and their consequences — `attempt`, then

@@ -12,6 +12,9 @@ pub enum QueueError {
     /// No such message.
     #[error("message {0} not found")]
     NotFound(String),
+    /// Another writer changed what this operation depended on; nothing was written.
+    #[error("queue changed underneath: {0}")]
+    Conflict(String),
 }
 
 impl QueueError {
@@ -21,6 +24,7 @@ impl QueueError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Store(e) => e.is_unavailable(),
+            Self::Conflict(_) => true,
             Self::Crypto(_) | Self::NotFound(_) => false,
         }
     }

@@ -167,6 +167,57 @@ async fn the_notice_origin_makes_a_claim_phi_free_on_postgres() {
     the_notice_origin_makes_a_claim_phi_free(TestBackend::Postgres).await;
 }
 
+/// A node cleared to send that stopped before settling leaves its mark; the next claim
+/// records one `possible_duplicate` per recipient, clears the mark, and may then send.
+async fn a_claim_records_an_unfinished_send_as_a_possible_duplicate(backend: TestBackend) {
+    let (q, _db, _dir) = queue(backend).await;
+    let id = q
+        .accept(incoming(b"Subject: x\r\n\r\nbody\r\n"))
+        .await
+        .expect("accept");
+    let lease = std::time::Duration::from_millis(300);
+    let claims = q.claim("node-a", lease, 10).await.expect("claim");
+    assert_eq!(claims.len(), 2);
+    let first = vec![claims[0].recipient.id];
+    let marked = q
+        .commit_batch("node-a", Vec::new(), std::slice::from_ref(&first))
+        .await
+        .expect("mark");
+    assert_eq!(marked, [true]);
+    // node-a dies here. Its second recipient was claimed but never cleared to send.
+    tokio::time::sleep(lease + std::time::Duration::from_millis(100)).await;
+    let taken = q
+        .claim("node-b", std::time::Duration::from_secs(60), 10)
+        .await
+        .expect("claim");
+    assert_eq!(taken.len(), 2);
+    assert!(taken.iter().all(|c| c.recipient.sending_owner.is_none()));
+    let filter = sealgate_store::AuditFilter {
+        message_id: Some(id.to_string()),
+        ..Default::default()
+    };
+    let events = q.store().audit_after(0, &filter, 10).await.expect("audit");
+    let dups: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == "possible_duplicate")
+        .collect();
+    assert_eq!(dups.len(), 1, "{events:?}");
+    assert_eq!(
+        dups[0].recipient.as_deref(),
+        Some(claims[0].recipient.rcpt.as_str())
+    );
+    let data: serde_json::Value = serde_json::from_str(&dups[0].data).expect("json");
+    assert_eq!(data["previous_owner"], "node-a");
+    assert_eq!(
+        q.commit_batch("node-b", Vec::new(), &[first])
+            .await
+            .expect("mark"),
+        [true]
+    );
+}
+
+sealgate_testkit::on_each_backend!(a_claim_records_an_unfinished_send_as_a_possible_duplicate,);
+
 mod delivery {
     use std::collections::HashSet;
     use std::time::Duration;

@@ -85,7 +85,7 @@ pub enum StoreError {
     /// Claiming, settling or releasing recipients under a lease failed (nothing was written).
     #[error("queue {op} failed")]
     Lease {
-        /// `claim`, `settle`, `release` or `reschedule`.
+        /// `claim`, `settle`, `release`, `reschedule`, `mark` or `note`.
         op: &'static str,
         /// Why.
         #[source]

@@ -141,7 +141,7 @@ impl Store {
             let done = sqlx::query(
                 "UPDATE recipients SET state = $1, next_attempt_at = $2, last_reply = $3, \
                  attempts = attempts + $4, lease_owner = NULL, lease_until = NULL, updated_at = $5, \
-                 warned_at = COALESCE(warned_at, $8) \
+                 warned_at = COALESCE(warned_at, $8), sending_owner = NULL, sending_since = NULL \
                  WHERE id = $6 AND state = 'inflight' AND lease_owner = $7",
             )
             .bind(s.state.as_str().to_owned())
@@ -169,6 +169,100 @@ impl Store {
                 crate::queue::insert_recipient(&mut tx, &n.message.id, rcpt, now)
                     .await
                     .map_err(&fail)?;
+            }
+        }
+        tx.commit().await.map_err(&fail)?;
+        Ok(true)
+    }
+
+    /// Commits, in one transaction, `audit` records (first) and, for each set in `marks`, the
+    /// mark that `owner` is about to send those recipients' message data: `sending_owner` and
+    /// `sending_since = now`. A set is marked only when every recipient in it is still
+    /// `inflight` under `owner`'s lease, that lease has not run out at `now`, and no other
+    /// node's mark is still waiting to be recorded (see [`Store::note_possible_duplicates`]); the result
+    /// says, per set, whether it was (a set that was not must not be sent). Fails as a whole
+    /// when the database does. The mark stays until the attempt is settled (or a node that
+    /// takes the recipient over records it as a possible duplicate): a graceful release keeps
+    /// it, since a transaction cut off at shutdown may have reached the remote server.
+    pub async fn commit_batch(
+        &self,
+        owner: &str,
+        audit: &[AuditRecord],
+        marks: &[Vec<i64>],
+        now: i64,
+    ) -> Result<Vec<bool>, StoreError> {
+        if audit.is_empty() && marks.iter().all(Vec::is_empty) {
+            return Ok(vec![true; marks.len()]);
+        }
+        let fail = lease_err("mark");
+        let mut tx = self.begin_write().await.map_err(&fail)?;
+        for rec in audit {
+            append_in_tx(&mut tx, rec).await.map_err(&fail)?;
+        }
+        let mut marked = Vec::with_capacity(marks.len());
+        for set in marks {
+            let mut ids = set.clone();
+            ids.sort_unstable();
+            ids.dedup();
+            if ids.is_empty() {
+                marked.push(true);
+                continue;
+            }
+            let list = (0..ids.len())
+                .map(|i| format!("${}", i + 3))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "UPDATE recipients SET sending_owner = $1, sending_since = $2 \
+                 WHERE state = 'inflight' AND lease_owner = $1 AND lease_until > $2 \
+                 AND (sending_owner IS NULL OR sending_owner = $1) AND id IN ({list})"
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(owner.to_owned())
+                .bind(now);
+            for id in &ids {
+                q = q.bind(*id);
+            }
+            let done = q.execute(&mut **tx).await.map_err(&fail)?;
+            marked.push(usize::try_from(done.rows_affected()).ok() == Some(ids.len()));
+        }
+        tx.commit().await.map_err(&fail)?;
+        Ok(marked)
+    }
+
+    /// Records that recipients `owner` has just claimed carry another node's sending mark
+    /// (that node stopped after it was cleared to send and before it settled): one audit
+    /// record each, in `items` order, and the marks cleared, in one transaction. Each item is
+    /// the recipient id, the owner its mark names, and the record. Returns false, writing
+    /// nothing, when any of them is no longer `owner`'s or no longer carries that mark (so a
+    /// mark is recorded once).
+    pub async fn note_possible_duplicates(
+        &self,
+        owner: &str,
+        items: &[(i64, String, AuditRecord)],
+    ) -> Result<bool, StoreError> {
+        if items.is_empty() {
+            return Ok(true);
+        }
+        let fail = lease_err("note");
+        let mut tx = self.begin_write().await.map_err(&fail)?;
+        for (_, _, rec) in items {
+            append_in_tx(&mut tx, rec).await.map_err(&fail)?;
+        }
+        for (id, previous, _) in items {
+            let done = sqlx::query(
+                "UPDATE recipients SET sending_owner = NULL, sending_since = NULL \
+                 WHERE id = $1 AND sending_owner = $2 AND state = 'inflight' AND lease_owner = $3",
+            )
+            .bind(*id)
+            .bind(previous.clone())
+            .bind(owner.to_owned())
+            .execute(&mut **tx)
+            .await
+            .map_err(&fail)?;
+            if done.rows_affected() == 0 {
+                // Dropping the transaction rolls everything back.
+                return Ok(false);
             }
         }
         tx.commit().await.map_err(&fail)?;

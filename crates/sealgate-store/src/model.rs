@@ -79,6 +79,11 @@ pub struct RecipientRow {
     pub updated_at: i64,
     /// When the sender was told delivery is delayed, if ever.
     pub warned_at: Option<i64>,
+    /// The node that was cleared to send this recipient's message data and has not settled
+    /// the attempt yet (see [`crate::Store::commit_batch`]).
+    pub sending_owner: Option<String>,
+    /// Since when (micros).
+    pub sending_since: Option<i64>,
 }
 
 /// A submission user (the password hash is only read through `user_password_hash`).

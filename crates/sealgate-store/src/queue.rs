@@ -15,7 +15,7 @@ const MESSAGE_COLUMNS: &str = "id, received_at, sender, size, body_sha256, heade
      client_ip, helo, auth_user, tls, requiretls, key_id, sealed_body, origin";
 
 pub(crate) const RECIPIENT_COLUMNS: &str = "id, message_id, rcpt, state, attempts, next_attempt_at, \
-     last_reply, lease_owner, lease_until, updated_at, warned_at";
+     last_reply, lease_owner, lease_until, updated_at, warned_at, sending_owner, sending_since";
 
 pub(crate) async fn insert_message(
     tx: &mut Transaction<'static, Any>,
@@ -102,6 +102,8 @@ pub(crate) fn recipient_from_row(row: &AnyRow) -> Result<RecipientRow, StoreErro
         lease_until: row.try_get("lease_until").map_err(get)?,
         updated_at: row.try_get("updated_at").map_err(get)?,
         warned_at: row.try_get("warned_at").map_err(get)?,
+        sending_owner: row.try_get("sending_owner").map_err(get)?,
+        sending_since: row.try_get("sending_since").map_err(get)?,
     })
 }
 

@@ -56,6 +56,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "portal",
         include_str!("../../../migrations/sqlite/0005_portal.sql"),
     ),
+    (
+        6,
+        "sending",
+        include_str!("../../../migrations/sqlite/0006_sending.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -83,6 +88,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "portal",
         include_str!("../../../migrations/postgres/0005_portal.sql"),
+    ),
+    (
+        6,
+        "sending",
+        include_str!("../../../migrations/postgres/0006_sending.sql"),
     ),
 ];
 

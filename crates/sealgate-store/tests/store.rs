@@ -456,6 +456,9 @@ sealgate_testkit::on_each_backend!(multi_thread:
 #[path = "store/security.rs"]
 mod security;
 
+#[path = "store/sending.rs"]
+mod sending;
+
 #[tokio::test]
 async fn sqlite_file_and_directory_are_created_in_wal_mode() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -44,6 +44,7 @@ pub(super) fn local_reason(e: &ClientError, env: &Envelope) -> String {
         // RFC 8689 §5: "REQUIRETLS support required".
         ClientError::RequireTlsUnsupported => "5.7.30",
         ClientError::Timeout { .. } => "4.4.2",
+        ClientError::NotCleared(_) => "4.3.0",
         _ => return e.to_string(),
     };
     format!("{code} {e}")

@@ -51,6 +51,7 @@ impl SmtpConnection {
             cfg: cfg.clone(),
             span,
             usable: true,
+            abandoned: false,
         })
     }
 }

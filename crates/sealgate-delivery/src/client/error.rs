@@ -158,6 +158,10 @@ pub enum ClientError {
     /// The greeting, EHLO/HELO or STARTTLS was refused with this reply.
     #[error("server refused the session: {0}")]
     Rejected(Reply),
+    /// The message data was not cleared to go (the caller could not record that it was about
+    /// to send it): nothing of the message was sent, and the connection was given up.
+    #[error("message not sent: {0}")]
+    NotCleared(String),
 }
 
 impl ClientError {
@@ -171,6 +175,7 @@ impl ClientError {
             Self::Protocol { problem, .. } => problem.is_permanent(),
             // Below the TLS floor the caller defers or falls to the next method; never permanent here.
             Self::TlsRequired
+            | Self::NotCleared(_)
             | Self::Connect { .. }
             | Self::Timeout { .. }
             | Self::Io { .. }

@@ -185,6 +185,9 @@ pub struct SmtpConnection {
     span: tracing::Span,
     /// False once an error left the dialogue in an unknown state.
     usable: bool,
+    /// A data phase was left open on purpose (the message was not cleared to go): ending the
+    /// session must not send anything more, QUIT included, since it would be message data.
+    abandoned: bool,
 }
 
 impl std::fmt::Debug for SmtpConnection {

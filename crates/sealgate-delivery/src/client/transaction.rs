@@ -39,6 +39,24 @@ impl SmtpConnection {
         env: &Envelope,
         message: &[u8],
     ) -> Result<TransactionResult, ClientError> {
+        self.send_cleared(env, message, std::future::ready(Ok(())))
+            .await
+    }
+
+    /// Like [`SmtpConnection::send`], but the message data goes out only once `clearance`
+    /// resolves to `Ok`. It runs alongside the MAIL/RCPT/DATA exchange, so it costs no round
+    /// trip of its own. When it resolves to `Err(reason)`, no byte of the message is sent:
+    /// an open data phase is abandoned by dropping the connection (a lone "." would deliver
+    /// an empty message), and the result is [`ClientError::NotCleared`].
+    pub async fn send_cleared<F>(
+        &mut self,
+        env: &Envelope,
+        message: &[u8],
+        clearance: F,
+    ) -> Result<TransactionResult, ClientError>
+    where
+        F: Future<Output = Result<(), String>>,
+    {
         if !self.usable {
             return Err(ClientError::protocol(
                 Stage::Mail,
@@ -48,7 +66,7 @@ impl SmtpConnection {
         let (mail_command, encoded) = self.prepare(env, message)?;
         let span = self.span.clone();
         let result = self
-            .transact(env, &mail_command, &encoded)
+            .transact(env, &mail_command, &encoded, clearance)
             .instrument(span)
             .await;
         if result.is_err() {
@@ -112,12 +130,23 @@ impl SmtpConnection {
         env: &Envelope,
         mail: &str,
         encoded: &EncodedMessage,
+        clearance: impl Future<Output = Result<(), String>>,
     ) -> Result<TransactionResult, ClientError> {
-        let exchange = if self.extensions.pipelining {
-            self.pipelined(env, mail).await?
-        } else {
-            self.lockstep(env, mail).await?
+        let pipelining = self.extensions.pipelining;
+        let exchange = async {
+            if pipelining {
+                self.pipelined(env, mail).await
+            } else {
+                self.lockstep(env, mail).await
+            }
         };
+        let (exchange, cleared) = tokio::join!(exchange, clearance);
+        let exchange = exchange?;
+        if let Err(reason) = cleared {
+            tracing::warn!(reason = %reason, "message not cleared to send; connection dropped");
+            self.abandoned = true;
+            return Err(ClientError::NotCleared(reason));
+        }
         let data = self.finish_data(&exchange, encoded).await?;
         let result = TransactionResult {
             mail: exchange.mail,
@@ -272,8 +301,13 @@ impl SmtpConnection {
         }
     }
 
-    /// Ends the session politely (QUIT, then TLS close_notify), ignoring failures.
+    /// Ends the session politely (QUIT, then TLS close_notify), ignoring failures; after an
+    /// abandoned data phase it only closes the connection, so the server discards what it has.
     pub async fn quit(mut self) {
+        if self.abandoned {
+            tracing::debug!("smtp session dropped in an abandoned data phase");
+            return;
+        }
         let span = self.span.clone();
         async {
             quit_quietly(&mut self.wire, &self.cfg).await;

@@ -291,3 +291,65 @@ async fn data_accepted_without_recipients_is_closed_with_a_lone_dot() {
     assert_eq!(received[0].data, MESSAGE);
     assert_eq!(sink.violations(), Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn the_message_data_waits_for_its_clearance() {
+    for pipelining in [true, false] {
+        let sink = sink(SinkOptions {
+            pipelining,
+            ..options(SinkScript::default())
+        })
+        .await;
+        let mut conn = connect(&sink).await;
+        let mut seen_before_clearance = None;
+        let clearance = async {
+            // Long enough for the whole exchange and the data to have arrived if they
+            // did not wait.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            seen_before_clearance = Some(sink.received().len());
+            Ok(())
+        };
+        let result = conn
+            .send_cleared(&envelope(&["rcpt@example.test"]), MESSAGE, clearance)
+            .await
+            .expect("transaction");
+        conn.quit().await;
+        assert_eq!(seen_before_clearance, Some(0), "pipelining {pipelining}");
+        assert!(matches!(
+            result.outcome_for("rcpt@example.test"),
+            Outcome::Delivered(_)
+        ));
+        assert_eq!(sink.received().len(), 1);
+        assert_eq!(sink.received()[0].data, MESSAGE);
+    }
+}
+
+#[tokio::test]
+async fn a_message_refused_clearance_is_never_sent_and_the_session_is_dropped() {
+    for pipelining in [true, false] {
+        let sink = sink(SinkOptions {
+            pipelining,
+            ..options(SinkScript::default())
+        })
+        .await;
+        let mut conn = connect(&sink).await;
+        let refused = async { Err("lease lost".to_owned()) };
+        let err = conn
+            .send_cleared(&envelope(&["rcpt@example.test"]), MESSAGE, refused)
+            .await
+            .expect_err("not cleared");
+        assert!(
+            matches!(&err, ClientError::NotCleared(r) if r == "lease lost"),
+            "{err:?}"
+        );
+        assert!(!err.is_permanent());
+        assert!(!conn.is_usable());
+        conn.quit().await;
+        // The server saw the data phase open and the connection close: it keeps nothing, and
+        // got no QUIT (which would have been message data).
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(sink.received().is_empty(), "pipelining {pipelining}");
+        assert_eq!(count_verb(&sink, "DATA"), 1);
+        assert_eq!(count_verb(&sink, "QUIT"), 0);
+    }
+}
