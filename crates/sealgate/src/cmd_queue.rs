@@ -78,6 +78,19 @@ async fn show(store: &Store, id: &str) -> anyhow::Result<ExitCode> {
             r.rcpt,
             r.last_reply.unwrap_or_default()
         );
+        if let (Some(owner), Some(until)) = (&r.lease_owner, r.lease_until) {
+            println!(
+                "            held by {owner} until {}",
+                rfc3339_micros(until)
+            );
+        }
+        // Left by a node that stopped mid-send: the next claim records a possible duplicate.
+        if let (Some(owner), Some(since)) = (&r.sending_owner, r.sending_since) {
+            println!(
+                "            being sent by {owner} since {} (outcome not recorded yet)",
+                rfc3339_micros(since)
+            );
+        }
     }
     println!("audit:");
     let filter = AuditFilter {

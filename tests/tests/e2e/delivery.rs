@@ -441,3 +441,46 @@ fn consecutive_messages_to_one_domain_reuse_connections() {
         mx.connections()
     );
 }
+
+/// `sealgate queue show ID` as text.
+fn show(d: &Daemon, id: &str) -> String {
+    let out = d.cli(["queue", "show", id]);
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_peer_that_never_answers_the_data_leaves_a_visible_send_then_a_deferral() {
+    let lab = Lab::new(&[("example.test", "@ IN MX 10 mx1\nmx1 IN A 127.0.0.5\n")]);
+    let _mx = lab.sink(
+        [127, 0, 0, 5],
+        SinkScript::default().stall(Stall::AfterData),
+    );
+    let db = fresh_db(TestBackend::Sqlite);
+    let daemon = lab.daemon_retrying(&db.url, "1h");
+    let id = send_one(&daemon, "ehr@clinic.test", "jane@example.test");
+    // While the peer holds the data unanswered (the lab's data timeout is 3 s), the operator
+    // sees who holds the recipient and that its data is out, outcome unknown.
+    let mut text = String::new();
+    eventually(WAIT, "the send shown in flight", || {
+        text = show(&daemon, &id);
+        text.contains("being sent by")
+    });
+    assert!(text.contains("held by "), "{text}");
+    assert!(text.contains("(outcome not recorded yet)"), "{text}");
+    let db = inspect(&daemon);
+    eventually(WAIT, "a deferral", || {
+        kinds_for(&db, &id, "jane@example.test").contains(&"deferred".to_owned())
+    });
+    let a = &attempts(&db, &id)[0];
+    let reply = a["reply"].as_str().unwrap_or_default().to_ascii_lowercase();
+    assert!(
+        reply.contains("end of data") && reply.contains("time"),
+        "{a}"
+    );
+    let text = show(&daemon, &id);
+    assert!(
+        !text.contains("being sent by") && !text.contains("held by"),
+        "{text}"
+    );
+}
