@@ -9,13 +9,15 @@ use sealgate_audit::AuditEvent;
 use sealgate_queue::Queue;
 use tokio::sync::{mpsc, oneshot};
 
-/// One task's events and recipient ids to mark, and where to say whether they were committed
-/// (and the ids marked).
-type Job = (
-    Vec<AuditEvent>,
-    Vec<i64>,
-    oneshot::Sender<Result<bool, String>>,
-);
+/// What one task hands the recorder.
+struct Job {
+    /// Events to append.
+    events: Vec<AuditEvent>,
+    /// Recipient ids to mark as being sent by this node (empty: none).
+    marks: Vec<i64>,
+    /// Where to say whether it was committed, and whether the ids were marked.
+    done: oneshot::Sender<Result<bool, String>>,
+}
 
 /// How many tasks' jobs one transaction takes at most.
 const MAX_JOBS: usize = 64;
@@ -52,10 +54,14 @@ impl Recorder {
         }
     }
 
-    async fn submit(&self, events: Vec<AuditEvent>, ids: Vec<i64>) -> Result<bool, String> {
+    async fn submit(&self, events: Vec<AuditEvent>, marks: Vec<i64>) -> Result<bool, String> {
         let (done, answer) = oneshot::channel();
         self.jobs
-            .send((events, ids, done))
+            .send(Job {
+                events,
+                marks,
+                done,
+            })
             .await
             .map_err(|_| "the audit recorder has stopped".to_owned())?;
         answer
@@ -73,16 +79,16 @@ async fn run(queue: Queue, owner: String, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let events = jobs.iter_mut().flat_map(|(e, _, _)| e.drain(..)).collect();
-        let sends: Vec<Vec<i64>> = jobs
+        let events = jobs.iter_mut().flat_map(|j| j.events.drain(..)).collect();
+        let marks: Vec<Vec<i64>> = jobs
             .iter_mut()
-            .map(|(_, ids, _)| std::mem::take(ids))
+            .map(|j| std::mem::take(&mut j.marks))
             .collect();
         let result = queue
-            .commit_batch(&owner, events, &sends)
+            .commit_batch(&owner, events, &marks)
             .await
             .map_err(|e| e.to_string());
-        for (i, (_, _, done)) in jobs.into_iter().enumerate() {
+        for (i, Job { done, .. }) in jobs.into_iter().enumerate() {
             let answer = match &result {
                 Ok(marked) => Ok(marked.get(i).copied().unwrap_or(false)),
                 Err(e) => Err(e.clone()),

@@ -16,6 +16,8 @@ pub mod error;
 pub mod keys;
 pub mod mta_sts;
 mod probe;
+#[cfg(test)]
+mod test_dns;
 
 pub use error::DiscoveryError;
 pub use keys::{

@@ -12,7 +12,7 @@ use sealgate_types::{AuditRecord, RecipientState};
 use crate::audit::append_in_tx;
 use crate::error::StoreError;
 use crate::model::RecipientRow;
-use crate::queue::{RECIPIENT_COLUMNS, recipient_from_row};
+use crate::queue::{RECIPIENT_COLUMNS, placeholders, recipient_from_row};
 use crate::store::{Backend, Store};
 
 /// The new state of a settled recipient.
@@ -208,10 +208,7 @@ impl Store {
                 marked.push(true);
                 continue;
             }
-            let list = (0..ids.len())
-                .map(|i| format!("${}", i + 3))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let list = placeholders(3, ids.len());
             let sql = format!(
                 "UPDATE recipients SET sending_owner = $1, sending_since = $2 \
                  WHERE state = 'inflight' AND lease_owner = $1 AND lease_until > $2 \

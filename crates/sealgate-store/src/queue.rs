@@ -84,6 +84,15 @@ fn message_from_row(row: &AnyRow) -> Result<MessageRow, sqlx::Error> {
     })
 }
 
+/// `$first, $first+1, …`: `n` numbered placeholders for an `IN (…)` list, whose values are
+/// then bound in order (only placeholders are spliced into SQL text, never values).
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub(crate) fn recipient_from_row(row: &AnyRow) -> Result<RecipientRow, StoreError> {
     let get = |e| StoreError::ReadQueue(e);
     let state: String = row.try_get("state").map_err(get)?;
@@ -157,10 +166,9 @@ impl Store {
         if unique.is_empty() {
             return Ok(HashMap::new());
         }
-        let placeholders: Vec<String> = (1..=unique.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
             "SELECT id, sender, received_at, requiretls, origin FROM messages WHERE id IN ({})",
-            placeholders.join(", ")
+            placeholders(1, unique.len())
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for id in unique {

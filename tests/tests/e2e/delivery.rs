@@ -444,9 +444,7 @@ fn consecutive_messages_to_one_domain_reuse_connections() {
 
 /// `sealgate queue show ID` as text.
 fn show(d: &Daemon, id: &str) -> String {
-    let out = d.cli(["queue", "show", id]);
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    crate::queue_cli::queue_ok(d, &["show", id]).stdout
 }
 
 #[test]

@@ -30,7 +30,7 @@ fn queue(d: &Daemon, args: &[&str]) -> Run {
 }
 
 /// `queue ARGS...`, which must exit 0.
-fn queue_ok(d: &Daemon, args: &[&str]) -> Run {
+pub(crate) fn queue_ok(d: &Daemon, args: &[&str]) -> Run {
     let run = queue(d, args);
     assert_eq!(run.code, Some(0), "queue {args:?}\n{}", run.describe());
     run

@@ -350,7 +350,7 @@ mod tests {
 
     #[test]
     fn a_fetcher_trusting_nothing_is_refused() {
-        let resolver = crate::mta_sts::tests::NoDns::arc();
+        let resolver = std::sync::Arc::new(crate::test_dns::FakeDns::default());
         let config = FetchConfig {
             public_roots: false,
             ..FetchConfig::default()
@@ -365,7 +365,11 @@ mod tests {
             extra_roots: vec![CertificateDer::from(vec![1, 2, 3])],
             ..FetchConfig::default()
         };
-        let err = HttpsFetcher::new(config, crate::mta_sts::tests::NoDns::arc()).unwrap_err();
+        let err = HttpsFetcher::new(
+            config,
+            std::sync::Arc::new(crate::test_dns::FakeDns::default()),
+        )
+        .unwrap_err();
         assert!(matches!(err, DiscoveryError::FetcherSetup(_)), "{err:?}");
     }
 

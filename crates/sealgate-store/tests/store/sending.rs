@@ -30,6 +30,22 @@ async fn row(store: &Store, id: i64) -> RecipientRow {
         .expect("recipient")
 }
 
+/// Marks one set of recipients for `owner` at `at`, with no audit record: whether it was.
+async fn mark(store: &Store, owner: &str, ids: &[i64], at: i64) -> bool {
+    let marked = store
+        .commit_batch(owner, &[], &[ids.to_vec()], at)
+        .await
+        .expect("commit");
+    marked == [true]
+}
+
+/// The id of the one recipient `owner` claims at `now` until `until`.
+async fn claim_one(store: &Store, owner: &str, now: i64, until: i64) -> i64 {
+    let claimed = store.claim_due(owner, now, until, 10).await.expect("claim");
+    assert_eq!(claimed.len(), 1);
+    claimed[0].id
+}
+
 fn duplicate(id: &str, rcpt: &str) -> AuditRecord {
     AuditRecord {
         kind: "possible_duplicate".into(),
@@ -65,16 +81,8 @@ async fn a_sending_mark_needs_a_live_lease_and_settling_clears_it(backend: TestB
     assert!(claimed.iter().all(|r| r.sending_owner.is_none()));
 
     // Another node, or this one after its lease ran out, may not mark them.
-    let other = store
-        .commit_batch("b", &[], &[vec![x]], now)
-        .await
-        .expect("commit");
-    assert_eq!(other, [false]);
-    let late = store
-        .commit_batch("a", &[], &[vec![x]], now + MINUTE + 1)
-        .await
-        .expect("commit");
-    assert_eq!(late, [false]);
+    assert!(!mark(&store, "b", &[x], now).await);
+    assert!(!mark(&store, "a", &[x], now + MINUTE + 1).await);
     assert_eq!(row(&store, x).await.sending_owner, None);
 
     // Events and marks commit together; each set is answered on its own.
@@ -112,18 +120,8 @@ async fn the_next_claimer_gets_a_dead_nodes_mark_and_records_it_once(backend: Te
     let (_db, store) = open(backend).await;
     queued(&store, 1).await;
     let now = now_micros();
-    let id = store
-        .claim_due("a", now, now + 10, 10)
-        .await
-        .expect("claim")[0]
-        .id;
-    assert_eq!(
-        store
-            .commit_batch("a", &[], &[vec![id]], now + 1)
-            .await
-            .expect("mark"),
-        [true]
-    );
+    let id = claim_one(&store, "a", now, now + 10).await;
+    assert!(mark(&store, "a", &[id], now + 1).await);
 
     // "a" dies; its lease runs out and "b" claims the recipient with a's mark on it.
     let later = now + 20;
@@ -135,13 +133,7 @@ async fn the_next_claimer_gets_a_dead_nodes_mark_and_records_it_once(backend: Te
     assert_eq!(taken[0].sending_owner.as_deref(), Some("a"));
     assert_eq!(taken[0].sending_since, Some(now + 1));
     // Until the mark is on record, the recipient cannot be marked (so cannot be sent) again.
-    assert_eq!(
-        store
-            .commit_batch("b", &[], &[vec![id]], later)
-            .await
-            .expect("commit"),
-        [false]
-    );
+    assert!(!mark(&store, "b", &[id], later).await);
 
     let audit_before = all_audit(&store).await.len();
     let item = [(id, "a".to_owned(), duplicate("m1", "r0@example.net"))];
@@ -184,13 +176,7 @@ async fn the_next_claimer_gets_a_dead_nodes_mark_and_records_it_once(backend: Te
     );
     assert_eq!(row(&store, id).await.sending_owner, None);
 
-    assert_eq!(
-        store
-            .commit_batch("b", &[], &[vec![id]], later + 1)
-            .await
-            .expect("commit"),
-        [true]
-    );
+    assert!(mark(&store, "b", &[id], later + 1).await);
     assert_eq!(row(&store, id).await.sending_owner.as_deref(), Some("b"));
 }
 
@@ -198,15 +184,8 @@ async fn a_graceful_release_keeps_the_mark_for_the_next_claimer(backend: TestBac
     let (_db, store) = open(backend).await;
     queued(&store, 1).await;
     let now = now_micros();
-    let id = store
-        .claim_due("a", now, now + MINUTE, 10)
-        .await
-        .expect("claim")[0]
-        .id;
-    store
-        .commit_batch("a", &[], &[vec![id]], now)
-        .await
-        .expect("mark");
+    let id = claim_one(&store, "a", now, now + MINUTE).await;
+    assert!(mark(&store, "a", &[id], now).await);
     assert_eq!(
         store.release_leases("a", now + 1).await.expect("release"),
         1

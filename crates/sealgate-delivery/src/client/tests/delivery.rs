@@ -45,11 +45,7 @@ async fn pipelining_on_and_off_give_the_same_per_recipient_results() {
         let script = SinkScript::default()
             .reject_rcpt("bad@example.test", "550 5.1.1 no such user")
             .reject_rcpt("later@example.test", "450 4.2.1 mailbox busy");
-        let sink = sink(SinkOptions {
-            pipelining,
-            ..options(script)
-        })
-        .await;
+        let sink = sink(pipelined(script, pipelining)).await;
         let mut conn = connect(&sink).await;
         assert_eq!(conn.extensions().pipelining, pipelining);
         let env = envelope(&[
@@ -116,11 +112,7 @@ async fn all_recipients_refused_gives_no_data_reply_and_the_connection_stays_usa
         let script = SinkScript::default()
             .reject_rcpt("a@example.test", "550 5.1.1 no")
             .reject_rcpt("b@example.test", "451 4.3.0 later");
-        let sink = sink(SinkOptions {
-            pipelining,
-            ..options(script)
-        })
-        .await;
+        let sink = sink(pipelined(script, pipelining)).await;
         let mut conn = connect(&sink).await;
         let refused = conn
             .send(&envelope(&["a@example.test", "b@example.test"]), MESSAGE)
@@ -222,11 +214,7 @@ async fn ehlo_refused_falls_back_to_helo() {
 async fn refused_sender_settles_every_recipient_and_resets() {
     for pipelining in [true, false] {
         let script = SinkScript::default().reject_mail("550 5.7.1 sender blocked");
-        let sink = sink(SinkOptions {
-            pipelining,
-            ..options(script)
-        })
-        .await;
+        let sink = sink(pipelined(script, pipelining)).await;
         let mut conn = connect(&sink).await;
         let env = envelope(&["a@example.test", "b@example.test"]);
         let result = conn.send(&env, MESSAGE).await.expect("transaction");
@@ -295,11 +283,7 @@ async fn data_accepted_without_recipients_is_closed_with_a_lone_dot() {
 #[tokio::test]
 async fn the_message_data_waits_for_its_clearance() {
     for pipelining in [true, false] {
-        let sink = sink(SinkOptions {
-            pipelining,
-            ..options(SinkScript::default())
-        })
-        .await;
+        let sink = sink(pipelined(SinkScript::default(), pipelining)).await;
         let mut conn = connect(&sink).await;
         let mut seen_before_clearance = None;
         let clearance = async {
@@ -327,11 +311,7 @@ async fn the_message_data_waits_for_its_clearance() {
 #[tokio::test]
 async fn a_message_refused_clearance_is_never_sent_and_the_session_is_dropped() {
     for pipelining in [true, false] {
-        let sink = sink(SinkOptions {
-            pipelining,
-            ..options(SinkScript::default())
-        })
-        .await;
+        let sink = sink(pipelined(SinkScript::default(), pipelining)).await;
         let mut conn = connect(&sink).await;
         let refused = async { Err("lease lost".to_owned()) };
         let err = conn

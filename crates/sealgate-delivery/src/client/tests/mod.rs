@@ -36,6 +36,14 @@ fn options(script: SinkScript) -> SinkOptions {
     }
 }
 
+/// [`options`] with PIPELINING offered or not.
+fn pipelined(script: SinkScript, pipelining: bool) -> SinkOptions {
+    SinkOptions {
+        pipelining,
+        ..options(script)
+    }
+}
+
 async fn sink(options: SinkOptions) -> SmtpSink {
     SmtpSink::start(options).await.expect("start sink")
 }

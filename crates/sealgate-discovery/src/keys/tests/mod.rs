@@ -11,14 +11,10 @@ mod https;
 mod wkd;
 
 use std::collections::{HashMap, HashSet};
-use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sealgate_dns::{
-    BoxFuture, DnsError, MxRecords, OpenpgpkeyAnswer, Resolver, SmimeaAnswer, TlsaAnswer,
-};
+use sealgate_dns::{BoxFuture, DnsError, OpenpgpkeyAnswer, SmimeaAnswer};
 use sealgate_store::{Store, StoredKey};
 use sealgate_testkit::db::{TestBackend, TestDb};
 use sealgate_testkit::gpg::{GpgHome, KeySpec};
@@ -26,6 +22,7 @@ use sealgate_types::AuditRecord;
 
 use super::{KeyFinding, KeySettings, KeyWant, RecipientKeys, WkdFetcher};
 use crate::error::FetchError;
+pub(crate) use crate::test_dns::FakeDns;
 use crate::{Discovery, ProbeSettings};
 
 /// The recipient of most tests.
@@ -189,15 +186,7 @@ impl WkdFetcher for FakeWkd {
     }
 }
 
-/// A resolver with canned OPENPGPKEY and SMIMEA answers by owner name (anything else is a
-/// secure denial); every other lookup is NXDOMAIN. Counts key lookups.
-#[derive(Debug, Default)]
-pub(crate) struct FakeDns {
-    openpgpkey: Mutex<HashMap<String, OpenpgpkeyAnswer>>,
-    smimea: Mutex<HashMap<String, SmimeaAnswer>>,
-    lookups: AtomicUsize,
-}
-
+/// The lab's resolver ([`FakeDns`]) answering for joe.
 impl FakeDns {
     /// Answers joe's OPENPGPKEY lookups with `answer`.
     pub(crate) fn openpgpkey(&self, answer: OpenpgpkeyAnswer) {
@@ -209,42 +198,6 @@ impl FakeDns {
     pub(crate) fn smimea(&self, answer: SmimeaAnswer) {
         let name = super::dns::smimea_name("joe", DOMAIN);
         self.smimea.lock().unwrap().insert(name, answer);
-    }
-
-    pub(crate) fn lookups(&self) -> usize {
-        self.lookups.load(Ordering::SeqCst)
-    }
-}
-
-fn nx<T>(name: &str) -> Result<T, DnsError> {
-    Err(DnsError::NxDomain { name: name.into() })
-}
-
-impl Resolver for FakeDns {
-    fn mx<'a>(&'a self, d: &'a str) -> BoxFuture<'a, Result<MxRecords, DnsError>> {
-        Box::pin(async move { nx(d) })
-    }
-    fn ips<'a>(&'a self, h: &'a str) -> BoxFuture<'a, Result<Vec<IpAddr>, DnsError>> {
-        Box::pin(async move { nx(h) })
-    }
-    fn tlsa<'a>(&'a self, h: &'a str, _: u16) -> BoxFuture<'a, Result<TlsaAnswer, DnsError>> {
-        Box::pin(async move { nx(h) })
-    }
-    fn secure_route<'a>(&'a self, d: &'a str, _: &'a str) -> BoxFuture<'a, Result<bool, DnsError>> {
-        Box::pin(async move { nx(d) })
-    }
-    fn txt<'a>(&'a self, n: &'a str) -> BoxFuture<'a, Result<Vec<String>, DnsError>> {
-        Box::pin(async move { nx(n) })
-    }
-    fn openpgpkey<'a>(&'a self, n: &'a str) -> BoxFuture<'a, Result<OpenpgpkeyAnswer, DnsError>> {
-        self.lookups.fetch_add(1, Ordering::SeqCst);
-        let answer = self.openpgpkey.lock().unwrap().get(n).cloned();
-        Box::pin(async move { Ok(answer.unwrap_or(sealgate_dns::Secured::SecureNone)) })
-    }
-    fn smimea<'a>(&'a self, n: &'a str) -> BoxFuture<'a, Result<SmimeaAnswer, DnsError>> {
-        self.lookups.fetch_add(1, Ordering::SeqCst);
-        let answer = self.smimea.lock().unwrap().get(n).cloned();
-        Box::pin(async move { Ok(answer.unwrap_or(sealgate_dns::Secured::SecureNone)) })
     }
 }
 

@@ -49,47 +49,6 @@ pub(crate) fn sts_zone(id: &str) -> String {
     ))
 }
 
-/// A resolver that knows nothing: every name is NXDOMAIN.
-#[derive(Debug)]
-pub(crate) struct NoDns;
-
-impl NoDns {
-    pub(crate) fn arc() -> Arc<dyn Resolver> {
-        Arc::new(NoDns)
-    }
-}
-
-fn nx<T>(name: &str) -> Result<T, DnsError> {
-    Err(DnsError::NxDomain { name: name.into() })
-}
-
-impl Resolver for NoDns {
-    fn mx<'a>(&'a self, domain: &'a str) -> BoxFuture<'a, Result<MxRecords, DnsError>> {
-        Box::pin(async move { nx(domain) })
-    }
-    fn ips<'a>(&'a self, host: &'a str) -> BoxFuture<'a, Result<Vec<IpAddr>, DnsError>> {
-        Box::pin(async move { nx(host) })
-    }
-    fn tlsa<'a>(&'a self, host: &'a str, _: u16) -> BoxFuture<'a, Result<TlsaAnswer, DnsError>> {
-        Box::pin(async move { nx(host) })
-    }
-    fn secure_route<'a>(&'a self, d: &'a str, _: &'a str) -> BoxFuture<'a, Result<bool, DnsError>> {
-        Box::pin(async move { nx(d) })
-    }
-    fn txt<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<String>, DnsError>> {
-        Box::pin(async move { nx(name) })
-    }
-    fn openpgpkey<'a>(
-        &'a self,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<OpenpgpkeyAnswer, DnsError>> {
-        Box::pin(async move { nx(name) })
-    }
-    fn smimea<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<SmimeaAnswer, DnsError>> {
-        Box::pin(async move { nx(name) })
-    }
-}
-
 /// The lab's DNS: a real `TestDns` behind the hickory resolver, replaceable mid-test (a new
 /// zone means a new server and a resolver with an empty cache), counting TXT and address
 /// lookups.
