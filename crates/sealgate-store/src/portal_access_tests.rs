@@ -3,9 +3,10 @@
 
 use super::*;
 
-async fn failed_attempts_lock_the_grant_and_clear_the_code(backend: TestBackend) {
-    let (_db, store) = open(backend).await;
-    deposit_two(&store).await;
+/// Two deposits, and a code (`code-hash`, valid until T0 + 900) sent for grant g1 in
+/// message c1.
+async fn deposit_with_code(store: &Store) {
+    deposit_two(store).await;
     let code = outgoing("c1", "jane@example.test", "portal-notice");
     store
         .portal_set_code(
@@ -17,6 +18,11 @@ async fn failed_attempts_lock_the_grant_and_clear_the_code(backend: TestBackend)
         )
         .await
         .unwrap();
+}
+
+async fn failed_attempts_lock_the_grant_and_clear_the_code(backend: TestBackend) {
+    let (_db, store) = open(backend).await;
+    deposit_with_code(&store).await;
     let g = store.portal_grant("g1").await.unwrap().unwrap();
     assert_eq!(
         (g.code_hash.as_deref(), g.code_expires_at),
@@ -57,18 +63,7 @@ async fn failed_attempts_lock_the_grant_and_clear_the_code(backend: TestBackend)
 
 async fn a_session_clears_the_code_and_is_read_back(backend: TestBackend) {
     let (_db, store) = open(backend).await;
-    deposit_two(&store).await;
-    let code = outgoing("c1", "jane@example.test", "portal-notice");
-    store
-        .portal_set_code(
-            "g1",
-            "code-hash",
-            T0 + 900,
-            &code,
-            &event("portal_code_sent", "g1"),
-        )
-        .await
-        .unwrap();
+    deposit_with_code(&store).await;
     store
         .portal_fail_attempt("g1", 5, T0, &event("portal_code_failed", "g1"))
         .await
