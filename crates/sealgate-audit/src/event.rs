@@ -279,6 +279,40 @@ pub enum AuditEvent {
         /// The portal message.
         portal_message_id: String,
     },
+    /// An SMTP client authenticated (RFC 4954). Never carries the secret.
+    AuthSucceeded {
+        /// The user name.
+        user: String,
+        /// The client's address.
+        client_ip: String,
+        /// `PLAIN` or `LOGIN`.
+        mechanism: String,
+    },
+    /// An SMTP AUTH attempt failed its password check, or could not be decoded. Never carries
+    /// the secret.
+    AuthFailed {
+        /// The user name given, when it could be decoded.
+        user: Option<String>,
+        /// The client's address.
+        client_ip: String,
+        /// `PLAIN` or `LOGIN`.
+        mechanism: String,
+        /// Why: `invalid credentials` or `malformed credentials`.
+        reason: String,
+    },
+    /// Too many failed AUTH attempts: from now until `until`, AUTH from this client address
+    /// (for this user, or for anyone) is refused with 454 4.7.0 without checking the password.
+    /// Recorded once per throttling, not per refused attempt.
+    AuthThrottled {
+        /// The user, when the per-user limit was reached; absent for the per-address limit.
+        user: Option<String>,
+        /// The client address (an IPv6 /64 for IPv6 clients).
+        client: String,
+        /// Failures counted in the window.
+        failures: u32,
+        /// End of the cool-down (microseconds since the epoch); stored as RFC 3339.
+        until: i64,
+    },
 }
 
 impl AuditEvent {
@@ -309,6 +343,9 @@ impl AuditEvent {
             Self::PortalRevoked { .. } => "portal_revoked",
             Self::PortalExtended { .. } => "portal_extended",
             Self::PortalPurged { .. } => "portal_purged",
+            Self::AuthSucceeded { .. } => "auth_succeeded",
+            Self::AuthFailed { .. } => "auth_failed",
+            Self::AuthThrottled { .. } => "auth_throttled",
         }
     }
 }

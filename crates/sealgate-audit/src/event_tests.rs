@@ -174,3 +174,43 @@ fn possible_duplicate_names_the_node_that_was_sending_and_since_when() {
         r#"{"previous_owner":"mx-a:1234:0195f3a2","sending_since":"2026-11-24T12:00:00.000000Z"}"#
     );
 }
+
+#[test]
+fn auth_events_name_user_client_and_mechanism_and_nothing_secret() {
+    let ok = AuditEvent::AuthSucceeded {
+        user: "ehr".into(),
+        client_ip: "192.0.2.7".into(),
+        mechanism: "PLAIN".into(),
+    }
+    .into_record();
+    assert_eq!(ok.kind, "auth_succeeded");
+    assert_eq!((ok.message_id, ok.recipient), (None, None));
+    assert_eq!(
+        ok.data.to_string(),
+        r#"{"client_ip":"192.0.2.7","mechanism":"PLAIN","user":"ehr"}"#
+    );
+    let failed = AuditEvent::AuthFailed {
+        user: None,
+        client_ip: "192.0.2.7".into(),
+        mechanism: "LOGIN".into(),
+        reason: "malformed credentials".into(),
+    }
+    .into_record();
+    assert_eq!(failed.kind, "auth_failed");
+    assert_eq!(
+        failed.data.to_string(),
+        r#"{"client_ip":"192.0.2.7","mechanism":"LOGIN","reason":"malformed credentials"}"#
+    );
+    let throttled = AuditEvent::AuthThrottled {
+        user: Some("ehr".into()),
+        client: "2001:db8::/64".into(),
+        failures: 10,
+        until: 1_000_000,
+    }
+    .into_record();
+    assert_eq!(throttled.kind, "auth_throttled");
+    assert_eq!(
+        throttled.data.to_string(),
+        r#"{"client":"2001:db8::/64","failures":10,"until":"1970-01-01T00:00:01.000000Z","user":"ehr"}"#
+    );
+}

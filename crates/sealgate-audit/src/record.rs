@@ -297,6 +297,46 @@ impl AuditEvent {
                 kind,
                 object([("portal_message_id", portal_message_id.into())]),
             ),
+            Self::AuthSucceeded {
+                user,
+                client_ip,
+                mechanism,
+            } => unattached(
+                kind,
+                object([
+                    ("user", user.into()),
+                    ("client_ip", client_ip.into()),
+                    ("mechanism", mechanism.into()),
+                ]),
+            ),
+            Self::AuthFailed {
+                user,
+                client_ip,
+                mechanism,
+                reason,
+            } => unattached(
+                kind,
+                object([
+                    ("user", user.into()),
+                    ("client_ip", client_ip.into()),
+                    ("mechanism", mechanism.into()),
+                    ("reason", reason.into()),
+                ]),
+            ),
+            Self::AuthThrottled {
+                user,
+                client,
+                failures,
+                until,
+            } => unattached(
+                kind,
+                object([
+                    ("user", user.into()),
+                    ("client", client.into()),
+                    ("failures", failures.into()),
+                    ("until", rfc3339_micros(until).into()),
+                ]),
+            ),
         }
     }
 }

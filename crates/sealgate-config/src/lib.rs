@@ -180,9 +180,33 @@ pub struct SmtpConfig {
     /// Idle time allowed between data blocks (RFC 5321 §4.5.3.2.5: 3 minutes). Default "3m".
     #[serde(default = "default_data_block_timeout")]
     pub data_timeout: HumanDuration,
+    /// The whole message, from 354 to the final dot, however the blocks trickle in. Default "30m".
+    #[serde(default = "default_data_total_timeout")]
+    pub data_total_timeout: HumanDuration,
     /// Failed AUTH attempts in one session before it is closed. Default 3.
     #[serde(default = "default_max_auth_failures")]
     pub max_auth_failures: u32,
+    /// Password verifications (Argon2id, about 19 MiB of memory each) running at once; more
+    /// clients wait their turn. Default 2.
+    #[serde(default = "default_auth_concurrency")]
+    pub auth_concurrency: usize,
+    /// How long a successful AUTH is remembered (by a keyed hash of user and password, never
+    /// the password), so a client that connects per message does not pay Argon2 each time. A
+    /// password change or removal ends it at once. "0s" turns the cache off. Default "5m".
+    #[serde(default = "default_auth_cache_ttl")]
+    pub auth_cache_ttl: HumanDuration,
+    /// Failed AUTH attempts for one user from one client address (an IPv6 /64) within
+    /// `auth_failure_window`; beyond it every AUTH for that user from there gets 454 4.7.0,
+    /// even with the right password, until the window has passed. Default 10.
+    #[serde(default = "default_auth_max_failures_per_user")]
+    pub auth_max_failures_per_user: u32,
+    /// Failed AUTH attempts from one client address (an IPv6 /64) for any users within
+    /// `auth_failure_window` before all its AUTH gets 454 4.7.0. Default 30.
+    #[serde(default = "default_auth_max_failures_per_ip")]
+    pub auth_max_failures_per_ip: u32,
+    /// The window (and cool-down) for the two limits above. Default "10m".
+    #[serde(default = "default_auth_failure_window")]
+    pub auth_failure_window: HumanDuration,
     /// Errors (bad commands, refused recipients) in one session before it is closed. Default 20.
     #[serde(default = "default_max_errors")]
     pub max_errors: u32,
@@ -370,6 +394,24 @@ fn default_data_block_timeout() -> HumanDuration {
 fn default_max_auth_failures() -> u32 {
     3
 }
+fn default_data_total_timeout() -> HumanDuration {
+    HumanDuration::from_secs(30 * 60)
+}
+fn default_auth_concurrency() -> usize {
+    2
+}
+fn default_auth_cache_ttl() -> HumanDuration {
+    HumanDuration::from_secs(300)
+}
+fn default_auth_max_failures_per_user() -> u32 {
+    10
+}
+fn default_auth_max_failures_per_ip() -> u32 {
+    30
+}
+fn default_auth_failure_window() -> HumanDuration {
+    HumanDuration::from_secs(600)
+}
 fn default_max_errors() -> u32 {
     20
 }
@@ -523,6 +565,15 @@ impl Config {
             ("smtp.max_recipients", s.max_recipients),
             ("smtp.max_connections", s.max_connections),
             ("smtp.max_connections_per_ip", s.max_connections_per_ip),
+            ("smtp.auth_concurrency", s.auth_concurrency),
+            (
+                "smtp.auth_max_failures_per_user",
+                s.auth_max_failures_per_user as usize,
+            ),
+            (
+                "smtp.auth_max_failures_per_ip",
+                s.auth_max_failures_per_ip as usize,
+            ),
         ] {
             if v == 0 {
                 bad(key.into(), "must be at least 1");

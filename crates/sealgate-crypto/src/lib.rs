@@ -12,7 +12,7 @@ pub mod portal;
 
 pub use error::CryptoError;
 pub use keyring::{KeyRing, Sealed};
-pub use password::{hash_password, verify_password};
+pub use password::{CredentialDigest, hash_password, verify_password};
 
 /// SHA-256 of `data`, lowercase hex.
 pub fn sha256_hex(data: &[u8]) -> String {

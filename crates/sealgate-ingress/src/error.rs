@@ -24,4 +24,7 @@ pub enum IngressError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The AUTH guard could not be set up (no randomness for its key).
+    #[error("auth guard: {0}")]
+    Crypto(#[source] sealgate_crypto::CryptoError),
 }

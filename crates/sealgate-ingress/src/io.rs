@@ -8,6 +8,7 @@ use std::time::Duration;
 use sealgate_smtp_proto::{LineError, Reply, find_line};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 /// Anything a session can run over: TCP, TLS over TCP, or an in-memory duplex in tests.
@@ -17,7 +18,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 /// A boxed stream.
 pub type BoxIo = Box<dyn Io>;
 
-const READ_CHUNK: usize = 64 * 1024;
+/// Room made for each read: one TLS record's worth.
+const READ_CHUNK: usize = 16 * 1024;
+/// An empty input buffer larger than this is given back before waiting, so thousands of idle
+/// sessions do not each keep the buffer of the largest message they once sent.
+const IDLE_KEEP: usize = 2 * READ_CHUNK;
 
 /// What waiting for input produced.
 #[derive(Debug, PartialEq, Eq)]
@@ -42,7 +47,7 @@ impl Conn {
     pub(crate) fn new(stream: BoxIo) -> Self {
         Self {
             stream,
-            inbuf: Vec::with_capacity(4096),
+            inbuf: Vec::new(),
             out: Vec::with_capacity(1024),
         }
     }
@@ -61,17 +66,23 @@ impl Conn {
         self.stream.flush().await
     }
 
-    /// Flushes, then waits up to `timeout` for more input. While `shutdown` is given and fires,
-    /// returns [`Filled::Shutdown`] instead.
+    /// Flushes, then waits until `deadline` for more input. While `shutdown` is given and
+    /// fires, returns [`Filled::Shutdown`] instead.
+    ///
+    /// The deadline is the caller's, not restarted by each read: a client that trickles one
+    /// byte at a time cannot stretch a command past its timeout (RFC 5321 §4.5.3.2).
     pub(crate) async fn fill(
         &mut self,
-        timeout: Duration,
+        deadline: Instant,
         shutdown: Option<&mut watch::Receiver<bool>>,
     ) -> std::io::Result<Filled> {
         self.flush().await?;
+        if self.inbuf.is_empty() && self.inbuf.capacity() > IDLE_KEEP {
+            self.inbuf = Vec::new();
+        }
         // Read straight into the input buffer's spare room: no per-read allocation.
         self.inbuf.reserve(READ_CHUNK);
-        let read = tokio::time::timeout(timeout, self.stream.read_buf(&mut self.inbuf));
+        let read = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.inbuf));
         let n = match shutdown {
             Some(rx) if *rx.borrow() => return Ok(Filled::Shutdown),
             Some(rx) => tokio::select! {
@@ -98,6 +109,20 @@ impl Conn {
             }
             None => Ok(None),
         }
+    }
+
+    /// Drops input up to and including the next CRLF, for resynchronising after a line that
+    /// was too long to keep. True when a CRLF was found; otherwise all input is dropped (but a
+    /// final CR, which may be the first half of the CRLF).
+    pub(crate) fn discard_line(&mut self) -> bool {
+        if let Some(at) = self.inbuf.windows(2).position(|w| w == b"\r\n") {
+            self.inbuf.drain(..at + 2);
+            return true;
+        }
+        let keep = usize::from(self.inbuf.last() == Some(&b'\r'));
+        let cut = self.inbuf.len() - keep;
+        self.inbuf.drain(..cut);
+        false
     }
 
     /// The unread input.

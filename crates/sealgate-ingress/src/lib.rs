@@ -8,6 +8,7 @@
 
 mod auth;
 mod error;
+mod guard;
 mod io;
 mod limits;
 mod received;
@@ -17,6 +18,7 @@ mod session;
 mod tls;
 
 pub use error::IngressError;
+pub use guard::{AuthGuard, AuthSettings, ThrottleLimits};
 pub use limits::ConnectionLimits;
 pub use server::{BoundListener, Server};
 pub use session::{Session, SessionInfo};
@@ -43,6 +45,8 @@ pub struct IngressContext {
     pub relay_networks: Vec<IpNet>,
     /// Per-session limits.
     pub limits: SessionLimits,
+    /// Password checks and AUTH failure counts, shared by all sessions.
+    pub auth: AuthGuard,
 }
 
 impl std::fmt::Debug for IngressContext {
@@ -67,6 +71,8 @@ pub struct SessionLimits {
     pub command_timeout: Duration,
     /// Waiting for the next data block inside DATA.
     pub data_timeout: Duration,
+    /// The whole message, from 354 to the final dot.
+    pub data_total_timeout: Duration,
     /// Failed AUTH attempts before the session is closed.
     pub max_auth_failures: u32,
     /// Refused commands before the session is closed.
@@ -80,6 +86,7 @@ impl Default for SessionLimits {
             max_recipients: 1000,
             command_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(180),
+            data_total_timeout: Duration::from_secs(30 * 60),
             max_auth_failures: 3,
             max_errors: 20,
         }

@@ -8,7 +8,8 @@ use anyhow::Context as _;
 use sealgate_config::{Config, ListenerTls};
 use sealgate_crypto::KeyRing;
 use sealgate_ingress::{
-    BoundListener, ConnectionLimits, IngressContext, Server, SessionLimits, load_tls_acceptor,
+    AuthGuard, AuthSettings, BoundListener, ConnectionLimits, IngressContext, Server,
+    SessionLimits, ThrottleLimits, load_tls_acceptor,
 };
 use sealgate_queue::Queue;
 use tokio::signal::unix::{SignalKind, signal};
@@ -57,6 +58,7 @@ pub async fn serve(cfg: Config, embedded_defaults: bool) -> anyhow::Result<ExitC
         tls,
         relay_networks: cfg.relay.networks.clone(),
         limits: session_limits(&cfg),
+        auth: AuthGuard::new(auth_settings(&cfg))?,
     });
     let limits = ConnectionLimits::new(cfg.smtp.max_connections, cfg.smtp.max_connections_per_ip);
     let shutdown = shutdown_on_signals()?;
@@ -162,8 +164,22 @@ fn session_limits(cfg: &Config) -> SessionLimits {
         max_recipients: s.max_recipients,
         command_timeout: s.command_timeout.0,
         data_timeout: s.data_timeout.0,
+        data_total_timeout: s.data_total_timeout.0,
         max_auth_failures: s.max_auth_failures,
         max_errors: s.max_errors,
+    }
+}
+
+fn auth_settings(cfg: &Config) -> AuthSettings {
+    let s = &cfg.smtp;
+    AuthSettings {
+        concurrency: s.auth_concurrency,
+        cache_ttl: s.auth_cache_ttl.0,
+        throttle: ThrottleLimits {
+            per_user: s.auth_max_failures_per_user,
+            per_client: s.auth_max_failures_per_ip,
+            window: s.auth_failure_window.0,
+        },
     }
 }
 

@@ -20,6 +20,7 @@ macro_rules! on_both_backends {
 }
 
 mod audit_cli;
+mod auth;
 mod bad_input;
 mod clients;
 mod delivery;

@@ -1,11 +1,14 @@
 //! The AUTH exchange (RFC 4954). Offered and accepted only over TLS.
 
-use sealgate_crypto::{hash_password, verify_password};
+use sealgate_audit::AuditEvent;
 use sealgate_smtp_proto::Reply;
+use sealgate_types::time::now_micros;
+use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::{Conn, MAX_AUTH_LINE, Next, Session};
 use crate::auth::{Credentials, decode_plain, decode_text, encode};
+use crate::guard::Blocked;
 
 /// One step of the exchange.
 enum Step<T> {
@@ -25,6 +28,9 @@ impl Session {
             self.answer(conn, refusal);
             return Next::Continue;
         }
+        if self.ctx.auth.throttle.is_blocked(self.info.peer.ip(), None) {
+            return self.auth_throttled(conn, None);
+        }
         let step = match mechanism {
             "PLAIN" => self.read_plain(conn, initial).await,
             "LOGIN" => self.read_login(conn, initial).await,
@@ -41,8 +47,11 @@ impl Session {
             }
         };
         match step {
-            Step::Got(Some(creds)) => self.check_credentials(conn, creds).await,
-            Step::Got(None) => self.auth_failed(conn, "malformed credentials"),
+            Step::Got(Some(creds)) => self.check_credentials(conn, mechanism, creds).await,
+            Step::Got(None) => {
+                self.auth_failed(conn, mechanism, None, "malformed credentials")
+                    .await
+            }
             Step::Cancelled => {
                 self.answer(
                     conn,
@@ -82,6 +91,7 @@ impl Session {
     /// Sends a 334 challenge and reads the response line.
     async fn challenge(&mut self, conn: &mut Conn, text: &str) -> Step<String> {
         conn.reply(&Reply::new(334, None, encode(text)));
+        let deadline = Instant::now() + self.ctx.limits.command_timeout;
         loop {
             match conn.take_line(MAX_AUTH_LINE) {
                 Ok(Some(line)) => {
@@ -98,7 +108,7 @@ impl Session {
                     return Step::Closed;
                 }
             }
-            let filled = conn.fill(self.ctx.limits.command_timeout, None).await;
+            let filled = conn.fill(deadline, None).await;
             if !self.still_open(conn, filled) {
                 return Step::Closed;
             }
@@ -150,34 +160,47 @@ impl Session {
         Step::Got(creds)
     }
 
-    async fn check_credentials(&mut self, conn: &mut Conn, creds: Credentials) -> Next {
+    async fn check_credentials(
+        &mut self,
+        conn: &mut Conn,
+        mechanism: &str,
+        creds: Credentials,
+    ) -> Next {
+        let ip = self.info.peer.ip();
+        if self.ctx.auth.throttle.is_blocked(ip, Some(&creds.user)) {
+            return self.auth_throttled(conn, Some(&creds.user));
+        }
         let stored = match self.ctx.store.user_password_hash(&creds.user).await {
             Ok(h) => h,
             Err(e) => {
                 warn!(error = %e, "user lookup failed");
-                conn.reply(&Reply::new(
-                    454,
-                    Some((4, 7, 0)),
-                    "Temporary authentication failure",
-                ));
-                return Next::Continue;
+                return self.auth_unavailable(conn);
             }
         };
         let Credentials { user, password } = creds;
-        let ok = tokio::task::spawn_blocking(move || match stored {
-            Some(hash) => verify_password(&password, &hash),
-            None => {
-                // Spend the same time for an unknown user, so timing does not reveal names.
-                let _ = hash_password(&password);
-                false
-            }
-        })
-        .await
-        .unwrap_or(false);
-        if !ok {
-            return self.auth_failed(conn, "invalid credentials");
+        if !self
+            .ctx
+            .auth
+            .passwords
+            .check(&user, &password, stored)
+            .await
+        {
+            return self
+                .auth_failed(conn, mechanism, Some(user), "invalid credentials")
+                .await;
         }
-        info!(user = %user, "authenticated");
+        let event = AuditEvent::AuthSucceeded {
+            user: user.clone(),
+            client_ip: ip.to_string(),
+            mechanism: mechanism.to_owned(),
+        };
+        if let Err(e) = self.ctx.queue.record(vec![event]).await {
+            // Every AUTH success is on record, or it does not happen.
+            warn!(user = %user, error = %e, "could not record the authentication");
+            return self.auth_unavailable(conn);
+        }
+        self.ctx.auth.throttle.succeeded(ip, &user);
+        info!(user = %user, mechanism, "authenticated");
         self.auth_user = Some(user);
         conn.reply(&Reply::new(
             235,
@@ -187,28 +210,87 @@ impl Session {
         Next::Continue
     }
 
-    fn auth_failed(&mut self, conn: &mut Conn, why: &str) -> Next {
+    fn auth_unavailable(&mut self, conn: &mut Conn) -> Next {
+        conn.reply(&Reply::new(
+            454,
+            Some((4, 7, 0)),
+            "Temporary authentication failure",
+        ));
+        Next::Continue
+    }
+
+    /// AUTH while this user or this address is throttled: refused without checking anything.
+    fn auth_throttled(&mut self, conn: &mut Conn, user: Option<&str>) -> Next {
         self.auth_failures += 1;
         info!(
+            user = user.unwrap_or_default(),
+            "authentication refused: too many recent failures"
+        );
+        conn.reply(&Reply::new(
+            454,
+            Some((4, 7, 0)),
+            "Too many failed authentication attempts, try again later",
+        ));
+        self.close_after_failures(conn)
+    }
+
+    async fn auth_failed(
+        &mut self,
+        conn: &mut Conn,
+        mechanism: &str,
+        user: Option<String>,
+        why: &str,
+    ) -> Next {
+        self.auth_failures += 1;
+        let ip = self.info.peer.ip();
+        info!(
+            user = user.as_deref().unwrap_or_default(),
+            mechanism,
             reason = why,
             failures = self.auth_failures,
             "authentication failed"
         );
+        let reached = self.ctx.auth.throttle.failed(ip, user.as_deref());
+        let mut events = vec![AuditEvent::AuthFailed {
+            user,
+            client_ip: ip.to_string(),
+            mechanism: mechanism.to_owned(),
+            reason: why.to_owned(),
+        }];
+        events.extend(reached.into_iter().map(throttled_event));
+        if let Err(e) = self.ctx.queue.record(events).await {
+            warn!(error = %e, "could not record the failed authentication");
+        }
         self.answer(
             conn,
             Reply::new(535, Some((5, 7, 8)), "Authentication credentials invalid"),
         );
-        if self.auth_failures >= self.ctx.limits.max_auth_failures {
-            conn.reply(&Reply::new(
-                421,
-                Some((4, 7, 0)),
-                format!(
-                    "{} Too many failed authentication attempts",
-                    self.ctx.hostname
-                ),
-            ));
-            return Next::Close;
+        self.close_after_failures(conn)
+    }
+
+    fn close_after_failures(&mut self, conn: &mut Conn) -> Next {
+        if self.auth_failures < self.ctx.limits.max_auth_failures {
+            return Next::Continue;
         }
-        Next::Continue
+        conn.reply(&Reply::new(
+            421,
+            Some((4, 7, 0)),
+            format!(
+                "{} Too many failed authentication attempts",
+                self.ctx.hostname
+            ),
+        ));
+        Next::Close
+    }
+}
+
+fn throttled_event(b: Blocked) -> AuditEvent {
+    warn!(user = b.user.as_deref().unwrap_or_default(), client = %b.client, failures = b.failures, "authentication throttled");
+    let micros = i64::try_from(b.for_.as_micros()).unwrap_or(i64::MAX);
+    AuditEvent::AuthThrottled {
+        user: b.user,
+        client: b.client.to_string(),
+        failures: b.failures,
+        until: now_micros().saturating_add(micros),
     }
 }

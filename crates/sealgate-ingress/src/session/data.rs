@@ -3,6 +3,7 @@
 use sealgate_queue::{IncomingMessage, data_digest};
 use sealgate_smtp_proto::{DataDecoder, DataEvent, Reply};
 use sealgate_types::MessageId;
+use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use super::{Conn, Next, Session};
@@ -16,12 +17,16 @@ impl Session {
     /// Reads the message after 354 and answers for it.
     pub(super) async fn receive_data(&mut self, conn: &mut Conn) -> Next {
         let mut decoder = DataDecoder::new(self.ctx.limits.max_message_size, MAX_DATA_LINE);
+        // Each block has the data timeout (RFC 5321 §4.5.3.2.5), and the whole message a
+        // ceiling, so a client cannot hold a session by trickling bytes.
+        let ceiling = Instant::now() + self.ctx.limits.data_total_timeout;
         loop {
             let (used, event) = decoder.feed(conn.input());
             conn.consume(used);
             match event {
                 DataEvent::NeedMore => {
-                    let filled = conn.fill(self.ctx.limits.data_timeout, None).await;
+                    let block = Instant::now() + self.ctx.limits.data_timeout;
+                    let filled = conn.fill(block.min(ceiling), None).await;
                     if !self.still_open(
                         conn,
                         filled.map(|f| {

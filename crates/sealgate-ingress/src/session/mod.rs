@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use sealgate_smtp_proto::{Command, LineError, Reply, parse_command};
 use sealgate_types::EmailAddress;
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::Context;
@@ -107,12 +108,7 @@ impl Session {
                 },
             }
             if self.errors >= self.ctx.limits.max_errors {
-                warn!(errors = self.errors, "too many errors, closing session");
-                conn.reply(&Reply::new(
-                    421,
-                    Some((4, 7, 0)),
-                    format!("{} Too many errors, closing connection", self.ctx.hostname),
-                ));
+                self.too_many_errors(&mut conn);
                 break;
             }
         }
@@ -120,27 +116,68 @@ impl Session {
     }
 
     /// Reads one command line, answering and returning `None` when the session must end.
+    ///
+    /// The whole line must arrive within the command timeout (RFC 5321 §4.5.3.2.7), counted
+    /// from when the server is ready for it: trickling bytes does not restart the clock.
     async fn read_command(
         &mut self,
         conn: &mut Conn,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Option<Vec<u8>> {
+        let deadline = Instant::now() + self.ctx.limits.command_timeout;
         loop {
             match conn.take_line(MAX_AUTH_LINE) {
                 Ok(Some(line)) => return Some(line),
                 Ok(None) => {}
+                Err(LineError::TooLong) => {
+                    if !self.skip_long_line(conn, deadline, shutdown).await {
+                        return None;
+                    }
+                    continue;
+                }
                 Err(e) => {
                     self.refuse_line(conn, e);
                     return None;
                 }
             }
-            let filled = conn
-                .fill(self.ctx.limits.command_timeout, Some(shutdown))
-                .await;
+            let filled = conn.fill(deadline, Some(shutdown)).await;
             if !self.still_open(conn, filled) {
                 return None;
             }
         }
+    }
+
+    /// A command line longer than any we keep: answers 500 at once, drops the rest of the
+    /// line when its CRLF arrives and goes on with the session (RFC 5321 §4.5.3.1.4 allows
+    /// "500 Line too long"). False when the session must end.
+    async fn skip_long_line(
+        &mut self,
+        conn: &mut Conn,
+        deadline: Instant,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
+        info!("command line too long, skipping it");
+        self.answer(conn, Reply::new(500, Some((5, 5, 2)), "Line too long"));
+        if self.errors >= self.ctx.limits.max_errors {
+            self.too_many_errors(conn);
+            return false;
+        }
+        while !conn.discard_line() {
+            let filled = conn.fill(deadline, Some(shutdown)).await;
+            if !self.still_open(conn, filled) {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn too_many_errors(&mut self, conn: &mut Conn) {
+        warn!(errors = self.errors, "too many errors, closing session");
+        conn.reply(&Reply::new(
+            421,
+            Some((4, 7, 0)),
+            format!("{} Too many errors, closing connection", self.ctx.hostname),
+        ));
     }
 
     /// Answers a line-framing violation. The connection is closed after it: after a bare CR or
@@ -151,7 +188,7 @@ impl Session {
             LineError::BareLf | LineError::BareCr => {
                 "Bare CR or LF in command; lines must end with CRLF"
             }
-            LineError::TooLong => "Command line too long",
+            LineError::TooLong => "Line too long",
         };
         conn.reply(&Reply::new(500, Some((5, 5, 2)), text));
     }
@@ -322,6 +359,8 @@ impl Session {
     }
 }
 
+#[cfg(test)]
+mod guard_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

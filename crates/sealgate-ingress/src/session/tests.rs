@@ -20,7 +20,7 @@ pub(super) struct World {
     _dir: tempfile::TempDir,
 }
 
-async fn world(limits: SessionLimits) -> World {
+pub(super) async fn world(limits: SessionLimits) -> World {
     world_with_tls(limits, None).await
 }
 
@@ -28,6 +28,15 @@ async fn world(limits: SessionLimits) -> World {
 pub(super) async fn world_with_tls(
     limits: SessionLimits,
     tls: Option<tokio_rustls::TlsAcceptor>,
+) -> World {
+    world_with(limits, tls, crate::AuthSettings::default()).await
+}
+
+/// A world with its own AUTH guard settings.
+pub(super) async fn world_with(
+    limits: SessionLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    auth: crate::AuthSettings,
 ) -> World {
     let db = TestDb::new(TestBackend::Sqlite).await;
     let store = Store::connect(&db.url, 4, Duration::from_secs(5))
@@ -43,6 +52,7 @@ pub(super) async fn world_with_tls(
         tls,
         relay_networks: vec!["127.0.0.0/8".parse().expect("net")],
         limits,
+        auth: crate::AuthGuard::new(auth).expect("auth guard"),
     });
     World {
         ctx,
@@ -92,7 +102,7 @@ pub(super) fn codes(transcript: &str) -> Vec<u16> {
         .collect()
 }
 
-async fn messages(w: &World) -> i64 {
+pub(super) async fn messages(w: &World) -> i64 {
     w.store.count_messages().await.expect("count")
 }
 
