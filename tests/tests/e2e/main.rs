@@ -22,6 +22,7 @@ macro_rules! on_both_backends {
 mod audit_cli;
 mod bad_input;
 mod clients;
+mod config_files;
 mod delivery;
 mod durability;
 mod encrypted;
@@ -31,6 +32,7 @@ mod lab;
 mod layering;
 mod lifecycle;
 mod multinode;
+mod pg_roles;
 mod portal;
 mod portal_backend;
 mod queue_cli;
