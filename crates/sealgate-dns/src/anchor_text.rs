@@ -45,7 +45,11 @@ pub(crate) fn records(text: &str) -> Result<Vec<TextRecord>, (usize, String)> {
                 fields.push(previous);
             }
         }
-        for token in content.replace('(', " ( ").replace(')', " ) ").split_whitespace() {
+        for token in content
+            .replace('(', " ( ")
+            .replace(')', " ) ")
+            .split_whitespace()
+        {
             match token {
                 "(" => depth += 1,
                 ")" => {

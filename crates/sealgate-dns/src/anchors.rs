@@ -48,7 +48,8 @@ impl Anchors {
 
     /// Parse trust-anchor text read from `path` (named in errors).
     pub(crate) fn from_text(path: &Path, text: &str) -> Result<Self, DnsError> {
-        let at_line = |line: usize, reason: String| bad_file(path, format!("line {line}: {reason}"));
+        let at_line =
+            |line: usize, reason: String| bad_file(path, format!("line {line}: {reason}"));
         let mut keys = TrustAnchors::empty();
         let mut zones: Vec<Name> = Vec::new();
         for record in records(text).map_err(|(line, reason)| at_line(line, reason))? {

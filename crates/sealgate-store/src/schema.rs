@@ -32,7 +32,11 @@ const SERVING_GRANTS: &[(&str, &str, &str)] = &[
     ("domain_security", READ_WRITE, "the downgrade memory"),
     ("tls_rpt_results", READ_WRITE, "TLS-RPT counts"),
     ("tls_rpt_failures", READ_WRITE, "TLS-RPT failures"),
-    ("recipient_keys", READ_WRITE, "recipients' keys and certificates"),
+    (
+        "recipient_keys",
+        READ_WRITE,
+        "recipients' keys and certificates",
+    ),
     ("portal_messages", READ_WRITE, "the secure portal"),
     ("portal_grants", READ_WRITE, "the secure portal"),
     ("portal_sessions", READ_WRITE, "the secure portal"),
@@ -238,10 +242,20 @@ mod tests {
     fn the_audit_log_gets_only_select_and_insert_and_names_are_quoted() {
         let sql = serving_role_sql("relay\"x", "public");
         let has = |line: &str| sql.lines().any(|l| l == line);
-        assert!(has(r#"REVOKE ALL ON TABLE "public"."audit" FROM "relay""x";"#), "{sql}");
-        assert!(has(r#"GRANT SELECT, INSERT ON TABLE "public"."audit" TO "relay""x";"#), "{sql}");
-        assert!(has(r#"GRANT SELECT, UPDATE ON TABLE "public"."audit_head" TO "relay""x";"#));
-        assert!(has(r#"GRANT SELECT ON TABLE "public"."_sqlx_migrations" TO "relay""x";"#));
+        assert!(
+            has(r#"REVOKE ALL ON TABLE "public"."audit" FROM "relay""x";"#),
+            "{sql}"
+        );
+        assert!(
+            has(r#"GRANT SELECT, INSERT ON TABLE "public"."audit" TO "relay""x";"#),
+            "{sql}"
+        );
+        assert!(has(
+            r#"GRANT SELECT, UPDATE ON TABLE "public"."audit_head" TO "relay""x";"#
+        ));
+        assert!(has(
+            r#"GRANT SELECT ON TABLE "public"."_sqlx_migrations" TO "relay""x";"#
+        ));
         assert!(!sql.contains("OWNER") && !sql.contains("TRUNCATE"), "{sql}");
     }
 
@@ -278,7 +292,10 @@ mod tests {
             let (_db, store) = open(backend).await;
             let status = store.schema_status().await.unwrap();
             assert!(status.pending.is_empty(), "{backend:?}: {status:?}");
-            assert!(status.unknown.is_empty() && status.may_migrate, "{status:?}");
+            assert!(
+                status.unknown.is_empty() && status.may_migrate,
+                "{status:?}"
+            );
             assert!(status.missing_privileges.is_empty(), "{status:?}");
             assert_eq!(status.owns_audit, backend == TestBackend::Postgres);
 

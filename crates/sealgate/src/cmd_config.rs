@@ -60,7 +60,10 @@ fn file_problems(cfg: &Config) -> Vec<String> {
         note(crate::wiring::resolver(cfg).map(drop));
     }
     note(crate::wiring::verifiers(cfg).map(drop));
-    note(existing_key_ring("storage.seal_key_file", &cfg.seal_key_file()));
+    note(existing_key_ring(
+        "storage.seal_key_file",
+        &cfg.seal_key_file(),
+    ));
     if cfg.portal.enabled {
         let settings = sealgate_portal::PortalSettings::from_config(cfg);
         note(

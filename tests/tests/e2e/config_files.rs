@@ -6,28 +6,15 @@
 use std::path::Path;
 
 use sealgate_testkit::tls::TestCa;
-use sealgate_tests::{CliRun, Daemon, DaemonOpts, sealgate_bin};
+use sealgate_tests::{CliRun, Daemon, DaemonOpts};
 use serde_json::Value;
 
+use crate::audit_cli::config_check;
 use crate::lab::{SecureLab, spki_sha256};
 use crate::trail::mentions;
 
 const MX: &str = "mx.example.test";
 const RCPT: &str = "jane@example.test";
-
-/// `sealgate config check FILE` with a clean environment.
-fn config_check(file: &Path) -> CliRun {
-    CliRun::of(
-        std::process::Command::new(sealgate_bin())
-            .args(["config", "check"])
-            .arg(file)
-            .env_remove("SEALGATE_CONFIG")
-            .env_remove("SEALGATE_DATABASE_URL")
-            .env_remove("RUST_LOG")
-            .output()
-            .expect("run sealgate config check"),
-    )
-}
 
 /// The lab's anchor file rewritten the way `dig example.test DNSKEY` prints records without
 /// its TTL and class column (`example.test. DNSKEY 257 3 13 ...`), with a comment and the
@@ -67,9 +54,10 @@ fn a_trust_anchor_file_without_ttl_or_class_passes_config_check_and_serve_valida
     let dir = tempfile::tempdir().expect("tempdir");
     let anchors = anchors_without_ttl_or_class(&lab, dir.path());
     let lab_anchors = format!("{:?}", lab.anchor_file().display().to_string());
-    let config = lab
-        .config("")
-        .replace(&lab_anchors, &format!("{:?}", anchors.display().to_string()));
+    let config = lab.config("").replace(
+        &lab_anchors,
+        &format!("{:?}", anchors.display().to_string()),
+    );
     assert!(config.contains("anchors-dig.keys"), "{config}");
 
     let daemon = Daemon::start(DaemonOpts {
@@ -148,7 +136,9 @@ fn config_check_refuses_an_unreadable_trust_anchor_file() {
     let anchors = dir.path().join("anchors.keys");
     std::fs::write(&anchors, "example.test. IN DS 12345 13 2 00ff\n").expect("write");
     refused(
-        &format!("[dns]\ndnssec = true\ntrust_anchor_file = {anchors:?}\nnameservers = [\"127.0.0.1:9\"]\n"),
+        &format!(
+            "[dns]\ndnssec = true\ntrust_anchor_file = {anchors:?}\nnameservers = [\"127.0.0.1:9\"]\n"
+        ),
         "trust anchor",
         &anchors,
     );

@@ -111,7 +111,14 @@ fn owner_sets_up(roles: &PgRoles, dir: &Path) {
     assert_eq!(run.code, Some(0), "{}", run.describe());
     let run = sealgate(
         dir,
-        &["db", "roles", &roles.serving, "--apply", "--database-url", &owner],
+        &[
+            "db",
+            "roles",
+            &roles.serving,
+            "--apply",
+            "--database-url",
+            &owner,
+        ],
     );
     assert_eq!(run.code, Some(0), "{}", run.describe());
 }
@@ -139,7 +146,10 @@ fn the_relay_serves_as_a_least_privilege_role_that_cannot_change_the_audit_log()
     );
     let db = Inspect::new(&roles.url_as(&roles.owner), None);
     eventually(WAIT, "the delivered event", || {
-        kinds_for(&db, &id, "jane@example.test").last().map(String::as_str) == Some("delivered")
+        kinds_for(&db, &id, "jane@example.test")
+            .last()
+            .map(String::as_str)
+            == Some("delivered")
     });
     assert!(
         !daemon
@@ -162,16 +172,37 @@ fn the_relay_serves_as_a_least_privilege_role_that_cannot_change_the_audit_log()
     // What the serving role may not do to the audit log and its chain head.
     assert_eq!(as_role(&serving_url, "SELECT 1 FROM audit LIMIT 1"), Ok(1));
     for (sql, refusal) in [
-        ("UPDATE audit SET kind = 'x'", "permission denied for table audit"),
+        (
+            "UPDATE audit SET kind = 'x'",
+            "permission denied for table audit",
+        ),
         ("DELETE FROM audit", "permission denied for table audit"),
         ("TRUNCATE audit", "permission denied for table audit"),
-        ("ALTER TABLE audit DISABLE TRIGGER audit_append_only", "must be owner of table audit"),
-        ("ALTER TABLE audit ADD COLUMN note TEXT", "must be owner of table audit"),
-        ("DROP TRIGGER audit_append_only ON audit", "must be owner of relation audit"),
-        ("DROP TRIGGER audit_no_truncate ON audit", "must be owner of relation audit"),
+        (
+            "ALTER TABLE audit DISABLE TRIGGER audit_append_only",
+            "must be owner of table audit",
+        ),
+        (
+            "ALTER TABLE audit ADD COLUMN note TEXT",
+            "must be owner of table audit",
+        ),
+        (
+            "DROP TRIGGER audit_append_only ON audit",
+            "must be owner of relation audit",
+        ),
+        (
+            "DROP TRIGGER audit_no_truncate ON audit",
+            "must be owner of relation audit",
+        ),
         ("DROP TABLE audit", "must be owner of table audit"),
-        ("DELETE FROM audit_head", "permission denied for table audit_head"),
-        ("TRUNCATE audit_head", "permission denied for table audit_head"),
+        (
+            "DELETE FROM audit_head",
+            "permission denied for table audit_head",
+        ),
+        (
+            "TRUNCATE audit_head",
+            "permission denied for table audit_head",
+        ),
         (
             "DROP TRIGGER audit_head_forward_only ON audit_head",
             "must be owner of relation audit_head",
@@ -180,8 +211,14 @@ fn the_relay_serves_as_a_least_privilege_role_that_cannot_change_the_audit_log()
             "DROP FUNCTION sealgate_audit_refuse_change() CASCADE",
             "must be owner of function sealgate_audit_refuse_change",
         ),
-        ("DELETE FROM _sqlx_migrations", "permission denied for table _sqlx_migrations"),
-        ("CREATE TABLE sneaky (id INT)", "permission denied for schema public"),
+        (
+            "DELETE FROM _sqlx_migrations",
+            "permission denied for table _sqlx_migrations",
+        ),
+        (
+            "CREATE TABLE sneaky (id INT)",
+            "permission denied for schema public",
+        ),
     ] {
         let err = as_role(&serving_url, sql).expect_err(sql);
         assert!(err.contains(refusal), "{sql}: {err}");
@@ -246,7 +283,11 @@ fn a_serving_role_never_migrates_and_names_what_the_owner_must_run() {
         &roles.url_as(&roles.owner),
         "SELECT 1 FROM pg_class WHERE relname = '_sqlx_migrations'",
     );
-    assert_eq!(tables, Ok(0), "the serving role created the migration table");
+    assert_eq!(
+        tables,
+        Ok(0),
+        "the serving role created the migration table"
+    );
 
     // Migrated by the owner, but the grants not run: it names the missing privileges.
     let owner = roles.url_as(&roles.owner);
