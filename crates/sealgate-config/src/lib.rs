@@ -98,7 +98,9 @@ pub struct ServerConfig {
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// `sqlite://PATH` (embedded default) or `postgres://USER@HOST:PORT/DB`.
-    /// Environment: `SEALGATE_DATABASE_URL` (keeps passwords out of the file).
+    /// Environment: `SEALGATE_DATABASE_URL` (keeps passwords out of the file). On PostgreSQL,
+    /// a least-privilege serving role (README: PostgreSQL roles); the owner's URL is given
+    /// to `sealgate migrate` and `sealgate db roles` only.
     /// Default: `sqlite://<storage.data_dir>/sealgate.db`.
     #[serde(default)]
     pub url: Option<String>,
@@ -317,7 +319,8 @@ pub struct DnsConfig {
     /// DANE off (every domain then counts as unsigned).
     #[serde(default = "default_true")]
     pub dnssec: bool,
-    /// A file of DNSKEY records (zone-file syntax, one per line) to trust as DNSSEC anchors
+    /// A file of DNSKEY records (zone-file syntax as `dig` and `keymgr` print them: TTL and
+    /// class optional, `;` comments, parentheses across lines) to trust as DNSSEC anchors
     /// instead of the built-in root keys: for private or lab zones. Default: the root keys.
     #[serde(default)]
     pub trust_anchor_file: Option<PathBuf>,

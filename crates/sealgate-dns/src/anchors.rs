@@ -9,6 +9,7 @@ use hickory_resolver::proto::rr::{DNSClass, LowerName, Name};
 use hickory_resolver::proto::serialize::txt::trust_anchor::{Entry, Parser};
 
 use crate::DnsError;
+use crate::anchor_text::{TextRecord, records};
 
 /// The keys validation starts from, and the zones they sit at.
 #[derive(Clone)]
@@ -35,10 +36,11 @@ impl Anchors {
         }
     }
 
-    /// Read a trust-anchor file: DNSKEY records in zone-file presentation format,
-    /// one per line (`example.test. 3600 IN DNSKEY 257 3 13 <base64>`), `;` comments.
-    /// The file replaces the built-in root anchors; list the root KSKs (owner `.`) in
-    /// it to keep them too.
+    /// Read a trust-anchor file: DNSKEY records in zone-file presentation format
+    /// (RFC 1035 §5.1: `example.test. 3600 IN DNSKEY 257 3 13 <base64>`, the TTL and the
+    /// class optional, as `dig` and `keymgr` print them; `;` comments; parentheses across
+    /// lines). The file replaces the built-in root anchors; list the root KSKs (owner `.`)
+    /// in it to keep them too.
     pub(crate) fn from_file(path: &Path) -> Result<Self, DnsError> {
         let text = std::fs::read_to_string(path).map_err(|e| bad_file(path, e.to_string()))?;
         Self::from_text(path, &text)
@@ -46,19 +48,15 @@ impl Anchors {
 
     /// Parse trust-anchor text read from `path` (named in errors).
     pub(crate) fn from_text(path: &Path, text: &str) -> Result<Self, DnsError> {
+        let at_line =
+            |line: usize, reason: String| bad_file(path, format!("line {line}: {reason}"));
         let mut keys = TrustAnchors::empty();
         let mut zones: Vec<Name> = Vec::new();
-        for (index, line) in text.lines().enumerate() {
-            let at_line = |reason: String| bad_file(path, format!("line {}: {reason}", index + 1));
-            let entries = Parser::new(line)
-                .parse()
-                .map_err(|e| at_line(e.to_string()))?;
-            for entry in entries {
-                let (zone, key) = anchor_key(&entry).map_err(at_line)?;
-                keys.insert_with_name(&key, LowerName::new(&zone));
-                if !zones.contains(&zone) {
-                    zones.push(zone);
-                }
+        for record in records(text).map_err(|(line, reason)| at_line(line, reason))? {
+            let (zone, key) = record_key(&record).map_err(|reason| at_line(record.line, reason))?;
+            keys.insert_with_name(&key, LowerName::new(&zone));
+            if !zones.contains(&zone) {
+                zones.push(zone);
             }
         }
         if zones.is_empty() {
@@ -81,6 +79,34 @@ impl Anchors {
     /// does. hickory itself reports such names as bogus, so they are never asked.
     pub(crate) fn covers(&self, name: &Name) -> bool {
         self.zones.iter().any(|zone| zone.zone_of(name))
+    }
+}
+
+/// The zone and key of one record of the file.
+fn record_key(record: &TextRecord) -> Result<(Name, PublicKeyBuf), String> {
+    // RFC 3597 §5: CLASS1 is IN written generically.
+    if record.class != "IN" && record.class != "CLASS1" {
+        return Err(format!("class {} is not IN", record.class));
+    }
+    match record.rtype.as_str() {
+        "DNSKEY" => {}
+        // hickory validates from keys only: a DS anchor would have to be matched against the
+        // zone's DNSKEY set first, which its validator does not do.
+        "DS" => {
+            return Err(
+                "DS records are not supported as anchors: list the zone's DNSKEY records \
+                 (`dig ZONE DNSKEY`)"
+                    .to_owned(),
+            );
+        }
+        other => return Err(format!("only DNSKEY records are allowed, not {other}")),
+    }
+    // The record in the one form hickory's trust-anchor parser reads: owner, class, type.
+    let canonical = format!("{} IN DNSKEY {}", record.owner, record.rdata.join(" "));
+    let entries = Parser::new(canonical).parse().map_err(|e| e.to_string())?;
+    match entries.as_slice() {
+        [entry] => anchor_key(entry),
+        _ => Err("expected one DNSKEY record".to_owned()),
     }
 }
 
@@ -166,6 +192,48 @@ mod tests {
         assert!(anchors.covers(&name("mx.lab.internal.")));
         assert!(!anchors.covers(&name("example.org.")));
         assert!(!anchors.covers(&name("test.")));
+    }
+
+    #[test]
+    fn records_without_ttl_or_class_as_dig_and_keymgr_print_them_are_anchors() {
+        let k = key();
+        for line in [
+            format!("example.test. DNSKEY 257 3 13 {k}"),
+            format!("example.test. 3600 IN DNSKEY 257 3 13 {k}"),
+            format!("example.test. IN DNSKEY 257 3 13 {k}"),
+            format!("example.test. 3600 DNSKEY 257 3 13 {k}"),
+            format!("example.test. IN 3600 DNSKEY 257 3 13 {k}"),
+        ] {
+            let anchors = parse(&format!("{line}\n")).unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert!(
+                anchors.covers(&Name::from_ascii("mx.example.test.").unwrap()),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_key_split_over_lines_in_parentheses_is_one_anchor() {
+        let k = key();
+        let (head, tail) = k.split_at(20);
+        let text = format!(
+            "example.test. 172800 IN DNSKEY 257 3 13 ( ; KSK\n\t{head}\n\t{tail} ) ; key id\n"
+        );
+        let anchors = parse(&text).unwrap();
+        assert!(anchors.covers(&Name::from_ascii("example.test.").unwrap()));
+    }
+
+    #[test]
+    fn a_ds_record_or_another_class_is_refused_with_its_line_and_why() {
+        let k = key();
+        let r = reason(&format!(
+            "example.test. DNSKEY 257 3 13 {k}\nexample.test. DS 1 13 2 00\n"
+        ));
+        assert!(r.starts_with("line 2: DS records are not supported"), "{r}");
+        let r = reason(&format!("example.test. CH DNSKEY 257 3 13 {k}\n"));
+        assert_eq!(r, "line 1: class CH is not IN");
+        let r = reason(&format!("example.test. 3600 IN TXT {k}\n"));
+        assert_eq!(r, "line 1: only DNSKEY records are allowed, not TXT");
     }
 
     #[test]

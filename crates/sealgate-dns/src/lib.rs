@@ -13,6 +13,7 @@
 //!
 //! This crate must not depend on any other Sealgate crate.
 
+mod anchor_text;
 mod anchors;
 mod error;
 mod hickory;

@@ -37,7 +37,7 @@ use sealgate_queue::Queue;
 use sealgate_store::Store;
 
 pub use error::PortalError;
-pub use server::{PortalListener, bind, run, serve};
+pub use server::{PortalListener, bind, check_tls, run, serve};
 
 /// The portal's settings, from `[portal]` and `[server]`.
 #[derive(Debug, Clone)]

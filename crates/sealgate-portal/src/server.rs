@@ -73,6 +73,15 @@ pub async fn bind(settings: &PortalSettings) -> Result<PortalListener, PortalErr
     })
 }
 
+/// Loads the certificate chain and key of `settings.tls` as [`bind`] does, without binding
+/// (`sealgate config check`).
+pub fn check_tls(settings: &PortalSettings) -> Result<(), PortalError> {
+    match &settings.tls {
+        Some((cert, key)) => acceptor(cert, key).map(drop),
+        None => Ok(()),
+    }
+}
+
 fn acceptor(cert_file: &Path, key_file: &Path) -> Result<TlsAcceptor, PortalError> {
     let bad = |path: &Path, reason: String| PortalError::TlsFile {
         path: path.to_owned(),

@@ -111,6 +111,15 @@ pub enum StoreError {
     /// Listening for new audit rows failed.
     #[error("audit listener failed")]
     Listen(#[source] sqlx::Error),
+    /// Reading the schema's state or granting the serving role failed.
+    #[error("database schema {op} failed")]
+    Schema {
+        /// `status` or `grant`.
+        op: &'static str,
+        /// Why.
+        #[source]
+        source: sqlx::Error,
+    },
     /// A raw operator statement failed.
     #[error("raw statement failed")]
     Raw(#[source] sqlx::Error),
@@ -142,6 +151,7 @@ impl StoreError {
             | Self::Keys { source: e, .. }
             | Self::Security { source: e, .. }
             | Self::Portal { source: e, .. }
+            | Self::Schema { source: e, .. }
             | Self::Listen(e)
             | Self::Raw(e) => sqlx_unavailable(e),
             Self::Migrate(

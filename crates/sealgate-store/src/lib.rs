@@ -18,6 +18,7 @@ mod mta_sts;
 mod portal;
 mod portal_access;
 mod queue;
+mod schema;
 mod security;
 mod store;
 #[cfg(test)]
@@ -31,6 +32,7 @@ pub use lease::{NewNotice, OperatorAction, SettleItem, Settlement};
 pub use model::{AuditFilter, Envelope, MessageRow, NewMessage, RecipientRow, UserRow};
 pub use mta_sts::StsPolicyRow;
 pub use portal::{GrantRow, PortalMessageRow, PortalOutgoing, PortalSessionRow};
+pub use schema::{SchemaStatus, serving_role_sql};
 pub use security::{
     TlsRptCounts, TlsRptFailure, TlsRptFailureCount, TlsRptSession, VerifiedDomain,
 };

@@ -200,11 +200,8 @@ impl Store {
     /// Applies the embedded, forward-only migrations for this backend. Safe to call on every
     /// start: applied versions are skipped.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let set = match self.backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS,
-            Backend::Postgres => POSTGRES_MIGRATIONS,
-        };
-        let migrations = set
+        let migrations = self
+            .migrations()
             .iter()
             .map(|&(version, name, sql)| {
                 Migration::new(
@@ -220,6 +217,14 @@ impl Store {
             .run(&self.pool)
             .await
             .map_err(StoreError::Migrate)
+    }
+
+    /// The embedded migrations of this backend: `(version, name, sql)`, oldest first.
+    pub(crate) fn migrations(&self) -> &'static [(i64, &'static str, &'static str)] {
+        match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS,
+            Backend::Postgres => POSTGRES_MIGRATIONS,
+        }
     }
 
     /// Operator and test escape hatch: runs `sql` as-is (several statements allowed) and

@@ -34,10 +34,14 @@ pub enum LogFormatArg {
 /// Commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the relay (applies database migrations first).
+    /// Run the relay (applies pending database migrations first when its database role may;
+    /// a least-privilege role refuses to start until the owner ran `sealgate migrate`).
     Serve,
-    /// Apply database migrations and exit.
-    Migrate,
+    /// Apply database migrations and exit (on PostgreSQL, as the owner of the tables).
+    Migrate(MigrateArgs),
+    /// The database's roles (PostgreSQL): who owns the schema and who serves.
+    #[command(subcommand)]
+    Db(DbCommand),
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -78,6 +82,37 @@ pub struct CheckArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `sealgate migrate` options.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Connect with this URL (the owner of the tables) instead of `database.url`.
+    #[arg(long, env = "SEALGATE_OWNER_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+/// `sealgate db …`
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// The grants of the least-privilege role `serve` runs as: read-write on the queue,
+    /// users, keys and portal tables, only SELECT and INSERT on the audit log, ownership of
+    /// nothing. Prints the SQL, or with --apply runs it as the owner. Create the role first;
+    /// run it again after every `sealgate migrate`.
+    Roles {
+        /// The serving role (it must exist: `CREATE ROLE … LOGIN`).
+        role: String,
+        /// Run the grants now, connected as the owner of the tables.
+        #[arg(long)]
+        apply: bool,
+        /// The schema the tables are in (printed SQL only; --apply uses the owner's current
+        /// schema).
+        #[arg(long, default_value = "public")]
+        schema: String,
+        /// With --apply: connect with this URL (the owner) instead of `database.url`.
+        #[arg(long, env = "SEALGATE_OWNER_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+    },
 }
 
 /// `sealgate queue …`
@@ -241,14 +276,18 @@ pub fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
 
 /// Opens the store named by the configuration.
 pub async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
-    let url = cfg.database_url();
+    open_store_at(cfg, &cfg.database_url()).await
+}
+
+/// Opens the store at `url` with the configured pool settings.
+pub async fn open_store_at(cfg: &Config, url: &str) -> anyhow::Result<Store> {
     Store::connect(
-        &url,
+        url,
         cfg.database.max_connections,
         cfg.database.acquire_timeout.0,
     )
     .await
-    .with_context(|| format!("cannot open the database ({})", redact(&url)))
+    .with_context(|| format!("cannot open the database ({})", redact(url)))
 }
 
 /// A database URL without its password, for messages.
@@ -276,15 +315,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::logging::init(&cfg, cli.log_format, true);
             crate::serve::serve(cfg, cli.config.is_none()).await
         }
+        Command::Migrate(args) => {
+            crate::logging::init(&cfg, cli.log_format, false);
+            crate::cmd_db::migrate(&cfg, args).await
+        }
+        Command::Db(cmd) => {
+            crate::logging::init(&cfg, cli.log_format, false);
+            crate::cmd_db::run(&cfg, cmd).await
+        }
         other => {
             crate::logging::init(&cfg, cli.log_format, false);
             let store = open_store(&cfg).await?;
-            store.migrate().await.context("applying migrations")?;
+            crate::cmd_db::ready_schema(&store).await?;
             let code = match other {
-                Command::Migrate => {
-                    println!("migrations applied");
-                    ExitCode::SUCCESS
-                }
                 Command::Audit(AuditCommand::Verify) => crate::cmd_audit::verify(&store).await?,
                 Command::Audit(AuditCommand::Tail(args)) => {
                     crate::cmd_audit::tail(&store, args).await?
@@ -294,7 +337,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Command::Keys(cmd) => crate::cmd_keys::run(&cfg, &store, cmd).await?,
                 Command::Portal(cmd) => crate::cmd_portal::run(&store, cmd).await?,
                 Command::Check(args) => crate::cmd_check::run(&cfg, &store, args).await?,
-                Command::Serve | Command::Config(_) => ExitCode::SUCCESS,
+                Command::Serve | Command::Config(_) | Command::Migrate(_) | Command::Db(_) => {
+                    ExitCode::SUCCESS
+                }
             };
             store.close().await;
             Ok(code)

@@ -32,10 +32,8 @@ pub async fn serve(cfg: Config, embedded_defaults: bool) -> anyhow::Result<ExitC
         );
     }
     let store = open_store(&cfg).await?;
-    store
-        .migrate()
-        .await
-        .context("applying database migrations")?;
+    let schema = crate::cmd_db::ready_schema(&store).await?;
+    crate::cmd_db::warn_if_owner(&store, &schema);
     info!(database = %redact(&cfg.database_url()), "database ready");
     let key_file = cfg.seal_key_file();
     let (keys, created) = KeyRing::load_or_create(&key_file)

@@ -58,7 +58,7 @@ pub fn rules(cfg: &Config) -> Result<Rules, Vec<String>> {
 }
 
 /// The certificate verifiers for verified TLS, and the extra roots they trust.
-fn verifiers(
+pub(crate) fn verifiers(
     cfg: &Config,
 ) -> anyhow::Result<(Verifiers, Vec<rustls::pki_types::CertificateDer<'static>>)> {
     let extra = match &cfg.delivery.ca_file {

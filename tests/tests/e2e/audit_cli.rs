@@ -475,7 +475,7 @@ on_both_backends!(too_short_password_is_refused);
 // config check (no database involved: one backend-free test each)
 
 /// `sealgate config check FILE` with a scrubbed environment.
-fn config_check(file: &std::path::Path) -> Run {
+pub(crate) fn config_check(file: &std::path::Path) -> Run {
     let out = Command::new(sealgate_bin())
         .args(["config", "check"])
         .arg(file)

@@ -251,6 +251,11 @@ impl SecureLab {
             .expect("SecureLab built with .https(..)")
     }
 
+    /// The trust-anchor file of the signed zones (`dns.trust_anchor_file`).
+    pub fn anchor_file(&self) -> &std::path::Path {
+        &self.anchors
+    }
+
     /// The PEM file of the lab CA (what the daemon trusts as `delivery.ca_file`).
     pub fn ca_file(&self) -> &std::path::Path {
         &self.ca_file
