@@ -22,6 +22,10 @@ use crate::IngressError;
 
 /// Most successes remembered at once; beyond, the entry closest to expiry makes room.
 const CACHE_CAPACITY: usize = 10_000;
+/// Checks of the same credentials take turns on one of these locks (chosen by their digest),
+/// so twenty sessions that connect at once with the same password run Argon2 once, not
+/// `concurrency` times; the others find the success remembered when their turn comes.
+const STRIPES: usize = 64;
 
 /// A remembered success.
 struct Cached {
@@ -33,6 +37,7 @@ struct Cached {
 /// Verifies AUTH passwords with bounded concurrency and a cache of successes.
 pub(crate) struct PasswordChecker {
     permits: Semaphore,
+    stripes: Vec<tokio::sync::Mutex<()>>,
     digest: CredentialDigest,
     ttl: Duration,
     cache: Mutex<HashMap<[u8; 32], Cached>>,
@@ -46,6 +51,7 @@ impl PasswordChecker {
     pub(crate) fn new(concurrency: usize, ttl: Duration) -> Result<Self, IngressError> {
         Ok(Self {
             permits: Semaphore::new(concurrency.max(1)),
+            stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             digest: CredentialDigest::new().map_err(IngressError::Crypto)?,
             ttl,
             cache: Mutex::new(HashMap::new()),
@@ -63,6 +69,7 @@ impl PasswordChecker {
         if stamp.is_some_and(|s| self.remembered(&key, &s)) {
             return true;
         }
+        let _turn = self.stripes[usize::from(key[0]) % STRIPES].lock().await;
         let Ok(_permit) = self.permits.acquire().await else {
             return false;
         };
