@@ -23,6 +23,7 @@ mod audit_cli;
 mod bad_input;
 mod clients;
 mod delivery;
+mod disk_full;
 mod durability;
 mod encrypted;
 mod inspect;
