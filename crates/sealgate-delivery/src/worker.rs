@@ -10,6 +10,7 @@ use sealgate_dns::Resolver;
 use sealgate_queue::{Claim, Queue, RetryPolicy};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::client::{ClientConfig, TlsPolicy};
@@ -73,19 +74,23 @@ pub async fn run(ctx: Arc<DeliveryContext>, mut shutdown: watch::Receiver<bool>)
     let per_domain: Arc<Mutex<HashMap<String, Arc<Semaphore>>>> = Arc::default();
     let mut tasks = JoinSet::new();
     let recorder = crate::record::Recorder::start(ctx.queue.clone(), ctx.owner.clone());
+    let mut failures = ClaimFailures::new(ctx.poll_interval);
     info!(owner = %ctx.owner, "delivery started");
     while !*shutdown.borrow() {
         while tasks.try_join_next().is_some() {}
         // Claim only what we can start now: claimed work waits on nothing but a connection slot.
         let free = i64::try_from(total.available_permits()).unwrap_or(0);
-        let claims = if free == 0 {
-            Vec::new()
+        let (claims, idle) = if free == 0 {
+            (Vec::new(), ctx.poll_interval)
         } else {
-            claim(&ctx, free * 4).await
+            match claim(&ctx, free * 4, &mut failures).await {
+                Ok(claims) => (claims, ctx.poll_interval),
+                Err(back_off) => (Vec::new(), back_off),
+            }
         };
         if claims.is_empty() {
             tokio::select! {
-                _ = tokio::time::sleep(ctx.poll_interval) => {}
+                _ = tokio::time::sleep(idle) => {}
                 _ = tasks.join_next(), if !tasks.is_empty() => {}
                 _ = shutdown.wait_for(|d| *d) => {}
             }
@@ -133,18 +138,86 @@ pub async fn run(ctx: Arc<DeliveryContext>, mut shutdown: watch::Receiver<bool>)
     }
 }
 
-async fn claim(ctx: &DeliveryContext, limit: i64) -> Vec<Claim> {
+/// Claims up to `limit` recipients. On failure (database unreachable, its disk full, ...)
+/// returns how long to wait before trying again; the condition is logged once per
+/// [`CLAIM_FAILURE_LOG_PERIOD`], and its end once.
+async fn claim(
+    ctx: &DeliveryContext,
+    limit: i64,
+    failures: &mut ClaimFailures,
+) -> Result<Vec<Claim>, Duration> {
     match ctx.queue.claim(&ctx.owner, ctx.lease, limit).await {
         Ok(c) => {
+            if let Some(n) = failures.succeeded() {
+                info!(failures = n, "claiming works again");
+            }
             if !c.is_empty() {
                 debug!(claimed = c.len(), "claimed recipients");
             }
-            c
+            Ok(c)
         }
         Err(e) => {
-            warn!(error = %e, "claiming failed; retrying after the poll interval");
-            Vec::new()
+            let (back_off, report) = failures.failed(Instant::now());
+            if let Some(n) = report {
+                warn!(error = %e, storage_full = e.is_full(), failures = n, back_off = ?back_off,
+                    "claiming failed; retrying with back-off");
+            }
+            Err(back_off)
         }
+    }
+}
+
+/// The longest wait between claims while claiming fails: the wait doubles from the poll
+/// interval up to this, so delivery resumes within it once the database can write again.
+const CLAIM_BACK_OFF_MAX: Duration = Duration::from_secs(2);
+
+/// While claiming keeps failing, one log line per this period (with the count of failures).
+const CLAIM_FAILURE_LOG_PERIOD: Duration = Duration::from_secs(60);
+
+/// The claim loop's memory of a run of failed claims: its back-off and when it last said so.
+#[derive(Debug)]
+struct ClaimFailures {
+    poll: Duration,
+    /// Consecutive failures.
+    run: u32,
+    /// Failures since the last log line.
+    unreported: u64,
+    reported_at: Option<Instant>,
+}
+
+impl ClaimFailures {
+    fn new(poll: Duration) -> Self {
+        Self {
+            poll,
+            run: 0,
+            unreported: 0,
+            reported_at: None,
+        }
+    }
+
+    /// Counts a failure at `now`: the wait before the next claim, and the number of failures
+    /// to log now (none when the last line is younger than [`CLAIM_FAILURE_LOG_PERIOD`]).
+    fn failed(&mut self, now: Instant) -> (Duration, Option<u64>) {
+        self.run = self.run.saturating_add(1);
+        self.unreported += 1;
+        let doubled = self.poll.saturating_mul(1 << (self.run - 1).min(16));
+        let back_off = doubled.min(CLAIM_BACK_OFF_MAX.max(self.poll));
+        let due = self
+            .reported_at
+            .is_none_or(|at| now.duration_since(at) >= CLAIM_FAILURE_LOG_PERIOD);
+        if !due {
+            return (back_off, None);
+        }
+        self.reported_at = Some(now);
+        (back_off, Some(std::mem::take(&mut self.unreported)))
+    }
+
+    /// Counts a success: the length of the run of failures it ends, if there was one.
+    fn succeeded(&mut self) -> Option<u32> {
+        self.unreported = 0;
+        self.reported_at = None;
+        let run = std::mem::take(&mut self.run);
+        (run > 0).then_some(run)
     }
 }
 
@@ -225,6 +298,54 @@ mod tests {
             requiretls: false,
             phi_free: false,
         }
+    }
+
+    #[test]
+    fn failed_claims_back_off_up_to_a_bound_and_are_logged_once_per_period() {
+        let start = Instant::now();
+        let mut f = ClaimFailures::new(Duration::from_millis(100));
+        let mut waits = Vec::new();
+        let mut reports = Vec::new();
+        // One failure per back-off, for three minutes.
+        let mut now = start;
+        while now < start + Duration::from_secs(180) {
+            let (wait, report) = f.failed(now);
+            waits.push(wait);
+            reports.extend(report.map(|n| (now - start, n)));
+            now += wait;
+        }
+        let ms: Vec<u128> = waits.iter().take(6).map(Duration::as_millis).collect();
+        assert_eq!(ms, [100, 200, 400, 800, 1600, 2000]);
+        assert!(waits.iter().all(|w| *w <= CLAIM_BACK_OFF_MAX));
+        // At the first failure, then once a minute with the failures since the last line.
+        assert_eq!(reports.len(), 3, "{reports:?}");
+        assert_eq!(reports[0], (Duration::ZERO, 1));
+        assert!(reports[1].0 >= CLAIM_FAILURE_LOG_PERIOD && reports[1].1 >= 29);
+        let total: u64 = reports.iter().map(|r| r.1).sum();
+        assert!(total <= waits.len() as u64);
+    }
+
+    #[test]
+    fn a_claim_that_works_again_ends_the_run_and_restarts_the_back_off() {
+        let now = Instant::now();
+        let mut f = ClaimFailures::new(Duration::from_millis(100));
+        assert_eq!(f.succeeded(), None, "nothing to report without failures");
+        for _ in 0..5 {
+            f.failed(now);
+        }
+        assert_eq!(f.succeeded(), Some(5));
+        assert_eq!(
+            f.failed(now),
+            (Duration::from_millis(100), Some(1)),
+            "a new run starts from the poll interval and is logged at once"
+        );
+    }
+
+    #[test]
+    fn a_slow_poll_interval_is_never_shortened_by_the_back_off() {
+        let mut f = ClaimFailures::new(Duration::from_secs(5));
+        assert_eq!(f.failed(Instant::now()).0, Duration::from_secs(5));
+        assert_eq!(f.failed(Instant::now()).0, Duration::from_secs(5));
     }
 
     #[test]

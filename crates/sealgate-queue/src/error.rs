@@ -28,4 +28,10 @@ impl QueueError {
             Self::Crypto(_) | Self::NotFound(_) => false,
         }
     }
+
+    /// True when the database had no disk space for the change (nothing was written; it
+    /// succeeds once space is freed). SMTP maps this to 452 4.3.1 (RFC 3463: mail system full).
+    pub fn is_full(&self) -> bool {
+        matches!(self, Self::Store(e) if e.is_full())
+    }
 }

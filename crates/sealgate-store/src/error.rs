@@ -135,10 +135,39 @@ pub enum StoreError {
 
 impl StoreError {
     /// True when the database is (for now) unreachable or overloaded rather than refusing the
-    /// operation: connection, TLS and I/O errors, pool timeouts, a closed pool, SQLite busy or
-    /// locked past the busy timeout, and PostgreSQL connection / resource / shutdown / retryable
-    /// transaction errors. The caller should retry later (SMTP: 451 4.3.0).
+    /// operation: connection, TLS and I/O errors, pool timeouts, a closed pool, SQLite busy,
+    /// locked past the busy timeout or out of disk space, and PostgreSQL connection / resource /
+    /// shutdown / retryable transaction errors. The caller should retry later (SMTP: 451 4.3.0;
+    /// 452 4.3.1 when [`StoreError::is_full`]).
     pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::CreateDir { .. } => true,
+            Self::Migrate(
+                sqlx::migrate::MigrateError::Execute(e)
+                | sqlx::migrate::MigrateError::ExecuteMigration(e, _),
+            ) => sqlx_unavailable(e),
+            _ => self.driver_error().is_some_and(sqlx_unavailable),
+        }
+    }
+
+    /// True when the database could not write because its disk is full: SQLite's
+    /// `SQLITE_FULL`, PostgreSQL's SQLSTATE 53100 `disk_full`, or an I/O error saying so. Such
+    /// an error is also [unavailable](StoreError::is_unavailable): nothing was written, and
+    /// the same operation succeeds once space is freed. SMTP answers it with `452 4.3.1`
+    /// (RFC 3463: mail system full).
+    pub fn is_full(&self) -> bool {
+        match self {
+            Self::CreateDir { source, .. } => source.kind() == std::io::ErrorKind::StorageFull,
+            Self::Migrate(
+                sqlx::migrate::MigrateError::Execute(e)
+                | sqlx::migrate::MigrateError::ExecuteMigration(e, _),
+            ) => sqlx_full(e),
+            _ => self.driver_error().is_some_and(sqlx_full),
+        }
+    }
+
+    /// The driver's error behind an operation that failed in the database.
+    fn driver_error(&self) -> Option<&sqlx::Error> {
         match self {
             Self::Connect(e)
             | Self::Enqueue { source: e, .. }
@@ -153,16 +182,12 @@ impl StoreError {
             | Self::Portal { source: e, .. }
             | Self::Schema { source: e, .. }
             | Self::Listen(e)
-            | Self::Raw(e) => sqlx_unavailable(e),
-            Self::Migrate(
-                sqlx::migrate::MigrateError::Execute(e)
-                | sqlx::migrate::MigrateError::ExecuteMigration(e, _),
-            ) => sqlx_unavailable(e),
-            Self::CreateDir { .. } => true,
-            Self::Migrate(_)
+            | Self::Raw(e) => Some(e),
+            Self::CreateDir { .. }
+            | Self::Migrate(_)
             | Self::UnsupportedUrl { .. }
             | Self::Corrupt { .. }
-            | Self::Invalid { .. } => false,
+            | Self::Invalid { .. } => None,
         }
     }
 }
@@ -179,20 +204,43 @@ fn sqlx_unavailable(e: &sqlx::Error) -> bool {
     }
 }
 
+fn sqlx_full(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(io) => io.kind() == std::io::ErrorKind::StorageFull,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| full_code(&c)),
+        _ => false,
+    }
+}
+
+/// The SQLite primary result code of a numeric (possibly extended) code: its low byte.
+fn sqlite_primary(code: &str) -> Option<i32> {
+    if code.len() < 5 {
+        code.parse::<i32>().ok().map(|n| n & 0xff)
+    } else {
+        None
+    }
+}
+
 /// PostgreSQL reports a five-character SQLSTATE; SQLite its (extended) result code as a
 /// number of at most four digits.
 fn transient_code(code: &str) -> bool {
-    if code.len() < 5
-        && let Ok(n) = code.parse::<i32>()
-    {
+    if let Some(n) = sqlite_primary(code) {
         // SQLITE_BUSY 5, SQLITE_LOCKED 6, SQLITE_IOERR 10, SQLITE_FULL 13, SQLITE_CANTOPEN 14
-        return matches!(n & 0xff, 5 | 6 | 10 | 13 | 14);
+        return matches!(n, 5 | 6 | 10 | 13 | 14);
     }
     // 08 connection exception, 53 insufficient resources, 57P01..57P03 shutdown / cannot connect
     // now, 40001 serialization failure, 40P01 deadlock.
     code.starts_with("08")
         || code.starts_with("53")
         || matches!(code, "57P01" | "57P02" | "57P03" | "40001" | "40P01")
+}
+
+/// SQLITE_FULL (13, "database or disk is full"), or PostgreSQL's 53100 `disk_full`.
+fn full_code(code: &str) -> bool {
+    match sqlite_primary(code) {
+        Some(n) => n == 13,
+        None => code == "53100",
+    }
 }
 
 #[cfg(test)]
@@ -205,6 +253,40 @@ mod tests {
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
         assert!(StoreError::AppendAudit(sqlx::Error::Io(io)).is_unavailable());
         assert!(!StoreError::ReadQueue(sqlx::Error::RowNotFound).is_unavailable());
+    }
+
+    #[test]
+    fn sqlite_full_and_postgres_disk_full_are_full_and_transient() {
+        for code in ["13", "53100"] {
+            assert!(full_code(code), "{code}");
+            assert!(transient_code(code), "{code}");
+        }
+        // Busy, I/O error, PostgreSQL out of memory / too many connections, a constraint, and
+        // a five-digit SQLSTATE that only looks like a SQLite number: not "disk full".
+        for code in ["5", "10", "14", "19", "53200", "53300", "23505", "13000"] {
+            assert!(!full_code(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn an_enqueue_or_claim_failing_for_disk_space_is_full_and_unavailable() {
+        let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        let e = StoreError::Enqueue {
+            message_id: "m".into(),
+            source: sqlx::Error::Io(full),
+        };
+        assert!(e.is_full() && e.is_unavailable());
+        let dir = StoreError::CreateDir {
+            path: "/full".into(),
+            source: std::io::Error::from(std::io::ErrorKind::StorageFull),
+        };
+        assert!(dir.is_full() && dir.is_unavailable());
+        let busy = StoreError::Lease {
+            op: "claim",
+            source: sqlx::Error::PoolTimedOut,
+        };
+        assert!(!busy.is_full() && busy.is_unavailable());
+        assert!(!StoreError::ReadQueue(sqlx::Error::RowNotFound).is_full());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{Any, AssertSqlSafe, Executor, SqlSafeStr, Transaction};
+use sqlx::{Any, AssertSqlSafe, Connection, Executor, SqlSafeStr, Transaction};
 
 use crate::error::StoreError;
 
@@ -173,6 +173,7 @@ impl Store {
                     Ok(())
                 })
             })
+            .after_release(|conn, _meta| Box::pin(still_usable(conn)))
             .connect(&connect_url)
             .await
             .map_err(StoreError::Connect)?;
@@ -260,6 +261,22 @@ impl Store {
         };
         Ok(WriteTx { tx, _gate: gate })
     }
+}
+
+/// Whether a connection coming back to the pool may be handed out again: not when it is
+/// still inside a transaction. That happens when the database ended a transaction on its own:
+/// SQLite rolls the whole transaction back when a write fails with `SQLITE_FULL` (disk full) or
+/// an I/O error, the driver's `ROLLBACK` then fails ("no transaction is active") and the driver
+/// still counts the transaction as open, so every later `BEGIN IMMEDIATE` on that connection
+/// would fail, long after space was freed. Such a connection is closed; the pool opens a fresh
+/// one when needed. The ping first lets the rollback queued by a dropped transaction finish.
+async fn still_usable(conn: &mut sqlx::AnyConnection) -> Result<bool, sqlx::Error> {
+    conn.ping().await?;
+    let usable = !conn.is_in_transaction();
+    if !usable {
+        tracing::warn!("closing a database connection left inside a failed transaction");
+    }
+    Ok(usable)
 }
 
 fn backend_of(url: &str) -> Result<Backend, StoreError> {

@@ -491,3 +491,46 @@ async fn unknown_url_scheme_is_refused() {
     assert!(!err.to_string().contains("secret"));
     assert!(!err.is_unavailable());
 }
+
+/// SQLite answers `SQLITE_FULL` when a write would grow the file past `max_page_count`, just as
+/// when the disk is full (and rolls the whole transaction back on its own). Here the pool's only
+/// connection gets that limit, so the write that fails and the writes after it share it.
+#[tokio::test]
+async fn a_write_refused_for_space_is_full_and_writes_succeed_once_space_is_back() {
+    let db = TestDb::new(TestBackend::Sqlite).await;
+    let store = Store::connect(&db.url, 1, Duration::from_secs(10))
+        .await
+        .expect("connect");
+    store.migrate().await.expect("migrate");
+    store
+        .enqueue(&message("m1"), &rcpts(&["a@example.net"]), &received("m1"))
+        .await
+        .expect("first message");
+    // Cannot go below the current size: the file may not grow any more.
+    store
+        .execute_raw("PRAGMA max_page_count = 1")
+        .await
+        .expect("limit");
+    let big = NewMessage {
+        sealed_body: vec![7; 256 * 1024],
+        ..message("m2")
+    };
+    let err = store
+        .enqueue(&big, &rcpts(&["b@example.net"]), &received("m2"))
+        .await
+        .expect_err("no room for it");
+    assert!(err.is_full() && err.is_unavailable(), "{err:?}");
+    assert!(store.message("m2").await.expect("read").is_none());
+    assert_eq!(all_audit(&store).await.len(), 1, "no audit row of m2");
+
+    store
+        .execute_raw("PRAGMA max_page_count = 1073741823")
+        .await
+        .expect("room again");
+    store
+        .enqueue(&big, &rcpts(&["b@example.net"]), &received("m2"))
+        .await
+        .expect("the same write once there is room");
+    assert_chain_intact(&store, 2).await;
+    store.close().await;
+}

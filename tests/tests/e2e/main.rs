@@ -25,6 +25,7 @@ mod bad_input;
 mod clients;
 mod config_files;
 mod delivery;
+mod disk_full;
 mod durability;
 mod encrypted;
 mod inspect;

@@ -107,6 +107,11 @@ impl Session {
                 info!(msg_id = %id, size, rcpts, requiretls = tx.requiretls, "message queued");
                 Reply::new(250, Some((2, 0, 0)), format!("Ok: queued as {id}"))
             }
+            Err(e) if e.is_full() => {
+                error!(error = %e, "queueing failed: storage full; client told to retry");
+                // RFC 5321 §4.2.3 452, RFC 3463 4.3.1: mail system full. Nothing was stored.
+                Reply::new(452, Some((4, 3, 1)), "Insufficient system storage")
+            }
             Err(e) => {
                 error!(error = %e, transient = e.is_transient(), "queueing failed; client told to retry");
                 // Our own failure is never the client's permanent problem: always 4xx.
