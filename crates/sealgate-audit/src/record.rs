@@ -297,6 +297,41 @@ impl AuditEvent {
                 kind,
                 object([("portal_message_id", portal_message_id.into())]),
             ),
+            Self::PortalRefused {
+                client_ip,
+                action,
+                reason,
+                origin,
+                grant_id,
+                recipient,
+            } => AuditRecord {
+                kind,
+                message_id: None,
+                recipient,
+                data: object([
+                    ("client_ip", client_ip.into()),
+                    ("action", action.into()),
+                    ("reason", reason.into()),
+                    ("origin", origin.into()),
+                    ("grant_id", grant_id.into()),
+                ]),
+            },
+            Self::PortalThrottled {
+                client_ip,
+                refusals,
+                window_secs,
+            } => unattached(
+                kind,
+                object([
+                    ("client_ip", client_ip.into()),
+                    ("refusals", refusals.into()),
+                    ("window_secs", window_secs.into()),
+                ]),
+            ),
+            Self::PortalSignedOut {
+                grant_id,
+                recipient,
+            } => on_grant(kind, grant_id, recipient, []),
         }
     }
 }
