@@ -16,7 +16,7 @@ use sealgate_store::GrantRow;
 use tracing::{debug, error, warn};
 
 use crate::throttle::ClientKey;
-use crate::web::html;
+use crate::web::{forbidden, html};
 use crate::{Ctx, origin, page};
 
 /// The client of a request, as counted and audited; handlers find it in the extensions.
@@ -134,7 +134,7 @@ pub async fn refuse(
         // The refusal stands without its record; the log has it.
         warn!(client = %client.0, error = %e, "portal refusal not audited");
     }
-    html(StatusCode::FORBIDDEN, page::forbidden())
+    forbidden()
 }
 
 #[cfg(test)]

@@ -99,7 +99,7 @@ pub fn invalid_link() -> Response {
     html(StatusCode::NOT_FOUND, page::invalid_link())
 }
 
-/// Refused: a missing or wrong CSRF token, or no session for a POST.
+/// Refused: a post from another origin, a missing or wrong CSRF token, or no session.
 pub fn forbidden() -> Response {
     html(StatusCode::FORBIDDEN, page::forbidden())
 }
