@@ -313,6 +313,42 @@ pub enum AuditEvent {
         /// End of the cool-down (microseconds since the epoch); stored as RFC 3339.
         until: i64,
     },
+    // Portal request guards (issue #20): refusals, throttling and sign-out.
+    /// The portal refused a state-changing request (a POST): it came from another origin, or
+    /// its CSRF token was missing or wrong. Never the token, the link or the form.
+    PortalRefused {
+        /// The client's address (the network's: a /64 for IPv6 is how it is throttled).
+        client_ip: String,
+        /// The form: `code`, `verify`, `reply` or `signout`.
+        action: String,
+        /// `cross-site` (Sec-Fetch-Site), `foreign-origin`, `null-origin`, `foreign-referer`,
+        /// `no-origin`, `csrf`, or `no-session` (a reply without a live session).
+        reason: String,
+        /// The `Origin` (or `Referer` origin, or `Sec-Fetch-Site` value) the request carried,
+        /// shortened; none for a CSRF refusal.
+        origin: Option<String>,
+        /// The grant of the link, when the request got as far as finding it.
+        grant_id: Option<String>,
+        /// Its recipient.
+        recipient: Option<String>,
+    },
+    /// A client reached the limit of refused requests in the window: its state-changing
+    /// requests get 429 until the window has passed (written once, when it starts).
+    PortalThrottled {
+        /// The client's address (as in `portal_refused`).
+        client_ip: String,
+        /// Refusals counted in the window.
+        refusals: u32,
+        /// The window, in seconds.
+        window_secs: u64,
+    },
+    /// A recipient signed out: the session was ended on the server.
+    PortalSignedOut {
+        /// The grant.
+        grant_id: String,
+        /// Its recipient.
+        recipient: String,
+    },
 }
 
 impl AuditEvent {
@@ -346,6 +382,9 @@ impl AuditEvent {
             Self::AuthSucceeded { .. } => "auth_succeeded",
             Self::AuthFailed { .. } => "auth_failed",
             Self::AuthThrottled { .. } => "auth_throttled",
+            Self::PortalRefused { .. } => "portal_refused",
+            Self::PortalThrottled { .. } => "portal_throttled",
+            Self::PortalSignedOut { .. } => "portal_signed_out",
         }
     }
 }

@@ -128,3 +128,57 @@ fn operator_changes_and_purges_are_about_no_message() {
     assert_eq!((purged.message_id, purged.recipient), (None, None));
     assert_eq!(purged.data.to_string(), r#"{"portal_message_id":"p1"}"#);
 }
+
+#[test]
+fn refusals_throttling_and_sign_out_name_the_client_and_never_a_secret() {
+    let refused = AuditEvent::PortalRefused {
+        client_ip: "192.0.2.7".into(),
+        action: "reply".into(),
+        reason: "foreign-origin".into(),
+        origin: Some("https://evil.test".into()),
+        grant_id: Some("g1".into()),
+        recipient: Some("jane@example.test".into()),
+    }
+    .into_record();
+    assert_eq!(refused.kind, "portal_refused");
+    assert_eq!(refused.message_id, None);
+    assert_eq!(refused.recipient.as_deref(), Some("jane@example.test"));
+    assert_eq!(
+        refused.data.to_string(),
+        r#"{"action":"reply","client_ip":"192.0.2.7","grant_id":"g1","origin":"https://evil.test","reason":"foreign-origin"}"#
+    );
+    let bare = AuditEvent::PortalRefused {
+        client_ip: "2001:db8::/64".into(),
+        action: "code".into(),
+        reason: "csrf".into(),
+        origin: None,
+        grant_id: None,
+        recipient: None,
+    }
+    .into_record();
+    assert_eq!(bare.recipient, None);
+    assert_eq!(
+        bare.data.to_string(),
+        r#"{"action":"code","client_ip":"2001:db8::/64","reason":"csrf"}"#
+    );
+    let throttled = AuditEvent::PortalThrottled {
+        client_ip: "192.0.2.7".into(),
+        refusals: 10,
+        window_secs: 60,
+    }
+    .into_record();
+    assert_eq!(throttled.kind, "portal_throttled");
+    assert_eq!((throttled.message_id, throttled.recipient), (None, None));
+    assert_eq!(
+        throttled.data.to_string(),
+        r#"{"client_ip":"192.0.2.7","refusals":10,"window_secs":60}"#
+    );
+    let out = AuditEvent::PortalSignedOut {
+        grant_id: "g1".into(),
+        recipient: "jane@example.test".into(),
+    }
+    .into_record();
+    assert_eq!(out.kind, "portal_signed_out");
+    assert_eq!(out.recipient.as_deref(), Some("jane@example.test"));
+    assert_eq!(out.data.to_string(), r#"{"grant_id":"g1"}"#);
+}

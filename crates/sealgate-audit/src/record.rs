@@ -337,6 +337,41 @@ impl AuditEvent {
                     ("until", rfc3339_micros(until).into()),
                 ]),
             ),
+            Self::PortalRefused {
+                client_ip,
+                action,
+                reason,
+                origin,
+                grant_id,
+                recipient,
+            } => AuditRecord {
+                kind,
+                message_id: None,
+                recipient,
+                data: object([
+                    ("client_ip", client_ip.into()),
+                    ("action", action.into()),
+                    ("reason", reason.into()),
+                    ("origin", origin.into()),
+                    ("grant_id", grant_id.into()),
+                ]),
+            },
+            Self::PortalThrottled {
+                client_ip,
+                refusals,
+                window_secs,
+            } => unattached(
+                kind,
+                object([
+                    ("client_ip", client_ip.into()),
+                    ("refusals", refusals.into()),
+                    ("window_secs", window_secs.into()),
+                ]),
+            ),
+            Self::PortalSignedOut {
+                grant_id,
+                recipient,
+            } => on_grant(kind, grant_id, recipient, []),
         }
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! Only shapes are checked here (and that named files exist); the binary reads the files.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -67,6 +67,19 @@ pub struct PortalConfig {
     /// Tell the sender when a recipient first reads the message. Default false.
     #[serde(default)]
     pub read_receipts: bool,
+    /// Refused state-changing requests (a missing or wrong CSRF token, another origin) a
+    /// client address may make within `refusal_window`; past that its POSTs get 429 until
+    /// the window has passed. Default 10.
+    #[serde(default = "default_refusal_limit")]
+    pub refusal_limit: u32,
+    /// The sliding window of `refusal_limit`. Default "1m".
+    #[serde(default = "default_refusal_window")]
+    pub refusal_window: HumanDuration,
+    /// Addresses of reverse proxies in front of the portal. A request from one of them is
+    /// throttled and audited by the right-most `X-Forwarded-For` address that is not one of
+    /// them; from any other peer that header is ignored. Default: none (`[]`).
+    #[serde(default)]
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -89,6 +102,15 @@ fn default_session_ttl() -> HumanDuration {
 }
 fn default_organisation() -> String {
     "Sealgate".to_owned()
+}
+/// Refusals per client and window before 429: a person mistyping never gets near it, a
+/// script guessing tokens is slowed to a crawl.
+pub const DEFAULT_REFUSAL_LIMIT: u32 = 10;
+fn default_refusal_limit() -> u32 {
+    DEFAULT_REFUSAL_LIMIT
+}
+fn default_refusal_window() -> HumanDuration {
+    HumanDuration::from_secs(60)
 }
 fn default_notice_subject() -> String {
     "A secure message is waiting for you".to_owned()
@@ -144,10 +166,14 @@ pub(crate) fn validate(cfg: &Config, problems: &mut Vec<Problem>) {
     if p.max_code_attempts == 0 {
         bad("max_code_attempts", "must be at least 1");
     }
+    if p.refusal_limit == 0 {
+        bad("refusal_limit", "must be at least 1");
+    }
     for (key, d) in [
         ("code_ttl", p.code_ttl),
         ("lockout", p.lockout),
         ("session_ttl", p.session_ttl),
+        ("refusal_window", p.refusal_window),
     ] {
         if d.0.is_zero() {
             bad(key, "must be above 0");
@@ -239,6 +265,9 @@ mod tests {
         assert_eq!(c.portal_notice_from(), "portal@relay.clinic.test");
         assert!(c.portal_master_key_file().ends_with("data/portal.key"));
         assert_eq!((&p.tls_cert_file, &p.master_key_file), (&None, &None));
+        assert_eq!(p.refusal_limit, 10);
+        assert_eq!(p.refusal_window.0.as_secs(), 60);
+        assert!(p.trusted_proxies.is_empty());
     }
 
     #[test]
@@ -263,7 +292,7 @@ mod tests {
             "[portal]\npublic_url = \"https://portal.example/\"\ntls_cert_file = \"/nope.pem\"\n\
              grant_days = 4000\nmax_code_attempts = 0\ncode_ttl = \"0s\"\nlockout = \"0s\"\n\
              session_ttl = \"0s\"\norganisation = \"\"\nnotice_subject = \"Line\\nbreak\"\n\
-             notice_from = \"Portal <p@x.test>\"\n",
+             notice_from = \"Portal <p@x.test>\"\nrefusal_limit = 0\nrefusal_window = \"0s\"\n",
         );
         let expected = [
             "portal.public_url",
@@ -271,9 +300,11 @@ mod tests {
             "portal.tls_cert_file",
             "portal.grant_days",
             "portal.max_code_attempts",
+            "portal.refusal_limit",
             "portal.code_ttl",
             "portal.lockout",
             "portal.session_ttl",
+            "portal.refusal_window",
             "portal.organisation",
             "portal.notice_subject",
             "portal.notice_from",
@@ -342,9 +373,12 @@ mod example {
                 "organisation",
                 "public_url",
                 "read_receipts",
+                "refusal_limit",
+                "refusal_window",
                 "session_ttl",
                 "tls_cert_file",
-                "tls_key_file"
+                "tls_key_file",
+                "trusted_proxies"
             ]
         );
         assert_eq!(

@@ -7,7 +7,7 @@ use sealgate_store::{GrantRow, PortalMessageRow, PortalSessionRow};
 use tracing::warn;
 
 use crate::secret::{is_token_shaped, token_hash};
-use crate::web::{SESSION_COOKIE, cookie};
+use crate::web::{SESSION_COOKIE, cookie, cookie_name};
 use crate::{Ctx, PortalError};
 
 /// The grant a link token opens, when it is known, not revoked and not expired. Unknown,
@@ -28,15 +28,17 @@ pub fn locked(grant: &GrantRow, now: i64) -> bool {
     grant.locked_until.is_some_and(|until| until > now)
 }
 
-/// The session the request's cookie opens for THIS grant: a cookie of another grant's
-/// session, an expired one or an unknown one is no session.
+/// The session the request's cookie for link `token` opens for THIS grant: a cookie of
+/// another grant's session, an expired one or an unknown one is no session.
 pub async fn session(
     ctx: &Ctx,
     grant: &GrantRow,
+    token: &str,
     headers: &HeaderMap,
     now: i64,
 ) -> Result<Option<PortalSessionRow>, PortalError> {
-    let Some(value) = cookie(headers, SESSION_COOKIE).filter(|v| is_token_shaped(v)) else {
+    let name = cookie_name(SESSION_COOKIE, token);
+    let Some(value) = cookie(headers, &name).filter(|v| is_token_shaped(v)) else {
         return Ok(None);
     };
     let found = ctx.store.portal_session(&token_hash(&value)).await?;

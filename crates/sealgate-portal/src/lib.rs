@@ -7,7 +7,9 @@
 //! (headers, escaped text, HTML sanitized by ammonia inside a sandboxed frame), attachments as
 //! downloads, replies queued to the original sender, read receipts, and the audit events of
 //! all of these. Every response carries a strict Content-Security-Policy, `no-store`,
-//! `nosniff` and `no-referrer`.
+//! `nosniff` and `Referrer-Policy: same-origin`. Every state-changing request must come from
+//! the portal's own origin and carry its CSRF token; refusals are audited and throttled per
+//! client network. Cookies are `__Host-` cookies; a recipient can sign out.
 //!
 //! Depends on store, queue, audit, crypto, config and types; never on delivery or ingress
 //! (siblings meet in the queue). Never logs tokens, codes, cookies, passphrases or content.
@@ -15,17 +17,21 @@
 mod access;
 pub mod compose;
 mod error;
+mod guard;
 pub mod mime;
+pub mod origin;
 mod page;
 mod read;
 mod reply;
 pub mod sanitize;
 pub mod secret;
 mod server;
+mod signout;
+pub mod throttle;
 mod verify;
 mod web;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +44,7 @@ use sealgate_store::Store;
 
 pub use error::PortalError;
 pub use server::{PortalListener, bind, check_tls, run, serve};
+pub use web::{CSRF_COOKIE, SESSION_COOKIE, cookie_name};
 
 /// The portal's settings, from `[portal]` and `[server]`.
 #[derive(Debug, Clone)]
@@ -65,6 +72,15 @@ pub struct PortalSettings {
     pub code_resend_interval: Duration,
     /// Longest time the server waits for open connections at shutdown.
     pub shutdown_grace: Duration,
+    /// The origin recipients' browsers see the portal at ([`origin::serialize`] of
+    /// `portal.public_url`): the only one whose pages may post to it.
+    pub public_origin: String,
+    /// Refused state-changing requests a client may make within `refusal_window`.
+    pub refusal_limit: u32,
+    /// The sliding window of `refusal_limit`.
+    pub refusal_window: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl PortalSettings {
@@ -83,6 +99,10 @@ impl PortalSettings {
             read_receipts: p.read_receipts,
             code_resend_interval: Duration::from_secs(30),
             shutdown_grace: cfg.server.shutdown_grace.0,
+            public_origin: origin::serialize(&p.public_url),
+            refusal_limit: p.refusal_limit,
+            refusal_window: p.refusal_window.0,
+            trusted_proxies: p.trusted_proxies.clone(),
         }
     }
 }
@@ -102,13 +122,33 @@ pub struct PortalContext {
     pub hostname: String,
 }
 
-/// Shared state of the handlers.
-pub(crate) type Ctx = Arc<PortalContext>;
+/// What the handlers share: the context, and the refusal counter of this portal.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    ctx: PortalContext,
+    /// Refused state-changing requests per client.
+    pub throttle: throttle::Throttle,
+}
 
-/// The portal's routes, with the security headers on every response. Served by [`serve`];
-/// public so tests can drive it without a socket.
+impl std::ops::Deref for Shared {
+    type Target = PortalContext;
+
+    fn deref(&self) -> &PortalContext {
+        &self.ctx
+    }
+}
+
+/// Shared state of the handlers.
+pub(crate) type Ctx = Arc<Shared>;
+
+/// The portal's routes, with the request guard (origin check and throttle on every
+/// state-changing request) and the security headers on every response. Served by [`serve`];
+/// public so tests can drive it without a socket (they put the peer address in each request
+/// as [`axum::extract::ConnectInfo`], as [`serve`] does).
 pub fn router(ctx: PortalContext) -> Router {
-    let ctx: Ctx = Arc::new(ctx);
+    let s = &ctx.settings;
+    let throttle = throttle::Throttle::new(s.refusal_limit, s.refusal_window);
+    let ctx: Ctx = Arc::new(Shared { ctx, throttle });
     Router::new()
         .route("/portal.css", get(web::stylesheet))
         .route("/favicon.ico", get(web::no_icon))
@@ -119,7 +159,12 @@ pub fn router(ctx: PortalContext) -> Router {
         .route("/p/{token}/body/{n}", get(read::body))
         .route("/p/{token}/att/{n}/{m}", get(read::attachment))
         .route("/p/{token}/reply", post(reply::reply))
+        .route("/p/{token}/signout", post(signout::signout))
         .fallback(web::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.clone(),
+            guard::posts,
+        ))
         .layer(axum::middleware::map_response_with_state(
             ctx.clone(),
             web::security_headers,

@@ -23,7 +23,7 @@ fn layout(title: &str, content: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"referrer\" content=\"no-referrer\">\
+         <meta name=\"referrer\" content=\"same-origin\">\
          <title>{}</title><link rel=\"stylesheet\" href=\"/portal.css\"></head>\
          <body><main>{content}</main></body></html>\n",
         escape(title)
@@ -44,7 +44,8 @@ ul.attachments{padding-left:1.2rem}\
 label{display:block;margin:.6rem 0 .2rem;font-weight:600}\
 input[type=text],input[type=password]{font-size:1.1rem;padding:.4rem;width:16rem;max-width:100%}\
 textarea{width:100%;min-height:10rem;font:inherit;padding:.4rem;box-sizing:border-box}\
-button{margin-top:.8rem;font-size:1rem;padding:.45rem 1rem;cursor:pointer}\n";
+button{margin-top:.8rem;font-size:1rem;padding:.45rem 1rem;cursor:pointer}\
+#signout-form{text-align:right;margin:0}\n";
 
 /// Unknown, expired or revoked link (never says which).
 pub fn invalid_link() -> String {
@@ -55,11 +56,22 @@ pub fn invalid_link() -> String {
     )
 }
 
-/// A refused request (CSRF token missing or wrong, no session).
+/// A refused request (from another site, CSRF token missing or wrong, no session).
 pub fn forbidden() -> String {
     layout(
         "Not allowed",
-        "<h1>This request was refused</h1><p class=\"box\">Go back, reload the page and try again.</p>",
+        "<h1>This request was refused</h1><p class=\"box\">Forms of the secure portal are \
+         accepted only from its own pages. Open the link from your email again, reload the \
+         page and try again.</p>",
+    )
+}
+
+/// Too many refused requests from this network.
+pub fn throttled() -> String {
+    layout(
+        "Too many requests",
+        "<h1>Too many refused requests</h1><p class=\"box\">Too many requests from your \
+         network were refused. Wait a minute, then open the link from your email again.</p>",
     )
 }
 
@@ -216,8 +228,14 @@ pub fn thread(v: &ThreadView<'_>) -> String {
         ),
         None => String::new(),
     };
+    let signout = format!(
+        "<form method=\"post\" action=\"/p/{t}/signout\" id=\"signout-form\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <button type=\"submit\" id=\"signout\">Sign out</button></form>",
+        escape(v.csrf)
+    );
     let content = format!(
-        "<h1>Secure message</h1>{}<section id=\"thread\">{messages}</section>{reply}",
+        "<h1>Secure message</h1>{signout}{}<section id=\"thread\">{messages}</section>{reply}",
         note("notice", v.notice.as_ref())
     );
     layout("Secure message", &content)
@@ -306,6 +324,8 @@ mod tests {
             "class=\"attachment\"",
             "id=\"reply-body\"",
             "id=\"reply-send\"",
+            "id=\"signout\"",
+            "action=\"/p/T/signout\"",
         ] {
             assert!(t.contains(id), "{id}");
         }

@@ -40,7 +40,7 @@ pub(crate) async fn authorized(
     let Some(grant) = access::grant(ctx, token, now).await? else {
         return Ok(Err(invalid_link()));
     };
-    match access::session(ctx, &grant, headers, now).await? {
+    match access::session(ctx, &grant, token, headers, now).await? {
         Some(session) => Ok(Ok((grant, session))),
         None => Ok(Err(see_other(&format!("/p/{token}"), Vec::new()))),
     }

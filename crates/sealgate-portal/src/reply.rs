@@ -3,7 +3,7 @@
 //! sealed in the thread.
 
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Extension, Form, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use sealgate_audit::AuditEvent;
 use sealgate_crypto::portal::seal_message;
@@ -15,12 +15,13 @@ use tracing::info;
 
 use crate::access;
 use crate::compose::{Draft, reply_subject};
+use crate::guard::{CSRF, Client, refuse};
 use crate::mime::{self, Shown};
 use crate::page;
 use crate::read::authorized;
 use crate::secret::ct_eq;
 use crate::verify::outgoing;
-use crate::web::{Handled, cross_site, forbidden, html, see_other};
+use crate::web::{Handled, html, see_other};
 use crate::{Ctx, PortalError};
 
 /// Longest reply accepted, in bytes.
@@ -39,20 +40,21 @@ pub struct ReplyForm {
 pub async fn reply(
     State(ctx): State<Ctx>,
     Path(token): Path<String>,
+    Extension(client): Extension<Client>,
     headers: HeaderMap,
     form: Result<Form<ReplyForm>, FormRejection>,
 ) -> Handled {
     let (grant, session) = match authorized(&ctx, &token, &headers).await? {
         Ok(found) => found,
         // No session: a POST is refused outright rather than redirected.
-        Err(res) if res.status() == StatusCode::SEE_OTHER => return Ok(forbidden()),
+        Err(res) if res.status() == StatusCode::SEE_OTHER => {
+            return Ok(refuse(&ctx, client, "reply", "no-session", None, None).await);
+        }
         Err(res) => return Ok(res),
     };
-    let Ok(Form(form)) = form else {
-        return Ok(forbidden());
-    };
-    if cross_site(&headers) || !ct_eq(&form.csrf, &session.csrf) {
-        return Ok(forbidden());
+    let form = form.map(|Form(f)| f).unwrap_or_default();
+    if !ct_eq(&form.csrf, &session.csrf) {
+        return Ok(refuse(&ctx, client, "reply", CSRF, None, Some(&grant)).await);
     }
     let back = format!("/p/{token}/thread");
     let refuse =

@@ -42,6 +42,15 @@ pub fn token_hash(token: &str) -> String {
     sha256_hex(token.as_bytes())
 }
 
+/// The tag in the names of a link's cookies: 16 hex digits of a hash of the link token,
+/// kept apart from [`token_hash`] (which the database stores) by a prefix. Says nothing of the
+/// token that the cookie's own value would not.
+pub fn cookie_tag(token: &str) -> String {
+    let mut tag = sha256_hex(format!("sealgate-portal-cookie:{token}").as_bytes());
+    tag.truncate(16);
+    tag
+}
+
 /// A fresh one-time code: [`CODE_DIGITS`] decimal digits, uniformly drawn (rejection sampling,
 /// so no digit string is likelier than another).
 pub fn new_code() -> Result<String, PortalError> {

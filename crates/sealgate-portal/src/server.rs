@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
@@ -168,6 +169,8 @@ async fn connection(
     app: Router,
     watcher: Watcher,
 ) {
+    // The peer, for the request guard (refusals are counted and audited per client).
+    let app = app.layer(axum::Extension(ConnectInfo(peer)));
     match tls {
         None => http(tcp, app, watcher).await,
         Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await

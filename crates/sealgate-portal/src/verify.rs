@@ -2,7 +2,7 @@
 //! passphrase (attempt limits and lockout through the store).
 
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Extension, Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sealgate_audit::AuditEvent;
@@ -14,13 +14,14 @@ use tracing::info;
 
 use crate::access::{self, locked};
 use crate::compose::{Draft, code_body, new_message_id, render};
+use crate::guard::{CSRF, Client, refuse};
 use crate::page::{self, VerifyView};
 use crate::secret::{
     code_hash, ct_eq, is_token_shaped, new_code, new_token, normalize_code, token_hash,
 };
 use crate::web::{
-    CSRF_COOKIE, Handled, SESSION_COOKIE, cookie, cross_site, forbidden, html, invalid_link,
-    see_other, set_cookie,
+    CSRF_COOKIE, Handled, SESSION_COOKIE, cookie, cookie_name, html, invalid_link, see_other,
+    set_cookie,
 };
 use crate::{Ctx, PortalError};
 
@@ -83,13 +84,19 @@ fn locked_note(grant: &GrantRow) -> Option<String> {
     ))
 }
 
-/// The pre-session CSRF token, when the form's copy matches the cookie's (double submit).
-fn double_submit(headers: &HeaderMap, form: &VerifyForm) -> Option<String> {
-    if cross_site(headers) {
-        return None;
-    }
-    let cookie = cookie(headers, CSRF_COOKIE).filter(|c| is_token_shaped(c))?;
+/// The pre-session CSRF token of link `token`, when the form's copy matches the cookie's
+/// (double submit).
+fn double_submit(headers: &HeaderMap, token: &str, form: &VerifyForm) -> Option<String> {
+    let cookie =
+        cookie(headers, &cookie_name(CSRF_COOKIE, token)).filter(|c| is_token_shaped(c))?;
     ct_eq(&cookie, &form.csrf).then_some(cookie)
+}
+
+/// `?signed_out=1` after signing out (a flag).
+#[derive(Debug, Default, Deserialize)]
+pub struct IndexQuery {
+    #[serde(default)]
+    signed_out: Option<String>,
 }
 
 /// GET /p/{token}: with a session, on to the thread; without, the verify page (and a fresh
@@ -97,48 +104,59 @@ fn double_submit(headers: &HeaderMap, form: &VerifyForm) -> Option<String> {
 pub async fn index(
     State(ctx): State<Ctx>,
     Path(token): Path<String>,
+    Query(q): Query<IndexQuery>,
     headers: HeaderMap,
 ) -> Handled {
     let now = time::now_micros();
     let Some(grant) = access::grant(&ctx, &token, now).await? else {
         return Ok(invalid_link());
     };
-    if access::session(&ctx, &grant, &headers, now)
+    if access::session(&ctx, &grant, &token, &headers, now)
         .await?
         .is_some()
     {
         return Ok(see_other(&format!("/p/{token}/thread"), Vec::new()));
     }
-    let csrf = match cookie(&headers, CSRF_COOKIE).filter(|c| is_token_shaped(c)) {
+    let name = cookie_name(CSRF_COOKIE, &token);
+    let csrf = match cookie(&headers, &name).filter(|c| is_token_shaped(c)) {
         Some(c) => c,
         None => new_token()?,
     };
+    let notice = q.signed_out.map(|_| "You have signed out.".to_owned());
     let error = locked(&grant, now).then(|| locked_note(&grant)).flatten();
-    let mut res = verify_page(&ctx, &token, &csrf, &grant, (None, error), StatusCode::OK);
+    let mut res = verify_page(&ctx, &token, &csrf, &grant, (notice, error), StatusCode::OK);
     res.headers_mut().append(
         axum::http::header::SET_COOKIE,
-        set_cookie(CSRF_COOKIE, &csrf, &token, CSRF_COOKIE_SECS),
+        set_cookie(&name, &csrf, CSRF_COOKIE_SECS),
     );
     Ok(res)
 }
 
+/// A POST to one of the verify page's forms.
+struct Posted<'a> {
+    token: &'a str,
+    action: &'static str,
+    client: Client,
+    headers: &'a HeaderMap,
+}
+
 /// The common checks of the verify page's forms (send a code, verify): a live link, a form,
-/// its CSRF token (double submit), and no lockout. `Err` is the page to answer instead.
+/// its CSRF token (double submit; refused and counted through the guard), and no lockout.
+/// `Err` is the page to answer instead.
 async fn accept_post(
     ctx: &Ctx,
-    token: &str,
-    headers: &HeaderMap,
+    post: Posted<'_>,
     form: Result<Form<VerifyForm>, FormRejection>,
     now: i64,
 ) -> Result<Result<(GrantRow, VerifyForm, String), Response>, crate::web::Failure> {
+    let token = post.token;
     let Some(grant) = access::grant(ctx, token, now).await? else {
         return Ok(Err(invalid_link()));
     };
-    let Ok(Form(form)) = form else {
-        return Ok(Err(forbidden()));
-    };
-    let Some(csrf) = double_submit(headers, &form) else {
-        return Ok(Err(forbidden()));
+    let form = form.map(|Form(f)| f).unwrap_or_default();
+    let Some(csrf) = double_submit(post.headers, token, &form) else {
+        let refused = refuse(ctx, post.client, post.action, CSRF, None, Some(&grant)).await;
+        return Ok(Err(refused));
     };
     if locked(&grant, now) {
         let notes = (None, locked_note(&grant));
@@ -159,11 +177,18 @@ async fn accept_post(
 pub async fn send_code(
     State(ctx): State<Ctx>,
     Path(token): Path<String>,
+    Extension(client): Extension<Client>,
     headers: HeaderMap,
     form: Result<Form<VerifyForm>, FormRejection>,
 ) -> Handled {
     let now = time::now_micros();
-    let (grant, _, csrf) = match accept_post(&ctx, &token, &headers, form, now).await? {
+    let post = Posted {
+        token: &token,
+        action: "code",
+        client,
+        headers: &headers,
+    };
+    let (grant, _, csrf) = match accept_post(&ctx, post, form, now).await? {
         Ok(posted) => posted,
         Err(refused) => return Ok(refused),
     };
@@ -275,11 +300,18 @@ pub(crate) fn outgoing(
 pub async fn verify(
     State(ctx): State<Ctx>,
     Path(token): Path<String>,
+    Extension(client): Extension<Client>,
     headers: HeaderMap,
     form: Result<Form<VerifyForm>, FormRejection>,
 ) -> Handled {
     let now = time::now_micros();
-    let (grant, form, csrf) = match accept_post(&ctx, &token, &headers, form, now).await? {
+    let post = Posted {
+        token: &token,
+        action: "verify",
+        client,
+        headers: &headers,
+    };
+    let (grant, form, csrf) = match accept_post(&ctx, post, form, now).await? {
         Ok(posted) => posted,
         Err(refused) => return Ok(refused),
     };
@@ -414,8 +446,8 @@ async fn open_session(ctx: &Ctx, token: &str, grant: &GrantRow, how: &str, now: 
         .await?;
     info!(grant_id = %grant.id, how, "portal session opened");
     let cookies = vec![
-        set_cookie(SESSION_COOKIE, &value, token, ttl.as_secs()),
-        set_cookie(CSRF_COOKIE, "", token, 0),
+        set_cookie(&cookie_name(SESSION_COOKIE, token), &value, ttl.as_secs()),
+        set_cookie(&cookie_name(CSRF_COOKIE, token), "", 0),
     ];
     Ok(see_other(&format!("/p/{token}/thread"), cookies).into_response())
 }

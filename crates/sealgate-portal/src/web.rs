@@ -22,18 +22,32 @@ pub const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'
 pub const BODY_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; \
      sandbox; frame-ancestors 'self'; base-uri 'none'; form-action 'none'";
 
-/// The session cookie (after verification).
-pub const SESSION_COOKIE: &str = "sg_portal";
+/// The session cookie (after verification): its name, before the link's tag.
+pub const SESSION_COOKIE: &str = "__Host-sg_portal-";
 
-/// The pre-session CSRF cookie (double-submit, for the code and verify forms).
-pub const CSRF_COOKIE: &str = "sg_csrf";
+/// The pre-session CSRF cookie (double-submit, for the code and verify forms): its name,
+/// before the link's tag.
+pub const CSRF_COOKIE: &str = "__Host-sg_csrf-";
+
+/// The name of cookie `kind` ([`SESSION_COOKIE`] or [`CSRF_COOKIE`]) for the link `token`.
+///
+/// The `__Host-` prefix (RFC 6265bis §4.1.3.2) has browsers take the cookie only with
+/// `Secure`, `Path=/` and no `Domain`, so no other host or plain-HTTP page can plant or
+/// shadow it. `Path=/` means every link's cookies reach every portal path; the name carries a
+/// tag of the link so the sessions of two links a recipient has open stay apart.
+pub fn cookie_name(kind: &str, token: &str) -> String {
+    format!("{kind}{}", crate::secret::cookie_tag(token))
+}
 
 /// Adds the security headers to every response (a handler's own CSP and frame options stay).
 pub async fn security_headers(State(ctx): State<Ctx>, mut res: Response) -> Response {
     let h = res.headers_mut();
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // `same-origin`, not `no-referrer`: with `no-referrer` browsers send `Origin: null` on
+    // the portal's own form posts (Fetch §3.1), which the origin check must refuse. Other
+    // sites still get no `Referer`, so the link token never leaves the portal.
+    h.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.entry(CONTENT_SECURITY_POLICY)
         .or_insert(HeaderValue::from_static(PAGE_CSP));
     h.entry(X_FRAME_OPTIONS)
@@ -85,7 +99,7 @@ pub fn invalid_link() -> Response {
     html(StatusCode::NOT_FOUND, page::invalid_link())
 }
 
-/// Refused: a missing or wrong CSRF token, or no session for a POST.
+/// Refused: a post from another origin, a missing or wrong CSRF token, or no session.
 pub fn forbidden() -> Response {
     html(StatusCode::FORBIDDEN, page::forbidden())
 }
@@ -126,23 +140,13 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .next()
 }
 
-/// A cookie for `/p/{token}` only: `Secure; HttpOnly; SameSite=Strict`, lasting `max_age`
-/// seconds (0 deletes it).
-pub fn set_cookie(name: &str, value: &str, token: &str, max_age: u64) -> HeaderValue {
-    let text = format!(
-        "{name}={value}; Path=/p/{token}; Max-Age={max_age}; Secure; HttpOnly; SameSite=Strict"
-    );
-    // Names, tokens and values are all URL-safe base64 or fixed ASCII: always a valid value.
+/// Cookie `name`: `Secure; HttpOnly; SameSite=Strict; Path=/` and no `Domain` (what the
+/// `__Host-` prefix requires), lasting `max_age` seconds (0 deletes it).
+pub fn set_cookie(name: &str, value: &str, max_age: u64) -> HeaderValue {
+    let text =
+        format!("{name}={value}; Path=/; Max-Age={max_age}; Secure; HttpOnly; SameSite=Strict");
+    // Names, tokens and values are all URL-safe base64, hex or fixed ASCII: always valid.
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
-}
-
-/// True when the browser says the request came from another site (`Sec-Fetch-Site`); such
-/// state-changing requests are refused whatever tokens they carry.
-pub fn cross_site(headers: &HeaderMap) -> bool {
-    headers
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("cross-site"))
 }
 
 /// A handler failure: logged (never with content or secrets) and answered generically.
@@ -184,11 +188,16 @@ mod tests {
     }
 
     #[test]
-    fn cookies_are_secure_http_only_strict_and_scoped_to_the_link() {
-        let v = set_cookie(SESSION_COOKIE, "tok", "T", 60);
+    fn cookies_are_host_prefixed_secure_http_only_strict_and_named_per_link() {
+        let name = cookie_name(SESSION_COOKIE, "T");
+        assert!(name.starts_with("__Host-sg_portal-"), "{name}");
+        assert_eq!(name.len(), "__Host-sg_portal-".len() + 16);
+        assert_ne!(name, cookie_name(SESSION_COOKIE, "U"), "one name per link");
+        let v = set_cookie(&name, "tok", 60);
         assert_eq!(
             v.to_str().expect("ascii"),
-            "sg_portal=tok; Path=/p/T; Max-Age=60; Secure; HttpOnly; SameSite=Strict"
+            format!("{name}=tok; Path=/; Max-Age=60; Secure; HttpOnly; SameSite=Strict")
         );
+        assert!(!v.to_str().expect("ascii").contains("Domain"));
     }
 }

@@ -189,6 +189,29 @@ impl Store {
         tx.commit().await.map_err(&fail)
     }
 
+    /// Sign-out: deletes the session whose cookie hashes to `id_hash`, with `audit`. False,
+    /// writing nothing, when there is no such session (ended already).
+    pub async fn portal_end_session(
+        &self,
+        id_hash: &str,
+        audit: &AuditRecord,
+    ) -> Result<bool, StoreError> {
+        let fail = portal_err("end-session");
+        let mut tx = self.begin_write().await.map_err(&fail)?;
+        append_in_tx(&mut tx, audit).await.map_err(&fail)?;
+        let done = sqlx::query("DELETE FROM portal_sessions WHERE id_hash = $1")
+            .bind(id_hash.to_owned())
+            .execute(&mut **tx)
+            .await
+            .map_err(&fail)?;
+        if done.rows_affected() == 0 {
+            // Dropping the transaction rolls the audit record back.
+            return Ok(false);
+        }
+        tx.commit().await.map_err(&fail)?;
+        Ok(true)
+    }
+
     /// Revokes a grant at `now` and ends its sessions, with `audit`. False, writing nothing,
     /// when there is no such grant or it was revoked already.
     pub async fn portal_revoke(

@@ -306,7 +306,42 @@ async fn purge_drops_sessions_past_their_end_and_keeps_live_ones(backend: TestBa
     assert!(store.portal_session("live").await.unwrap().is_some());
 }
 
+async fn ending_a_session_deletes_only_it_and_audits_once(backend: TestBackend) {
+    let (_db, store) = open(backend).await;
+    deposit_two(&store).await;
+    for (id, grant) in [("s1", "g1"), ("s2", "g1")] {
+        let row = PortalSessionRow {
+            id_hash: id.into(),
+            grant_id: grant.into(),
+            csrf: "csrf-token".into(),
+            expires_at: T0 + 1800,
+        };
+        store
+            .portal_open_session(grant, &row, &event("portal_verified", grant))
+            .await
+            .unwrap();
+    }
+    let out = event("portal_signed_out", "g1");
+    assert!(store.portal_end_session("s1", &out).await.unwrap());
+    assert_eq!(store.portal_session("s1").await.unwrap(), None);
+    assert!(
+        store.portal_session("s2").await.unwrap().is_some(),
+        "another session of the grant lives on"
+    );
+    assert!(
+        !store.portal_end_session("s1", &out).await.unwrap(),
+        "ended already"
+    );
+    let kinds = audit_kinds(&store).await;
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "portal_signed_out").count(),
+        1,
+        "no record for a session that was not there"
+    );
+}
+
 sealgate_testkit::on_each_backend!(
+    ending_a_session_deletes_only_it_and_audits_once,
     purge_drops_sessions_past_their_end_and_keeps_live_ones,
     failed_attempts_lock_the_grant_and_clear_the_code,
     a_session_clears_the_code_and_is_read_back,

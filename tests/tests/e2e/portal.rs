@@ -267,6 +267,10 @@ const VERIFY: &str = "form[action$=\"/verify\"] button";
 /// The thread page's reply field and button.
 const REPLY_INPUT: &str = "form[action$=\"/reply\"] textarea[name=\"body\"]";
 const REPLY: &str = "form[action$=\"/reply\"] button";
+/// The thread page's sign-out button.
+const SIGN_OUT: &str = "form[action$=\"/signout\"] button";
+/// The name of a session cookie, before the tag of its link.
+const SESSION_PREFIX: &str = "__Host-sg_portal-";
 
 /// A started browser (panics with the reason when Chromium or node is missing).
 fn browser() -> Browser {

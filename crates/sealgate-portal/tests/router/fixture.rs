@@ -1,15 +1,17 @@
 //! A portal over a fresh SQLite store, driven without a socket (`tower::ServiceExt::oneshot`).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use sealgate_audit::AuditEvent;
 use sealgate_crypto::KeyRing;
 use sealgate_crypto::portal::{link_token_hash, new_link_token, seal_message};
-use sealgate_portal::{PortalContext, PortalSettings, router};
+use sealgate_portal::{CSRF_COOKIE, PortalContext, PortalSettings, SESSION_COOKIE, router};
 use sealgate_queue::{IncomingMessage, ORIGIN_NOTICE, Queue, data_digest};
 use sealgate_store::{AuditFilter, GrantRow, PortalMessageRow, Store};
 use sealgate_testkit::db::{TestBackend, TestDb};
@@ -48,6 +50,32 @@ Content-Transfer-Encoding: base64\r\n\
 JVBERi0xLjQKcmVzdWx0cwo=\r\n\
 --XX--\r\n";
 
+/// The portal's public origin in the test settings.
+pub const ORIGIN: &str = "https://portal.test";
+
+/// The client address of requests unless a test names another.
+pub const CLIENT: &str = "192.0.2.10:40000";
+
+/// What Chromium sends with a form post from the portal's own page.
+pub const SAME_ORIGIN: &[(&str, &str)] = &[("sec-fetch-site", "same-origin"), ("origin", ORIGIN)];
+
+/// Test shorthands for the link's own cookies: `sg_portal` is the session cookie and
+/// `sg_csrf` the pre-session CSRF cookie of the link a request or response is about (their
+/// real names are `__Host-` names with a tag of the link, see `cookie_name`).
+const ALIASES: [(&str, &str); 2] = [("sg_portal", SESSION_COOKIE), ("sg_csrf", CSRF_COOKIE)];
+
+/// The real cookie name behind `name` for a request to `path` (`/p/{token}...`).
+fn real_cookie_name(name: &str, path: &str) -> String {
+    let token = path
+        .strip_prefix("/p/")
+        .and_then(|rest| rest.split(['/', '?']).next())
+        .unwrap_or_default();
+    match ALIASES.iter().find(|(alias, _)| *alias == name) {
+        Some((_, kind)) => sealgate_portal::cookie_name(kind, token),
+        None => name.to_owned(),
+    }
+}
+
 /// The attachment's bytes.
 pub const ATTACHMENT: &[u8] = b"%PDF-1.4\nresults\n";
 
@@ -85,13 +113,18 @@ impl Resp {
             .unwrap_or_default()
     }
 
-    /// The full Set-Cookie line for cookie `name`, if set.
+    /// The full Set-Cookie line for cookie `name` (or the link's cookie an alias names), if
+    /// set.
     pub fn set_cookie(&self, name: &str) -> Option<String> {
+        let prefix = ALIASES
+            .iter()
+            .find(|(alias, _)| *alias == name)
+            .map_or(format!("{name}="), |(_, kind)| (*kind).to_owned());
         self.headers
             .get_all(header::SET_COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .find(|v| v.starts_with(&format!("{name}=")))
+            .find(|v| v.starts_with(&prefix))
             .map(str::to_owned)
     }
 
@@ -124,6 +157,10 @@ pub fn settings() -> PortalSettings {
         read_receipts: false,
         code_resend_interval: Duration::ZERO,
         shutdown_grace: Duration::from_secs(1),
+        public_origin: ORIGIN.to_owned(),
+        refusal_limit: 10,
+        refusal_window: Duration::from_secs(60),
+        trusted_proxies: Vec::new(),
     }
 }
 
@@ -314,9 +351,16 @@ impl Fixture {
     }
 
     fn request(method: &str, path: &str, cookies: &[(&str, &str)]) -> axum::http::request::Builder {
-        let mut b = Request::builder().method(method).uri(path);
+        let client: SocketAddr = CLIENT.parse().expect("addr");
+        let mut b = Request::builder()
+            .method(method)
+            .uri(path)
+            .extension(ConnectInfo(client));
         if !cookies.is_empty() {
-            let c: Vec<String> = cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let c: Vec<String> = cookies
+                .iter()
+                .map(|(k, v)| format!("{}={v}", real_cookie_name(k, path)))
+                .collect();
             b = b.header(header::COOKIE, c.join("; "));
         }
         b
@@ -329,11 +373,29 @@ impl Fixture {
         self.send(req).await
     }
 
+    /// A form post from the portal's own page (the headers a browser sends with it).
     pub async fn post(&self, path: &str, cookies: &[(&str, &str)], form: &[(&str, &str)]) -> Resp {
-        let req = Self::request("POST", path, cookies)
+        self.post_with(path, cookies, form, SAME_ORIGIN, CLIENT)
+            .await
+    }
+
+    /// A form post with exactly `headers`, from `client`.
+    pub async fn post_with(
+        &self,
+        path: &str,
+        cookies: &[(&str, &str)],
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+        client: &str,
+    ) -> Resp {
+        let client: SocketAddr = client.parse().expect("client addr");
+        let mut b = Self::request("POST", path, cookies)
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(Body::from(form_encode(form)))
-            .expect("request");
+            .extension(ConnectInfo(client));
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let req = b.body(Body::from(form_encode(form))).expect("request");
         self.send(req).await
     }
 

@@ -69,13 +69,13 @@ async fn a_live_link_shows_the_verify_page_with_a_strict_csrf_cookie() {
         "nothing of the message before verification"
     );
     let cookie = res.set_cookie("sg_csrf").expect("csrf cookie");
-    assert!(
-        cookie.contains(&format!("Path=/p/{}", link.token)),
-        "{cookie}"
-    );
-    for attr in ["Secure", "HttpOnly", "SameSite=Strict"] {
+    let name = sealgate_portal::cookie_name(sealgate_portal::CSRF_COOKIE, &link.token);
+    assert!(cookie.starts_with(&format!("{name}=")), "{cookie}");
+    assert!(name.starts_with("__Host-"), "{name}");
+    for attr in ["; Path=/;", "; Secure", "; HttpOnly", "; SameSite=Strict"] {
         assert!(cookie.contains(attr), "{attr} in {cookie}");
     }
+    assert!(!cookie.contains("Domain"), "{cookie}");
 }
 
 #[tokio::test]
@@ -97,7 +97,7 @@ async fn every_response_carries_the_security_headers() {
     for res in &responses {
         assert_eq!(res.header("cache-control"), "no-store", "{:?}", res.status);
         assert_eq!(res.header("x-content-type-options"), "nosniff");
-        assert_eq!(res.header("referrer-policy"), "no-referrer");
+        assert_eq!(res.header("referrer-policy"), "same-origin");
         let csp = res.header("content-security-policy");
         assert!(csp.starts_with("default-src 'none'"), "{csp}");
         assert!(

@@ -1,7 +1,9 @@
 //! The portal's routes against a real SQLite store: links, verification with attempt limits,
-//! sessions, CSRF, IDOR, security headers, reading, downloading and replying.
+//! sessions, CSRF, the origin check and throttling, sign-out, IDOR, security headers,
+//! reading, downloading and replying.
 
 mod fixture;
+mod guard;
 mod links;
 mod read;
 mod reply;

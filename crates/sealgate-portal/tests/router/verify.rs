@@ -47,14 +47,18 @@ async fn the_code_flow_queues_a_phi_free_code_email_and_opens_a_scoped_session()
     assert_eq!(res.status, StatusCode::SEE_OTHER);
     assert_eq!(res.header("location"), link.path("/thread"));
     let cookie = res.set_cookie("sg_portal").expect("session");
-    for attr in [
-        "Secure",
-        "HttpOnly",
-        "SameSite=Strict",
-        &format!("Path=/p/{}", link.token),
-    ] {
+    let name = sealgate_portal::cookie_name(sealgate_portal::SESSION_COOKIE, &link.token);
+    assert!(
+        cookie.starts_with(&format!("{name}=")) && name.starts_with("__Host-sg_portal-"),
+        "{cookie}"
+    );
+    for attr in ["; Path=/;", "; Secure", "; HttpOnly", "; SameSite=Strict"] {
         assert!(cookie.contains(attr), "{attr} in {cookie}");
     }
+    assert!(
+        !cookie.contains("Domain"),
+        "__Host- cookies have none: {cookie}"
+    );
     let verified = f.audit("portal_verified").await;
     assert_eq!(verified.len(), 1);
     assert_eq!(verified[0]["how"], "code");

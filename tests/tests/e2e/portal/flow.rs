@@ -75,6 +75,8 @@ fn a_recipient_without_tls_or_key_reads_downloads_and_replies_in_the_browser(bac
         "the thread shows the reply: {page}"
     );
 
+    sign_out(&p, &mut b, &link);
+
     assert_reply_reached_the_sender(&p);
     assert_audit_trail(&p);
     assert_nothing_secret_logged(&p, &link, &code);
@@ -82,6 +84,30 @@ fn a_recipient_without_tls_or_key_reads_downloads_and_replies_in_the_browser(bac
 }
 
 on_both_backends!(a_recipient_without_tls_or_key_reads_downloads_and_replies_in_the_browser);
+
+/// The sign-out button ends the session: the browser's `__Host-` session cookie is gone,
+/// the thread asks for a code again, and the end is audited.
+fn sign_out(p: &PortalLab, b: &mut Browser, link: &str) {
+    b.goto(&format!("{link}/thread"))
+        .expect("back to the thread");
+    let nav = b.click(SIGN_OUT).expect("sign out");
+    assert_eq!(nav.status, Some(200), "{}", b.content().unwrap_or_default());
+    assert_eq!(nav.url, format!("{link}?signed_out=1"));
+    let page = b.text("body").expect("page text");
+    assert!(page.contains("You have signed out."), "{page}");
+    let cookies = b.cookies().expect("cookies");
+    assert!(
+        !cookies.iter().any(|c| c["name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with(SESSION_PREFIX))),
+        "the session cookie is gone: {cookies:?}"
+    );
+    let nav = b.goto(&format!("{link}/thread")).expect("the thread again");
+    assert_eq!(nav.url, link, "the verify page, not the thread");
+    assert!(b.content().expect("html").contains("id=\"send-code\""));
+    let out = &p.wait_events("portal_signed_out", 1)[0];
+    assert_eq!(out["recipient"], RCPT, "{out}");
+}
 
 /// The notice names the organisation and the link, and nothing of the message.
 fn assert_notice_carries_no_content(notice: &ReceivedMessage) {
@@ -152,17 +178,26 @@ fn assert_security_headers(b: &mut Browser, link: &str) {
     assert!(disposition.starts_with("attachment"), "{disposition}");
     assert_eq!(att.header("content-type"), Some("application/octet-stream"));
 
+    // Chromium kept the session cookie under its `__Host-` name (it would have dropped a
+    // `__Host-` cookie with a Domain, another Path or without Secure) and sends it: the
+    // thread above was served with it.
     let cookies = b.cookies().expect("cookies");
     let session = cookies
         .iter()
-        .find(|c| c["name"] == "sg_portal")
-        .unwrap_or_else(|| panic!("no sg_portal cookie: {cookies:?}"));
+        .find(|c| {
+            c["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with(SESSION_PREFIX))
+        })
+        .unwrap_or_else(|| panic!("no {SESSION_PREFIX} cookie: {cookies:?}"));
     assert_eq!(session["httpOnly"], true, "{session}");
     assert_eq!(session["secure"], true, "{session}");
     assert_eq!(session["sameSite"], "Strict", "{session}");
-    let path = link.split_once("://").map_or("", |(_, r)| r);
-    let path = &path[path.find('/').unwrap_or(0)..];
-    assert_eq!(session["path"], path, "{session}");
+    assert_eq!(session["path"], "/", "{session}");
+    assert_eq!(
+        session["domain"], "127.0.0.1",
+        "a host-only cookie: {session}"
+    );
 }
 
 fn assert_strict(headers: &[(String, String)], what: &str) {
@@ -220,6 +255,7 @@ fn assert_audit_trail(p: &PortalLab) {
         "portal_view",
         "portal_download",
         "portal_reply",
+        "portal_signed_out",
     ];
     let mut at = 0;
     for kind in expected {

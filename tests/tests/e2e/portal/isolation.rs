@@ -18,14 +18,30 @@ fn message_for(to: &str, marker: &str, seed: u8) -> Vec<u8> {
     .render()
 }
 
-/// The value of the session cookie the browser holds.
-fn session_cookie(b: &mut Browser) -> String {
+/// The name (`__Host-sg_portal-{tag}`) and value of the session cookie the browser holds.
+fn session_cookie(b: &mut Browser) -> (String, String) {
+    let cookies = b.cookies().expect("cookies");
+    let found = cookies
+        .iter()
+        .find(|c| {
+            c["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with(SESSION_PREFIX))
+        })
+        .unwrap_or_else(|| panic!("no session cookie: {cookies:?}"));
+    let text = |k: &str| found[k].as_str().unwrap_or_default().to_owned();
+    (text("name"), text("value"))
+}
+
+/// The tag of the other link whose pre-session CSRF cookie the browser holds (its cookie
+/// names end in it): not `own`.
+fn other_tag(b: &mut Browser, own: &str) -> String {
     let cookies = b.cookies().expect("cookies");
     cookies
         .iter()
-        .find(|c| c["name"] == "sg_portal")
-        .and_then(|c| c["value"].as_str())
-        .unwrap_or_else(|| panic!("no session cookie: {cookies:?}"))
+        .filter_map(|c| c["name"].as_str()?.strip_prefix("__Host-sg_csrf-"))
+        .find(|tag| *tag != own)
+        .unwrap_or_else(|| panic!("no CSRF cookie of another link: {cookies:?}"))
         .to_owned()
 }
 
@@ -63,14 +79,17 @@ fn a_session_for_one_link_opens_nothing_of_another_recipients_message() {
     let mut b = browser();
     p.verify(&mut b, &link_a, RCPT);
     assert!(b.text("body").expect("text").contains("alpha-secret"));
-    let cookie = format!("sg_portal={}", session_cookie(&mut b));
+    let (name_a, value_a) = session_cookie(&mut b);
 
-    // B's link in A's browser: B's verify page at most.
+    // B's link in A's browser (which sends A's `Path=/` cookie along): B's verify page at
+    // most.
     b.goto(&format!("{link_b}/thread"))
         .expect("open B's thread");
     let html = b.content().expect("html");
     assert!(!html.contains("bravo-secret"), "{html}");
-    // A's session cookie sent explicitly to each of B's resources.
+    // A's session sent explicitly to each of B's resources, under B's cookie name.
+    let tag_b = other_tag(&mut b, name_a.trim_start_matches(SESSION_PREFIX));
+    let cookie = format!("{SESSION_PREFIX}{tag_b}={value_a}");
     for path in ["/thread", "/body/0", "/att/0/0"] {
         let url = format!("{link_b}{path}");
         let got = b
@@ -113,11 +132,19 @@ fn a_reply_without_the_csrf_token_is_refused_and_with_it_goes_through() {
     let link = p.link_for(RCPT);
     let mut b = browser();
 
+    // Posts below carry the portal's own origin, as its pages' posts do: what is refused is
+    // the token (without the origin they would be refused for that alone).
+    let own = [("Origin", p.base.as_str())];
     // Before a session: the code and verify forms want their token too.
     b.goto(&link).expect("open the link");
     for action in ["/code", "/verify"] {
         let got = b
-            .request("POST", &format!("{link}{action}"), &[("code", "12345678")])
+            .request_with(
+                "POST",
+                &format!("{link}{action}"),
+                &[("code", "12345678")],
+                &own,
+            )
             .expect("post without a token");
         assert_eq!(got.status, 403, "{action} without a CSRF token");
     }
@@ -127,7 +154,7 @@ fn a_reply_without_the_csrf_token_is_refused_and_with_it_goes_through() {
     let reply_url = format!("{link}/reply");
 
     let none = b
-        .request("POST", &reply_url, &[("body", "forged reply one")])
+        .request_with("POST", &reply_url, &[("body", "forged reply one")], &own)
         .expect("post");
     assert_eq!(none.status, 403, "no token: {}", none.body);
     let mut forged: Vec<(&str, &str)> = fields
@@ -135,7 +162,9 @@ fn a_reply_without_the_csrf_token_is_refused_and_with_it_goes_through() {
         .map(|(k, _)| (k.as_str(), "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"))
         .collect();
     forged.push(("body", "forged reply two"));
-    let wrong = b.request("POST", &reply_url, &forged).expect("post");
+    let wrong = b
+        .request_with("POST", &reply_url, &forged, &own)
+        .expect("post");
     assert_eq!(wrong.status, 403, "a wrong token: {}", wrong.body);
 
     // The form itself, submitted by the browser with its token removed.
@@ -151,7 +180,14 @@ fn a_reply_without_the_csrf_token_is_refused_and_with_it_goes_through() {
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     right.push(("body", "the genuine reply csrf-ok"));
-    let ok = b.request("POST", &reply_url, &right).expect("post");
+    let foreign = [("Origin", "https://evil.test")];
+    let elsewhere = b
+        .request_with("POST", &reply_url, &right, &foreign)
+        .expect("post");
+    assert_eq!(elsewhere.status, 403, "the right token from another origin");
+    let ok = b
+        .request_with("POST", &reply_url, &right, &own)
+        .expect("post");
     assert_eq!(ok.status, 303, "{}", ok.body);
 
     assert!(
@@ -166,4 +202,16 @@ fn a_reply_without_the_csrf_token_is_refused_and_with_it_goes_through() {
     assert!(text.contains("csrf-ok"), "{text}");
     assert!(!text.contains("forged"), "{text}");
     assert_eq!(p.events("portal_reply").len(), 1);
+    // Every refusal is on record, the browser's own form post (same origin, no token) too.
+    let reasons: Vec<Value> = p
+        .events("portal_refused")
+        .iter()
+        .map(|e| e["reason"].clone())
+        .collect();
+    assert_eq!(
+        reasons,
+        ["csrf", "csrf", "csrf", "csrf", "csrf", "foreign-origin"],
+        "{:?}",
+        p.events("portal_refused")
+    );
 }
