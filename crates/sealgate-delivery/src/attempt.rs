@@ -447,7 +447,7 @@ impl DomainRun<'_> {
 
     async fn send_opportunistic(&mut self, part: &[(Claim, Decision)], content: &[u8]) {
         let key = format!("{}\u{0}opportunistic", self.domain);
-        let open = match self.take_open(&key).await {
+        let open = match self.take_open_opportunistic(&key).await {
             Some(open) => Ok(open),
             None => connect::connect_opportunistic(self.ctx, &self.probe, &self.targets).await,
         };
@@ -458,6 +458,17 @@ impl DomainRun<'_> {
                 fail_all(self.ctx, &claims, &f).await;
             }
         }
+    }
+
+    /// As [`DomainRun::take_open`], except that a plaintext session to a host that now
+    /// requires TLS ([`plan::tls_mandatory`]) is closed rather than used.
+    async fn take_open_opportunistic(&mut self, key: &str) -> Option<(SmtpConnection, Target)> {
+        let (c, target) = self.take_open(key).await?;
+        if c.tls().is_none() && plan::tls_mandatory(&self.probe, &target.host).is_some() {
+            c.quit().await;
+            return None;
+        }
+        Some((c, target))
     }
 
     /// A session open in this run or idle in the cache under `key`.

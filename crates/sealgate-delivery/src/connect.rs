@@ -109,9 +109,10 @@ pub(crate) fn hosts_of(targets: &[Target]) -> Vec<String> {
     plan::unique_hosts(targets.iter().map(|t| t.host.clone()))
 }
 
-/// An opportunistic session: STARTTLS when offered. Hosts with a bogus TLSA answer are
-/// skipped. Under an MTA-STS `testing` policy each host is first tried with the policy's
-/// checks, and a failure is counted for TLS-RPT and then ignored (RFC 8461 §5).
+/// An opportunistic session: STARTTLS when offered, and required (unauthenticated) by a host
+/// whose TLSA records are all unusable ([`plan::tls_mandatory`]). Hosts with a bogus TLSA
+/// answer are skipped. Under an MTA-STS `testing` policy each host is first tried with the
+/// policy's checks, and a failure is counted for TLS-RPT and then ignored (RFC 8461 §5).
 pub(crate) async fn connect_opportunistic(
     ctx: &DeliveryContext,
     probe: &DomainProbe,
@@ -136,15 +137,30 @@ pub(crate) async fn connect_opportunistic(
                 report_tls(ctx, probe, t, "sts", Some(("validation-failure", detail))).await;
             }
         }
-        match SmtpConnection::connect(t.addr, &t.host, &ctx.client, &ctx.tls).await {
+        let mandatory = plan::tls_mandatory(probe, &t.host);
+        let required;
+        let tls = match &mandatory {
+            Some(_) => {
+                required = TlsPolicy::Required(ctx.verifiers.opportunistic_config());
+                &required
+            }
+            None => &ctx.tls,
+        };
+        match SmtpConnection::connect(t.addr, &t.host, &ctx.client, tls).await {
             Ok(c) => {
-                debug!(mx = %t.host, addr = %t.addr, tls = c.tls().is_some(), "connected");
+                debug!(mx = %t.host, addr = %t.addr, tls = c.tls().is_some(),
+                    tls_mandatory = mandatory.is_some(), "connected");
                 return Ok((c, t.clone()));
             }
             Err(e) => {
-                info!(mx = %t.host, addr = %t.addr, error = %e, "mail host failed, trying the next");
+                info!(mx = %t.host, addr = %t.addr, error = %e, tls_mandatory = mandatory.is_some(),
+                    "mail host failed, trying the next");
                 // A refusal by one host is no verdict on the domain: the next host may accept.
-                last = Failure::temporary(format!("{}: {e}", t.host), Some(t.clone()));
+                let reason = match &mandatory {
+                    Some(why) => format!("4.7.5 {why}; nothing was sent: {e}"),
+                    None => format!("{}: {e}", t.host),
+                };
+                last = Failure::temporary(reason, Some(t.clone()));
             }
         }
     }

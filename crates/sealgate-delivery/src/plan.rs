@@ -49,6 +49,7 @@ impl Via {
 pub fn domain_evidence(p: &DomainProbe) -> DomainEvidence {
     let dane = match p.dane.summary() {
         DaneSummary::Valid => DaneStatus::Valid,
+        DaneSummary::Unusable => DaneStatus::Unusable,
         DaneSummary::SecureNoTlsa => DaneStatus::SecureNoTlsa,
         DaneSummary::Insecure => DaneStatus::Insecure,
         DaneSummary::Bogus => DaneStatus::Bogus,
@@ -183,9 +184,27 @@ pub fn peer_auth(p: &DomainProbe, pins: &[String], host: &str) -> Result<(PeerAu
             Via::Pinned,
         ));
     }
+    if let Some(HostDane::Unusable) = p.dane.host(host) {
+        return Err(format!(
+            "no usable DANE TLSA record (only unusable ones: TLS mandatory but \
+             unauthenticated), MTA-STS enforce policy or pin for {host}"
+        ));
+    }
     Err(format!(
         "no DANE TLSA records, MTA-STS enforce policy or pin for {host}"
     ))
+}
+
+/// Why `host` must get TLS even on an opportunistic session, when it must: RFC 7672 §2.2,
+/// DNSSEC-secure TLSA records none of which is usable make TLS mandatory for the host, though
+/// unauthenticated (so never verified TLS). Every message to the host is held to it: no
+/// STARTTLS or a failed handshake means the host is not used.
+pub fn tls_mandatory(p: &DomainProbe, host: &str) -> Option<String> {
+    matches!(p.dane.host(host), Some(HostDane::Unusable)).then(|| {
+        format!(
+            "TLS is mandatory for {host} (RFC 7672 §2.2: DNSSEC-secure TLSA records, none usable)"
+        )
+    })
 }
 
 /// Whether `host` may be used at all, even for opportunistic TLS (a bogus TLSA answer

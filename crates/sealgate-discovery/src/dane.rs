@@ -78,7 +78,11 @@ pub enum HostDane {
 pub enum DaneSummary {
     /// At least one host has usable TLSA records.
     Valid,
-    /// The route is secure and every host securely publishes no usable TLSA record.
+    /// The route is secure, every host securely publishes no usable TLSA record, and at
+    /// least one publishes secure TLSA records none of which is usable: those hosts get
+    /// mandatory, unauthenticated TLS (RFC 7672 §2.2), which is not verified TLS.
+    Unusable,
+    /// The route is secure and every host securely publishes no TLSA record.
     SecureNoTlsa,
     /// DANE does not apply (unsigned, or a mix that gives no DANE assurance).
     Insecure,
@@ -94,6 +98,7 @@ impl DaneProbe {
     ///    authenticated; the per-host states still rule the others out or in);
     /// 2. every host [`HostDane::Bogus`] → [`DaneSummary::Bogus`];
     /// 3. route secure and every host [`HostDane::NoTlsa`] or [`HostDane::Unusable`] →
+    ///    [`DaneSummary::Unusable`] when any host is unusable, else
     ///    [`DaneSummary::SecureNoTlsa`];
     /// 4. any host [`HostDane::Failed`] → [`DaneSummary::Unknown`] (ask again soon rather
     ///    than settle on "insecure" from a partial answer);
@@ -110,7 +115,11 @@ impl DaneProbe {
             DaneSummary::Bogus
         } else if self.route_secure && every(|s| matches!(s, HostDane::NoTlsa | HostDane::Unusable))
         {
-            DaneSummary::SecureNoTlsa
+            if states().any(|s| *s == HostDane::Unusable) {
+                DaneSummary::Unusable
+            } else {
+                DaneSummary::SecureNoTlsa
+            }
         } else if states().any(|s| matches!(s, HostDane::Failed { .. })) {
             DaneSummary::Unknown
         } else {

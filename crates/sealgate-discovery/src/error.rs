@@ -124,13 +124,13 @@ pub enum PolicyError {
         /// `version`, `mode`, `max_age` or `mx`.
         field: &'static str,
     },
-    /// `version` is not `STSv1`.
+    /// `version` is not `STSv1` (in any case).
     #[error("version {found:?} is not STSv1")]
     Version {
         /// The value found (at most 64 characters).
         found: String,
     },
-    /// `mode` is not `enforce`, `testing` or `none`.
+    /// `mode` is not `enforce`, `testing` or `none` (in any case).
     #[error("mode {found:?} is not enforce, testing or none")]
     Mode {
         /// The value found (at most 64 characters).
@@ -155,6 +155,24 @@ pub enum PolicyError {
         line: usize,
         /// The value found (at most 64 characters).
         found: String,
+    },
+    /// A field that may appear once (`version`, `mode`, `max_age`) appears again with
+    /// another value: which one the domain meant cannot be known.
+    #[error(
+        "field {field:?} appears twice with different values: {first:?} on line {first_line}, \
+         {second:?} on line {line}"
+    )]
+    Conflict {
+        /// `version`, `mode` or `max_age`.
+        field: &'static str,
+        /// The first value (at most 64 characters).
+        first: String,
+        /// The line of the first value, from 1.
+        first_line: usize,
+        /// The conflicting value (at most 64 characters).
+        second: String,
+        /// The line of the conflicting value, from 1.
+        line: usize,
     },
 }
 

@@ -200,7 +200,7 @@ impl Discovery {
                 self.dane_cache
                     .insert(&key, probe.clone(), self.settings.failure_ttl);
             }
-            DaneSummary::SecureNoTlsa | DaneSummary::Insecure => {
+            DaneSummary::Unusable | DaneSummary::SecureNoTlsa | DaneSummary::Insecure => {
                 self.dane_cache.insert_negative(&key, probe.clone());
             }
         }

@@ -274,6 +274,10 @@ impl Availability<'_> {
         let d = self.domain;
         let dane = match d.dane {
             DaneStatus::Valid => "dane: valid (DNSSEC-secure usable TLSA)",
+            DaneStatus::Unusable => {
+                "dane: unusable (DNSSEC-secure TLSA, none usable: STARTTLS mandatory without \
+                 authentication, RFC 7672 §2.2; not verified TLS)"
+            }
             DaneStatus::SecureNoTlsa => "dane: secure-no-tlsa (signed zone, no TLSA)",
             DaneStatus::Insecure => "dane: insecure (unsigned zone, TLSA ignored)",
             DaneStatus::Bogus => "dane: bogus (DNSSEC validation failed)",

@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 pub enum DaneStatus {
     /// DNSSEC-secure TLSA records with at least one usable record (usage 2 or 3).
     Valid,
+    /// DNSSEC-secure TLSA records, none of them usable (only PKIX usages 0/1, or
+    /// parameters that cannot match): RFC 7672 §2.2 makes TLS mandatory for such an MX but
+    /// unauthenticated, so it is not verified TLS.
+    Unusable,
     /// The zone is signed but publishes no TLSA records.
     SecureNoTlsa,
     /// The zone is unsigned: any TLSA records are ignored (RFC 7672 §2.2.1).
@@ -27,6 +31,7 @@ impl DaneStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             DaneStatus::Valid => "valid",
+            DaneStatus::Unusable => "unusable",
             DaneStatus::SecureNoTlsa => "secure-no-tlsa",
             DaneStatus::Insecure => "insecure",
             DaneStatus::Bogus => "bogus",

@@ -115,7 +115,7 @@ async fn pkix_usages_only_are_unusable() {
     ])
     .await;
     assert_eq!(got.host("mx.example.test"), Some(&HostDane::Unusable));
-    assert_eq!(got.summary(), DaneSummary::SecureNoTlsa);
+    assert_eq!(got.summary(), DaneSummary::Unusable);
 }
 
 #[tokio::test]
@@ -302,7 +302,10 @@ fn the_summary_follows_its_documented_order() {
         (true, vec![usable_state(60), bogus(), failed()], Valid),
         (false, vec![Ins, usable_state(60)], Valid),
         (false, vec![bogus(), bogus()], Bogus),
-        (true, vec![NoTlsa, Unusable], SecureNoTlsa),
+        (true, vec![NoTlsa, Unusable], DaneSummary::Unusable),
+        (true, vec![Unusable, Unusable], DaneSummary::Unusable),
+        (true, vec![NoTlsa, NoTlsa], SecureNoTlsa),
+        (true, vec![Unusable, failed()], Unknown),
         (false, vec![NoTlsa], Insecure),
         (true, vec![NoTlsa, failed()], Unknown),
         (true, vec![bogus(), failed()], Unknown),

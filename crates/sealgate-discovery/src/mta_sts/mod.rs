@@ -242,20 +242,7 @@ impl MtaSts {
     ) -> StsLookup {
         let (policy, body) = match self.fetch_valid(domain, id).await {
             Ok(fetched) => fetched,
-            Err(error) => {
-                tracing::warn!(domain = %domain, policy_id = %id, error = %error.detail(),
-                    cached = cached.is_some(), "mta-sts policy fetch failed");
-                return match cached {
-                    Some(old) => {
-                        notes.push(format!(
-                            "fetch for id {id} failed: cached id {} kept",
-                            old.id
-                        ));
-                        StsLookup::new(Some(old), after_failure(error), notes)
-                    }
-                    None => StsLookup::new(None, failed(error), notes),
-                };
-            }
+            Err(error) => return not_fetched(domain, id, cached, error, notes),
         };
         if let Err(e) = self.store.mta_sts_put(&policy.to_row(domain, &body)).await {
             tracing::warn!(domain = %domain, error = %e, "mta-sts policy could not be stored");
@@ -302,6 +289,38 @@ impl MtaSts {
         if remember {
             self.negative.insert_negative(domain, lookup.clone());
         }
+    }
+}
+
+/// A fetch that failed or brought an invalid policy: logged and noted with the reason, and
+/// treated alike (RFC 8461 §5.1), so an invalid policy never replaces the unexpired `cached`
+/// one: a domain that had an `enforce` policy keeps it until it expires.
+fn not_fetched(
+    domain: &str,
+    id: &str,
+    cached: Option<StsPolicy>,
+    error: DiscoveryError,
+    mut notes: Vec<String>,
+) -> StsLookup {
+    let why = error.detail();
+    let kept = cached.as_ref().map_or("none", |old| old.id.as_str());
+    if matches!(error, DiscoveryError::PolicyInvalid { .. }) {
+        tracing::warn!(domain = %domain, policy_id = %id, error = %why, cached_id = %kept,
+            "mta-sts policy invalid; not used");
+    } else {
+        tracing::warn!(domain = %domain, policy_id = %id, error = %why, cached_id = %kept,
+            "mta-sts policy fetch failed");
+    }
+    notes.push(format!("policy for id {id} not used: {why}"));
+    match cached {
+        Some(old) => {
+            notes.push(format!(
+                "cached id {} kept ({}, until it expires; RFC 8461 §5.1)",
+                old.id, old.mode
+            ));
+            StsLookup::new(Some(old), after_failure(error), notes)
+        }
+        None => StsLookup::new(None, failed(error), notes),
     }
 }
 

@@ -35,14 +35,11 @@ impl StsMode {
         }
     }
 
-    /// The mode named by `keyword` (case-sensitive, as RFC 8461 §3.2's `%s` strings).
+    /// The mode named by `keyword`, in any case (see [`StsPolicy::parse`] on case).
     pub fn from_keyword(keyword: &str) -> Option<Self> {
-        match keyword {
-            "enforce" => Some(Self::Enforce),
-            "testing" => Some(Self::Testing),
-            "none" => Some(Self::None),
-            _ => None,
-        }
+        [Self::Enforce, Self::Testing, Self::None]
+            .into_iter()
+            .find(|mode| keyword.eq_ignore_ascii_case(mode.as_str()))
     }
 }
 
@@ -71,21 +68,32 @@ pub struct StsPolicy {
 
 impl StsPolicy {
     /// Parses a policy file (RFC 8461 §3.2) fetched at `fetched_at` for TXT `id`.
+    ///
+    /// Key names and the `version` and `mode` values are read in any case. RFC 8461's ABNF
+    /// spells them as case-sensitive `%s` strings (RFC 7405), but a domain that publishes
+    /// `mode: Enforce` plainly asks for enforcement, and reading its policy as invalid would
+    /// leave it with none: the lenient reading can only apply what the domain wrote, never
+    /// less than no policy.
+    ///
+    /// `version`, `mode` and `max_age` are each "required once" (§3.2). A repeat with the
+    /// same meaning is harmless and ignored; a repeat with another value makes the policy
+    /// invalid ([`PolicyError::Conflict`]) rather than letting the first or the weaker value
+    /// win: which one the domain meant cannot be known.
     pub fn parse(text: &str, id: &str, fetched_at: i64) -> Result<Self, PolicyError> {
         let fields = parse_fields(text)?;
-        let version = fields
+        let (version, _) = fields
             .version
             .ok_or(PolicyError::Missing { field: "version" })?;
-        if version != "STSv1" {
+        if !version.eq_ignore_ascii_case("STSv1") {
             return Err(PolicyError::Version {
                 found: quote(&version),
             });
         }
-        let mode = fields.mode.ok_or(PolicyError::Missing { field: "mode" })?;
+        let (mode, _) = fields.mode.ok_or(PolicyError::Missing { field: "mode" })?;
         let mode = StsMode::from_keyword(&mode).ok_or_else(|| PolicyError::Mode {
             found: quote(&mode),
         })?;
-        let max_age = fields
+        let (max_age, _) = fields
             .max_age
             .ok_or(PolicyError::Missing { field: "max_age" })?;
         let max_age = parse_max_age(&max_age)?;
@@ -153,17 +161,57 @@ fn expiry(fetched_at: i64, max_age: u64) -> i64 {
     fetched_at.saturating_add(micros)
 }
 
-/// The known fields of a policy file, first occurrence of each (mx: all of them).
+/// The known fields of a policy file: each single field's value and the line it was first
+/// found on, and every `mx` pattern.
 #[derive(Default)]
 struct Fields {
-    version: Option<String>,
-    mode: Option<String>,
-    max_age: Option<String>,
+    version: Option<(String, usize)>,
+    mode: Option<(String, usize)>,
+    max_age: Option<(String, usize)>,
     mx: Vec<String>,
 }
 
-/// Splits a policy into `key: value` lines. RFC 8461 §3.2: lines end in CRLF or LF, unknown
-/// fields are ignored, and of a repeated field other than `mx` only the first counts.
+impl Fields {
+    /// Records `value` for the single field `field` found on `line`; a repeat must mean the
+    /// same (see [`StsPolicy::parse`]).
+    fn single(&mut self, field: &'static str, value: &str, line: usize) -> Result<(), PolicyError> {
+        let slot = match field {
+            "version" => &mut self.version,
+            "mode" => &mut self.mode,
+            _ => &mut self.max_age,
+        };
+        match slot {
+            None => *slot = Some((value.to_owned(), line)),
+            Some((first, _)) if same_meaning(first, value) => {}
+            Some((first, first_line)) => {
+                return Err(PolicyError::Conflict {
+                    field,
+                    first: quote(first),
+                    first_line: *first_line,
+                    second: quote(value),
+                    line,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether two values of one field mean the same: equal in any case, or the same number
+/// (`max_age: 86400` and `max_age: 086400`).
+fn same_meaning(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b) || number(a).is_some_and(|n| Some(n) == number(b))
+}
+
+/// The digits of `value` without leading zeros, if it is all digits.
+fn number(value: &str) -> Option<&str> {
+    (!value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| value.trim_start_matches('0'))
+}
+
+/// Splits a policy into `key: value` lines. RFC 8461 §3.2: lines end in CRLF or LF and
+/// unknown fields are ignored; key names are read in any case, and a single field repeated
+/// with another value is an error (see [`StsPolicy::parse`]).
 fn parse_fields(text: &str) -> Result<Fields, PolicyError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut fields = Fields::default();
@@ -183,21 +231,15 @@ fn parse_fields(text: &str) -> Result<Fields, PolicyError> {
         if value.chars().any(char::is_control) {
             return Err(PolicyError::Malformed { line });
         }
-        match key {
-            "version" => first(&mut fields.version, value),
-            "mode" => first(&mut fields.mode, value),
-            "max_age" => first(&mut fields.max_age, value),
+        match key.to_ascii_lowercase().as_str() {
+            "version" => fields.single("version", value, line)?,
+            "mode" => fields.single("mode", value, line)?,
+            "max_age" => fields.single("max_age", value, line)?,
             "mx" => fields.mx.push(parse_mx_pattern(value, line)?),
             _ => {}
         }
     }
     Ok(fields)
-}
-
-fn first(slot: &mut Option<String>, value: &str) {
-    if slot.is_none() {
-        *slot = Some(value.to_owned());
-    }
 }
 
 /// RFC 8461 §3.2 `sts-policy-max-age-value = 1*10(DIGIT)`, at most [`MAX_AGE_LIMIT`].

@@ -36,6 +36,7 @@ fn credential() -> impl Strategy<Value = Credential> {
 fn domain_evidence() -> impl Strategy<Value = DomainEvidence> {
     let dane = proptest::sample::select(vec![
         DaneStatus::Valid,
+        DaneStatus::Unusable,
         DaneStatus::SecureNoTlsa,
         DaneStatus::Insecure,
         DaneStatus::Bogus,

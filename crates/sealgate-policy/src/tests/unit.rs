@@ -94,6 +94,43 @@ fn mta_sts_testing_mode_does_not_count_as_verified_tls() {
 }
 
 #[test]
+fn unusable_tlsa_records_do_not_count_as_verified_tls_and_the_evidence_says_tls_is_mandatory() {
+    let dom = DomainEvidence {
+        dane: DaneStatus::Unusable,
+        ..plain_domain()
+    };
+    let mandatory = "dane: unusable (DNSSEC-secure TLSA, none usable: STARTTLS mandatory \
+                     without authentication, RFC 7672 §2.2; not verified TLS)";
+    let protected = decide(&Rules::default(), BOB, &dom, &rcpt_none(), &plain_message());
+    assert_eq!(protected.chain, vec![Method::Portal]);
+    assert!(
+        protected.evidence.contains(
+            &"skip tls-verified: no DANE (dane unusable), no MTA-STS enforce (mta-sts none), \
+              no pin"
+                .to_owned()
+        ),
+        "{:?}",
+        protected.evidence
+    );
+    assert!(protected.evidence.contains(&mandatory.to_owned()));
+    for (rules, facts) in [
+        (rules_none(), plain_message()),
+        (
+            Rules::default(),
+            MessageFacts {
+                phi_free: true,
+                ..plain_message()
+            },
+        ),
+    ] {
+        let d = decide(&rules, BOB, &dom, &rcpt_none(), &facts);
+        assert_eq!(d.chosen(), Method::TlsOpportunistic, "{d:?}");
+        assert!(d.evidence.contains(&mandatory.to_owned()), "{d:?}");
+    }
+    assert!(!dom.shows_verified_tls());
+}
+
+#[test]
 fn level_none_puts_opportunistic_tls_right_after_verified_tls() {
     let d = decide(
         &rules_none(),

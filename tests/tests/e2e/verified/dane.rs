@@ -244,3 +244,128 @@ fn a_stripped_starttls_on_a_dane_domain_sends_nothing_in_clear_and_raises_an_ale
     );
     assert_rpt_failure(&daemon, "tlsa", "starttls-not-supported");
 }
+
+/// A signed example.test whose MX has only a PKIX-EE (usage 1) TLSA record for its key:
+/// DNSSEC-secure, and unusable for SMTP (RFC 7672 §3.1.3), so TLS to it is mandatory but
+/// unauthenticated (RFC 7672 §2.2). The certificate is the one a TLS sink would present.
+fn unusable_tlsa_lab() -> (SecureLab, Issued) {
+    dane_lab(|_, cert| format!("1 1 1 {}", spki_sha256(cert)))
+}
+
+/// The audit line every decision about such a domain carries.
+const DANE_UNUSABLE: &str = "dane: unusable (DNSSEC-secure TLSA, none usable: STARTTLS mandatory";
+
+/// The `deferred` reason of a recipient held back because the MX did not give the TLS that
+/// unusable TLSA records make mandatory.
+fn assert_deferred_for_mandatory_tls(db: &Inspect, id: &str) {
+    let deferred = first(db, id, "deferred");
+    let reason = deferred["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with(
+            "4.7.5 TLS is mandatory for mx.example.test (RFC 7672 §2.2: DNSSEC-secure TLSA \
+             records, none usable); nothing was sent: "
+        ),
+        "{deferred}"
+    );
+}
+
+#[test]
+fn unusable_tlsa_records_make_tls_mandatory_so_an_mx_without_starttls_gets_nothing() {
+    let (lab, _cert) = unusable_tlsa_lab();
+    let sink = lab.sink_with(MX_IP, |_| {});
+    let daemon =
+        lab.daemon_on_sqlite("[[policy.domains]]\nkey = \"example.test\"\nlevel = \"none\"\n");
+    let id = send(&daemon, RCPT, &[]);
+    let db = inspect(&daemon);
+    wait_for(&db, &id, RCPT, "deferred");
+
+    assert!(sink.connections() >= 1, "the MX was never tried");
+    assert_nothing_sent(&sink);
+    let decision = first(&db, &id, "decision");
+    assert_eq!(decision["level"], "none", "{decision}");
+    assert_eq!(decision["method"], "tls-opportunistic", "{decision}");
+    assert!(mentions(&decision, "evidence", DANE_UNUSABLE), "{decision}");
+    assert_deferred_for_mandatory_tls(&db, &id);
+    assert_eq!(db.recipients(&id)[0].1, "deferred");
+}
+
+/// Over STARTTLS with any certificate the message goes out (TLS is all RFC 7672 asks of such
+/// an MX), but the session is not verified: it is audited as unauthenticated, not remembered
+/// as verified, and mail that requires protection does not take it.
+#[test]
+fn unusable_tlsa_records_allow_unauthenticated_tls_that_never_counts_as_verified() {
+    let (lab, cert) = unusable_tlsa_lab();
+    let sink = lab.tls_sink(MX_IP, &cert);
+    let daemon = lab
+        .daemon_on_sqlite("[[policy.addresses]]\nkey = \"jane@example.test\"\nlevel = \"none\"\n");
+    let id = send(&daemon, RCPT, &[]);
+    assert!(
+        lab.rt.block_on(sink.wait_for(1, WAIT)),
+        "nothing delivered\n{}",
+        daemon.output_report()
+    );
+    assert!(sink.received()[0].tls, "delivered in the clear");
+    let db = inspect(&daemon);
+    wait_for(&db, &id, RCPT, "delivered");
+    let decision = first(&db, &id, "decision");
+    assert_eq!(decision["method"], "tls-opportunistic", "{decision}");
+    assert!(mentions(&decision, "evidence", DANE_UNUSABLE), "{decision}");
+    let attempt = first(&db, &id, "attempt");
+    assert_eq!(attempt["verification"], "none (opportunistic)", "{attempt}");
+    let tables = SecurityTables::new(daemon.db_url());
+    assert!(
+        tables.verified_domain("example.test").is_none(),
+        "an unauthenticated session is no verified-TLS sighting"
+    );
+
+    // Protection required (the default for joe): no TLS method at all, the message waits.
+    let joe = "joe@example.test";
+    let id = send(&daemon, joe, &[]);
+    wait_for(&db, &id, joe, "deferred");
+    let decision = first(&db, &id, "decision");
+    assert_eq!(decision["level"], "required", "{decision}");
+    assert!(
+        !lines(&decision, "chain")
+            .iter()
+            .any(|m| m.starts_with("tls-")),
+        "{decision}"
+    );
+    assert!(
+        mentions(
+            &decision,
+            "evidence",
+            "skip tls-verified: no DANE (dane unusable)"
+        ),
+        "{decision}"
+    );
+    assert_eq!(sink.received().len(), 1, "joe's message went out");
+}
+
+/// The issue this guards against: the message itself goes to the portal (no verified TLS),
+/// and its notice — PHI-free, so decided for opportunistic TLS — must still not be sent in
+/// the clear to an MX whose TLSA records make TLS mandatory.
+#[test]
+fn a_portal_notice_to_a_domain_with_unusable_tlsa_is_never_sent_in_the_clear() {
+    let (lab, _cert) = unusable_tlsa_lab();
+    let sink = lab.sink_with(MX_IP, |_| {});
+    let db = fresh_db(TestBackend::Sqlite);
+    let listen = sealgate_testkit::postfix::free_addr(std::net::Ipv4Addr::LOCALHOST);
+    let portal = format!(
+        "[portal]\nenabled = true\nlisten = \"{listen}\"\npublic_url = \"https://portal.clinic.test\"\n"
+    );
+    let daemon = lab.daemon_with(&db.url, "", &portal);
+    let id = send(&daemon, RCPT, &[]);
+    let db = inspect(&daemon);
+    wait_for(&db, &id, RCPT, "delivered");
+    let notice = first(&db, &id, "portal_notice");
+    let notice_id = notice["notice_id"].as_str().unwrap_or_default().to_owned();
+
+    wait_for(&db, &notice_id, RCPT, "deferred");
+    let decision = first(&db, &notice_id, "decision");
+    assert_eq!(decision["level_source"], "phi-free", "{decision}");
+    assert_eq!(decision["method"], "tls-opportunistic", "{decision}");
+    assert!(mentions(&decision, "evidence", DANE_UNUSABLE), "{decision}");
+    assert_deferred_for_mandatory_tls(&db, &notice_id);
+    assert!(sink.connections() >= 1, "the MX was never tried");
+    assert_nothing_sent(&sink);
+}

@@ -102,6 +102,27 @@ fn an_mx_outside_the_mta_sts_enforce_patterns_is_never_contacted() {
     assert_eq!(db.recipients(&id)[0].1, "deferred");
 }
 
+/// `mode: Enforce` is the enforce mode (read in any case): even for a domain that needs no
+/// protection, an MX outside the policy's patterns gets nothing, as with `mode: enforce`.
+#[test]
+fn an_mta_sts_policy_saying_enforce_in_capitals_is_enforced() {
+    let (lab, cert) = sts_lab("Enforce", "mail.elsewhere.test", &[MX]);
+    let sink = lab.tls_sink(MX_IP, &cert);
+    let daemon =
+        lab.daemon_on_sqlite("[[policy.domains]]\nkey = \"example.test\"\nlevel = \"none\"\n");
+    let id = send(&daemon, RCPT, &[]);
+    let db = inspect(&daemon);
+    wait_for(&db, &id, RCPT, "deferred");
+    let decision = first(&db, &id, "decision");
+    assert_eq!(decision["method"], "tls-verified", "{decision}");
+    assert!(
+        mentions(&decision, "evidence", "mta-sts: enforce"),
+        "{decision}"
+    );
+    verification_refused(&db, &id, "not among the MTA-STS policy's mx patterns");
+    assert_eq!(sink.connections(), 0, "{:?}", sink.commands());
+}
+
 #[test]
 fn an_mta_sts_testing_failure_is_reported_and_delivery_goes_on_when_no_protection_is_required() {
     let (lab, cert) = sts_lab("testing", MX, &["other.example.test"]);
@@ -129,9 +150,9 @@ fn an_mta_sts_testing_failure_is_reported_and_delivery_goes_on_when_no_protectio
 
 /// First lab: enforce policy id 1 fetched and the message delivered (the policy is now cached
 /// in the store). Second lab on the same database: the TXT record announces id 2, the policy
-/// host is blocked (later it serves an invalid policy), and the MX presents a certificate for
-/// another name. The cached enforce policy must still apply: `sealgate check` shows it, and
-/// the message is not sent.
+/// host is blocked (later it serves an invalid policy, then one with two modes), and the MX
+/// presents a certificate for another name. The cached enforce policy must still apply:
+/// `sealgate check` shows it, and the message is not sent.
 #[test]
 fn a_cached_mta_sts_enforce_policy_outlives_a_blocked_refresh() {
     let db = fresh_db(TestBackend::Sqlite);
@@ -179,6 +200,12 @@ fn a_cached_mta_sts_enforce_policy_outlives_a_blocked_refresh() {
         "version: STSv1\nmode: none-of-your-business\n",
     );
     check_keeps_the_cached_policy("invalid policy served");
+    // Two modes: which the domain meant is unknown, so the cached enforce policy stays.
+    lab.https().set_mta_sts_policy(
+        "example.test",
+        "version: STSv1\nmode: testing\nmode: enforce\nmx: *.example.test\nmax_age: 86400\n",
+    );
+    check_keeps_the_cached_policy("policy with conflicting modes served");
 
     let id = send(&daemon, RCPT, &[]);
     let db = inspect(&daemon);

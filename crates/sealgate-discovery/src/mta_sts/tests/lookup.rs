@@ -166,6 +166,76 @@ async fn blocked_refresh_keeps_the_cached_enforce_policy_until_it_expires() {
     assert!(got.policy.is_none());
 }
 
+/// A policy saying both `testing` and `enforce`: invalid, whichever comes first.
+const CONFLICTING: &str =
+    "version: STSv1\nmode: testing\nmode: enforce\nmx: *.example.test\nmax_age: 604800\n";
+
+#[tokio::test]
+async fn a_policy_written_in_capitals_is_fetched_and_applied_as_enforce() {
+    let lab = Lab::standard().await;
+    let text = "Version: STSv1\r\nMode: Enforce\r\nMX: MX.example.test\r\nMax_Age: 86400\r\n";
+    lab.https.set_mta_sts_policy(DOMAIN, text);
+
+    let got = lab.sts.lookup(DOMAIN).await;
+
+    assert!(matches!(got.state, StsState::Fresh), "{got:?}");
+    let policy = got.policy.unwrap();
+    assert_eq!(policy.mode, StsMode::Enforce);
+    assert_eq!(policy.mx, ["mx.example.test"]);
+    let row = lab.store.mta_sts_get(DOMAIN).await.unwrap().unwrap();
+    assert_eq!((row.mode.as_str(), row.body.as_str()), ("enforce", text));
+    assert_eq!(StsPolicy::from_row(&row), Some(policy));
+}
+
+#[tokio::test]
+async fn a_policy_with_conflicting_modes_never_replaces_a_cached_enforce_policy() {
+    let lab = Lab::standard().await;
+    lab.https.set_mta_sts_policy(DOMAIN, ENFORCE);
+    let original = lab.sts.lookup(DOMAIN).await.policy.unwrap();
+
+    // The domain publishes a new id whose policy says both testing and enforce.
+    lab.dns.set_zone(&sts_zone("2")).await;
+    lab.https.set_mta_sts_policy(DOMAIN, CONFLICTING);
+    let got = lab.sts.lookup(DOMAIN).await;
+
+    assert!(
+        matches!(got.state, StsState::CachedAfterFailure { .. }),
+        "{got:?}"
+    );
+    assert_eq!(got.policy.as_ref(), Some(&original));
+    assert!(
+        matches!(
+            error_of(&got),
+            DiscoveryError::PolicyInvalid {
+                source: PolicyError::Conflict { field: "mode", .. },
+                ..
+            }
+        ),
+        "{got:?}"
+    );
+    let why = "policy for id 2 not used: the mta-sts policy of example.test is invalid: \
+               field \"mode\" appears twice with different values: \"testing\" on line 2, \
+               \"enforce\" on line 3";
+    assert!(got.notes.iter().any(|n| n == why), "{:?}", got.notes);
+    assert!(
+        got.notes
+            .iter()
+            .any(|n| n.starts_with("cached id 1 kept (enforce, until it expires")),
+        "{:?}",
+        got.notes
+    );
+
+    // The proactive refresher does not replace it either.
+    let two_days = Duration::from_secs(2 * 86_400);
+    assert_eq!(lab.sts.refresh_expiring(two_days).await, 0);
+    let row = lab.store.mta_sts_get(DOMAIN).await.unwrap().unwrap();
+    assert_eq!(
+        (row.policy_id.as_str(), row.mode.as_str()),
+        ("1", "enforce")
+    );
+    assert_eq!(lab.https.requests_for(HOST), 3);
+}
+
 /// How a tampered policy is served, and what the lookup must report.
 struct Tamper {
     name: &'static str,
@@ -190,6 +260,20 @@ const TAMPERS: &[Tamper] = &[
                 e,
                 DiscoveryError::PolicyInvalid {
                     source: PolicyError::Missing { field: "mx" },
+                    ..
+                }
+            )
+        },
+        tls_rpt: "sts-policy-invalid",
+    },
+    Tamper {
+        name: "conflicting mode lines",
+        serve: |lab| lab.https.set_mta_sts_policy(DOMAIN, CONFLICTING),
+        check: |e| {
+            matches!(
+                e,
+                DiscoveryError::PolicyInvalid {
+                    source: PolicyError::Conflict { field: "mode", .. },
                     ..
                 }
             )

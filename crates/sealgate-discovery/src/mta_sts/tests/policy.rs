@@ -48,14 +48,126 @@ fn lf_lines_any_order_whitespace_and_unknown_keys_are_accepted() {
     assert_eq!(policy.max_age, 86_400);
 }
 
+/// A policy of `mx: a.test` with the given `version`, `mode` and `max_age` lines.
+fn policy_with(lines: &str) -> Result<StsPolicy, PolicyError> {
+    parse(&format!("{lines}mx: a.test\n"))
+}
+
 #[test]
-fn repeated_fields_other_than_mx_count_once_first_wins() {
-    let text = "version: STSv1\nmode: testing\nmode: enforce\nmax_age: 60\nmax_age: 999999999999\n\
-                mx: a.test\nmx: b.test\n";
-    let policy = parse(text).unwrap();
-    assert_eq!(policy.mode, StsMode::Testing);
-    assert_eq!(policy.max_age, 60);
-    assert_eq!(policy.mx, ["a.test", "b.test"]);
+fn keys_and_the_version_and_mode_values_are_read_in_any_case() {
+    let cases: &[(&str, StsMode)] = &[
+        (
+            "version: STSv1\nmode: Enforce\nmax_age: 60\n",
+            StsMode::Enforce,
+        ),
+        (
+            "version: STSv1\nmode: ENFORCE\nmax_age: 60\n",
+            StsMode::Enforce,
+        ),
+        (
+            "version: stsv1\nmode: enforce\nmax_age: 60\n",
+            StsMode::Enforce,
+        ),
+        (
+            "Version: STSV1\nMode: eNfOrCe\nMax_Age: 60\n",
+            StsMode::Enforce,
+        ),
+        (
+            "VERSION: STSv1\nMODE: Testing\nMAX_AGE: 60\n",
+            StsMode::Testing,
+        ),
+        ("version: STSv1\nmode: None\nmax_age: 60\n", StsMode::None),
+    ];
+    for (lines, want) in cases {
+        let policy = policy_with(lines).unwrap_or_else(|e| panic!("{lines:?}: {e}"));
+        assert_eq!(policy.mode, *want, "{lines:?}");
+        assert_eq!(policy.max_age, 60, "{lines:?}");
+    }
+    let policy = parse("version: STSv1\nmode: enforce\nMX: A.test\nMx: *.B.test\nmax_age: 1\n");
+    assert_eq!(policy.unwrap().mx, ["a.test", "*.b.test"]);
+}
+
+#[test]
+fn a_single_field_repeated_with_another_value_makes_the_policy_invalid() {
+    let conflict = |field, first: &str, first_line, second: &str, line| PolicyError::Conflict {
+        field,
+        first: first.into(),
+        first_line,
+        second: second.into(),
+        line,
+    };
+    let cases: &[(&str, PolicyError)] = &[
+        (
+            "version: STSv1\nmode: testing\nmode: enforce\nmax_age: 60\n",
+            conflict("mode", "testing", 2, "enforce", 3),
+        ),
+        (
+            "version: STSv1\nmode: enforce\nmax_age: 60\nmode: none\n",
+            conflict("mode", "enforce", 2, "none", 4),
+        ),
+        (
+            "version: STSv1\nmode: enforce\nMODE: bogus\nmax_age: 60\n",
+            conflict("mode", "enforce", 2, "bogus", 3),
+        ),
+        (
+            "version: STSv1\nmode: enforce\nmax_age: 60\nmax_age: 999999999999\n",
+            conflict("max_age", "60", 3, "999999999999", 4),
+        ),
+        (
+            "version: STSv1\nmode: enforce\nmax_age: 86400\nmax_age: 1\n",
+            conflict("max_age", "86400", 3, "1", 4),
+        ),
+        (
+            "version: STSv1\nversion: STSv2\nmode: enforce\nmax_age: 60\n",
+            conflict("version", "STSv1", 1, "STSv2", 2),
+        ),
+    ];
+    for (lines, want) in cases {
+        assert_eq!(&policy_with(lines).unwrap_err(), want, "{lines:?}");
+    }
+    let err = policy_with("version: STSv1\nmode: testing\nmode: enforce\nmax_age: 60\n");
+    assert_eq!(
+        err.unwrap_err().to_string(),
+        "field \"mode\" appears twice with different values: \"testing\" on line 2, \
+         \"enforce\" on line 3"
+    );
+}
+
+#[test]
+fn a_single_field_repeated_with_the_same_meaning_is_accepted() {
+    let cases: &[(&str, StsMode, u64)] = &[
+        (
+            "version: STSv1\nmode: enforce\nmode: enforce\nmax_age: 60\n",
+            StsMode::Enforce,
+            60,
+        ),
+        (
+            "version: STSv1\nmode: enforce\nmode: Enforce\nmax_age: 60\n",
+            StsMode::Enforce,
+            60,
+        ),
+        (
+            "version: STSv1\nVERSION: stsv1\nmode: testing\nmax_age: 60\n",
+            StsMode::Testing,
+            60,
+        ),
+        (
+            "version: STSv1\nmode: none\nmax_age: 86400\nmax_age: 0086400\n",
+            StsMode::None,
+            86_400,
+        ),
+    ];
+    for (lines, mode, max_age) in cases {
+        let policy = policy_with(lines).unwrap_or_else(|e| panic!("{lines:?}: {e}"));
+        assert_eq!(
+            (policy.mode, policy.max_age),
+            (*mode, *max_age),
+            "{lines:?}"
+        );
+    }
+    // Repeated unknown fields mean nothing and conflict with nothing.
+    let policy = policy_with("version: STSv1\nmode: enforce\nx: 1\nx: 2\nmax_age: 60\n");
+    assert_eq!(policy.unwrap().mode, StsMode::Enforce);
 }
 
 #[test]
@@ -105,9 +217,9 @@ fn errors_name_the_problem() {
             },
         ),
         (
-            "version: stsv1\nmode: enforce\nmx: a.test\nmax_age: 1\n",
+            "version: STSv1.0\nmode: enforce\nmx: a.test\nmax_age: 1\n",
             PolicyError::Version {
-                found: "stsv1".into(),
+                found: "STSv1.0".into(),
             },
         ),
         (
@@ -115,9 +227,9 @@ fn errors_name_the_problem() {
             PolicyError::Missing { field: "mode" },
         ),
         (
-            "version: STSv1\nmode: Enforce\nmx: a.test\nmax_age: 1\n",
+            "version: STSv1\nmode: Enforced\nmx: a.test\nmax_age: 1\n",
             PolicyError::Mode {
-                found: "Enforce".into(),
+                found: "Enforced".into(),
             },
         ),
         (
