@@ -56,6 +56,7 @@ pub async fn serve(cfg: Config, embedded_defaults: bool) -> anyhow::Result<ExitC
         store: store.clone(),
         tls,
         relay_networks: cfg.relay.networks.clone(),
+        postmaster: cfg.postmaster(),
         limits: session_limits(&cfg),
     });
     let limits = ConnectionLimits::new(cfg.smtp.max_connections, cfg.smtp.max_connections_per_ip);

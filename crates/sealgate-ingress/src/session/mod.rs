@@ -326,3 +326,5 @@ impl Session {
 mod tests;
 #[cfg(test)]
 mod tls_tests;
+#[cfg(test)]
+mod bytes_tests;

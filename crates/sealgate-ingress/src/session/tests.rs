@@ -20,7 +20,7 @@ pub(super) struct World {
     _dir: tempfile::TempDir,
 }
 
-async fn world(limits: SessionLimits) -> World {
+pub(super) async fn world(limits: SessionLimits) -> World {
     world_with_tls(limits, None).await
 }
 
@@ -42,6 +42,7 @@ pub(super) async fn world_with_tls(
         store: store.clone(),
         tls,
         relay_networks: vec!["127.0.0.0/8".parse().expect("net")],
+        postmaster: Some(sealgate_types::EmailAddress::parse(POSTMASTER).expect("address")),
         limits,
     });
     World {
@@ -54,7 +55,7 @@ pub(super) async fn world_with_tls(
 
 /// Sends `input` at once (as a pipelining client would) and returns everything the server
 /// said until it closed the connection.
-async fn dialog(w: &World, peer: &str, input: &[u8]) -> String {
+pub(super) async fn dialog(w: &World, peer: &str, input: &[u8]) -> String {
     let info = SessionInfo {
         peer: peer.parse::<SocketAddr>().expect("peer"),
         tls: None,
@@ -92,12 +93,14 @@ pub(super) fn codes(transcript: &str) -> Vec<u16> {
         .collect()
 }
 
-async fn messages(w: &World) -> i64 {
+pub(super) async fn messages(w: &World) -> i64 {
     w.store.count_messages().await.expect("count")
 }
 
 pub(super) const LOCAL: &str = "127.0.0.1:40000";
-const OUTSIDE: &str = "192.0.2.10:40000";
+pub(super) const OUTSIDE: &str = "192.0.2.10:40000";
+/// The operator address `<Postmaster>` goes to in every test world.
+pub(super) const POSTMASTER: &str = "ops@clinic.test";
 
 #[tokio::test]
 async fn a_pipelined_transaction_is_queued_and_audited() {
