@@ -21,10 +21,12 @@ macro_rules! on_both_backends {
 
 mod audit_cli;
 mod bad_input;
+mod bcc;
 mod clients;
 mod delivery;
 mod durability;
 mod encrypted;
+mod envelope_edges;
 mod inspect;
 mod keys_cli;
 mod lab;
