@@ -103,7 +103,9 @@ fn delivery_defaults_follow_rfc_5321_timeouts_and_lease_must_cover_them() {
 fn the_postmaster_address_is_optional_and_must_be_a_plain_address() {
     assert_eq!(Config::from_toml("").expect("defaults").postmaster(), None);
     assert_eq!(
-        Config::from_toml("[smtp]\npostmaster = \"\"\n").expect("empty = unset").postmaster(),
+        Config::from_toml("[smtp]\npostmaster = \"\"\n")
+            .expect("empty = unset")
+            .postmaster(),
         None
     );
     let c = Config::from_toml("[smtp]\npostmaster = \"Ops@Clinic.Example\"\n").expect("valid");

@@ -134,7 +134,8 @@ mod tests {
             ("<\"a\\\" b\"@example.org>", "\"a\\\" b\"@example.org"),
             ("<\"a\\xb\"@example.org>", "axb@example.org"),
         ] {
-            let rcpt = check_recipient(&rcpt(path), false).unwrap_or_else(|r| panic!("{path}: {r}"));
+            let rcpt =
+                check_recipient(&rcpt(path), false).unwrap_or_else(|r| panic!("{path}: {r}"));
             assert_eq!(rcpt.to_string(), canonical, "{path}");
             let sender = check_sender(&rcpt_path_as_sender(path), false).expect(path);
             assert_eq!(sender.to_string(), canonical, "{path}");
@@ -177,7 +178,11 @@ mod tests {
         );
         assert!(check_recipient(&rcpt("<jöe@x.example>"), true).is_ok());
         assert!(check_recipient(&rcpt("<\"john doe\"@x.example>"), false).is_ok());
-        for bad in ["<\"a%b\"@x.example>", "<\"a!b\"@x.example>", "<\"a:b\"@x.example>"] {
+        for bad in [
+            "<\"a%b\"@x.example>",
+            "<\"a!b\"@x.example>",
+            "<\"a:b\"@x.example>",
+        ] {
             let r = check_recipient(&rcpt(bad), false).expect_err(bad);
             assert_eq!(r.code, 553, "{bad}");
         }

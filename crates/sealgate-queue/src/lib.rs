@@ -10,11 +10,11 @@ mod delivery;
 mod error;
 mod retry;
 
+pub use bcc::without_blind_copies;
 pub use delivery::{
     AttemptOutcome, AttemptReport, Claim, NoticeBuilder, NoticeContent, NoticeKind,
     NoticeRecipient, NoticeRequest, Settled,
 };
-pub use bcc::without_blind_copies;
 pub use error::QueueError;
 pub use retry::RetryPolicy;
 

@@ -88,8 +88,16 @@ async fn the_sealed_message_has_no_bcc_and_the_audit_keeps_the_client_digest() {
     let body = b"To: a@x.example\r\nBcc: b@y.example\r\nSubject: s\r\n\r\nBcc: in body\r\n";
     let id = q.accept(incoming(body)).await.expect("accept");
     let opened = q.open(&id).await.expect("open");
-    assert_eq!(opened, b"To: a@x.example\r\nSubject: s\r\n\r\nBcc: in body\r\n");
-    let row = q.store().message(&id.to_string()).await.expect("query").expect("row");
+    assert_eq!(
+        opened,
+        b"To: a@x.example\r\nSubject: s\r\n\r\nBcc: in body\r\n"
+    );
+    let row = q
+        .store()
+        .message(&id.to_string())
+        .await
+        .expect("query")
+        .expect("row");
     assert_eq!(row.size, opened.len() as i64);
     let filter = sealgate_store::AuditFilter {
         message_id: Some(id.to_string()),

@@ -479,7 +479,13 @@ fn a_nul_before_a_dot_line_is_refused_and_the_session_stays_in_step(backend: Tes
     ]
     .concat();
     let reply = finish_data(&mut c, &data);
-    assert_reply(&reply, 550, "5.6.0", "NUL before a dot line", c.transcript());
+    assert_reply(
+        &reply,
+        550,
+        "5.6.0",
+        "NUL before a dot line",
+        c.transcript(),
+    );
     assert!(reply.text().contains("NUL"), "{}", reply.text());
     assert_nothing_stored(&relay, "NUL before a dot line");
 

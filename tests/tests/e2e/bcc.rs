@@ -71,11 +71,7 @@ pub(crate) fn assert_no_blind_copy(what: &str, content: &[u8]) {
 }
 
 /// Waits until the copies at `sink` cover every address of `rcpts`; those copies.
-pub(crate) fn copies_for(
-    sink: &SmtpSink,
-    rcpts: &[&str],
-    d: &Daemon,
-) -> Vec<ReceivedMessage> {
+pub(crate) fn copies_for(sink: &SmtpSink, rcpts: &[&str], d: &Daemon) -> Vec<ReceivedMessage> {
     let covered = |got: &[ReceivedMessage]| {
         rcpts
             .iter()
@@ -106,8 +102,14 @@ fn opportunistic_copies_have_no_bcc(backend: TestBackend) {
     for copy in copies_for(&sink, &rcpts, &daemon) {
         assert_no_blind_copy("opportunistic copy", &copy.data);
         let text = String::from_utf8_lossy(&copy.data);
-        assert!(text.contains("To: <jane@example.test>\r\nSubject: blind copy test\r\n"), "{text}");
-        assert!(text.ends_with("\r\n\r\nThe body names nobody.\r\n"), "{text}");
+        assert!(
+            text.contains("To: <jane@example.test>\r\nSubject: blind copy test\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("\r\n\r\nThe body names nobody.\r\n"),
+            "{text}"
+        );
     }
 }
 
@@ -148,8 +150,13 @@ fn portal_copies_have_no_bcc() {
             .block_on(store.portal_message(&grant.portal_message_id))
             .expect("read")
             .expect("the portal message");
-        let opened = open_message(&master, &row.key_sealed, &row.content_sealed, row.id.as_bytes())
-            .expect("the stored copy opens with the master key");
+        let opened = open_message(
+            &master,
+            &row.key_sealed,
+            &row.content_sealed,
+            row.id.as_bytes(),
+        )
+        .expect("the stored copy opens with the master key");
         assert_no_blind_copy(&format!("portal copy for {}", grant.recipient), &opened);
         assert!(String::from_utf8_lossy(&opened).contains("The body names nobody."));
     }

@@ -21,16 +21,29 @@ fn postmaster_reaches_the_operator_address_from_outside_without_opening_a_relay(
         &format!("[relay]\nnetworks = [\"10.255.0.0/16\"]\n[smtp]\npostmaster = \"{OPERATOR}\"\n"),
     );
     let mut c = relay.session();
-    expect(&mut c, "MAIL FROM:<someone@elsewhere.example>", 250, "2.1.0");
+    expect(
+        &mut c,
+        "MAIL FROM:<someone@elsewhere.example>",
+        250,
+        "2.1.0",
+    );
     expect(&mut c, "RCPT TO:<Postmaster>", 250, "2.1.5");
     // The relay's own host name: the same mailbox.
-    expect(&mut c, "RCPT TO:<POSTMASTER@relay.example.test>", 250, "2.1.5");
+    expect(
+        &mut c,
+        "RCPT TO:<POSTMASTER@relay.example.test>",
+        250,
+        "2.1.5",
+    );
     // Anything else is still relaying, refused to an outside client.
     expect(&mut c, "RCPT TO:<victim@example.org>", 554, "5.7.1");
     expect(&mut c, "RCPT TO:<postmaster@example.org>", 554, "5.7.1");
     expect(&mut c, &format!("RCPT TO:<{OPERATOR}>"), 554, "5.7.1");
     assert_eq!(c.cmd("DATA").code, 354, "{}", c.transcript());
-    let reply = finish_data(&mut c, b"Subject: your relay\r\n\r\nHello postmaster.\r\n.\r\n");
+    let reply = finish_data(
+        &mut c,
+        b"Subject: your relay\r\n\r\nHello postmaster.\r\n.\r\n",
+    );
     let id = queue_id(&reply);
     expect(&mut c, "QUIT", 221, "2.0.0");
 
@@ -61,11 +74,25 @@ fn postmaster_without_an_operator_address_gets_550_and_parameters_twice_get_501(
         501,
         "5.5.4",
     );
-    expect(&mut c, "MAIL FROM:<alice@clinic.example.test> BODY=8BITMIME", 250, "2.1.0");
+    expect(
+        &mut c,
+        "MAIL FROM:<alice@clinic.example.test> BODY=8BITMIME",
+        250,
+        "2.1.0",
+    );
     let reply = expect(&mut c, "RCPT TO:<postmaster>", 550, "5.1.1");
-    assert!(reply.text().contains("No postmaster address"), "{}", reply.text());
+    assert!(
+        reply.text().contains("No postmaster address"),
+        "{}",
+        reply.text()
+    );
     // Unconfigured, postmaster@<hostname> is an ordinary address (the client may relay).
-    expect(&mut c, "RCPT TO:<postmaster@relay.example.test>", 250, "2.1.5");
+    expect(
+        &mut c,
+        "RCPT TO:<postmaster@relay.example.test>",
+        250,
+        "2.1.5",
+    );
     expect(&mut c, "QUIT", 221, "2.0.0");
     assert_eq!(relay.db.message_count(), 0);
 }
@@ -83,7 +110,10 @@ fn a_quoted_local_part_with_an_escaped_quote_reaches_the_next_hop_unchanged() {
     expect(&mut c, "RCPT TO:<\"a@b\"@example.org>", 553, "5.1.3");
     expect(&mut c, "RCPT TO:<\"a\\\"b\"@example.org>", 250, "2.1.5");
     assert_eq!(c.cmd("DATA").code, 354, "{}", c.transcript());
-    let reply = finish_data(&mut c, b"Subject: quoted\r\n\r\nTo a quoted mailbox.\r\n.\r\n");
+    let reply = finish_data(
+        &mut c,
+        b"Subject: quoted\r\n\r\nTo a quoted mailbox.\r\n.\r\n",
+    );
     queue_id(&reply);
     expect(&mut c, "QUIT", 221, "2.0.0");
 
@@ -97,7 +127,9 @@ fn a_quoted_local_part_with_an_escaped_quote_reaches_the_next_hop_unchanged() {
     assert_eq!(got.mail_from, "\"q\\\"s\"@clinic.test");
     let commands = sink.commands();
     assert!(
-        commands.iter().any(|l| l == "RCPT TO:<\"a\\\"b\"@example.org>"),
+        commands
+            .iter()
+            .any(|l| l == "RCPT TO:<\"a\\\"b\"@example.org>"),
         "{commands:?}"
     );
 }

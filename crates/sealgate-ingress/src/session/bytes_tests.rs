@@ -24,11 +24,15 @@ async fn recipients(w: &World, id: &str) -> Vec<String> {
 async fn a_nul_before_a_dot_line_refuses_the_message_and_the_session_stays_in_step() {
     let w = world(SessionLimits::default()).await;
     // A next hop that drops NULs would see CRLF "." CRLF and then a second message.
-    let t = dialog(&w, LOCAL, b"EHLO x\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n\
+    let t = dialog(
+        &w,
+        LOCAL,
+        b"EHLO x\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n\
 Subject: one\r\n\r\nfirst\r\n\x00.\r\nMAIL FROM:<evil@x.test>\r\nRCPT TO:<c@y.test>\r\nDATA\r\n\
 Subject: smuggled\r\n\r\nsecond\r\n.\r\n\
-MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\nSubject: fine\r\n\r\nok\r\n.\r\nQUIT\r\n")
-        .await;
+MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\nSubject: fine\r\n\r\nok\r\n.\r\nQUIT\r\n",
+    )
+    .await;
     assert_eq!(
         codes(&t),
         [220, 250, 250, 250, 354, 550, 250, 250, 354, 250, 221],
@@ -47,10 +51,14 @@ MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\nSubject: fine\r\n\r\nok\r\
 #[tokio::test]
 async fn postmaster_goes_to_the_operator_address_from_any_client_and_opens_no_relay() {
     let w = world(SessionLimits::default()).await;
-    let t = dialog(&w, OUTSIDE, b"EHLO x\r\nMAIL FROM:<someone@x.test>\r\nRCPT TO:<Postmaster>\r\n\
+    let t = dialog(
+        &w,
+        OUTSIDE,
+        b"EHLO x\r\nMAIL FROM:<someone@x.test>\r\nRCPT TO:<Postmaster>\r\n\
 RCPT TO:<postmaster@RELAY.test>\r\nRCPT TO:<victim@y.test>\r\nRCPT TO:<postmaster@y.test>\r\n\
-RCPT TO:<\"postmaster\"@relay.test>\r\nDATA\r\nSubject: your relay\r\n\r\nhello\r\n.\r\nQUIT\r\n")
-        .await;
+RCPT TO:<\"postmaster\"@relay.test>\r\nDATA\r\nSubject: your relay\r\n\r\nhello\r\n.\r\nQUIT\r\n",
+    )
+    .await;
     assert_eq!(
         codes(&t),
         [220, 250, 250, 250, 250, 554, 554, 554, 354, 250, 221],
@@ -62,21 +70,40 @@ RCPT TO:<\"postmaster\"@relay.test>\r\nDATA\r\nSubject: your relay\r\n\r\nhello\
 #[tokio::test]
 async fn postmaster_is_case_insensitive_and_counted_once() {
     let w = world(SessionLimits::default()).await;
-    let t = dialog(&w, LOCAL, b"EHLO x\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<POSTMASTER>\r\n\
-RCPT TO:<postmaster>\r\nRCPT TO:<b@y.test>\r\nDATA\r\nSubject: s\r\n\r\nb\r\n.\r\nQUIT\r\n")
-        .await;
-    assert_eq!(codes(&t), [220, 250, 250, 250, 250, 250, 354, 250, 221], "{t}");
-    assert_eq!(recipients(&w, &queued(&t, 0)).await, [POSTMASTER, "b@y.test"]);
+    let t = dialog(
+        &w,
+        LOCAL,
+        b"EHLO x\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<POSTMASTER>\r\n\
+RCPT TO:<postmaster>\r\nRCPT TO:<b@y.test>\r\nDATA\r\nSubject: s\r\n\r\nb\r\n.\r\nQUIT\r\n",
+    )
+    .await;
+    assert_eq!(
+        codes(&t),
+        [220, 250, 250, 250, 250, 250, 354, 250, 221],
+        "{t}"
+    );
+    assert_eq!(
+        recipients(&w, &queued(&t, 0)).await,
+        [POSTMASTER, "b@y.test"]
+    );
 }
 
 #[tokio::test]
 async fn a_quoted_local_part_with_an_escaped_quote_is_queued_in_canonical_form() {
     let w = world(SessionLimits::default()).await;
-    let t = dialog(&w, LOCAL, b"EHLO x\r\nMAIL FROM:<\"q\\\"s\"@x.test>\r\n\
+    let t = dialog(
+        &w,
+        LOCAL,
+        b"EHLO x\r\nMAIL FROM:<\"q\\\"s\"@x.test>\r\n\
 RCPT TO:<\"a\\\"b\"@Y.test>\r\nRCPT TO:<\"a@b\"@y.test>\r\nRCPT TO:<\"a\\%b\"@y.test>\r\n\
-DATA\r\nSubject: s\r\n\r\nb\r\n.\r\nQUIT\r\n")
-        .await;
-    assert_eq!(codes(&t), [220, 250, 250, 250, 553, 553, 354, 250, 221], "{t}");
+DATA\r\nSubject: s\r\n\r\nb\r\n.\r\nQUIT\r\n",
+    )
+    .await;
+    assert_eq!(
+        codes(&t),
+        [220, 250, 250, 250, 553, 553, 354, 250, 221],
+        "{t}"
+    );
     let id = queued(&t, 0);
     assert_eq!(recipients(&w, &id).await, ["\"a\\\"b\"@y.test"]);
     let row = w.store.message(&id).await.expect("query").expect("row");
@@ -86,9 +113,13 @@ DATA\r\nSubject: s\r\n\r\nb\r\n.\r\nQUIT\r\n")
 #[tokio::test]
 async fn a_mail_parameter_given_twice_gets_501() {
     let w = world(SessionLimits::default()).await;
-    let t = dialog(&w, LOCAL, b"EHLO x\r\nMAIL FROM:<a@x.test> BODY=8BITMIME BODY=7BIT\r\n\
-MAIL FROM:<a@x.test> body=8BITMIME BODY=8BITMIME\r\nMAIL FROM:<a@x.test> BODY=8BITMIME\r\nQUIT\r\n")
-        .await;
+    let t = dialog(
+        &w,
+        LOCAL,
+        b"EHLO x\r\nMAIL FROM:<a@x.test> BODY=8BITMIME BODY=7BIT\r\n\
+MAIL FROM:<a@x.test> body=8BITMIME BODY=8BITMIME\r\nMAIL FROM:<a@x.test> BODY=8BITMIME\r\nQUIT\r\n",
+    )
+    .await;
     assert_eq!(codes(&t), [220, 250, 501, 501, 250, 221], "{t}");
     assert!(t.contains("501 5.5.4 Duplicate MAIL/RCPT parameter"), "{t}");
 }

@@ -323,8 +323,8 @@ impl Session {
 }
 
 #[cfg(test)]
+mod bytes_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tls_tests;
-#[cfg(test)]
-mod bytes_tests;

@@ -38,7 +38,10 @@ RESENT-BCC:\r\n d@z.example\r\nbCc: e@z.example\r\n\r\nbody\r\n";
 fn the_obsolete_space_before_the_colon_is_still_a_bcc_field() {
     // RFC 5322 §4.5.3 obs-bcc: "Bcc" *WSP ":".
     let message = b"To: b@y.example\r\nBcc : a@z.example\r\nBcc\t:\r\n c@z.example\r\n\r\nx\r\n";
-    assert_eq!(strip(message), (b"To: b@y.example\r\n\r\nx\r\n".to_vec(), 2));
+    assert_eq!(
+        strip(message),
+        (b"To: b@y.example\r\n\r\nx\r\n".to_vec(), 2)
+    );
 }
 
 #[test]
@@ -84,7 +87,10 @@ fn a_line_without_a_colon_does_not_end_the_header_early() {
     let message = b"To: b@y.example\r\nnot a field\r\nBcc: a@z.example\r\n\r\nbody\r\n";
     assert_eq!(
         strip(message),
-        (b"To: b@y.example\r\nnot a field\r\n\r\nbody\r\n".to_vec(), 1)
+        (
+            b"To: b@y.example\r\nnot a field\r\n\r\nbody\r\n".to_vec(),
+            1
+        )
     );
 }
 
@@ -93,7 +99,10 @@ fn crlf_bare_lf_and_eight_bit_bytes_are_kept_exactly() {
     let message = b"Subject: caf\xc3\xa9\r\nBcc: a@z.example\nX-Raw: \xff\r\n\nbody\r\n";
     assert_eq!(
         strip(message),
-        (b"Subject: caf\xc3\xa9\r\nX-Raw: \xff\r\n\nbody\r\n".to_vec(), 1)
+        (
+            b"Subject: caf\xc3\xa9\r\nX-Raw: \xff\r\n\nbody\r\n".to_vec(),
+            1
+        )
     );
 }
 

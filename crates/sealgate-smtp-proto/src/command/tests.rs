@@ -238,8 +238,16 @@ fn each_error_maps_to_its_reply_code() {
             (5, 5, 4),
         ),
         (b"MAIL FROM:<a@b.example> SIZE=1 SIZE=1", 501, (5, 5, 4)),
-        (b"MAIL FROM:<a@b.example> BODY=8BITMIME BODY=7BIT", 501, (5, 5, 4)),
-        (b"MAIL FROM:<a@b.example> BODY=7BIT body=7BIT", 501, (5, 5, 4)),
+        (
+            b"MAIL FROM:<a@b.example> BODY=8BITMIME BODY=7BIT",
+            501,
+            (5, 5, 4),
+        ),
+        (
+            b"MAIL FROM:<a@b.example> BODY=7BIT body=7BIT",
+            501,
+            (5, 5, 4),
+        ),
         (b"MAIL FROM:<a@b.example> X-A=1 x-a=2", 501, (5, 5, 4)),
         (b"MAIL FROM:<a@b.example> BODY=8BIT", 555, (5, 5, 4)),
         (b"MAIL FROM:<a@b.example> SMTPUTF8=1", 555, (5, 5, 4)),

@@ -316,13 +316,20 @@ fn a_nul_anywhere_in_the_data_refuses_the_message() {
         let name = String::from_utf8_lossy(wire);
         for size in [1, 3, wire.len()] {
             let result = run_chunked(wire, &[size], MAX_SIZE, MAX_LINE);
-            assert_eq!(result.event, DataEvent::Done(Err(DataError::Nul)), "{name:?}");
+            assert_eq!(
+                result.event,
+                DataEvent::Done(Err(DataError::Nul)),
+                "{name:?}"
+            );
             assert_eq!(result.consumed, wire.len(), "{name:?}");
         }
     }
     // The byte 0x80 and other 8-bit text are fine (RFC 6152).
     let wire = b"caf\xc3\xa9 \x01\x7f\xff\r\n.\r\n";
-    assert_eq!(run(wire), done_ok(wire.len(), b"caf\xc3\xa9 \x01\x7f\xff\r\n"));
+    assert_eq!(
+        run(wire),
+        done_ok(wire.len(), b"caf\xc3\xa9 \x01\x7f\xff\r\n")
+    );
 }
 
 #[test]

@@ -32,7 +32,11 @@ fn pgp_mime_copies_decrypted_by_gnupg_have_no_bcc() {
     let db = fresh_db(TestBackend::Sqlite);
     let daemon = lab.daemon_with(&db.url, "", "");
     for (i, fpr) in keys.iter().enumerate() {
-        let file = write(dir.path(), &format!("key{i}.asc"), home.export_public(fpr, true));
+        let file = write(
+            dir.path(),
+            &format!("key{i}.asc"),
+            home.export_public(fpr, true),
+        );
         import(&daemon, &file);
     }
     let rcpts = [RCPT, BLIND];

@@ -25,7 +25,9 @@ fn verified_tls_copies_have_no_bcc(backend: TestBackend) {
         assert_no_blind_copy("verified TLS copy", &copy.data);
         let text = String::from_utf8_lossy(&copy.data);
         assert!(
-            text.ends_with(&format!("To: <{RCPT}>\r\nSubject: verified\r\n\r\nNo names here.\r\n")),
+            text.ends_with(&format!(
+                "To: <{RCPT}>\r\nSubject: verified\r\n\r\nNo names here.\r\n"
+            )),
             "{text}"
         );
     }
