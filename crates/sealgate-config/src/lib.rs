@@ -212,6 +212,12 @@ pub struct SmtpConfig {
     /// Errors (bad commands, refused recipients) in one session before it is closed. Default 20.
     #[serde(default = "default_max_errors")]
     pub max_errors: u32,
+    /// The operator's address, e.g. "ops@clinic.example": mail to `<Postmaster>` (RFC 5321
+    /// §4.5.1) and to `postmaster@<server.hostname>` is queued for it, from any client (it can
+    /// reach only this address, so it opens no relay). Default: none, and those recipients get
+    /// 550 5.1.1.
+    #[serde(default)]
+    pub postmaster: Option<String>,
 }
 
 /// `[tls]`
@@ -548,6 +554,31 @@ impl Config {
             .unwrap_or_else(|| self.storage.data_dir.join("seal.key"))
     }
 
+    /// The operator address that `<Postmaster>` is routed to (`smtp.postmaster`), if set (an
+    /// empty string counts as unset).
+    pub fn postmaster(&self) -> Option<sealgate_types::EmailAddress> {
+        let set = self.smtp.postmaster.as_deref()?.trim();
+        sealgate_types::EmailAddress::parse(set).ok()
+    }
+
+    /// What is wrong with `smtp.postmaster`, if anything.
+    fn postmaster_problem(&self) -> Option<&'static str> {
+        let set = self.smtp.postmaster.as_deref()?.trim();
+        if set.is_empty() {
+            return None;
+        }
+        if !portal::is_plain_address(set) || sealgate_types::EmailAddress::parse(set).is_err() {
+            return Some("must be a plain address such as ops@clinic.example (no name, no <>)");
+        }
+        let (local, domain) = set.rsplit_once('@').unwrap_or_default();
+        if local.eq_ignore_ascii_case("postmaster")
+            && domain.eq_ignore_ascii_case(&self.server.hostname)
+        {
+            return Some("must not be postmaster@<server.hostname>, which is routed to it");
+        }
+        None
+    }
+
     /// Checks what serde cannot: cross-key rules and value ranges.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
@@ -581,6 +612,9 @@ impl Config {
             if v == 0 {
                 bad(key.into(), "must be at least 1");
             }
+        }
+        if let Some(why) = self.postmaster_problem() {
+            bad("smtp.postmaster".into(), why);
         }
         if s.max_message_size.0 < 1024 {
             bad("smtp.max_message_size".into(), "must be at least 1 KiB");

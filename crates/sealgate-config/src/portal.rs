@@ -224,7 +224,7 @@ fn check_public_url(url: &str) -> Result<(), String> {
 }
 
 /// `local@domain` with nothing else around it.
-fn is_plain_address(a: &str) -> bool {
+pub(crate) fn is_plain_address(a: &str) -> bool {
     match a.rsplit_once('@') {
         Some((local, domain)) => {
             !local.is_empty()

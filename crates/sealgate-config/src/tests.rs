@@ -98,3 +98,38 @@ fn delivery_defaults_follow_rfc_5321_timeouts_and_lease_must_cover_them() {
         "{problems:?}"
     );
 }
+
+#[test]
+fn the_postmaster_address_is_optional_and_must_be_a_plain_address() {
+    assert_eq!(Config::from_toml("").expect("defaults").postmaster(), None);
+    assert_eq!(
+        Config::from_toml("[smtp]\npostmaster = \"\"\n")
+            .expect("empty = unset")
+            .postmaster(),
+        None
+    );
+    let c = Config::from_toml("[smtp]\npostmaster = \"Ops@Clinic.Example\"\n").expect("valid");
+    assert_eq!(
+        c.postmaster().map(|a| a.to_string()).as_deref(),
+        Some("Ops@clinic.example")
+    );
+    for bad in [
+        "ops",
+        "Ops <ops@clinic.example>",
+        "<ops@clinic.example>",
+        "a b@clinic.example",
+        "ops@localhost",
+    ] {
+        let text = format!("[smtp]\npostmaster = {bad:?}\n");
+        let Err(ConfigError::Invalid(problems)) = Config::from_toml(&text) else {
+            panic!("{bad:?} accepted");
+        };
+        assert_eq!(problems[0].key, "smtp.postmaster", "{bad:?}");
+    }
+    let looped = "[server]\nhostname = \"relay.clinic.example\"\n\
+                  [smtp]\npostmaster = \"PostMaster@relay.clinic.example\"\n";
+    let Err(ConfigError::Invalid(problems)) = Config::from_toml(looped) else {
+        panic!("a postmaster routed to itself was accepted");
+    };
+    assert_eq!(problems[0].key, "smtp.postmaster");
+}

@@ -43,6 +43,8 @@ pub struct IngressContext {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// Client networks that may relay without AUTH.
     pub relay_networks: Vec<IpNet>,
+    /// Where `<Postmaster>` goes (RFC 5321 §4.5.1): the operator address; `None` = refused.
+    pub postmaster: Option<sealgate_types::EmailAddress>,
     /// Per-session limits.
     pub limits: SessionLimits,
     /// Password checks and AUTH failure counts, shared by all sessions.

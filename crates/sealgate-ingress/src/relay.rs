@@ -52,7 +52,10 @@ fn check_shape(path: &Path, smtputf8: bool, what: &str) -> Result<EmailAddress, 
             "Addresses with '%' or '!' routing are not accepted",
         ));
     }
-    if path.quoted && path.local.contains(['@', '%', '!', ':', '\\', '"']) {
+    // RFC 5321 §4.1.2: a quoted local part may hold any quoted-pair, such as `"a\"b"`; it is
+    // kept, re-quoted canonically, for the next hop. Only what a later hop could take for
+    // routing (`@`, and `:` of a source route; `%` and `!` above) is refused.
+    if path.quoted && path.local.contains(['@', ':']) {
         return Err(refuse(
             status,
             "Quoted local parts that contain routing characters are not accepted",
@@ -124,6 +127,32 @@ mod tests {
     }
 
     #[test]
+    fn quoted_local_parts_with_escaped_quotes_are_kept_in_canonical_form() {
+        for (path, canonical) in [
+            ("<\"a\\\"b\"@Example.ORG>", "\"a\\\"b\"@example.org"),
+            ("<\"a\\\\b\"@example.org>", "\"a\\\\b\"@example.org"),
+            ("<\"a\\\" b\"@example.org>", "\"a\\\" b\"@example.org"),
+            ("<\"a\\xb\"@example.org>", "axb@example.org"),
+        ] {
+            let rcpt =
+                check_recipient(&rcpt(path), false).unwrap_or_else(|r| panic!("{path}: {r}"));
+            assert_eq!(rcpt.to_string(), canonical, "{path}");
+            let sender = check_sender(&rcpt_path_as_sender(path), false).expect(path);
+            assert_eq!(sender.to_string(), canonical, "{path}");
+        }
+    }
+
+    fn rcpt_path_as_sender(s: &str) -> Path {
+        match parse_command(format!("MAIL FROM:{s}").as_bytes()) {
+            Ok(Command::Mail {
+                from: sealgate_smtp_proto::ReversePath::Path(p),
+                ..
+            }) => p,
+            other => panic!("{s}: {other:?}"),
+        }
+    }
+
+    #[test]
     fn rerouting_addresses_are_refused_with_553() {
         for bad in [
             "<user%other@x.example>",
@@ -149,6 +178,14 @@ mod tests {
         );
         assert!(check_recipient(&rcpt("<jöe@x.example>"), true).is_ok());
         assert!(check_recipient(&rcpt("<\"john doe\"@x.example>"), false).is_ok());
+        for bad in [
+            "<\"a%b\"@x.example>",
+            "<\"a!b\"@x.example>",
+            "<\"a:b\"@x.example>",
+        ] {
+            let r = check_recipient(&rcpt(bad), false).expect_err(bad);
+            assert_eq!(r.code, 553, "{bad}");
+        }
         assert_eq!(
             check_recipient(&rcpt("<Jane@X.Example>"), false)
                 .expect("ok")

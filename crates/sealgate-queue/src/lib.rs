@@ -5,10 +5,12 @@
 //! transaction) and, later, claiming and settling recipients for delivery. Ingress and
 //! delivery meet only here. Depends on store, crypto and audit; never on a worker crate.
 
+mod bcc;
 mod delivery;
 mod error;
 mod retry;
 
+pub use bcc::without_blind_copies;
 pub use delivery::{
     AttemptOutcome, AttemptReport, Claim, NoticeBuilder, NoticeContent, NoticeKind,
     NoticeRecipient, NoticeRequest, Settled,
@@ -22,6 +24,7 @@ use sealgate_audit::AuditEvent;
 use sealgate_crypto::{KeyRing, sha256_hex};
 use sealgate_store::{NewMessage, NewNotice, Store};
 use sealgate_types::{MessageId, time};
+use tracing::info;
 
 /// A message as ingress hands it over, before it is sealed.
 #[derive(Debug, Clone)]
@@ -32,7 +35,9 @@ pub struct IncomingMessage {
     pub sender: String,
     /// Envelope recipients, deduplicated.
     pub recipients: Vec<String>,
-    /// The full message as it will be delivered (Received header included).
+    /// The full message (Received header included). It is delivered as it is, except that its
+    /// `Bcc:` and `Resent-Bcc:` fields are removed when it is queued
+    /// ([`without_blind_copies`]).
     pub content: Vec<u8>,
     /// SHA-256 (hex) of the data exactly as the client sent it (before our Received header).
     pub client_data_sha256: String,
@@ -105,14 +110,23 @@ impl Queue {
     /// Seals a message and builds its rows and `received` audit record, without writing them
     /// (for callers that queue it together with another change, such as the portal's
     /// deposits and one-time codes: see [`NewNotice::into_parts`]).
+    ///
+    /// RFC 5322 §3.6.3: the blind recipients named in `Bcc:` must not be shown to the other
+    /// recipients, so the message is sealed (and later delivered by every method) without its
+    /// `Bcc:` and `Resent-Bcc:` fields. The audit keeps the digest of the data as the client
+    /// sent it.
     pub fn prepare(&self, msg: IncomingMessage) -> Result<NewNotice, QueueError> {
         let id = msg.id.to_string();
-        let sealed = self.keys.seal(&msg.content, id.as_bytes())?;
+        let (content, removed) = without_blind_copies(&msg.content);
+        if removed > 0 {
+            info!(msg_id = %id, fields = removed, "blind-copy header fields removed");
+        }
+        let sealed = self.keys.seal(&content, id.as_bytes())?;
         let message = NewMessage {
             id: id.clone(),
             received_at: time::now_micros(),
             sender: msg.sender.clone(),
-            size: msg.content.len() as i64,
+            size: content.len() as i64,
             body_sha256: msg.client_data_sha256.clone(),
             header_message_id: msg.header_message_id.clone(),
             client_ip: msg.client_ip.clone(),

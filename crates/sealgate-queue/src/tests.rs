@@ -80,6 +80,35 @@ async fn accepted_message_is_sealed_queued_and_audited_on_postgres() {
 }
 
 /// RFC 8689: REQUIRETLS given at ingress reaches the claim a delivery worker acts on.
+/// RFC 5322 §3.6.3: what is sealed (and so what every method delivers) has no `Bcc:`;
+/// the audit keeps the digest and size of the data as the client sent it.
+#[tokio::test]
+async fn the_sealed_message_has_no_bcc_and_the_audit_keeps_the_client_digest() {
+    let (q, _db, _dir) = queue(TestBackend::Sqlite).await;
+    let body = b"To: a@x.example\r\nBcc: b@y.example\r\nSubject: s\r\n\r\nBcc: in body\r\n";
+    let id = q.accept(incoming(body)).await.expect("accept");
+    let opened = q.open(&id).await.expect("open");
+    assert_eq!(
+        opened,
+        b"To: a@x.example\r\nSubject: s\r\n\r\nBcc: in body\r\n"
+    );
+    let row = q
+        .store()
+        .message(&id.to_string())
+        .await
+        .expect("query")
+        .expect("row");
+    assert_eq!(row.size, opened.len() as i64);
+    let filter = sealgate_store::AuditFilter {
+        message_id: Some(id.to_string()),
+        ..Default::default()
+    };
+    let events = q.store().audit_after(0, &filter, 10).await.expect("audit");
+    let data: serde_json::Value = serde_json::from_str(&events[0].data).expect("json");
+    assert_eq!(data["body_sha256"], data_digest(body));
+    assert_eq!(data["size"], body.len());
+}
+
 async fn requiretls_is_kept_from_accept_to_claim_and_audited(backend: TestBackend) {
     let (q, _db, _dir) = queue(backend).await;
     let body = b"Subject: x\r\nTLS-Required: No\r\n\r\nbody\r\n";

@@ -3,6 +3,10 @@
 //! The only end of data is CRLF "." CRLF. Every bare LF or bare CR is fatal: servers that read
 //! `\n.\n` or `\r\n.\r` as an end of data can be made to accept a second, smuggled message
 //! (CVE-2023-51764, CVE-2023-51765, CVE-2023-51766), so the session must refuse and close.
+//!
+//! A NUL byte is refused too, but only at the end of data: it does not move the end of data for
+//! this decoder, so the session stays in step with the client; yet a next hop that drops NULs
+//! would read `CRLF NUL "." CRLF` as an end of data, so such a message must never be relayed.
 
 use crate::error::DataError;
 
@@ -49,6 +53,8 @@ pub struct DataDecoder {
     line_len: usize,
     too_big: bool,
     line_too_long: bool,
+    /// A NUL byte was seen.
+    nul: bool,
     outcome: Option<DataEvent>,
 }
 
@@ -65,6 +71,7 @@ impl DataDecoder {
             line_len: 0,
             too_big: false,
             line_too_long: false,
+            nul: false,
             outcome: None,
         }
     }
@@ -138,8 +145,11 @@ impl DataDecoder {
         }
     }
 
-    /// Accounts for de-stuffed bytes inside a line, flagging the line once it is too long.
+    /// Accounts for de-stuffed bytes inside a line, flagging the line once it is too long and
+    /// the message once it holds a NUL.
     fn emit(&mut self, bytes: &[u8]) {
+        // RFC 5322 §2.3 and RFC 2045 §2.7-2.8: NUL is not allowed in message text, 7bit or 8bit.
+        self.nul |= bytes.contains(&0);
         self.line_len = self.line_len.saturating_add(bytes.len());
         // RFC 5321 §4.5.3.1.6: the limit counts the CRLF that will end the line.
         if self.line_len.saturating_add(2) > self.max_line {
@@ -168,6 +178,8 @@ impl DataDecoder {
             Err(DataError::TooBig {
                 limit: self.max_size,
             })
+        } else if self.nul {
+            Err(DataError::Nul)
         } else if self.line_too_long {
             Err(DataError::LineTooLong)
         } else {

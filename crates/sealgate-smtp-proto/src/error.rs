@@ -73,6 +73,11 @@ impl ParseError {
             Self::BadRecipient(_) => {
                 Reply::new(501, Some((5, 1, 3)), "Bad recipient address syntax")
             }
+            // A parameter given twice is a syntax error in the arguments (RFC 5321 §4.2.2: 501),
+            // not an unrecognized parameter (§4.1.1.11: 555).
+            Self::BadParameter(ParamError::Duplicate) => {
+                Reply::new(501, Some((5, 5, 4)), ParamError::Duplicate.wire_text())
+            }
             Self::BadParameter(problem) => Reply::new(555, Some((5, 5, 4)), problem.wire_text()),
         }
     }
@@ -201,6 +206,10 @@ pub enum DataError {
     /// A CR followed by something other than LF.
     #[error("bare cr in message data")]
     BareCr,
+    /// A NUL byte (RFC 5322 §2.3): a next hop that drops NULs could read `CRLF NUL "." CRLF`
+    /// as an end of data, so the message is refused, never relayed.
+    #[error("nul byte in message data")]
+    Nul,
     /// A line longer than the configured limit (RFC 5321 §4.5.3.1.6, RFC 5322 §2.1.1).
     #[error("message line too long")]
     LineTooLong,
@@ -225,6 +234,11 @@ impl DataError {
                 550,
                 Some((5, 5, 2)),
                 "Message refused: bare CR in DATA; lines must end with CRLF",
+            ),
+            Self::Nul => Reply::new(
+                550,
+                Some((5, 6, 0)),
+                "Message refused: NUL character in DATA (RFC 5322 2.3)",
             ),
             Self::LineTooLong => Reply::new(
                 550,

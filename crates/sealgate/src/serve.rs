@@ -55,6 +55,7 @@ pub async fn serve(cfg: Config, embedded_defaults: bool) -> anyhow::Result<ExitC
         store: store.clone(),
         tls,
         relay_networks: cfg.relay.networks.clone(),
+        postmaster: cfg.postmaster(),
         limits: session_limits(&cfg),
         auth: AuthGuard::new(auth_settings(&cfg))?,
     });

@@ -51,7 +51,7 @@ impl Relay {
 }
 
 /// Asserts `reply` has this code and enhanced status code (RFC 3463).
-fn assert_reply(reply: &Reply, code: u16, enhanced: &str, what: &str, t: &Transcript) {
+pub(crate) fn assert_reply(reply: &Reply, code: u16, enhanced: &str, what: &str, t: &Transcript) {
     assert_eq!(reply.code, code, "{what}: {}\n{t}", reply.text());
     assert!(
         reply.text().starts_with(enhanced),
@@ -61,7 +61,7 @@ fn assert_reply(reply: &Reply, code: u16, enhanced: &str, what: &str, t: &Transc
 }
 
 /// Sends a command and asserts its reply.
-fn expect(c: &mut RawSmtp, line: &str, code: u16, enhanced: &str) -> Reply {
+pub(crate) fn expect(c: &mut RawSmtp, line: &str, code: u16, enhanced: &str) -> Reply {
     let reply = c.cmd(line);
     assert_reply(&reply, code, enhanced, line, c.transcript());
     reply
@@ -78,14 +78,14 @@ fn begin_data(c: &mut RawSmtp, rcpts: &[&str]) {
 }
 
 /// Sends `data` (already ending in CRLF "." CRLF) and returns the reply to it.
-fn finish_data(c: &mut RawSmtp, data: &[u8]) -> Reply {
+pub(crate) fn finish_data(c: &mut RawSmtp, data: &[u8]) -> Reply {
     c.send(data);
     c.reply()
         .unwrap_or_else(|| panic!("no reply after the data\n{}", c.transcript()))
 }
 
 /// The queue id from "250 2.0.0 Ok: queued as ID".
-fn queue_id(reply: &Reply) -> String {
+pub(crate) fn queue_id(reply: &Reply) -> String {
     let text = reply.text();
     text.split_once("queued as ")
         .map(|(_, id)| id.trim().to_owned())
@@ -462,3 +462,41 @@ fn database_outage_gets_451_and_the_relay_recovers_without_restart_on_postgres()
     assert_eq!(relay.db.addresses(&second), ["dave@example.org"]);
     assert!(relay.daemon.is_running(), "the daemon must not have exited");
 }
+
+// ---------------------------------------------------------------------------------------------
+// NUL before a dot line
+
+/// `CRLF NUL "." CRLF` is no end of data here, but a next hop that drops NULs would read one
+/// and then a second message: the whole message is refused after the real end of data
+/// (`550 5.6.0`), nothing is stored, and the session is still in step.
+fn a_nul_before_a_dot_line_is_refused_and_the_session_stays_in_step(backend: TestBackend) {
+    let relay = Relay::start(backend, "");
+    let mut c = relay.session();
+    begin_data(&mut c, &["bob@example.org"]);
+    let data = [
+        &b"Subject: first\r\n\r\nfirst message\r\n\x00.\r\n"[..],
+        SMUGGLED,
+    ]
+    .concat();
+    let reply = finish_data(&mut c, &data);
+    assert_reply(
+        &reply,
+        550,
+        "5.6.0",
+        "NUL before a dot line",
+        c.transcript(),
+    );
+    assert!(reply.text().contains("NUL"), "{}", reply.text());
+    assert_nothing_stored(&relay, "NUL before a dot line");
+
+    begin_data(&mut c, &["bob@example.org"]);
+    let reply = finish_data(&mut c, b"Subject: fine\r\n\r\nA normal message.\r\n.\r\n");
+    assert_reply(&reply, 250, "2.0.0", "the next message", c.transcript());
+    let id = queue_id(&reply);
+    expect(&mut c, "QUIT", 221, "2.0.0");
+    assert_eq!(relay.db.message_count(), 1);
+    assert_eq!(relay.db.addresses(&id), ["bob@example.org"]);
+    assert_eq!(relay.db.audit().len(), 1);
+}
+
+on_both_backends!(a_nul_before_a_dot_line_is_refused_and_the_session_stays_in_step);

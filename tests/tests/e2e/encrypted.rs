@@ -5,6 +5,7 @@
 //! and attachments, byte for byte. Keys that are expired, revoked or signing-only are never
 //! used, and the audit says why.
 
+mod bcc;
 mod discovery;
 mod fallback;
 mod pgp;

@@ -22,12 +22,14 @@ macro_rules! on_both_backends {
 mod audit_cli;
 mod auth;
 mod bad_input;
+mod bcc;
 mod clients;
 mod config_files;
 mod delivery;
 mod disk_full;
 mod durability;
 mod encrypted;
+mod envelope_edges;
 mod inspect;
 mod keys_cli;
 mod lab;

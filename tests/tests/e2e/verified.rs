@@ -4,6 +4,7 @@
 //! test asserts on what the peer received (or that it received nothing) and on the audit
 //! rows and store tables an operator reads.
 
+mod bcc;
 mod dane;
 mod mta_sts;
 mod requiretls;

@@ -1,6 +1,7 @@
 //! MAIL and RCPT: the envelope of a transaction.
 
 use sealgate_smtp_proto::{Body, MailParams, Path, Reply, ReversePath};
+use sealgate_types::EmailAddress;
 use tracing::info;
 
 use super::{Conn, Next, Session, Transaction};
@@ -102,14 +103,14 @@ impl Session {
         to: &Path,
         params: &[(String, Option<String>)],
     ) -> Result<(), Reply> {
+        let Some(smtputf8) = self.tx.as_ref().map(|tx| tx.smtputf8) else {
+            return Err(bad_sequence("Send MAIL first"));
+        };
+        let postmaster = self.postmaster_route(to);
         let authenticated = self.auth_user.is_some();
         let may_relay =
             relay::may_relay(self.info.peer.ip(), &self.ctx.relay_networks, authenticated);
-        let max = self.ctx.limits.max_recipients;
-        let Some(tx) = self.tx.as_mut() else {
-            return Err(bad_sequence("Send MAIL first"));
-        };
-        if !may_relay {
+        if postmaster.is_none() && !may_relay {
             return Err(relay::relay_denied());
         }
         if let Some((key, _)) = params.first() {
@@ -119,7 +120,15 @@ impl Session {
                 format!("RCPT parameter {} is not supported", truncate(key)),
             ));
         }
-        let rcpt = relay::check_recipient(to, tx.smtputf8)?;
+        let rcpt = match postmaster {
+            Some(routed) => routed?,
+            None => relay::check_recipient(to, smtputf8)?,
+        };
+        let max = self.ctx.limits.max_recipients;
+        let tx = self
+            .tx
+            .as_mut()
+            .ok_or_else(|| bad_sequence("Send MAIL first"))?;
         if tx.recipients.contains(&rcpt) {
             return Ok(());
         }
@@ -130,6 +139,34 @@ impl Session {
         }
         tx.recipients.push(rcpt);
         Ok(())
+    }
+
+    /// RFC 5321 §4.5.1: `<Postmaster>` (any case, no domain) must be accepted. It goes to the
+    /// operator address (`smtp.postmaster`), as does `postmaster@<our hostname>` when one is
+    /// configured, from any client: such a recipient can reach only that address, so it
+    /// opens no relay. `None`: not a postmaster recipient of this relay.
+    fn postmaster_route(&self, to: &Path) -> Option<Result<EmailAddress, Reply>> {
+        let ours = !to.quoted
+            && to.source_route.is_none()
+            && to.local.eq_ignore_ascii_case("postmaster")
+            && to.domain.eq_ignore_ascii_case(&self.ctx.hostname);
+        let bare = to.domain.is_empty();
+        if !bare && !ours {
+            return None;
+        }
+        match &self.ctx.postmaster {
+            Some(operator) => {
+                info!(rcpt = %operator, "postmaster recipient routed to the operator address");
+                Some(Ok(operator.clone()))
+            }
+            None if bare => Some(Err(Reply::new(
+                550,
+                Some((5, 1, 1)),
+                "No postmaster address is configured on this relay",
+            ))),
+            // Without an operator address, postmaster@<our hostname> is an ordinary address.
+            None => None,
+        }
     }
 
     pub(super) fn data_command(&mut self, conn: &mut Conn) -> Next {

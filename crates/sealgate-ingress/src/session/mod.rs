@@ -360,6 +360,8 @@ impl Session {
 }
 
 #[cfg(test)]
+mod bytes_tests;
+#[cfg(test)]
 mod guard_tests;
 #[cfg(test)]
 mod tests;

@@ -51,6 +51,7 @@ pub(super) async fn world_with(
         store: store.clone(),
         tls,
         relay_networks: vec!["127.0.0.0/8".parse().expect("net")],
+        postmaster: Some(sealgate_types::EmailAddress::parse(POSTMASTER).expect("address")),
         limits,
         auth: crate::AuthGuard::new(auth).expect("auth guard"),
     });
@@ -64,7 +65,7 @@ pub(super) async fn world_with(
 
 /// Sends `input` at once (as a pipelining client would) and returns everything the server
 /// said until it closed the connection.
-async fn dialog(w: &World, peer: &str, input: &[u8]) -> String {
+pub(super) async fn dialog(w: &World, peer: &str, input: &[u8]) -> String {
     let info = SessionInfo {
         peer: peer.parse::<SocketAddr>().expect("peer"),
         tls: None,
@@ -107,7 +108,9 @@ pub(super) async fn messages(w: &World) -> i64 {
 }
 
 pub(super) const LOCAL: &str = "127.0.0.1:40000";
-const OUTSIDE: &str = "192.0.2.10:40000";
+pub(super) const OUTSIDE: &str = "192.0.2.10:40000";
+/// The operator address `<Postmaster>` goes to in every test world.
+pub(super) const POSTMASTER: &str = "ops@clinic.test";
 
 #[tokio::test]
 async fn a_pipelined_transaction_is_queued_and_audited() {

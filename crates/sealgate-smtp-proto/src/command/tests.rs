@@ -237,13 +237,24 @@ fn each_error_maps_to_its_reply_code() {
             555,
             (5, 5, 4),
         ),
-        (b"MAIL FROM:<a@b.example> SIZE=1 SIZE=1", 555, (5, 5, 4)),
+        (b"MAIL FROM:<a@b.example> SIZE=1 SIZE=1", 501, (5, 5, 4)),
+        (
+            b"MAIL FROM:<a@b.example> BODY=8BITMIME BODY=7BIT",
+            501,
+            (5, 5, 4),
+        ),
+        (
+            b"MAIL FROM:<a@b.example> BODY=7BIT body=7BIT",
+            501,
+            (5, 5, 4),
+        ),
+        (b"MAIL FROM:<a@b.example> X-A=1 x-a=2", 501, (5, 5, 4)),
         (b"MAIL FROM:<a@b.example> BODY=8BIT", 555, (5, 5, 4)),
         (b"MAIL FROM:<a@b.example> SMTPUTF8=1", 555, (5, 5, 4)),
         (b"MAIL FROM:<a@b.example>  SIZE=1", 555, (5, 5, 4)),
         (
             b"RCPT TO:<a@b.example> NOTIFY=NEVER notify=NEVER",
-            555,
+            501,
             (5, 5, 4),
         ),
         (b"RCPT TO:<a@b.example> =x", 555, (5, 5, 4)),
@@ -274,6 +285,10 @@ fn reply_texts_name_the_problem() {
         ("FOO", "500 5.5.1 Command not recognized"),
         ("HELO", "501 5.5.4 Syntax error: HELO requires an argument"),
         ("MAIL FROM:<> SIZE=x", "555 5.5.4 Malformed SIZE parameter"),
+        (
+            "MAIL FROM:<> BODY=8BITMIME BODY=8BITMIME",
+            "501 5.5.4 Duplicate MAIL/RCPT parameter",
+        ),
     ];
     for (line, expected) in table {
         let reply = parse(line).expect_err("refused").reply();

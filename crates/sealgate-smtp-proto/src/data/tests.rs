@@ -287,6 +287,52 @@ fn a_message_of_exactly_the_size_limit_is_accepted() {
 }
 
 #[test]
+fn a_nul_before_a_dot_line_does_not_end_the_data_but_refuses_the_message() {
+    // What a next hop that drops NULs would read as CRLF "." CRLF, then a smuggled message.
+    let wire = b"Subject: a\r\n\r\nfirst\r\n\x00.\r\nMAIL FROM:<ceo@x.example>\r\n\
+RCPT TO:<v@y.example>\r\nDATA\r\nSubject: smuggled\r\n\r\nhi\r\n.\r\nQUIT\r\n";
+    let end = wire.len() - b"QUIT\r\n".len();
+    for size in [1, 2, 7, wire.len()] {
+        let result = run_chunked(wire, &[size], MAX_SIZE, MAX_LINE);
+        assert_eq!(
+            result.event,
+            DataEvent::Done(Err(DataError::Nul)),
+            "pieces of {size}"
+        );
+        assert_eq!(result.consumed, end, "pieces of {size}");
+    }
+}
+
+#[test]
+fn a_nul_anywhere_in_the_data_refuses_the_message() {
+    for wire in [
+        &b"\x00\r\n.\r\n"[..],
+        b"a\x00b\r\n.\r\n",
+        b"a\x00\r\n.\r\n",
+        b"..\x00\r\n.\r\n",
+        b".\x00\r\n.\r\n",
+        b"Subject: \x00\r\n\r\nbody\r\n.\r\n",
+    ] {
+        let name = String::from_utf8_lossy(wire);
+        for size in [1, 3, wire.len()] {
+            let result = run_chunked(wire, &[size], MAX_SIZE, MAX_LINE);
+            assert_eq!(
+                result.event,
+                DataEvent::Done(Err(DataError::Nul)),
+                "{name:?}"
+            );
+            assert_eq!(result.consumed, wire.len(), "{name:?}");
+        }
+    }
+    // The byte 0x80 and other 8-bit text are fine (RFC 6152).
+    let wire = b"caf\xc3\xa9 \x01\x7f\xff\r\n.\r\n";
+    assert_eq!(
+        run(wire),
+        done_ok(wire.len(), b"caf\xc3\xa9 \x01\x7f\xff\r\n")
+    );
+}
+
+#[test]
 fn size_limit_is_reported_before_line_length() {
     let wire = b"123456789012345\r\n.\r\n";
     let result = run_chunked(wire, &[1], 5, 10);
@@ -302,6 +348,7 @@ fn data_errors_reply_with_their_codes() {
         (DataError::BareLf, 550, (5, 5, 2), "bare LF"),
         (DataError::BareCr, 550, (5, 5, 2), "bare CR"),
         (DataError::LineTooLong, 550, (5, 6, 0), "line longer"),
+        (DataError::Nul, 550, (5, 6, 0), "NUL character"),
         (
             DataError::TooBig { limit: 10 },
             552,
@@ -325,7 +372,7 @@ fn message_lines() -> impl Strategy<Value = Vec<Vec<u8>>> {
     let byte = prop_oneof![
         3 => Just(b'.'),
         1 => Just(b' '),
-        6 => any::<u8>().prop_filter("no line endings", |b| *b != b'\r' && *b != b'\n'),
+        6 => any::<u8>().prop_filter("no line endings or NUL", |b| ![b'\r', b'\n', 0].contains(b)),
     ];
     prop::collection::vec(prop::collection::vec(byte, 0..40), 0..30)
 }

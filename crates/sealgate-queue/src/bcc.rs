@@ -1,0 +1,81 @@
+//! Blind-copy header fields removed before a message is queued (RFC 5322 §3.6.3, §3.6.6).
+//!
+//! A submitted message may carry `Bcc:` (or `Resent-Bcc:`) naming its blind recipients; they
+//! are already in the envelope, and every copy that leaves must not show them to anyone else.
+//! The queue removes these fields once, when the message is accepted, so every delivery
+//! method (verified TLS, opportunistic TLS, PGP/MIME, S/MIME, the portal) sends and stores a
+//! message without them, whatever path queued it.
+//!
+//! Only the top-level header section is touched, and only the removed fields' own lines: every
+//! other byte stays as it was (no unfolding or re-folding), so DKIM signatures over the other
+//! fields and the body survive. A `Bcc:` inside an attached `message/rfc822` part is content
+//! the sender chose to forward, possibly signed, and is left alone.
+
+use std::borrow::Cow;
+
+/// Field names removed, compared ASCII case-insensitively.
+const BLIND_FIELDS: &[&[u8]] = &[b"bcc", b"resent-bcc"];
+
+/// `message` without its top-level `Bcc:` and `Resent-Bcc:` fields (with their folded
+/// continuation lines), and how many fields were removed. Borrows when there were none.
+///
+/// The header section ends at the first empty line, or at the end of the message when it has
+/// no body. A line that is no header field (no colon) does not end it early: a `Bcc:` after such
+/// a line is removed too, as a mail client might still show it as a field.
+pub fn without_blind_copies(message: &[u8]) -> (Cow<'_, [u8]>, usize) {
+    let mut kept: Option<Vec<u8>> = None;
+    let mut removed = 0;
+    let mut dropping = false;
+    let mut pos = 0;
+    while pos < message.len() {
+        let end = line_end(message, pos);
+        let line = &message[pos..end];
+        if line == b"\r\n" || line == b"\n" {
+            break;
+        }
+        let folded = matches!(line[0], b' ' | b'\t');
+        if !folded {
+            dropping = is_blind_field(line);
+            removed += usize::from(dropping);
+        }
+        if dropping {
+            // At the first removed line, everything before it is copied as it was.
+            kept.get_or_insert_with(|| message[..pos].to_vec());
+        } else if let Some(out) = kept.as_mut() {
+            out.extend_from_slice(line);
+        }
+        pos = end;
+    }
+    match kept {
+        Some(mut out) => {
+            out.extend_from_slice(&message[pos..]);
+            (Cow::Owned(out), removed)
+        }
+        None => (Cow::Borrowed(message), 0),
+    }
+}
+
+/// The index just past the line starting at `pos` (its LF included, or the end).
+fn line_end(data: &[u8], pos: usize) -> usize {
+    data[pos..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(data.len(), |i| pos + i + 1)
+}
+
+/// Whether `line` starts a field named in [`BLIND_FIELDS`]: the name, optional white space
+/// (RFC 5322 §4.5.3 `obs-bcc` and §4.5.6 `obs-resent-bcc`, syntax readers must still accept),
+/// then the colon.
+fn is_blind_field(line: &[u8]) -> bool {
+    let Some(colon) = line.iter().position(|&b| b == b':') else {
+        return false;
+    };
+    let mut name = &line[..colon];
+    while let [rest @ .., b' ' | b'\t'] = name {
+        name = rest;
+    }
+    BLIND_FIELDS.iter().any(|f| name.eq_ignore_ascii_case(f))
+}
+
+#[cfg(test)]
+mod tests;
