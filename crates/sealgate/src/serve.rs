@@ -8,7 +8,8 @@ use anyhow::Context as _;
 use sealgate_config::{Config, ListenerTls};
 use sealgate_crypto::KeyRing;
 use sealgate_ingress::{
-    BoundListener, ConnectionLimits, IngressContext, Server, SessionLimits, load_tls_acceptor,
+    BoundListener, ConnectionLimits, IngressContext, RelayClients, Server, SessionLimits,
+    load_tls_acceptor,
 };
 use sealgate_queue::Queue;
 use tokio::signal::unix::{SignalKind, signal};
@@ -55,7 +56,7 @@ pub async fn serve(cfg: Config, embedded_defaults: bool) -> anyhow::Result<ExitC
         queue: Queue::new(store.clone(), Arc::new(keys)),
         store: store.clone(),
         tls,
-        relay_networks: cfg.relay.networks.clone(),
+        relay: RelayClients::from_config(&cfg.relay).context("relay.client senders")?,
         limits: session_limits(&cfg),
     });
     let limits = ConnectionLimits::new(cfg.smtp.max_connections, cfg.smtp.max_connections_per_ip);

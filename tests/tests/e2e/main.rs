@@ -34,6 +34,7 @@ mod multinode;
 mod portal;
 mod portal_backend;
 mod queue_cli;
+mod senders;
 mod smoke;
 mod trail;
 mod verified;
