@@ -47,7 +47,7 @@ open(path, "w").write(text)
 PY
 "$bin" --config "$dir/sealgate.toml" migrate >"$dir/migrate.log" 2>&1 || { cat "$dir/migrate.log" >&2; exit 1; }
 password="bench-$RANDOM-$RANDOM-passphrase"
-printf '%s\n' "$password" | "$bin" --config "$dir/sealgate.toml" users add ehr --password-stdin >/dev/null
+printf '%s\n' "$password" | "$bin" --config "$dir/sealgate.toml" users add ehr --password-stdin --sender @clinic.example.test >/dev/null
 hash=$(sqlite3 "$dir/data/sealgate.db" "SELECT password_hash FROM users WHERE name = 'ehr'")
 python3 - "$hash" <<'PY'
 import sys

@@ -36,6 +36,7 @@ def parse_args(argv):
     p.add_argument("--auth", metavar="USER:PASS", help="AUTH (smtplib picks the mechanism)")
     p.add_argument("--helo", default="client.example.test", help="EHLO name")
     p.add_argument("--from", dest="mail_from", default="sender@client.example.test")
+    p.add_argument("--header-from", help='the header From value (default: "<MAIL FROM address>")')
     p.add_argument("--to", dest="rcpt", action="append", help="recipient (repeatable)")
     p.add_argument("--subject", default="sealgate test")
     p.add_argument("--header", action="append", default=[], help='extra header "Name: value" (repeatable)')
@@ -86,7 +87,7 @@ def build_message(a, index):
         with open(a.body_file, "rb") as f:
             return f.read()
     headers = [
-        f"From: <{a.mail_from}>",
+        f"From: {a.header_from or f'<{a.mail_from}>'}",
         "To: " + ", ".join(f"<{r}>" for r in a.rcpt),
         f"Subject: {a.subject} #{index}",
         f"Date: {email.utils.formatdate(localtime=False)}",

@@ -349,6 +349,31 @@ pub enum AuditEvent {
         /// Its recipient.
         recipient: String,
     },
+    /// An operator set which senders an SMTP AUTH user may use (`sealgate users add
+    /// --sender`, `sealgate users senders`).
+    UserSendersChanged {
+        /// The user name.
+        name: String,
+        /// The whole binding now in force (`*` = any sender; empty = may not send).
+        senders: Vec<String>,
+        /// Who ran the command (the operating-system user), as far as known.
+        operator: String,
+    },
+    /// A client tried to send as an address its sender binding does not permit, in the
+    /// envelope or in the header: refused with 553 5.7.1, nothing queued.
+    SenderRefused {
+        /// The SMTP client's address.
+        client_ip: String,
+        /// The authenticated user whose binding refused it, if the client had authenticated.
+        auth_user: Option<String>,
+        /// The `[[relay.client]]` whose binding refused it (its name, or its network), for a
+        /// client that had not authenticated.
+        network: Option<String>,
+        /// Where the address was: `mail-from`, `header-from` or `header-sender`.
+        field: String,
+        /// The refused address (for a header that could not be read, its text, cut short).
+        sender: String,
+    },
 }
 
 impl AuditEvent {
@@ -385,6 +410,8 @@ impl AuditEvent {
             Self::PortalRefused { .. } => "portal_refused",
             Self::PortalThrottled { .. } => "portal_throttled",
             Self::PortalSignedOut { .. } => "portal_signed_out",
+            Self::UserSendersChanged { .. } => "user_senders_changed",
+            Self::SenderRefused { .. } => "sender_refused",
         }
     }
 }

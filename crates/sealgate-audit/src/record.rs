@@ -372,6 +372,34 @@ impl AuditEvent {
                 grant_id,
                 recipient,
             } => on_grant(kind, grant_id, recipient, []),
+            Self::UserSendersChanged {
+                name,
+                senders,
+                operator,
+            } => unattached(
+                kind,
+                object([
+                    ("user", name.into()),
+                    ("senders", senders.into()),
+                    ("operator", operator.into()),
+                ]),
+            ),
+            Self::SenderRefused {
+                client_ip,
+                auth_user,
+                network,
+                field,
+                sender,
+            } => unattached(
+                kind,
+                object([
+                    ("client_ip", client_ip.into()),
+                    ("auth_user", auth_user.into()),
+                    ("network", network.into()),
+                    ("field", field.into()),
+                    ("sender", sender.into()),
+                ]),
+            ),
         }
     }
 }
@@ -442,3 +470,7 @@ mod tests;
 #[cfg(test)]
 #[path = "portal_event_tests.rs"]
 mod portal_tests;
+
+#[cfg(test)]
+#[path = "sender_event_tests.rs"]
+mod sender_event_tests;

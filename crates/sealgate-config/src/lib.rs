@@ -9,12 +9,14 @@
 mod encryption;
 mod error;
 mod portal;
+mod relay;
 mod security;
 mod units;
 
 pub use encryption::{PgpConfig, SmimeCipher, SmimeConfig};
 pub use error::{ConfigError, Problem};
 pub use portal::PortalConfig;
+pub use relay::RelayClientConfig;
 pub use security::{MtaStsConfig, ProbesConfig};
 pub use units::{ByteSize, HumanDuration};
 
@@ -234,10 +236,14 @@ pub struct TlsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RelayConfig {
-    /// Client networks (CIDR) allowed to relay without AUTH. Anyone else must authenticate over
-    /// TLS or gets 554 5.7.1 at RCPT. Default: loopback only.
+    /// Client networks (CIDR) allowed to relay without AUTH, with any sender. Anyone else must
+    /// authenticate over TLS or gets 554 5.7.1 at RCPT. Default: loopback only.
     #[serde(default = "default_relay_networks")]
     pub networks: Vec<IpNet>,
+    /// Client networks allowed to relay without AUTH with only some senders
+    /// (`[[relay.client]]`). Default: none.
+    #[serde(default, rename = "client")]
+    pub clients: Vec<RelayClientConfig>,
 }
 
 /// `[queue]`
@@ -705,6 +711,7 @@ impl Config {
         }
         encryption::validate(self, &mut problems);
         portal::validate(self, &mut problems);
+        relay::validate(&self.relay, &mut problems);
         if problems.is_empty() {
             Ok(())
         } else {

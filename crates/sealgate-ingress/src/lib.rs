@@ -2,8 +2,8 @@
 //!
 //! Owns the listeners and SMTP sessions (RFC 5321) through which EHRs, billing systems and
 //! Microsoft 365 / Google Workspace hand mail to Sealgate: EHLO and the ESMTP extensions,
-//! STARTTLS and implicit TLS, AUTH over TLS, relay control, strict framing against SMTP
-//! smuggling, limits and timeouts. A message is acknowledged with 250 only after the queue has
+//! STARTTLS and implicit TLS, AUTH over TLS, relay control, sender binding, strict framing
+//! against SMTP smuggling, limits and timeouts. A message is acknowledged with 250 only after the queue has
 //! committed it. Must not depend on the delivery side: ingress and delivery meet in the queue.
 
 mod auth;
@@ -11,8 +11,10 @@ mod error;
 mod guard;
 mod io;
 mod limits;
+mod mailbox_list;
 mod received;
 mod relay;
+mod senders;
 mod server;
 mod session;
 mod tls;
@@ -20,6 +22,7 @@ mod tls;
 pub use error::IngressError;
 pub use guard::{AuthGuard, AuthSettings, ThrottleLimits};
 pub use limits::ConnectionLimits;
+pub use senders::RelayClients;
 pub use server::{BoundListener, Server};
 pub use session::{Session, SessionInfo};
 pub use tls::load_tls_acceptor;
@@ -27,7 +30,6 @@ pub use tls::load_tls_acceptor;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ipnet::IpNet;
 use sealgate_queue::Queue;
 use sealgate_store::Store;
 
@@ -41,8 +43,8 @@ pub struct IngressContext {
     pub store: Store,
     /// Certificate for STARTTLS / implicit TLS; `None` = no TLS offered.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
-    /// Client networks that may relay without AUTH.
-    pub relay_networks: Vec<IpNet>,
+    /// Client networks that may relay without AUTH, each with the senders it may use.
+    pub relay: RelayClients,
     /// Where `<Postmaster>` goes (RFC 5321 §4.5.1): the operator address; `None` = refused.
     pub postmaster: Option<sealgate_types::EmailAddress>,
     /// Per-session limits.
@@ -56,7 +58,7 @@ impl std::fmt::Debug for IngressContext {
         f.debug_struct("IngressContext")
             .field("hostname", &self.hostname)
             .field("tls", &self.tls.is_some())
-            .field("relay_networks", &self.relay_networks)
+            .field("relay", &self.relay)
             .field("limits", &self.limits)
             .finish_non_exhaustive()
     }

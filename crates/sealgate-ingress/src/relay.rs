@@ -7,20 +7,14 @@
 
 use std::net::IpAddr;
 
-use ipnet::IpNet;
 use sealgate_smtp_proto::{Path, Reply};
 use sealgate_types::EmailAddress;
 
+use crate::senders::RelayClients;
+
 /// True when the client may relay: from a trusted network, or authenticated.
-pub(crate) fn may_relay(ip: IpAddr, networks: &[IpNet], authenticated: bool) -> bool {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
-    };
-    authenticated || networks.iter().any(|n| n.contains(&ip))
+pub(crate) fn may_relay(ip: IpAddr, clients: &RelayClients, authenticated: bool) -> bool {
+    authenticated || clients.lookup(ip).is_some()
 }
 
 pub(crate) fn relay_denied() -> Reply {
@@ -111,10 +105,10 @@ mod tests {
 
     #[test]
     fn only_trusted_networks_or_authenticated_clients_may_relay() {
-        let nets: Vec<IpNet> = vec![
+        let nets = RelayClients::any_sender(vec![
             "127.0.0.0/8".parse().expect("net"),
             "2001:db8::/32".parse().expect("net"),
-        ];
+        ]);
         assert!(may_relay("127.0.0.9".parse().expect("ip"), &nets, false));
         assert!(may_relay(
             "::ffff:127.0.0.1".parse().expect("ip"),

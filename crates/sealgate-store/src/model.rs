@@ -93,6 +93,8 @@ pub struct UserRow {
     pub name: String,
     /// When the user was first added (micros).
     pub created_at: i64,
+    /// Which envelope and header senders the user may use (empty: none).
+    pub senders: sealgate_types::AllowedSenders,
 }
 
 /// Which audit rows to read. Empty matches everything.

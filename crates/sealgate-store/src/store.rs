@@ -61,6 +61,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "sending",
         include_str!("../../../migrations/sqlite/0006_sending.sql"),
     ),
+    (
+        7,
+        "user_senders",
+        include_str!("../../../migrations/sqlite/0007_user_senders.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -93,6 +98,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "sending",
         include_str!("../../../migrations/postgres/0006_sending.sql"),
+    ),
+    (
+        7,
+        "user_senders",
+        include_str!("../../../migrations/postgres/0007_user_senders.sql"),
     ),
 ];
 

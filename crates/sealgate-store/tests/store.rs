@@ -372,16 +372,31 @@ async fn requiretls_flag_is_written_and_read_back(backend: TestBackend) {
 async fn users_are_added_replaced_listed_and_removed(backend: TestBackend) {
     let (_db, store) = open(backend).await;
     store
-        .user_upsert("bob", "$argon2id$one", &user_event("user_saved", "bob"))
+        .user_upsert(
+            "bob",
+            "$argon2id$one",
+            None,
+            &user_event("user_saved", "bob"),
+        )
         .await
         .expect("add");
     store
-        .user_upsert("alice", "$argon2id$two", &user_event("user_saved", "alice"))
+        .user_upsert(
+            "alice",
+            "$argon2id$two",
+            None,
+            &user_event("user_saved", "alice"),
+        )
         .await
         .expect("add");
     let first = store.user_list().await.expect("list");
     store
-        .user_upsert("bob", "$argon2id$three", &user_event("user_saved", "bob"))
+        .user_upsert(
+            "bob",
+            "$argon2id$three",
+            None,
+            &user_event("user_saved", "bob"),
+        )
         .await
         .expect("replace");
     let users = store.user_list().await.expect("list");
@@ -458,6 +473,9 @@ mod security;
 
 #[path = "store/sending.rs"]
 mod sending;
+
+#[path = "store/users.rs"]
+mod users;
 
 #[tokio::test]
 async fn sqlite_file_and_directory_are_created_in_wal_mode() {

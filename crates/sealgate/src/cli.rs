@@ -253,13 +253,32 @@ pub enum UsersCommand {
         /// Read the password from standard input (first line).
         #[arg(long, required = true)]
         password_stdin: bool,
+        /// A sender the user may use in MAIL FROM and the header From (repeatable): an
+        /// address, @DOMAIN, @.DOMAIN (its subdomains) or '*' (any). A new user needs this or
+        /// --any-sender; for an existing user the given senders replace its list.
+        #[arg(long = "sender", value_name = "RULE")]
+        senders: Vec<String>,
+        /// The user may use any sender (the same as --sender '*').
+        #[arg(long, conflicts_with = "senders")]
+        any_sender: bool,
+    },
+    /// Show which senders a user may use, or change them with --add and --remove.
+    Senders {
+        /// User name.
+        name: String,
+        /// Permit a sender (repeatable): an address, @DOMAIN, @.DOMAIN (subdomains) or '*'.
+        #[arg(long = "add", value_name = "RULE")]
+        add: Vec<String>,
+        /// Stop permitting a sender (repeatable); removals apply before additions.
+        #[arg(long = "remove", value_name = "RULE")]
+        remove: Vec<String>,
     },
     /// Remove a user.
     Remove {
         /// User name.
         name: String,
     },
-    /// List users.
+    /// List users with the senders each may use.
     List,
 }
 

@@ -8,8 +8,8 @@ use anyhow::Context as _;
 use sealgate_config::{Config, ListenerTls};
 use sealgate_crypto::KeyRing;
 use sealgate_ingress::{
-    AuthGuard, AuthSettings, BoundListener, ConnectionLimits, IngressContext, Server,
-    SessionLimits, ThrottleLimits, load_tls_acceptor,
+    AuthGuard, AuthSettings, BoundListener, ConnectionLimits, IngressContext, RelayClients,
+    Server, SessionLimits, ThrottleLimits, load_tls_acceptor,
 };
 use sealgate_queue::Queue;
 use tokio::signal::unix::{SignalKind, signal};
@@ -54,7 +54,7 @@ pub async fn serve(cfg: Config, embedded_defaults: bool) -> anyhow::Result<ExitC
         queue: Queue::new(store.clone(), Arc::new(keys)),
         store: store.clone(),
         tls,
-        relay_networks: cfg.relay.networks.clone(),
+        relay: RelayClients::from_config(&cfg.relay).context("relay.client senders")?,
         postmaster: cfg.postmaster(),
         limits: session_limits(&cfg),
         auth: AuthGuard::new(auth_settings(&cfg))?,

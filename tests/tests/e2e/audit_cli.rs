@@ -418,7 +418,7 @@ on_both_backends!(tail_follow_prints_events_written_after_it_started);
 fn users_are_added_listed_and_removed(backend: TestBackend) {
     let relay = Relay::start(backend, "");
     let add = Run::of(relay.daemon.cli_with_stdin(
-        ["users", "add", "ehr", "--password-stdin"],
+        ["users", "add", "ehr", "--password-stdin", "--any-sender"],
         b"a long passphrase\n",
     ));
     assert_eq!(add.code, Some(0), "{}", add.describe());
@@ -426,12 +426,23 @@ fn users_are_added_listed_and_removed(backend: TestBackend) {
 
     let list = cli(&relay, &["users", "list"]);
     assert_eq!(list.code, Some(0), "{}", list.describe());
-    let names: Vec<&str> = list
+    let rows: Vec<Vec<&str>> = list
         .lines()
         .iter()
-        .filter_map(|l| l.split('\t').next())
+        .map(|l| l.split('\t').collect())
         .collect();
-    assert_eq!(names, ["ehr"], "{}", list.describe());
+    assert_eq!(rows.len(), 1, "{}", list.describe());
+    assert_eq!(
+        (rows[0][0], rows[0][2]),
+        ("ehr", "*"),
+        "{}",
+        list.describe()
+    );
+    assert!(
+        list.stderr.contains("note: ehr is unrestricted"),
+        "{}",
+        list.describe()
+    );
 
     let remove = cli(&relay, &["users", "remove", "ehr"]);
     assert_eq!(remove.code, Some(0), "{}", remove.describe());
@@ -453,11 +464,10 @@ on_both_backends!(users_are_added_listed_and_removed);
 
 fn too_short_password_is_refused(backend: TestBackend) {
     let relay = Relay::start(backend, "");
-    let add = Run::of(
-        relay
-            .daemon
-            .cli_with_stdin(["users", "add", "ehr", "--password-stdin"], b"short\n"),
-    );
+    let add = Run::of(relay.daemon.cli_with_stdin(
+        ["users", "add", "ehr", "--password-stdin", "--any-sender"],
+        b"short\n",
+    ));
     assert_ne!(add.code, Some(0), "{}", add.describe());
     assert!(
         add.stderr.contains("password too short"),

@@ -8,16 +8,16 @@ use sealgate_tests::{Daemon, DaemonOpts, Step, py_send, raw_smtp, swaks};
 
 use crate::inspect::{Inspect, fresh_db};
 
-const OUTSIDE_ONLY: &str = "[relay]\nnetworks = [\"10.255.0.0/16\"]\n";
+pub(crate) const OUTSIDE_ONLY: &str = "[relay]\nnetworks = [\"10.255.0.0/16\"]\n";
 const PASSWORD: &str = "a long passphrase for the ehr";
 
-struct TlsWorld {
+pub(crate) struct TlsWorld {
     _ca_dir: tempfile::TempDir,
-    ca_file: String,
-    issued: Issued,
+    pub(crate) ca_file: String,
+    pub(crate) issued: Issued,
 }
 
-fn tls_world() -> TlsWorld {
+pub(crate) fn tls_world() -> TlsWorld {
     let ca = TestCa::new();
     let issued = ca.issue(&["localhost", "relay.example.test", "127.0.0.1"]);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -29,13 +29,24 @@ fn tls_world() -> TlsWorld {
     }
 }
 
-fn inspect(daemon: &Daemon) -> Inspect {
+pub(crate) fn inspect(daemon: &Daemon) -> Inspect {
     Inspect::new(daemon.db_url(), Some(&daemon.data_dir().join("seal.key")))
 }
 
+/// User `ehr`, permitted the senders these tests use (send.py's default sender's domain and
+/// the billing address swaks sends from).
 fn add_user(daemon: &Daemon) {
     let out = daemon.cli_with_stdin(
-        ["users", "add", "ehr", "--password-stdin"],
+        [
+            "users",
+            "add",
+            "ehr",
+            "--password-stdin",
+            "--sender",
+            "@client.example.test",
+            "--sender",
+            "billing@clinic.example.test",
+        ],
         format!("{PASSWORD}\n").as_bytes(),
     );
     assert!(

@@ -40,6 +40,7 @@ mod pg_roles;
 mod portal;
 mod portal_backend;
 mod queue_cli;
+mod senders;
 mod smoke;
 mod trail;
 mod verified;

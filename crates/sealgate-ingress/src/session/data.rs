@@ -64,6 +64,9 @@ impl Session {
 
     /// Queues the message; the client sees 250 only after the commit.
     async fn accept(&mut self, data: Vec<u8>) -> Reply {
+        if let Err(refused) = self.check_header_senders(&data).await {
+            return refused;
+        }
         let Some(tx) = self.tx.take() else {
             return Reply::new(503, Some((5, 5, 1)), "Send MAIL first");
         };

@@ -12,15 +12,19 @@ fn bad_sequence(text: &str) -> Reply {
 }
 
 impl Session {
-    pub(super) fn mail(&mut self, conn: &mut Conn, from: ReversePath, params: MailParams) {
-        let reply = match self.start_transaction(from, params) {
+    pub(super) async fn mail(&mut self, conn: &mut Conn, from: ReversePath, params: MailParams) {
+        let reply = match self.start_transaction(from, params).await {
             Ok(()) => Reply::new(250, Some((2, 1, 0)), "Sender ok"),
             Err(r) => r,
         };
         self.answer(conn, reply);
     }
 
-    fn start_transaction(&mut self, from: ReversePath, params: MailParams) -> Result<(), Reply> {
+    async fn start_transaction(
+        &mut self,
+        from: ReversePath,
+        params: MailParams,
+    ) -> Result<(), Reply> {
         if self.helo.is_none() {
             return Err(bad_sequence("Send EHLO or HELO first"));
         }
@@ -58,11 +62,12 @@ impl Session {
             ));
         }
         let sender = match &from {
-            ReversePath::Null => String::new(),
-            ReversePath::Path(p) => relay::check_sender(p, params.smtputf8)?.to_string(),
+            ReversePath::Null => None,
+            ReversePath::Path(p) => Some(relay::check_sender(p, params.smtputf8)?),
         };
+        self.check_envelope_sender(sender.as_ref()).await?;
         self.tx = Some(Transaction {
-            sender,
+            sender: sender.map(|s| s.to_string()).unwrap_or_default(),
             smtputf8: params.smtputf8,
             requiretls: params.requiretls,
             recipients: Vec::new(),
@@ -108,8 +113,7 @@ impl Session {
         };
         let postmaster = self.postmaster_route(to);
         let authenticated = self.auth_user.is_some();
-        let may_relay =
-            relay::may_relay(self.info.peer.ip(), &self.ctx.relay_networks, authenticated);
+        let may_relay = relay::may_relay(self.info.peer.ip(), &self.ctx.relay, authenticated);
         if postmaster.is_none() && !may_relay {
             return Err(relay::relay_denied());
         }

@@ -135,7 +135,7 @@ async fn set_password(w: &World, password: &str) {
         data: serde_json::json!({"user": USER}),
     };
     w.store
-        .user_upsert(USER, &hash, &audit)
+        .user_upsert(USER, &hash, None, &audit)
         .await
         .expect("user");
 }

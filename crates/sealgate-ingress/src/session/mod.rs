@@ -6,6 +6,7 @@
 mod authflow;
 mod data;
 mod envelope;
+mod senders;
 
 use std::net::SocketAddr;
 
@@ -61,6 +62,7 @@ pub struct Session {
     helo: Option<String>,
     esmtp: bool,
     auth_user: Option<String>,
+    sender_binding: Option<crate::senders::Binding>,
     auth_failures: u32,
     errors: u32,
     tx: Option<Transaction>,
@@ -75,6 +77,7 @@ impl Session {
             helo: None,
             esmtp: false,
             auth_user: None,
+            sender_binding: None,
             auth_failures: 0,
             errors: 0,
             tx: None,
@@ -253,7 +256,7 @@ impl Session {
         match cmd {
             Command::Helo(name) => self.hello(conn, name, false),
             Command::Ehlo(name) => self.hello(conn, name, true),
-            Command::Mail { from, params } => self.mail(conn, from, params),
+            Command::Mail { from, params } => self.mail(conn, from, params).await,
             Command::Rcpt { to, params } => self.rcpt(conn, to, params),
             Command::Data => return self.data_command(conn),
             Command::Rset => {

@@ -11,7 +11,7 @@ use sealgate_testkit::db::{TestBackend, TestDb};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
-use crate::{IngressContext, Session, SessionInfo, SessionLimits};
+use crate::{IngressContext, RelayClients, Session, SessionInfo, SessionLimits};
 
 pub(super) struct World {
     pub(super) ctx: crate::Context,
@@ -50,7 +50,7 @@ pub(super) async fn world_with(
         queue: Queue::new(store.clone(), Arc::new(keys)),
         store: store.clone(),
         tls,
-        relay_networks: vec!["127.0.0.0/8".parse().expect("net")],
+        relay: RelayClients::any_sender(vec!["127.0.0.0/8".parse().expect("net")]),
         postmaster: Some(sealgate_types::EmailAddress::parse(POSTMASTER).expect("address")),
         limits,
         auth: crate::AuthGuard::new(auth).expect("auth guard"),
