@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
 fn check_framing(data: &[u8]) {
     match find_line(data, MAX_COMMAND_LINE) {
         Ok(Some(end)) => {
-            assert!(end >= 2 && end <= MAX_COMMAND_LINE);
+            assert!((2..=MAX_COMMAND_LINE).contains(&end));
             assert_eq!(&data[end - 2..end], b"\r\n");
             let line = &data[..end - 2];
             assert!(!line.contains(&b'\r') && !line.contains(&b'\n'));
