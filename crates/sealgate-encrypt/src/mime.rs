@@ -141,7 +141,7 @@ pub fn inner_entity(message: &[u8], outer_subject: &str) -> Result<Vec<u8>, Encr
             out.extend_from_slice(b";\r\n hp=\"cipher\"\r\n");
         } else {
             has_version |= f.is("MIME-Version");
-            out.extend_from_slice(f.raw);
+            out.extend_from_slice(&whole_line(f.raw));
         }
     }
     if !has_version {
@@ -199,8 +199,18 @@ fn normalise_name(f: &Field<'_>) -> Vec<u8> {
         .copied()
         .unwrap_or(f.name);
     let mut v = canonical.as_bytes().to_vec();
-    v.extend_from_slice(&f.raw[f.name.len()..]);
+    v.extend_from_slice(&whole_line(&f.raw[f.name.len()..]));
     v
+}
+
+/// `raw` ending in a line break: the last field of a message that ends without one (no body,
+/// no final CRLF) gets CRLF, so the field written after it is not glued onto its value.
+fn whole_line(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if raw.ends_with(b"\n") {
+        raw.into()
+    } else {
+        [raw, b"\r\n"].concat().into()
+    }
 }
 
 fn is_any(f: &Field<'_>, names: &[&str]) -> bool {

@@ -1,7 +1,8 @@
 //! What the portal shows of a sealed RFC 5322 message (mail-parser): the header lines, the
 //! text bodies, whether there is HTML (shown through the sanitizer), and the attachments.
 //!
-//! Parsing never fails: a message mail-parser cannot read shows as one empty message.
+//! Parsing never fails: a message mail-parser cannot read (no header at all) shows as one empty
+//! message, without HTML or attachments.
 
 use mail_parser::{Address, Message, MessageParser, MimeHeaders, PartType};
 
@@ -42,8 +43,10 @@ pub struct AttachmentInfo {
     pub size: usize,
 }
 
-fn parse(raw: &[u8]) -> Message<'_> {
-    MessageParser::default().parse(raw).unwrap_or_default()
+/// `None` when mail-parser finds no header at all. (Its `Message::default()` has no parts, and
+/// its header accessors index the first part: they panic on one.)
+fn parse(raw: &[u8]) -> Option<Message<'_>> {
+    MessageParser::default().parse(raw)
 }
 
 fn addresses(a: Option<&Address<'_>>) -> String {
@@ -96,7 +99,9 @@ fn message_ids(value: &mail_parser::HeaderValue<'_>) -> Vec<String> {
 
 /// What the thread page shows of `raw`.
 pub fn show(raw: &[u8]) -> Shown {
-    let msg = parse(raw);
+    let Some(msg) = parse(raw) else {
+        return Shown::default();
+    };
     let has_html = is_real_html(&msg);
     let texts = if has_html {
         Vec::new()
@@ -142,7 +147,7 @@ fn inline_images(msg: &Message<'_>) -> InlineImages {
 
 /// The sanitized HTML document of `raw`'s HTML bodies, or `None` when it has none.
 pub fn html_document(raw: &[u8]) -> Option<String> {
-    let msg = parse(raw);
+    let msg = parse(raw)?;
     if !is_real_html(&msg) {
         return None;
     }
@@ -155,7 +160,7 @@ pub fn html_document(raw: &[u8]) -> Option<String> {
 
 /// Attachment `m` of `raw`: its name and decoded bytes.
 pub fn attachment(raw: &[u8], m: usize) -> Option<(String, Vec<u8>)> {
-    let msg = parse(raw);
+    let msg = parse(raw)?;
     let part = msg.attachments().nth(m)?;
     Some((attachment_name(part, m), part.contents().to_vec()))
 }

@@ -98,3 +98,12 @@ fn garbage_shows_as_an_empty_message() {
     let s = show(b"\x00\x01\x02");
     assert!(s.attachments.is_empty() && !s.has_html);
 }
+
+/// Found by fuzz/fuzz_targets/portal_mime.rs: for a message in which mail-parser finds no
+/// header (an empty one), `show` panicked and took the whole thread page down with it.
+#[test]
+fn a_message_without_any_header_shows_as_an_empty_message() {
+    assert_eq!(show(b""), Shown::default());
+    assert_eq!(html_document(b""), None);
+    assert_eq!(attachment(b"", 0), None);
+}

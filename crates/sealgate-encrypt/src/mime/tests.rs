@@ -89,6 +89,28 @@ fn a_placeholder_subject_cannot_inject_header_fields() {
     assert!(outer.contains("Subject: x??Bcc: evil@x\r\n"), "{outer}");
 }
 
+/// Found by fuzz/fuzz_targets/encrypt_mime.rs: a header-only message whose last field has no
+/// line break glued the next written field onto it (`To: bSubject: …`, `To: bMIME-Version: …`).
+#[test]
+fn a_last_field_without_a_line_break_stays_a_field_of_its_own() {
+    let message = b"From: a@example.org\r\nTo: b@example.org";
+    let outer = outer_header(message, "Sealed").expect("outer");
+    assert_eq!(
+        String::from_utf8_lossy(&outer),
+        "From: a@example.org\r\nTo: b@example.org\r\nSubject: Sealed\r\nMIME-Version: 1.0\r\n"
+    );
+    let inner = inner_entity(message, "Sealed").expect("inner");
+    let fields: Vec<&[u8]> = split(&inner)
+        .expect("split")
+        .fields
+        .iter()
+        .map(|f| f.raw)
+        .collect();
+    assert_eq!(fields[1], b"To: b@example.org\r\n");
+    assert_eq!(fields[2], b"MIME-Version: 1.0\r\n");
+    assert!(fields.contains(&&b"HP-Outer: To: b@example.org\r\n"[..]));
+}
+
 #[test]
 fn canonical_crlf_leaves_crlf_alone_and_fixes_bare_lf() {
     assert_eq!(canonical_crlf(b"a\r\nb\nc"), b"a\r\nb\r\nc");
