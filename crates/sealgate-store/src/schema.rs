@@ -18,7 +18,11 @@ const SERVING_GRANTS: &[(&str, &str, &str)] = &[
     ("messages", READ_WRITE, "the queue"),
     ("recipients", READ_WRITE, "the queue"),
     ("users", READ_WRITE, "SMTP AUTH users"),
-    ("user_senders", READ_WRITE, "which senders each user may use"),
+    (
+        "user_senders",
+        READ_WRITE,
+        "which senders each user may use",
+    ),
     (
         "audit",
         "SELECT, INSERT",

@@ -8,8 +8,8 @@ use anyhow::Context as _;
 use sealgate_config::{Config, ListenerTls};
 use sealgate_crypto::KeyRing;
 use sealgate_ingress::{
-    AuthGuard, AuthSettings, BoundListener, ConnectionLimits, IngressContext, RelayClients,
-    Server, SessionLimits, ThrottleLimits, load_tls_acceptor,
+    AuthGuard, AuthSettings, BoundListener, ConnectionLimits, IngressContext, RelayClients, Server,
+    SessionLimits, ThrottleLimits, load_tls_acceptor,
 };
 use sealgate_queue::Queue;
 use tokio::signal::unix::{SignalKind, signal};

@@ -52,7 +52,14 @@ fn auth_world(loopback_relays: bool) -> AuthWorld {
         ..DaemonOpts::default()
     });
     let out = daemon.cli_with_stdin(
-        ["users", "add", "ehr", "--password-stdin", "--sender", "@client.example.test"],
+        [
+            "users",
+            "add",
+            "ehr",
+            "--password-stdin",
+            "--sender",
+            "@client.example.test",
+        ],
         format!("{PASSWORD}\n").as_bytes(),
     );
     assert!(
