@@ -162,7 +162,14 @@ fn the_relay_serves_as_a_least_privilege_role_that_cannot_change_the_audit_log()
 
     // The CLI works as the serving role too, without trying to migrate.
     let run = CliRun::of(daemon.cli_with_stdin(
-        ["users", "add", "alice", "--password-stdin"],
+        [
+            "users",
+            "add",
+            "alice",
+            "--password-stdin",
+            "--sender",
+            "alice@clinic.example",
+        ],
         b"correct horse\n",
     ));
     assert_eq!(run.code, Some(0), "{}", run.describe());
