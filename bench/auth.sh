@@ -21,20 +21,11 @@ trap bench_cleanup_common EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-if [[ -n "${SEALGATE_BIN:-}" ]]; then
-    bin=$SEALGATE_BIN
-else
-    sg_log "building the release binary"
-    cargo build --release -p sealgate
-    bin="${CARGO_TARGET_DIR:-target}/release/sealgate"
-fi
-bin=$(realpath "$bin")
-unset SEALGATE_CONFIG SEALGATE_DATABASE_URL
+bench_binary
 
 dir=$work/sqlite
 mkdir -p "$dir/data"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \
-    -keyout "$dir/key.pem" -out "$dir/cert.pem" >/dev/null 2>&1
+bench_self_signed "$dir"
 bench_config "$dir" "sqlite://$dir/data/sealgate.db" "bench.example.test"
 # Only AUTH may relay: loopback is not a relay network here.
 python3 - "$dir/sealgate.toml" "$dir" <<'PY'

@@ -65,15 +65,7 @@ trap 'exit 143' TERM
 [[ $(id -u) -eq 0 ]] || { sg_log "run as root: Postfix's master must start as root"; exit 1; }
 sg_ensure_packages # postfix, postgresql, python3
 
-if [[ -n "${SEALGATE_BIN:-}" ]]; then
-    bin=$SEALGATE_BIN
-else
-    sg_log "building the release binary"
-    cargo build --release -p sealgate
-    bin="${CARGO_TARGET_DIR:-target}/release/sealgate"
-fi
-bin=$(realpath "$bin")
-unset SEALGATE_CONFIG SEALGATE_DATABASE_URL
+bench_binary
 
 # --- the sink and DNS (one process for the whole run: both relays deliver to the same sink) ---
 python3 bench/delivery.py peers --ip "$SINK_IP" --domain "$DOMAIN" >"$work/peers.json" 2>"$work/peers.err" &

@@ -24,20 +24,11 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 ulimit -n $((n * 2 + 1024))
-if [[ -n "${SEALGATE_BIN:-}" ]]; then
-    bin=$SEALGATE_BIN
-else
-    sg_log "building the release binary"
-    cargo build --release -p sealgate
-    bin="${CARGO_TARGET_DIR:-target}/release/sealgate"
-fi
-bin=$(realpath "$bin")
-unset SEALGATE_CONFIG SEALGATE_DATABASE_URL
+bench_binary
 
 dir=$work/sqlite
 mkdir -p "$dir/data"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \
-    -keyout "$dir/key.pem" -out "$dir/cert.pem" >/dev/null 2>&1
+bench_self_signed "$dir"
 bench_config "$dir" "sqlite://$dir/data/sealgate.db" "bench.example.test"
 python3 - "$dir/sealgate.toml" "$n" "$dir" <<'PY'
 import sys
@@ -51,18 +42,7 @@ open(path, "w").write(text)
 PY
 "$bin" --config "$dir/sealgate.toml" migrate >"$dir/migrate.log" 2>&1 || { cat "$dir/migrate.log" >&2; exit 1; }
 bench_start_sealgate "$dir"
-implicit_port=$(python3 - "$dir/serve.log" <<'PY'
-import json, sys
-for line in open(sys.argv[1]):
-    try:
-        v = json.loads(line)
-    except ValueError:
-        continue
-    f = v.get("fields", v)
-    if f.get("message") == "smtp listener bound" and f.get("mode") == "implicit":
-        print(f["addr"].rsplit(":", 1)[1])
-PY
-)
+implicit_port=$(bench_listener_port "$dir/serve.log" implicit)
 mkdir -p bench/out
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 status=0

@@ -36,15 +36,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-if [[ -n "${SEALGATE_BIN:-}" ]]; then
-    bin=$SEALGATE_BIN
-else
-    sg_log "building the release binary"
-    cargo build --release -p sealgate
-    bin="${CARGO_TARGET_DIR:-target}/release/sealgate"
-fi
-bin=$(realpath "$bin")
-unset SEALGATE_CONFIG SEALGATE_DATABASE_URL
+bench_binary
 
 # The ingress benchmark measures accepting only: no delivery, so nothing leaves loopback.
 write_config() { # dir db_url

@@ -84,19 +84,7 @@ bench_start_sealgate() { # dir
         fi
         sleep 0.1
     done
-    port=$(python3 - "$dir/serve.log" <<'EOF'
-import json, sys
-for line in open(sys.argv[1]):
-    try:
-        v = json.loads(line)
-    except ValueError:
-        continue
-    f = v.get("fields", v)
-    if f.get("message") == "smtp listener bound":
-        print(f["addr"].rsplit(":", 1)[1])
-        break
-EOF
-)
+    port=$(bench_listener_port "$dir/serve.log" starttls)
     [[ -n "$port" ]] || { sg_log "no 'smtp listener bound' line"; keep_work=1; return 1; }
 }
 
@@ -106,4 +94,40 @@ bench_stop_sealgate() {
     wait "$daemon_pid" || rc=$?
     daemon_pid=
     ((rc == 0)) || sg_log "sealgate exited with $rc on SIGTERM"
+}
+
+# Sets bin: $SEALGATE_BIN if set, otherwise the release binary, built here. Clears the
+# environment variables that would point the binary at another config or database.
+bench_binary() {
+    if [[ -n "${SEALGATE_BIN:-}" ]]; then
+        bin=$SEALGATE_BIN
+    else
+        sg_log "building the release binary"
+        cargo build --release -p sealgate
+        bin="${CARGO_TARGET_DIR:-target}/release/sealgate"
+    fi
+    bin=$(realpath "$bin")
+    unset SEALGATE_CONFIG SEALGATE_DATABASE_URL
+}
+
+# Prints the port of the first listener of MODE ("starttls" or "implicit") in a serve log.
+bench_listener_port() { # log mode
+    python3 - "$1" "$2" <<'EOF'
+import json, sys
+for line in open(sys.argv[1]):
+    try:
+        v = json.loads(line)
+    except ValueError:
+        continue
+    f = v.get("fields", v)
+    if f.get("message") == "smtp listener bound" and f.get("mode") == sys.argv[2]:
+        print(f["addr"].rsplit(":", 1)[1])
+        break
+EOF
+}
+
+# A throwaway self-signed P-256 certificate for 127.0.0.1: DIR/cert.pem and DIR/key.pem.
+bench_self_signed() { # dir
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj /CN=127.0.0.1 -keyout "$1/key.pem" -out "$1/cert.pem" >/dev/null 2>&1
 }

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use sealgate_testkit::tls::TestCa;
 use sealgate_tests::{Daemon, DaemonOpts, PySend, py_send};
 
+use crate::clients::{PASSWORD, add_user};
 use crate::inspect::Inspect;
 
-const PASSWORD: &str = "a long passphrase for the ehr";
 const SESSIONS: usize = 20;
 const MIB: u64 = 1024 * 1024;
 
@@ -51,22 +51,7 @@ fn auth_world(loopback_relays: bool) -> AuthWorld {
         ),
         ..DaemonOpts::default()
     });
-    let out = daemon.cli_with_stdin(
-        [
-            "users",
-            "add",
-            "ehr",
-            "--password-stdin",
-            "--sender",
-            "@client.example.test",
-        ],
-        format!("{PASSWORD}\n").as_bytes(),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    add_user(&daemon);
     AuthWorld {
         _dir: dir,
         ca_file,

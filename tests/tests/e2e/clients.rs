@@ -9,7 +9,7 @@ use sealgate_tests::{Daemon, DaemonOpts, Step, py_send, raw_smtp, swaks};
 use crate::inspect::{Inspect, fresh_db};
 
 pub(crate) const OUTSIDE_ONLY: &str = "[relay]\nnetworks = [\"10.255.0.0/16\"]\n";
-const PASSWORD: &str = "a long passphrase for the ehr";
+pub(crate) const PASSWORD: &str = "a long passphrase for the ehr";
 
 pub(crate) struct TlsWorld {
     _ca_dir: tempfile::TempDir,
@@ -35,7 +35,7 @@ pub(crate) fn inspect(daemon: &Daemon) -> Inspect {
 
 /// User `ehr`, permitted the senders these tests use (send.py's default sender's domain and
 /// the billing address swaks sends from).
-fn add_user(daemon: &Daemon) {
+pub(crate) fn add_user(daemon: &Daemon) {
     let out = daemon.cli_with_stdin(
         [
             "users",
