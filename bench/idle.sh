@@ -23,7 +23,10 @@ trap bench_cleanup_common EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-ulimit -n $((n * 2 + 1024))
+# The relay and the client are separate processes: each needs n descriptors and some room.
+want=$((n + 1024)) hard=$(ulimit -Hn)
+[[ $hard == unlimited ]] || ((hard >= want)) || { sg_log "open-files hard limit $hard < $want"; exit 2; }
+ulimit -n "$want"
 bench_binary
 
 dir=$work/sqlite
