@@ -279,8 +279,12 @@ impl Store {
 /// an I/O error, the driver's `ROLLBACK` then fails ("no transaction is active") and the driver
 /// still counts the transaction as open, so every later `BEGIN IMMEDIATE` on that connection
 /// would fail, long after space was freed. Such a connection is closed; the pool opens a fresh
-/// one when needed. The ping first lets the rollback queued by a dropped transaction finish.
+/// one when needed. Only a connection that still counts a transaction is pinged, which lets the
+/// rollback queued by a dropped transaction finish; every other release costs no round trip.
 async fn still_usable(conn: &mut sqlx::AnyConnection) -> Result<bool, sqlx::Error> {
+    if !conn.is_in_transaction() {
+        return Ok(true);
+    }
     conn.ping().await?;
     let usable = !conn.is_in_transaction();
     if !usable {
