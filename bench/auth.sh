@@ -53,6 +53,21 @@ ok = h.startswith("$argon2id$") and any(m >= rm and t >= rt for rm, rt in rows)
 print(f"stored hash: argon2id m={m} KiB t={t} p={p['p']}: {'at or above' if ok else 'BELOW'} OWASP's minimum")
 sys.exit(0 if ok else 1)
 PY
+# SQLite commits are durable (synchronous = FULL), so the disk's fsync latency bounds commits/s:
+# shown so that figures from different machines can be compared.
+python3 - "$dir/data" <<'PY'
+import os, sys, time
+path = os.path.join(sys.argv[1], "fsync-probe")
+fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+start, n = time.monotonic(), 200
+for _ in range(n):
+    os.write(fd, b"x" * 4096)
+    os.fsync(fd)
+took = (time.monotonic() - start) / n
+os.close(fd)
+os.unlink(path)
+print(f"disk under {sys.argv[1]}: {took * 1000:.2f} ms per 4 KiB write + fsync")
+PY
 bench_start_sealgate "$dir"
 mkdir -p bench/out
 out="bench/out/auth-$(date -u +%Y%m%dT%H%M%SZ).json"

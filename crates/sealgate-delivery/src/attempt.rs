@@ -15,8 +15,8 @@ use crate::connect::{self, Failure, Target};
 use crate::encrypt;
 use crate::facts;
 use crate::plan;
-use crate::record::Recorder;
 use crate::worker::DeliveryContext;
+use sealgate_queue::Recorder;
 
 mod outcome;
 

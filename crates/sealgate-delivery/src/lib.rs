@@ -14,6 +14,5 @@ pub mod facts;
 pub mod plan;
 mod pool;
 pub mod portal;
-mod record;
 pub mod verify;
 pub mod worker;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sealgate_dns::Resolver;
-use sealgate_queue::{Claim, Queue, RetryPolicy};
+use sealgate_queue::{Claim, Queue, Recorder, RetryPolicy};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -43,6 +43,8 @@ pub struct DeliveryContext {
     pub lease: Duration,
     /// This node's lease owner name (unique per process).
     pub owner: String,
+    /// This node's group commit for audit events and send marks (its owner is `owner`).
+    pub recorder: Recorder,
     /// Our host name, for DSNs.
     pub hostname: String,
     /// Outbound connections at once.
@@ -73,7 +75,7 @@ pub async fn run(ctx: Arc<DeliveryContext>, mut shutdown: watch::Receiver<bool>)
     let total = Arc::new(Semaphore::new(ctx.max_connections.max(1)));
     let per_domain: Arc<Mutex<HashMap<String, Arc<Semaphore>>>> = Arc::default();
     let mut tasks = JoinSet::new();
-    let recorder = crate::record::Recorder::start(ctx.queue.clone(), ctx.owner.clone());
+    let recorder = ctx.recorder.clone();
     let mut failures = ClaimFailures::new(ctx.poll_interval);
     info!(owner = %ctx.owner, "delivery started");
     while !*shutdown.borrow() {

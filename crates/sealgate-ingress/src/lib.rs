@@ -30,7 +30,7 @@ pub use tls::load_tls_acceptor;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sealgate_queue::Queue;
+use sealgate_queue::{Queue, Recorder};
 use sealgate_store::Store;
 
 /// Everything a session needs, shared by all sessions of all listeners.
@@ -39,6 +39,8 @@ pub struct IngressContext {
     pub hostname: String,
     /// Where accepted messages go.
     pub queue: Queue,
+    /// Group commit for what a session must have on record before it answers (AUTH success).
+    pub recorder: Recorder,
     /// Where AUTH users are looked up.
     pub store: Store,
     /// Certificate for STARTTLS / implicit TLS; `None` = no TLS offered.

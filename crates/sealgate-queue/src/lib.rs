@@ -8,6 +8,7 @@
 mod bcc;
 mod delivery;
 mod error;
+mod recorder;
 mod retry;
 
 pub use bcc::without_blind_copies;
@@ -16,6 +17,7 @@ pub use delivery::{
     NoticeRecipient, NoticeRequest, Settled,
 };
 pub use error::QueueError;
+pub use recorder::Recorder;
 pub use retry::RetryPolicy;
 
 use std::sync::Arc;

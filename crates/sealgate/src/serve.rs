@@ -11,7 +11,7 @@ use sealgate_ingress::{
     AuthGuard, AuthSettings, BoundListener, ConnectionLimits, IngressContext, RelayClients, Server,
     SessionLimits, ThrottleLimits, load_tls_acceptor,
 };
-use sealgate_queue::Queue;
+use sealgate_queue::{Queue, Recorder};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -49,9 +49,13 @@ pub async fn serve(cfg: Config, embedded_defaults: bool) -> anyhow::Result<ExitC
         }
     };
     let listeners = bind_listeners(&cfg).await?;
+    let queue = Queue::new(store.clone(), Arc::new(keys));
+    // One group commit for the node: sessions' AUTH events and delivery's decisions and marks.
+    let recorder = Recorder::start(queue.clone(), crate::wiring::node_owner(&cfg));
     let ctx = Arc::new(IngressContext {
         hostname: cfg.server.hostname.clone(),
-        queue: Queue::new(store.clone(), Arc::new(keys)),
+        queue,
+        recorder: recorder.clone(),
         store: store.clone(),
         tls,
         relay: RelayClients::from_config(&cfg.relay).context("relay.client senders")?,
@@ -62,7 +66,11 @@ pub async fn serve(cfg: Config, embedded_defaults: bool) -> anyhow::Result<ExitC
     let limits = ConnectionLimits::new(cfg.smtp.max_connections, cfg.smtp.max_connections_per_ip);
     let shutdown = shutdown_on_signals()?;
     let delivery = if cfg.delivery.enabled {
-        let dctx = Arc::new(crate::wiring::delivery_context(&cfg, ctx.queue.clone())?);
+        let dctx = Arc::new(crate::wiring::delivery_context(
+            &cfg,
+            ctx.queue.clone(),
+            recorder,
+        )?);
         if let Some(sts) = dctx.discovery.mta_sts().cloned() {
             tokio::spawn(refresh_mta_sts(
                 sts,

@@ -19,7 +19,7 @@ use sealgate_dns::{DnsConfig, HickoryResolver, Resolver};
 use sealgate_encrypt::pgp::{PgpCert, PgpSettings, PgpSigner};
 use sealgate_encrypt::smime::{ContentCipher, SmimeSettings, SmimeSigner, TrustStore};
 use sealgate_policy::Rules;
-use sealgate_queue::{Queue, RetryPolicy};
+use sealgate_queue::{Queue, Recorder, RetryPolicy};
 use sealgate_store::Store;
 use tracing::warn;
 
@@ -153,17 +153,26 @@ pub fn security(cfg: &Config, store: Store) -> anyhow::Result<Security> {
     })
 }
 
-/// The delivery context for this process.
-pub fn delivery_context(cfg: &Config, queue: Queue) -> anyhow::Result<DeliveryContext> {
-    let d = &cfg.delivery;
-    let sec = security(cfg, queue.store().clone())?;
-    // Unique per process, so a restarted node never mistakes an old lease for its own.
-    let owner = format!(
+/// This process's lease owner name: unique per process, so a restarted node never mistakes
+/// an old lease for its own.
+pub fn node_owner(cfg: &Config) -> String {
+    format!(
         "{}:{}:{}",
         cfg.server.hostname,
         std::process::id(),
         uuid::Uuid::new_v4().simple()
-    );
+    )
+}
+
+/// The delivery context for this process; it records through the node's `recorder`.
+pub fn delivery_context(
+    cfg: &Config,
+    queue: Queue,
+    recorder: Recorder,
+) -> anyhow::Result<DeliveryContext> {
+    let d = &cfg.delivery;
+    let sec = security(cfg, queue.store().clone())?;
+    let owner = recorder.owner().to_owned();
     Ok(DeliveryContext {
         queue,
         resolver: sec.resolver,
@@ -184,6 +193,7 @@ pub fn delivery_context(cfg: &Config, queue: Queue) -> anyhow::Result<DeliveryCo
         },
         lease: cfg.queue.lease.0,
         owner,
+        recorder,
         hostname: cfg.server.hostname.clone(),
         max_connections: d.max_connections,
         max_connections_per_domain: d.max_connections_per_domain,

@@ -27,6 +27,7 @@ mod clients;
 mod config_files;
 mod delivery;
 mod disk_full;
+mod docs_flow;
 mod durability;
 mod encrypted;
 mod envelope_edges;

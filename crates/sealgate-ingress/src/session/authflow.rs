@@ -194,8 +194,9 @@ impl Session {
             client_ip: ip.to_string(),
             mechanism: mechanism.to_owned(),
         };
-        if let Err(e) = self.ctx.queue.record(vec![event]).await {
-            // Every AUTH success is on record, or it does not happen.
+        // Every AUTH success is on record, or it does not happen. Concurrent sessions' events
+        // share one commit (group commit), so AUTH per message costs no durable commit of its own.
+        if let Err(e) = self.ctx.recorder.record(vec![event]).await {
             warn!(user = %user, error = %e, "could not record the authentication");
             return self.auth_unavailable(conn);
         }
@@ -258,7 +259,7 @@ impl Session {
             reason: why.to_owned(),
         }];
         events.extend(reached.into_iter().map(throttled_event));
-        if let Err(e) = self.ctx.queue.record(events).await {
+        if let Err(e) = self.ctx.recorder.record(events).await {
             warn!(error = %e, "could not record the failed authentication");
         }
         self.answer(

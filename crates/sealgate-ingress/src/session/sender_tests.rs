@@ -47,6 +47,7 @@ async fn world_with_network(senders: &str) -> World {
     w.ctx = Arc::new(IngressContext {
         hostname: w.ctx.hostname.clone(),
         queue: w.ctx.queue.clone(),
+        recorder: w.ctx.recorder.clone(),
         store: w.ctx.store.clone(),
         tls: None,
         relay: RelayClients::from_config(&cfg.relay).expect("relay clients"),

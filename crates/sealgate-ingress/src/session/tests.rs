@@ -45,9 +45,11 @@ pub(super) async fn world_with(
     store.migrate().await.expect("migrate");
     let dir = tempfile::tempdir().expect("tempdir");
     let (keys, _) = KeyRing::load_or_create(&dir.path().join("seal.key")).expect("keys");
+    let queue = Queue::new(store.clone(), Arc::new(keys));
     let ctx = Arc::new(IngressContext {
         hostname: "relay.test".into(),
-        queue: Queue::new(store.clone(), Arc::new(keys)),
+        recorder: sealgate_queue::Recorder::start(queue.clone(), "relay.test:1".into()),
+        queue,
         store: store.clone(),
         tls,
         relay: RelayClients::any_sender(vec!["127.0.0.0/8".parse().expect("net")]),

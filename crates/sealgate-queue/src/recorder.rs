@@ -1,13 +1,15 @@
-//! Group commit for what delivery tasks must have on record before they send: their
-//! `decision` and `alert` events, and the mark that this node is about to send a
-//! transaction's message data (see [`Recorder::clear_to_send`]). Committing these one
-//! transaction per task would add a durable commit per message. Tasks hand them to one
-//! recorder, which writes whatever has gathered while the previous commit ran in a single
-//! transaction and then answers every task that contributed.
+//! Group commit for what tasks must have on record before they go on: an SMTP session's
+//! `auth_succeeded` (before it answers 235), a delivery task's `decision` and `alert` events,
+//! and the mark that this node is about to send a transaction's message data (see
+//! [`Recorder::clear_to_send`]). Committing these one transaction per task would add a
+//! durable commit per message. Tasks hand them to one recorder per node, which writes whatever
+//! has gathered while the previous commit ran in a single transaction and then answers every
+//! task that contributed.
 
 use sealgate_audit::AuditEvent;
-use sealgate_queue::Queue;
 use tokio::sync::{mpsc, oneshot};
+
+use crate::Queue;
 
 /// What one task hands the recorder.
 struct Job {
@@ -22,23 +24,33 @@ struct Job {
 /// How many tasks' jobs one transaction takes at most.
 const MAX_JOBS: usize = 64;
 
-/// The handle delivery tasks record through. Cheap to clone.
+/// The handle sessions and delivery tasks record through. Cheap to clone.
 #[derive(Clone, Debug)]
-pub(crate) struct Recorder {
+pub struct Recorder {
     jobs: mpsc::Sender<Job>,
+    owner: std::sync::Arc<str>,
 }
 
 impl Recorder {
-    /// Starts the recorder over `queue` for the node whose leases are `owner`'s; it stops
-    /// when every handle is dropped.
-    pub(crate) fn start(queue: Queue, owner: String) -> Self {
+    /// Starts the recorder over `queue` for the node whose leases are `owner`'s (on the
+    /// current Tokio runtime); it stops when every handle is dropped.
+    pub fn start(queue: Queue, owner: String) -> Self {
         let (jobs, rx) = mpsc::channel(MAX_JOBS * 4);
+        let handle = Self {
+            jobs,
+            owner: owner.as_str().into(),
+        };
         tokio::spawn(run(queue, owner, rx));
-        Self { jobs }
+        handle
+    }
+
+    /// The lease owner whose sends [`Recorder::clear_to_send`] marks.
+    pub fn owner(&self) -> &str {
+        &self.owner
     }
 
     /// Returns once `events` are committed, or why they could not be.
-    pub(crate) async fn record(&self, events: Vec<AuditEvent>) -> Result<(), String> {
+    pub async fn record(&self, events: Vec<AuditEvent>) -> Result<(), String> {
         self.submit(events, Vec::new()).await.map(|_| ())
     }
 
@@ -46,7 +58,7 @@ impl Recorder {
     /// recipients `ids` (so a node that takes them over after a crash knows the remote server
     /// may hold the message already), or why they must not be sent: their lease was lost or
     /// has run out, or the mark could not be written.
-    pub(crate) async fn clear_to_send(&self, ids: Vec<i64>) -> Result<(), String> {
+    pub async fn clear_to_send(&self, ids: Vec<i64>) -> Result<(), String> {
         if self.submit(Vec::new(), ids).await? {
             Ok(())
         } else {
