@@ -11,11 +11,12 @@ use sealgate_queue::{AttemptOutcome, Claim};
 use tracing::{info, warn};
 
 use crate::client::{ClientError, Envelope, SmtpConnection};
-use crate::connect::{self, Failure, Target};
+use crate::connect;
+use crate::context::DeliveryContext;
 use crate::encrypt;
 use crate::facts;
 use crate::plan;
-use crate::worker::DeliveryContext;
+use crate::route::{self, Failure, Target};
 use sealgate_queue::Recorder;
 
 mod outcome;
@@ -90,13 +91,13 @@ pub(crate) async fn deliver_domain(
     domain: &str,
     claims: Vec<Claim>,
 ) {
-    let targets = match connect::resolve_targets(ctx, domain).await {
+    let targets = match route::resolve_targets(ctx.resolver.as_ref(), ctx.smtp_port, domain).await {
         Ok(t) => t,
         Err(f) => return fail_all(ctx, &claims, &f).await,
     };
     let probe = ctx
         .discovery
-        .probe(domain, &connect::hosts_of(&targets))
+        .probe(domain, &route::hosts_of(&targets))
         .await;
     let evidence = plan::domain_evidence(&probe);
     let mut run = DomainRun {

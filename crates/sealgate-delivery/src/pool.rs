@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::client::SmtpConnection;
-use crate::connect::Target;
+use crate::route::Target;
 
 /// How long an idle connection is kept (Postfix keeps 2 s by default; servers may drop idle
 /// clients after their own timeout, which `reset` detects before reuse).

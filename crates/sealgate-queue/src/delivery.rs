@@ -122,7 +122,7 @@ pub struct NoticeContent {
     pub hostname: String,
 }
 
-/// Builds notice messages (the delivery side renders DSNs).
+/// Builds notice messages: [`crate::dsn_builder`] renders them as DSNs.
 pub type NoticeBuilder<'a> = &'a (dyn Fn(&NoticeRequest<'_>) -> NoticeContent + Sync);
 
 /// The decision for one report, before anything is written.

@@ -7,6 +7,7 @@
 
 mod bcc;
 mod delivery;
+pub mod dsn;
 mod error;
 mod recorder;
 mod retry;
@@ -16,6 +17,7 @@ pub use delivery::{
     AttemptOutcome, AttemptReport, Claim, NoticeBuilder, NoticeContent, NoticeKind,
     NoticeRecipient, NoticeRequest, Settled,
 };
+pub use dsn::dsn_builder;
 pub use error::QueueError;
 pub use recorder::Recorder;
 pub use retry::RetryPolicy;

@@ -8,7 +8,6 @@ use anyhow::Context as _;
 use sealgate_audit::AuditEvent;
 use sealgate_config::Config;
 use sealgate_crypto::KeyRing;
-use sealgate_delivery::bounce::dsn_builder;
 use sealgate_queue::{NoticeKind, NoticeRecipient, Queue};
 use sealgate_store::{AuditFilter, OperatorAction, Store};
 use sealgate_types::{RecipientState, time::rfc3339_micros};
@@ -147,7 +146,7 @@ async fn bounce(cfg: &Config, store: &Store, id: &str) -> anyhow::Result<ExitCod
                 remote_mta: None,
             })
             .collect();
-        let build = dsn_builder(&cfg.server.hostname);
+        let build = sealgate_queue::dsn_builder(&cfg.server.hostname);
         let dsn = queue
             .queue_notice(
                 NoticeKind::Failure,

@@ -88,8 +88,15 @@ fn every_file_and_function_named_in_the_walk_exists() {
             }
         }
     }
-    assert!(wrong.is_empty(), "docs/flow.md is out of date:\n{}", wrong.join("\n"));
-    assert!(functions >= 20, "docs/flow.md names only {functions} functions");
+    assert!(
+        wrong.is_empty(),
+        "docs/flow.md is out of date:\n{}",
+        wrong.join("\n")
+    );
+    assert!(
+        functions >= 20,
+        "docs/flow.md names only {functions} functions"
+    );
 }
 
 #[test]

@@ -7,8 +7,8 @@ use sealgate_queue::{AttemptOutcome, AttemptReport, Claim, Settled};
 use tracing::{info, warn};
 
 use crate::client::{ClientError, Envelope, Outcome, SmtpConnection, TransactionResult};
-use crate::connect::{Failure, Target};
-use crate::worker::DeliveryContext;
+use crate::context::DeliveryContext;
+use crate::route::{Failure, Target};
 
 /// Settles every claim with the same failure (and the DSNs it calls for).
 pub(super) async fn fail_all(ctx: &DeliveryContext, claims: &[Claim], f: &Failure) {
@@ -142,7 +142,7 @@ pub(super) async fn settle(ctx: &DeliveryContext, reports: Vec<AttemptReport>) {
             )
         })
         .collect();
-    let build = crate::bounce::dsn_builder(&ctx.hostname);
+    let build = sealgate_queue::dsn_builder(&ctx.hostname);
     match ctx
         .queue
         .settle_group(&ctx.owner, reports, &ctx.retry, &unit_random, &build)

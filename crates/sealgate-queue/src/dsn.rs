@@ -9,6 +9,8 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 
+use crate::delivery::{NoticeContent, NoticeKind, NoticeRequest};
+
 /// Failure (permanent) or delay (still trying) notification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DsnKind {
@@ -211,6 +213,46 @@ fn status_part(m: &mut String, input: &DsnInput<'_>, boundary: &str, action: &st
         );
     }
     m.push_str("\r\n");
+}
+
+/// Renders a notice the queue asked for as an RFC 3464 DSN from `hostname`.
+fn render(hostname: &str, req: &NoticeRequest<'_>) -> NoticeContent {
+    let recipients: Vec<DsnRecipient> = req
+        .recipients
+        .iter()
+        .map(|r| DsnRecipient {
+            recipient: r.recipient.clone(),
+            diagnostic: r.reason.clone(),
+            remote_mta: r.remote_mta.clone(),
+        })
+        .collect();
+    let unique = req.id.to_string();
+    let kind = match req.kind {
+        NoticeKind::Failure => DsnKind::Failure,
+        NoticeKind::Delay => DsnKind::Delay,
+    };
+    let content = build_dsn(&DsnInput {
+        kind,
+        reporting_mta: hostname,
+        queue_id: req.original_id,
+        arrival: sealgate_types::time::from_micros(req.received_at),
+        now: Utc::now(),
+        to: req.to,
+        recipients: &recipients,
+        original: req.original,
+        unique: &unique,
+    });
+    NoticeContent {
+        content,
+        header_message_id: Some(format!("<{unique}.dsn@{hostname}>")),
+        hostname: hostname.to_owned(),
+    }
+}
+
+/// The notice builder of a node called `hostname`: notices rendered as DSNs (for settling,
+/// [`crate::Queue::settle_group`], and an operator's bounce, [`crate::Queue::queue_notice`]).
+pub fn dsn_builder(hostname: &str) -> impl Fn(&NoticeRequest<'_>) -> NoticeContent + Sync + '_ {
+    move |req| render(hostname, req)
 }
 
 #[cfg(test)]
