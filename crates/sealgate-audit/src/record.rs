@@ -474,3 +474,7 @@ mod portal_tests;
 #[cfg(test)]
 #[path = "sender_event_tests.rs"]
 mod sender_event_tests;
+
+#[cfg(test)]
+#[path = "golden_tests.rs"]
+mod golden_tests;
