@@ -1,13 +1,21 @@
 //! The audit-event taxonomy. Each variant is one `kind`; its fields become the row's JSON data
 //! (see `record` for how).
 
+use sealgate_types::time::rfc3339_micros;
+
 /// Something that happened to a message, recorded in the audit log. More kinds (`attempt`,
 /// `delivered`, `deferred`, `bounced`, `decision`) are added as the code that emits them lands.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Serializing an event gives its row's data (`record`): the fields that are the row's
+/// message and recipient columns are skipped, times are written as RFC 3339, and the
+/// variant's name is its `kind`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AuditEvent {
     /// Ingress accepted a message and queued it (written with the message row).
     Received {
         /// The queue id.
+        #[serde(skip)]
         message_id: String,
         /// The SMTP client's address.
         client_ip: String,
@@ -30,14 +38,17 @@ pub enum AuditEvent {
         header_message_id: Option<String>,
         /// The client gave REQUIRETLS (RFC 8689) on MAIL FROM. Stored only when true, so a
         /// record without the field (every record from before REQUIRETLS) reads as false.
+        #[serde(skip_serializing_if = "is_false")]
         requiretls: bool,
     },
     /// The policy engine's decision for one recipient, written before any delivery attempt:
     /// the protection level, the method chosen, the fallback chain and the evidence.
     Decision {
         /// The queue id.
+        #[serde(skip)]
         message_id: String,
         /// The recipient.
+        #[serde(skip)]
         recipient: String,
         /// `required` or `none`.
         level: String,
@@ -56,8 +67,10 @@ pub enum AuditEvent {
     /// answer, a verified-TLS failure for a domain that had verified TLS before.
     Alert {
         /// The queue id, when the alert arose for a message.
+        #[serde(skip)]
         message_id: Option<String>,
         /// The recipient, when the alert arose for one.
+        #[serde(skip)]
         recipient: Option<String>,
         /// The recipient domain concerned.
         domain: String,
@@ -67,10 +80,13 @@ pub enum AuditEvent {
     /// One delivery attempt for one recipient: where it went, how, and what came back.
     Attempt {
         /// The queue id.
+        #[serde(skip)]
         message_id: String,
         /// The recipient.
+        #[serde(skip)]
         recipient: String,
         /// Evidence about the connection and the reply.
+        #[serde(flatten)]
         evidence: AttemptEvidence,
     },
     /// A node began sending this recipient's message (its data phase was cleared to start)
@@ -79,20 +95,25 @@ pub enum AuditEvent {
     /// delivered twice is accounted for (RFC 1047). Written by the node that takes it over.
     PossibleDuplicate {
         /// The queue id.
+        #[serde(skip)]
         message_id: String,
         /// The recipient.
+        #[serde(skip)]
         recipient: String,
         /// The lease owner (node) that was sending.
         previous_owner: String,
         /// When that node was cleared to send (microseconds since the epoch); stored as
         /// RFC 3339.
+        #[serde(serialize_with = "rfc3339")]
         sending_since: i64,
     },
     /// The next hop accepted the message for this recipient.
     Delivered {
         /// The queue id.
+        #[serde(skip)]
         message_id: String,
         /// The recipient.
+        #[serde(skip)]
         recipient: String,
         /// The accepting host.
         mx: String,
@@ -102,8 +123,10 @@ pub enum AuditEvent {
     /// A temporary failure: tried again later.
     Deferred {
         /// The queue id.
+        #[serde(skip)]
         message_id: String,
         /// The recipient.
+        #[serde(skip)]
         recipient: String,
         /// Why.
         reason: String,
@@ -113,8 +136,10 @@ pub enum AuditEvent {
     /// A permanent failure, or too old to keep trying: the sender gets a DSN (unless null).
     Bounced {
         /// The queue id.
+        #[serde(skip)]
         message_id: String,
         /// The recipient.
+        #[serde(skip)]
         recipient: String,
         /// Why.
         reason: String,
@@ -122,8 +147,10 @@ pub enum AuditEvent {
     /// An operator made a waiting recipient due now (`sealgate queue retry`).
     RetryRequested {
         /// The queue id.
+        #[serde(skip)]
         message_id: String,
         /// The recipient.
+        #[serde(skip)]
         recipient: String,
         /// Who ran the command.
         operator: String,
@@ -131,6 +158,7 @@ pub enum AuditEvent {
     /// An operator added an SMTP AUTH user or changed its password (who may relay changed).
     UserSaved {
         /// The user name.
+        #[serde(rename = "user")]
         name: String,
         /// Who ran the command (the operating-system user), as far as known.
         operator: String,
@@ -138,6 +166,7 @@ pub enum AuditEvent {
     /// An operator removed an SMTP AUTH user.
     UserRemoved {
         /// The user name.
+        #[serde(rename = "user")]
         name: String,
         /// Who ran the command (the operating-system user), as far as known.
         operator: String,
@@ -152,6 +181,7 @@ pub enum AuditEvent {
         /// The addresses it was stored for, lowercase.
         addresses: Vec<String>,
         /// When it expires (Unix seconds), if it does; stored as RFC 3339.
+        #[serde(serialize_with = "unix_seconds_rfc3339")]
         expires: Option<i64>,
         /// What validation found at import: `usable: …`.
         status: String,
@@ -173,8 +203,10 @@ pub enum AuditEvent {
     /// whether it may be used.
     KeyDiscovered {
         /// The queue id, when the lookup was made for a message.
+        #[serde(skip)]
         message_id: Option<String>,
         /// The recipient address looked up.
+        #[serde(skip)]
         address: String,
         /// `pgp` or `smime`.
         kind: String,
@@ -188,12 +220,15 @@ pub enum AuditEvent {
     /// The portal worker stored a message sealed for a recipient and queued its notice.
     PortalNotice {
         /// The queue id of the original message.
+        #[serde(skip)]
         message_id: String,
         /// The recipient the grant is for.
+        #[serde(skip)]
         recipient: String,
         /// The grant (what operators name in `sealgate portal`).
         grant_id: String,
         /// When the link expires (microseconds since the epoch); stored as RFC 3339.
+        #[serde(serialize_with = "rfc3339")]
         expires: i64,
         /// The queue id of the notice.
         notice_id: String,
@@ -203,6 +238,7 @@ pub enum AuditEvent {
         /// The grant.
         grant_id: String,
         /// The recipient it was sent to.
+        #[serde(skip)]
         recipient: String,
         /// The queue id of the email carrying it.
         notice_id: String,
@@ -212,6 +248,7 @@ pub enum AuditEvent {
         /// The grant.
         grant_id: String,
         /// Its recipient.
+        #[serde(skip)]
         recipient: String,
         /// Failed attempts counted now (0 again once locked).
         failed_attempts: i64,
@@ -223,6 +260,7 @@ pub enum AuditEvent {
         /// The grant.
         grant_id: String,
         /// Its recipient.
+        #[serde(skip)]
         recipient: String,
         /// `code` or `passphrase`.
         how: String,
@@ -232,6 +270,7 @@ pub enum AuditEvent {
         /// The grant.
         grant_id: String,
         /// Its recipient.
+        #[serde(skip)]
         recipient: String,
         /// The message shown (its portal id).
         message_id: String,
@@ -241,6 +280,7 @@ pub enum AuditEvent {
         /// The grant.
         grant_id: String,
         /// Its recipient.
+        #[serde(skip)]
         recipient: String,
         /// Which attachment, as its link names it (`{n}/{m}`: message, then attachment).
         attachment: String,
@@ -252,6 +292,7 @@ pub enum AuditEvent {
         /// The grant.
         grant_id: String,
         /// Its recipient (the reply's author).
+        #[serde(skip)]
         recipient: String,
         /// The queue id of the reply.
         reply_id: String,
@@ -263,6 +304,7 @@ pub enum AuditEvent {
         /// Who ran the command (the operating-system user), as far as known.
         operator: String,
         /// The grant's expiry (microseconds since the epoch); stored as RFC 3339.
+        #[serde(serialize_with = "rfc3339")]
         expires: i64,
     },
     /// An operator moved a grant's expiry (`sealgate portal extend`).
@@ -272,6 +314,7 @@ pub enum AuditEvent {
         /// Who ran the command (the operating-system user), as far as known.
         operator: String,
         /// The new expiry (microseconds since the epoch); stored as RFC 3339.
+        #[serde(serialize_with = "rfc3339")]
         expires: i64,
     },
     /// Retention emptied a portal message's sealed content (its grants all ended).
@@ -311,6 +354,7 @@ pub enum AuditEvent {
         /// Failures counted in the window.
         failures: u32,
         /// End of the cool-down (microseconds since the epoch); stored as RFC 3339.
+        #[serde(serialize_with = "rfc3339")]
         until: i64,
     },
     // Portal request guards (issue #20): refusals, throttling and sign-out.
@@ -330,6 +374,7 @@ pub enum AuditEvent {
         /// The grant of the link, when the request got as far as finding it.
         grant_id: Option<String>,
         /// Its recipient.
+        #[serde(skip)]
         recipient: Option<String>,
     },
     /// A client reached the limit of refused requests in the window: its state-changing
@@ -347,12 +392,14 @@ pub enum AuditEvent {
         /// The grant.
         grant_id: String,
         /// Its recipient.
+        #[serde(skip)]
         recipient: String,
     },
     /// An operator set which senders an SMTP AUTH user may use (`sealgate users add
     /// --sender`, `sealgate users senders`).
     UserSendersChanged {
         /// The user name.
+        #[serde(rename = "user")]
         name: String,
         /// The whole binding now in force (`*` = any sender; empty = may not send).
         senders: Vec<String>,
@@ -374,6 +421,24 @@ pub enum AuditEvent {
         /// The refused address (for a header that could not be read, its text, cut short).
         sender: String,
     },
+}
+
+/// `skip_serializing_if`: a flag that is stored only when set.
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Microseconds since the epoch as RFC 3339 UTC.
+fn rfc3339<S: serde::Serializer>(micros: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339_micros(*micros))
+}
+
+/// Unix seconds (a key's expiry) as RFC 3339 UTC; nothing when there is none.
+fn unix_seconds_rfc3339<S: serde::Serializer>(at: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match at {
+        Some(secs) => s.serialize_str(&rfc3339_micros(secs.saturating_mul(1_000_000))),
+        None => s.serialize_none(),
+    }
 }
 
 impl AuditEvent {

@@ -362,7 +362,7 @@ const VARIANTS: usize = 32;
 
 #[test]
 fn every_kind_has_a_golden_sample() {
-    let mut seen = vec![false; VARIANTS];
+    let mut seen = [false; VARIANTS];
     for e in samples() {
         seen[variant(&e)] = true;
     }
@@ -386,4 +386,16 @@ fn golden_records_keep_their_shape() {
         assert_eq!(got, want, "sample {n} changed shape");
     }
     assert_eq!(now.lines().count(), golden.lines().count(), "sample count");
+}
+
+#[test]
+fn the_serialized_variant_name_is_the_kind() {
+    for e in samples() {
+        let value = serde_json::to_value(&e).expect("serializes");
+        let name = value
+            .as_object()
+            .and_then(|o| o.keys().next().cloned())
+            .expect("one variant");
+        assert_eq!(name, e.kind());
+    }
 }
