@@ -20,6 +20,7 @@ macro_rules! on_both_backends {
 }
 
 mod audit_cli;
+mod audit_fixture;
 mod auth;
 mod bad_input;
 mod bcc;
