@@ -132,6 +132,10 @@ pub enum AuditEvent {
         reason: String,
         /// When the next attempt is due (microseconds since the epoch).
         next_attempt_at: i64,
+        /// The wait is the policy's, not the remote side's: the hold's name
+        /// (`portal-disabled`, ...). Absent for a remote or connection failure.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        held: Option<String>,
     },
     /// A permanent failure, or too old to keep trying: the sender gets a DSN (unless null).
     Bounced {

@@ -113,6 +113,14 @@ fn samples() -> Vec<AuditEvent> {
             recipient: s("c@example.net"),
             reason: s("451 4.3.0 later"),
             next_attempt_at: AT,
+            held: None,
+        },
+        AuditEvent::Deferred {
+            message_id: s("m2"),
+            recipient: s("d@example.net"),
+            reason: s("4.7.0 the policy chose the secure portal, which is not enabled"),
+            next_attempt_at: AT,
+            held: some("portal-disabled"),
         },
         AuditEvent::Bounced {
             message_id: s("m1"),

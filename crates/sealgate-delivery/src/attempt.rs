@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 
 use sealgate_audit::AuditEvent;
 use sealgate_discovery::DomainProbe;
-use sealgate_policy::{Decision, DomainEvidence, Method};
+use sealgate_policy::{Decision, DomainEvidence, Failed, Method};
 use sealgate_queue::{AttemptOutcome, Claim};
+use sealgate_types::HoldReason;
 use tracing::{info, warn};
 
 use crate::client::{ClientError, Envelope, SmtpConnection};
@@ -43,8 +44,9 @@ enum Way {
     },
     /// Sealed on the secure portal, the recipient notified (`[portal]` enabled).
     Portal,
-    /// A method this version cannot deliver (the portal while it is disabled): held.
-    NotYet,
+    /// Held by policy: the chosen method cannot be carried out here now (the portal while it
+    /// is disabled). Nothing is sent; the recipient waits.
+    Held(HoldReason),
 }
 
 /// A message decided and ready to send: its recipients grouped by way, the content as it
@@ -221,7 +223,7 @@ impl DomainRun<'_> {
             match d.chosen() {
                 Method::TlsVerified => return (Way::Verified(d.pins.clone()), None),
                 Method::TlsOpportunistic => return (Way::Opportunistic, None),
-                m if encrypt::is_encryption(m) => {
+                m @ (Method::Pgp | Method::Smime) => {
                     match encrypt::seal(&self.ctx.encryption, m, rcpt, &p.keys, content, now) {
                         Ok(enc) => {
                             d.evidence
@@ -235,16 +237,19 @@ impl DomainRun<'_> {
                         }
                         Err(why) => {
                             warn!(rcpt = %rcpt, method = %m, reason = %why, "encryption failed; next method");
-                            d.evidence.push(format!("{why}; falls to the next method"));
-                            d.chain.remove(0);
+                            match d.after(&Failed::Encryption { method: m, why }) {
+                                Some(next) => *d = next,
+                                None => return (Way::Held(HoldReason::NoMethodLeft), None),
+                            }
                         }
                     }
                 }
                 // A phi-free message (a notice) never goes to the portal, whatever its chain.
-                Method::Portal if self.ctx.portal.is_some() && !claim.phi_free => {
-                    return (Way::Portal, None);
+                Method::Portal if claim.phi_free => {
+                    return (Way::Held(HoldReason::NoPortalForNotices), None);
                 }
-                _ => return (Way::NotYet, None),
+                Method::Portal if self.ctx.portal.is_some() => return (Way::Portal, None),
+                Method::Portal => return (Way::Held(HoldReason::PortalDisabled), None),
             }
         }
     }
@@ -304,7 +309,7 @@ impl DomainRun<'_> {
                         self.to_portal(&part, &p.content, p.passphrase.as_deref())
                             .await
                     }
-                    Way::NotYet => self.not_available(&part).await,
+                    Way::Held(why) => self.held(&part, why).await,
                 }
             }
         }
@@ -318,28 +323,31 @@ impl DomainRun<'_> {
         passphrase: Option<&str>,
     ) {
         let Some(settings) = &self.ctx.portal else {
-            return self.not_available(part).await;
+            return self.held(part, HoldReason::PortalDisabled).await;
         };
         let reports =
             crate::portal::deposit(&self.ctx.queue, settings, part, content, passphrase).await;
         settle(self.ctx, reports).await;
     }
 
-    /// Recipients whose chosen method this version cannot deliver yet: deferred (and bounced
-    /// once too old), never sent in the clear.
-    async fn not_available(&self, part: &[(Claim, Decision)]) {
+    /// Recipients held by policy (their chosen method cannot be carried out here now):
+    /// deferred with the hold on record (and bounced once too old), never sent by a weaker
+    /// method.
+    async fn held(&self, part: &[(Claim, Decision)], why: HoldReason) {
         let reports = part
             .iter()
             .map(|(c, d)| {
                 let m = d.chosen();
                 let reason = format!(
-                    "4.7.0 delivery method {m} chosen by policy is not available yet; \
+                    "4.7.0 delivery method {m} chosen by policy is not available yet ({}); \
                      the message waits (protection level {})",
+                    why.describe(),
                     d.level
                 );
-                let mut ev = evidence(None, None, None, &reason, &AttemptOutcome::Temporary);
+                let outcome = AttemptOutcome::Held(why);
+                let mut ev = evidence(None, None, None, &reason, &outcome);
                 ev.method = Some(m.as_str().to_owned());
-                report(c, AttemptOutcome::Temporary, ev)
+                report(c, outcome, ev)
             })
             .collect();
         settle(self.ctx, reports).await;
@@ -375,7 +383,7 @@ impl DomainRun<'_> {
         let (portal, rest): (Vec<_>, Vec<_>) = part.iter().cloned().partition(|(c, d)| {
             self.ctx.portal.is_some()
                 && !c.phi_free
-                && plan::after_verified_failure(d) == Method::Portal
+                && next_after_verified(d, f) == Some(Method::Portal)
         });
         if portal.is_empty() {
             return self.verified_failed(part, f).await;
@@ -432,7 +440,7 @@ impl DomainRun<'_> {
         let reports = part
             .iter()
             .map(|(c, d)| {
-                let next = plan::after_verified_failure(d);
+                let next = next_after_verified(d, f).map_or("none".to_owned(), |m| m.to_string());
                 let reason = format!(
                     "{}; nothing was sent; next method {next} cannot be taken now, the message waits",
                     f.reason
@@ -589,4 +597,13 @@ fn lease_left(ctx: &DeliveryContext, group: &[Claim]) -> bool {
             .lease_until
             .is_some_and(|until| until - now >= margin)
     })
+}
+
+/// Where `d` goes after verified TLS failed with `f` (the policy's walk, [`Decision::after`]):
+/// never to opportunistic TLS; `None` when nothing is left to try now.
+fn next_after_verified(d: &Decision, f: &Failure) -> Option<Method> {
+    d.after(&Failed::VerifiedTls {
+        why: f.reason.clone(),
+    })
+    .map(|next| next.chosen())
 }

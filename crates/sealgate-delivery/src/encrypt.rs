@@ -185,8 +185,3 @@ pub(crate) fn seal(
         other => Err(format!("{other} is not an encryption method")),
     }
 }
-
-/// Whether `m` is carried out by this module.
-pub(crate) fn is_encryption(m: Method) -> bool {
-    matches!(m, Method::Pgp | Method::Smime)
-}

@@ -7,8 +7,8 @@ use sealgate_discovery::keys::RecipientKeys;
 use sealgate_discovery::mta_sts::{StsMode, StsPolicy, StsState};
 use sealgate_discovery::{Discovery, DomainProbe};
 use sealgate_policy::{
-    DaneStatus, Decision, DomainEvidence, MessageFacts, Method, MtaStsMode, RecipientEvidence,
-    Rules, decide,
+    DaneStatus, Decision, DomainEvidence, MessageFacts, MtaStsMode, RecipientEvidence, Rules,
+    decide,
 };
 
 use crate::encrypt;
@@ -211,19 +211,6 @@ pub fn tls_mandatory(p: &DomainProbe, host: &str) -> Option<String> {
 /// rules it out, RFC 7672 §2.2).
 pub fn host_usable(p: &DomainProbe, host: &str) -> bool {
     !matches!(p.dane.host(host), Some(HostDane::Bogus { .. }))
-}
-
-/// The method after a failed `tls-verified` in `d`'s chain. Opportunistic TLS is never the
-/// fallback of a failed verification: the domain (or the operator) demanded verification,
-/// and unauthenticated TLS is what an attacker would leave us.
-pub fn after_verified_failure(d: &Decision) -> Method {
-    d.chain
-        .iter()
-        .skip_while(|m| **m != Method::TlsVerified)
-        .skip(1)
-        .find(|m| **m != Method::TlsOpportunistic)
-        .copied()
-        .unwrap_or(Method::Portal)
 }
 
 /// What `sealgate check` shows: the decision for one recipient and, per MX host, how verified

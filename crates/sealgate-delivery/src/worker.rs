@@ -238,6 +238,7 @@ mod tests {
                 warned_at: None,
                 sending_owner: None,
                 sending_since: None,
+                held: None,
             },
             sender: "s@x.test".into(),
             received_at: 0,

@@ -78,7 +78,65 @@ pub struct Decision {
     pub subject_tag_to_remove: Option<String>,
 }
 
+/// What failed when delivery tried a decision's chosen method.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Failed {
+    /// No MX host passed verification (DANE, MTA-STS or a pin) at connect time; nothing was
+    /// sent.
+    VerifiedTls {
+        /// Why, as delivery saw it.
+        why: String,
+    },
+    /// Encrypting to the recipient's key or certificate failed at send time (it expired, was
+    /// revoked, or the content could not be wrapped).
+    Encryption {
+        /// The method that failed (`pgp` or `smime`).
+        method: Method,
+        /// Why, naming the method (as delivery words it: `pgp failed: …`).
+        why: String,
+    },
+}
+
 impl Decision {
+    /// The decision once `failed` has happened to it, or `None` when nothing is left to try
+    /// now (the recipient waits). The walk down the chain lives here, not in delivery:
+    ///
+    /// - after a failed encryption, the failed method goes and the next one is chosen;
+    /// - after failed verified TLS, `tls-verified` and everything before it go, and so does
+    ///   `tls-opportunistic`: unauthenticated TLS is never the fallback of a failed
+    ///   verification, since it is what an attacker who broke the verification would leave
+    ///   us — at any level.
+    ///
+    /// The chain only shrinks (what is left keeps its order), so no method the rules left out
+    /// ever comes back, and at level `required` nothing unprotected can be chosen. The
+    /// evidence gains one line saying what failed and where the recipient goes.
+    pub fn after(&self, failed: &Failed) -> Option<Decision> {
+        let (chain, what): (Vec<Method>, String) = match failed {
+            Failed::VerifiedTls { why } => {
+                let rest = match self.chain.iter().position(|m| *m == Method::TlsVerified) {
+                    Some(i) => &self.chain[i + 1..],
+                    None => &self.chain[..],
+                };
+                let chain = rest
+                    .iter()
+                    .copied()
+                    .filter(|m| *m != Method::TlsOpportunistic)
+                    .collect();
+                (chain, format!("tls-verified failed: {why}"))
+            }
+            Failed::Encryption { method, why } => {
+                let chain = self.chain.iter().copied().filter(|m| m != method).collect();
+                (chain, why.clone())
+            }
+        };
+        let mut next = self.clone();
+        next.chain = chain;
+        let head = *next.chain.first()?;
+        next.evidence
+            .push(format!("{what}; falls to the next method: {head}"));
+        Some(next)
+    }
+
     /// The chosen method: the head of the chain.
     pub fn chosen(&self) -> Method {
         // The chain is never empty (see the invariants above).

@@ -28,7 +28,7 @@ mod method;
 mod rules;
 
 pub use decide::decide;
-pub use decision::{Decision, Source};
+pub use decision::{Decision, Failed, Source};
 pub use error::PolicyError;
 pub use evidence::{
     Credential, DaneStatus, DomainEvidence, MessageFacts, MtaStsMode, RecipientEvidence, Unusable,

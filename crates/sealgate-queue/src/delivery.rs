@@ -6,7 +6,7 @@ use sealgate_audit::{AttemptEvidence, AuditEvent};
 use std::collections::BTreeMap;
 
 use sealgate_store::{NewNotice, RecipientRow, SettleItem, Settlement};
-use sealgate_types::{MessageId, RecipientState, time};
+use sealgate_types::{HoldReason, MessageId, RecipientState, time};
 
 use crate::{IncomingMessage, Queue, QueueError, RetryPolicy, data_digest};
 
@@ -37,6 +37,22 @@ pub enum AttemptOutcome {
     Temporary,
     /// Never going to work (5xx, null MX, no such domain).
     Permanent,
+    /// Nothing was tried: the policy holds the recipient (its chosen method cannot be carried
+    /// out here now). Retried and bounced on the same schedule as a temporary failure, but
+    /// recorded as a hold.
+    Held(HoldReason),
+}
+
+impl AttemptOutcome {
+    /// The audited name (`delivered`, `temporary`, `permanent`, `held`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Temporary => "temporary",
+            Self::Permanent => "permanent",
+            Self::Held(_) => "held",
+        }
+    }
 }
 
 /// What settling did.
@@ -51,6 +67,8 @@ pub enum Settled {
         /// The message has waited past `delay_warning` and this recipient's sender was not yet
         /// warned: the caller sends a "delayed" DSN (recorded as sent with this settlement).
         warn_sender: bool,
+        /// The wait is the policy's: why.
+        held: Option<HoldReason>,
     },
     /// Given up: the caller sends the DSN (unless the sender is null).
     Bounced {
@@ -157,7 +175,13 @@ fn decide(report: AttemptReport, policy: &RetryPolicy, unit: f64, now: i64) -> D
                 },
             )
         }
-        AttemptOutcome::Temporary if !policy.expired(claim.received_at, now) => {
+        AttemptOutcome::Temporary | AttemptOutcome::Held(_)
+            if !policy.expired(claim.received_at, now) =>
+        {
+            let held = match &outcome {
+                AttemptOutcome::Held(h) => Some(*h),
+                _ => None,
+            };
             let delay = policy.delay_after(attempts, unit);
             let next_attempt_at =
                 now.saturating_add(i64::try_from(delay.as_micros()).unwrap_or(i64::MAX));
@@ -169,16 +193,18 @@ fn decide(report: AttemptReport, policy: &RetryPolicy, unit: f64, now: i64) -> D
                 recipient: rcpt.clone(),
                 reason: reason.clone(),
                 next_attempt_at,
+                held: held.map(|h| h.as_str().to_owned()),
             };
             (
                 Settled::Deferred {
                     next_attempt_at,
                     warn_sender,
+                    held,
                 },
                 ev,
             )
         }
-        AttemptOutcome::Temporary => {
+        AttemptOutcome::Temporary | AttemptOutcome::Held(_) => {
             let why =
                 format!("{reason} (gave up after {attempts} attempts over the queue lifetime)");
             (
@@ -208,6 +234,7 @@ fn decide(report: AttemptReport, policy: &RetryPolicy, unit: f64, now: i64) -> D
         Settled::Deferred {
             next_attempt_at,
             warn_sender,
+            ..
         } => (
             RecipientState::Deferred,
             *next_attempt_at,
@@ -215,12 +242,17 @@ fn decide(report: AttemptReport, policy: &RetryPolicy, unit: f64, now: i64) -> D
         ),
         Settled::Bounced { .. } | Settled::LeaseLost => (RecipientState::Bounced, now, None),
     };
+    let held = match &settled {
+        Settled::Deferred { held, .. } => held.map(|h| h.as_str().to_owned()),
+        _ => None,
+    };
     let settlement = Settlement {
         state,
         next_attempt_at,
         last_reply: Some(reason),
         counts_as_attempt: true,
         warned_at,
+        held,
     };
     let attempt = AuditEvent::Attempt {
         message_id: msg,
@@ -513,6 +545,7 @@ impl Queue {
                     last_reply: c.recipient.last_reply.clone(),
                     counts_as_attempt: false,
                     warned_at: None,
+                    held: c.recipient.held.clone(),
                 },
                 audit: Vec::new(),
             })

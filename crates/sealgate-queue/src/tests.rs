@@ -271,6 +271,102 @@ mod delivery {
         }
     }
 
+    /// A hold is settled as a deferral that says it is a hold (row and audit); the next
+    /// settlement that is not a hold clears it; a hold past the queue lifetime bounces.
+    async fn a_hold_is_recorded_as_a_hold_until_the_next_settlement(backend: TestBackend) {
+        let (q, _db, _dir) = queue(backend).await;
+        let id = q.accept(incoming(b"x\r\n")).await.expect("accept");
+        let policy = RetryPolicy {
+            first_retry: Duration::ZERO,
+            ..RetryPolicy::default()
+        };
+        let hold = AttemptOutcome::Held(sealgate_types::HoldReason::PortalDisabled);
+        let claims = q.claim("n", LEASE, 10).await.expect("claim");
+        let settled = q
+            .settle(
+                &claims[0],
+                "n",
+                hold.clone(),
+                evidence("held", "4.7.0 waits"),
+                &policy,
+                0.5,
+            )
+            .await
+            .expect("settle");
+        assert!(
+            matches!(
+                settled,
+                Settled::Deferred {
+                    held: Some(sealgate_types::HoldReason::PortalDisabled),
+                    ..
+                }
+            ),
+            "{settled:?}"
+        );
+        let held = q.store().list_held(10).await.expect("held");
+        assert_eq!(held.len(), 1, "{held:?}");
+        assert_eq!(held[0].rcpt, claims[0].recipient.rcpt);
+        assert_eq!(held[0].state, RecipientState::Deferred);
+        assert_eq!(held[0].held.as_deref(), Some("portal-disabled"));
+        let filter = sealgate_store::AuditFilter {
+            message_id: Some(id.to_string()),
+            ..Default::default()
+        };
+        let audit = q.store().audit_after(0, &filter, 10).await.expect("audit");
+        let deferred = audit
+            .iter()
+            .find(|e| e.kind == "deferred")
+            .expect("deferred");
+        let data: serde_json::Value = serde_json::from_str(&deferred.data).expect("json");
+        assert_eq!(data["held"], "portal-disabled", "{data}");
+
+        // A remote 4xx next time: still deferred, no longer a hold.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let again = q.claim("n", LEASE, 10).await.expect("claim");
+        let same = again
+            .iter()
+            .find(|c| c.recipient.id == claims[0].recipient.id)
+            .expect("the held recipient is due again");
+        q.settle(
+            same,
+            "n",
+            AttemptOutcome::Temporary,
+            evidence("temporary", "451 busy"),
+            &policy,
+            0.5,
+        )
+        .await
+        .expect("settle");
+        assert!(q.store().list_held(10).await.expect("held").is_empty());
+
+        // Past the queue lifetime a hold bounces like any other wait.
+        let old = RetryPolicy {
+            max_age: Duration::ZERO,
+            ..RetryPolicy::default()
+        };
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let last = q.claim("n", LEASE, 10).await.expect("claim");
+        let again = last
+            .iter()
+            .find(|c| c.recipient.id == claims[0].recipient.id)
+            .expect("due again");
+        let bounced = q
+            .settle(again, "n", hold, evidence("held", "4.7.0 waits"), &old, 0.5)
+            .await
+            .expect("settle");
+        assert!(matches!(bounced, Settled::Bounced { .. }), "{bounced:?}");
+    }
+
+    #[tokio::test]
+    async fn a_hold_is_recorded_as_a_hold_until_the_next_settlement_on_sqlite() {
+        a_hold_is_recorded_as_a_hold_until_the_next_settlement(TestBackend::Sqlite).await;
+    }
+
+    #[tokio::test]
+    async fn a_hold_is_recorded_as_a_hold_until_the_next_settlement_on_postgres() {
+        a_hold_is_recorded_as_a_hold_until_the_next_settlement(TestBackend::Postgres).await;
+    }
+
     async fn outcomes_settle_into_the_right_states_with_their_audit(backend: TestBackend) {
         let (q, _db, _dir) = queue(backend).await;
         let id = q
@@ -313,6 +409,7 @@ mod delivery {
         let Settled::Deferred {
             next_attempt_at,
             warn_sender,
+            ..
         } = deferred
         else {
             panic!("{deferred:?}")

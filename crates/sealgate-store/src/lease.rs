@@ -28,6 +28,9 @@ pub struct Settlement {
     pub counts_as_attempt: bool,
     /// Set when the sender is being warned of the delay now (keeps an earlier warning time).
     pub warned_at: Option<i64>,
+    /// For a `deferred` recipient whose wait is the policy's: the hold's name
+    /// ([`sealgate_types::HoldReason`]). `None` clears an earlier hold.
+    pub held: Option<String>,
 }
 
 /// One recipient's settlement within a group.
@@ -141,7 +144,8 @@ impl Store {
             let done = sqlx::query(
                 "UPDATE recipients SET state = $1, next_attempt_at = $2, last_reply = $3, \
                  attempts = attempts + $4, lease_owner = NULL, lease_until = NULL, updated_at = $5, \
-                 warned_at = COALESCE(warned_at, $8), sending_owner = NULL, sending_since = NULL \
+                 warned_at = COALESCE(warned_at, $8), sending_owner = NULL, sending_since = NULL, \
+                 held = $9 \
                  WHERE id = $6 AND state = 'inflight' AND lease_owner = $7",
             )
             .bind(s.state.as_str().to_owned())
@@ -152,6 +156,7 @@ impl Store {
             .bind(item.recipient_id)
             .bind(owner.to_owned())
             .bind(s.warned_at)
+            .bind(s.held.clone())
             .execute(&mut **tx)
             .await
             .map_err(&fail)?;

@@ -84,6 +84,8 @@ pub struct RecipientRow {
     pub sending_owner: Option<String>,
     /// Since when (micros).
     pub sending_since: Option<i64>,
+    /// A deferred recipient held by policy: the hold's name (`portal-disabled`, ...).
+    pub held: Option<String>,
 }
 
 /// A submission user (the password hash is only read through `user_password_hash`).

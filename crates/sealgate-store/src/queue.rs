@@ -15,7 +15,7 @@ const MESSAGE_COLUMNS: &str = "id, received_at, sender, size, body_sha256, heade
      client_ip, helo, auth_user, tls, requiretls, key_id, sealed_body, origin";
 
 pub(crate) const RECIPIENT_COLUMNS: &str = "id, message_id, rcpt, state, attempts, next_attempt_at, \
-     last_reply, lease_owner, lease_until, updated_at, warned_at, sending_owner, sending_since";
+     last_reply, lease_owner, lease_until, updated_at, warned_at, sending_owner, sending_since, held";
 
 pub(crate) async fn insert_message(
     tx: &mut Transaction<'static, Any>,
@@ -113,6 +113,7 @@ pub(crate) fn recipient_from_row(row: &AnyRow) -> Result<RecipientRow, StoreErro
         warned_at: row.try_get("warned_at").map_err(get)?,
         sending_owner: row.try_get("sending_owner").map_err(get)?,
         sending_since: row.try_get("sending_since").map_err(get)?,
+        held: row.try_get("held").map_err(get)?,
     })
 }
 
@@ -212,6 +213,20 @@ impl Store {
             .await
             .map_err(StoreError::ReadQueue)?;
         row.try_get("n").map_err(StoreError::ReadQueue)
+    }
+
+    /// Up to `limit` recipients held by policy (deferred, with a hold), oldest first.
+    pub async fn list_held(&self, limit: i64) -> Result<Vec<RecipientRow>, StoreError> {
+        let sql = format!(
+            "SELECT {RECIPIENT_COLUMNS} FROM recipients \
+             WHERE state = 'deferred' AND held IS NOT NULL ORDER BY id LIMIT $1"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(limit.max(0))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::ReadQueue)?;
+        rows.iter().map(recipient_from_row).collect()
     }
 
     /// Up to `limit` recipients, oldest first, optionally only those in `state`.

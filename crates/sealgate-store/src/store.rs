@@ -66,6 +66,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "user_senders",
         include_str!("../../../migrations/sqlite/0007_user_senders.sql"),
     ),
+    (
+        8,
+        "holds",
+        include_str!("../../../migrations/sqlite/0008_holds.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -103,6 +108,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "user_senders",
         include_str!("../../../migrations/postgres/0007_user_senders.sql"),
+    ),
+    (
+        8,
+        "holds",
+        include_str!("../../../migrations/postgres/0008_holds.sql"),
     ),
 ];
 

@@ -62,3 +62,49 @@ impl FromStr for RecipientState {
         })
     }
 }
+
+/// Why a recipient waits by policy rather than because of the remote side: the method its
+/// decision chose cannot be carried out here now. The recipient stays `deferred` (retried,
+/// warned about and bounced on the queue's schedule, never sent by a weaker method); the hold
+/// is recorded on its row and in its `deferred` audit record, so that `queue list --state held`,
+/// DSNs and the audit can tell a hold from a remote 4xx.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HoldReason {
+    /// The decision chose the secure portal and this node has none (`[portal] enabled = false`).
+    PortalDisabled,
+    /// The decision's chain reached the secure portal for a message Sealgate wrote itself
+    /// (a notice or one-time code), which never goes there.
+    NoPortalForNotices,
+    /// Every method of the decision's chain failed or was ruled out at send time.
+    NoMethodLeft,
+}
+
+impl HoldReason {
+    /// The stored and audited name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PortalDisabled => "portal-disabled",
+            Self::NoPortalForNotices => "no-portal-for-notices",
+            Self::NoMethodLeft => "no-method-left",
+        }
+    }
+
+    /// What an operator or sender is told.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::PortalDisabled => {
+                "the policy chose the secure portal, which is not enabled on this relay"
+            }
+            Self::NoPortalForNotices => {
+                "the policy chose the secure portal, where Sealgate's own notices never go"
+            }
+            Self::NoMethodLeft => "no method of the policy's chain can be taken now",
+        }
+    }
+}
+
+impl fmt::Display for HoldReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}

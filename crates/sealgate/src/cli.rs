@@ -120,7 +120,9 @@ pub enum DbCommand {
 pub enum QueueCommand {
     /// List recipients, oldest first.
     List {
-        /// Only this state: queued, inflight, deferred, delivered, bounced.
+        /// Only this state: queued, inflight, deferred, delivered, bounced; or `held`: the
+        /// deferred recipients that wait by policy (their chosen method cannot be carried out
+        /// here now, e.g. the portal is not enabled), not for the remote side.
         #[arg(long)]
         state: Option<String>,
         /// At most this many.

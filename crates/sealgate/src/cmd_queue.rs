@@ -25,11 +25,16 @@ pub async fn run(cfg: &Config, store: &Store, cmd: QueueCommand) -> anyhow::Resu
 }
 
 async fn list(store: &Store, state: Option<&str>, limit: i64) -> anyhow::Result<ExitCode> {
-    let state: Option<RecipientState> = state
-        .map(str::parse)
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("--state: {e}"))?;
-    for r in store.list_recipients(state, limit).await? {
+    let rows = if state == Some("held") {
+        store.list_held(limit).await?
+    } else {
+        let state: Option<RecipientState> = state
+            .map(str::parse)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--state: {e} (or held)"))?;
+        store.list_recipients(state, limit).await?
+    };
+    for r in rows {
         let next = if r.state.is_final() {
             "-".to_owned()
         } else {
@@ -42,10 +47,20 @@ async fn list(store: &Store, state: Option<&str>, limit: i64) -> anyhow::Result<
             r.attempts,
             next,
             r.rcpt,
-            r.last_reply.unwrap_or_default()
+            r.last_reply.as_deref().unwrap_or_default()
         );
+        if let Some(hold) = held(&r) {
+            println!("    on hold by policy: {hold}");
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A deferred recipient's hold, for operators: its name (`portal-disabled`, ...).
+fn held(r: &sealgate_store::RecipientRow) -> Option<&str> {
+    (r.state == RecipientState::Deferred)
+        .then_some(r.held.as_deref())
+        .flatten()
 }
 
 async fn show(store: &Store, id: &str) -> anyhow::Result<ExitCode> {
@@ -75,8 +90,11 @@ async fn show(store: &Store, id: &str) -> anyhow::Result<ExitCode> {
             r.state,
             r.attempts,
             r.rcpt,
-            r.last_reply.unwrap_or_default()
+            r.last_reply.as_deref().unwrap_or_default()
         );
+        if let Some(hold) = held(&r) {
+            println!("            on hold by policy: {hold}");
+        }
         if let (Some(owner), Some(until)) = (&r.lease_owner, r.lease_until) {
             println!(
                 "            held by {owner} until {}",

@@ -6,6 +6,7 @@
 
 mod bcc;
 mod dane;
+mod holds;
 mod mta_sts;
 mod requiretls;
 mod rules;

@@ -76,12 +76,7 @@ pub(super) fn evidence(
         verification: None,
         reply_code: code,
         reply: Some(reply.to_owned()),
-        outcome: match outcome {
-            AttemptOutcome::Delivered => "delivered",
-            AttemptOutcome::Temporary => "temporary",
-            AttemptOutcome::Permanent => "permanent",
-        }
-        .to_owned(),
+        outcome: outcome.as_str().to_owned(),
     }
 }
 

@@ -270,11 +270,7 @@ fn notice_message(
 }
 
 fn report(claim: &Claim, outcome: AttemptOutcome, reply: String) -> AttemptReport {
-    let outcome_text = match outcome {
-        AttemptOutcome::Delivered => "delivered",
-        AttemptOutcome::Temporary => "temporary",
-        AttemptOutcome::Permanent => "permanent",
-    };
+    let outcome_text = outcome.as_str();
     AttemptReport {
         claim: claim.clone(),
         outcome,

@@ -1,7 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::{Level, Method, Override, Source, Unusable, decide};
+use crate::{Failed, Level, Method, Override, Source, Unusable, decide};
 
 const ADDR: &str = "pat@clinic.example";
 
@@ -317,6 +317,72 @@ proptest! {
         prop_assert_eq!(&a.chain, &b.chain);
         if b.level == Level::Required {
             prop_assert!(!b.chain.contains(&Method::TlsOpportunistic));
+        }
+    }
+
+    /// The walk down the chain after delivery-time failures ([`crate::Decision::after`]):
+    /// protection required never resolves to plaintext or opportunistic TLS after any
+    /// sequence of failures; the chain only shrinks, keeping its order; after a failed
+    /// verification neither TLS method comes back; a method the rules left out (not in the
+    /// preference, not forced) is never chosen; the level never changes.
+    #[test]
+    fn failures_walk_down_the_chain_and_never_to_weaker_protection(
+        rules in rules(),
+        dom in domain_evidence(),
+        rcpt in recipient_evidence(),
+        msg in generated(),
+        failures in proptest::collection::vec((any::<bool>(), method()), 0..6),
+    ) {
+        let first = decide(&rules, ADDR, &dom, &rcpt, &msg.facts());
+        let allowed: Vec<Method> = rules
+            .preference
+            .iter()
+            .copied()
+            .chain(first.forced.map(|(m, _)| m))
+            .chain([Method::Portal, Method::TlsOpportunistic])
+            // A phi-free message's chain is verified TLS then opportunistic, whatever the rules.
+            .chain(msg.phi_free.then_some(Method::TlsVerified))
+            .collect();
+        let mut d = first.clone();
+        let mut verification_failed = false;
+        for (verified, other) in failures {
+            let failed = if verified {
+                Failed::VerifiedTls { why: "no MX host passed".into() }
+            } else {
+                // Mostly the chosen method fails; sometimes one that is not chosen.
+                let method = if matches!(d.chosen(), Method::Pgp | Method::Smime) {
+                    d.chosen()
+                } else {
+                    other
+                };
+                Failed::Encryption { method, why: format!("{method} failed: no key") }
+            };
+            let Some(next) = d.after(&failed) else {
+                break;
+            };
+            prop_assert!(!next.chain.is_empty());
+            prop_assert!(next.chain.len() <= d.chain.len(), "{:?} -> {:?}", d.chain, next.chain);
+            let mut rest = d.chain.iter();
+            prop_assert!(
+                next.chain.iter().all(|m| rest.any(|n| n == m)),
+                "not a subsequence: {:?} -> {:?}", d.chain, next.chain
+            );
+            if let Failed::Encryption { method, .. } = &failed {
+                prop_assert!(!next.chain.contains(method));
+            }
+            verification_failed |= verified;
+            if verification_failed {
+                prop_assert!(!next.chain.contains(&Method::TlsOpportunistic), "{:?}", next.chain);
+                prop_assert!(!next.chain.contains(&Method::TlsVerified), "{:?}", next.chain);
+            }
+            prop_assert_eq!(next.level, first.level);
+            if next.level == Level::Required {
+                prop_assert!(next.chain.iter().all(|m| m.protects()), "{:?}", next.chain);
+            }
+            prop_assert!(first.chain.contains(&next.chosen()));
+            prop_assert!(allowed.contains(&next.chosen()), "{:?} not allowed: {:?}", next.chosen(), rules.preference);
+            prop_assert_eq!(next.evidence.len(), d.evidence.len() + 1);
+            d = next;
         }
     }
 }

@@ -1,5 +1,5 @@
 use super::*;
-use crate::{Level, Method, Override, Source, Unusable, decide};
+use crate::{Decision, Level, Method, Override, Source, Unusable, decide};
 
 const BOB: &str = "bob@example.com";
 
@@ -528,4 +528,59 @@ fn requiretls_raises_the_level_above_every_rule_and_keeps_opportunistic_tls_out(
         d.explain()
     );
     assert!(d.evidence.iter().any(|l| l.starts_with("requiretls: ")));
+}
+
+fn decided(level: Level, chain: &[Method]) -> Decision {
+    Decision {
+        level,
+        level_source: Source::Default,
+        forced: None,
+        chain: chain.to_vec(),
+        pins: Vec::new(),
+        evidence: vec!["probe".to_owned()],
+        alerts: Vec::new(),
+        strip_headers: Vec::new(),
+        subject_tag_to_remove: None,
+    }
+}
+
+#[test]
+fn a_failed_verification_falls_past_every_tls_method_and_says_where() {
+    use Method::*;
+    let d = decided(Level::Required, &[TlsVerified, Pgp, Portal]);
+    let why = "no MX host passed DANE".to_owned();
+    let next = d
+        .after(&crate::Failed::VerifiedTls { why })
+        .expect("pgp is left");
+    assert_eq!(next.chain, [Pgp, Portal]);
+    assert_eq!(
+        next.evidence.last().map(String::as_str),
+        Some("tls-verified failed: no MX host passed DANE; falls to the next method: pgp")
+    );
+    assert_eq!(
+        d.chain,
+        [TlsVerified, Pgp, Portal],
+        "the decision itself is unchanged"
+    );
+    // At level none the chain may hold opportunistic TLS, but never as the fallback of a
+    // failed verification: nothing is left, the recipient waits.
+    let open = decided(Level::None, &[TlsVerified, TlsOpportunistic]);
+    let failed = crate::Failed::VerifiedTls { why: "x".into() };
+    assert_eq!(open.after(&failed), None);
+}
+
+#[test]
+fn a_failed_encryption_drops_that_method_only() {
+    use Method::*;
+    let d = decided(Level::Required, &[Pgp, Smime, Portal]);
+    let failed = crate::Failed::Encryption {
+        method: Pgp,
+        why: "pgp failed: key expired".into(),
+    };
+    let next = d.after(&failed).expect("smime is left");
+    assert_eq!(next.chain, [Smime, Portal]);
+    assert_eq!(
+        next.evidence.last().map(String::as_str),
+        Some("pgp failed: key expired; falls to the next method: smime")
+    );
 }

@@ -64,6 +64,7 @@ fn delivered(id: i64) -> SettleItem {
             last_reply: Some("250 ok".into()),
             counts_as_attempt: true,
             warned_at: None,
+            held: None,
         },
         audit: Vec::new(),
     }
