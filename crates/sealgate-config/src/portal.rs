@@ -105,7 +105,7 @@ fn default_organisation() -> String {
 }
 /// Refusals per client and window before 429: a person mistyping never gets near it, a
 /// script guessing tokens is slowed to a crawl.
-pub const DEFAULT_REFUSAL_LIMIT: u32 = 10;
+pub(crate) const DEFAULT_REFUSAL_LIMIT: u32 = 10;
 fn default_refusal_limit() -> u32 {
     DEFAULT_REFUSAL_LIMIT
 }

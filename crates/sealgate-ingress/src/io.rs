@@ -16,7 +16,7 @@ pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// A boxed stream.
-pub type BoxIo = Box<dyn Io>;
+pub(crate) type BoxIo = Box<dyn Io>;
 
 /// Room made for each read: one TLS record's worth.
 const READ_CHUNK: usize = 16 * 1024;

@@ -12,7 +12,11 @@ use crate::{Ctx, PortalError};
 
 /// The grant a link token opens, when it is known, not revoked and not expired. Unknown,
 /// revoked and expired are one answer (`None`), so the page cannot tell which.
-pub async fn grant(ctx: &Ctx, token: &str, now: i64) -> Result<Option<GrantRow>, PortalError> {
+pub(crate) async fn grant(
+    ctx: &Ctx,
+    token: &str,
+    now: i64,
+) -> Result<Option<GrantRow>, PortalError> {
     if !is_token_shaped(token) {
         return Ok(None);
     }
@@ -24,13 +28,13 @@ pub async fn grant(ctx: &Ctx, token: &str, now: i64) -> Result<Option<GrantRow>,
 }
 
 /// True while failed attempts keep the grant locked.
-pub fn locked(grant: &GrantRow, now: i64) -> bool {
+pub(crate) fn locked(grant: &GrantRow, now: i64) -> bool {
     grant.locked_until.is_some_and(|until| until > now)
 }
 
 /// The session the request's cookie for link `token` opens for THIS grant: a cookie of
 /// another grant's session, an expired one or an unknown one is no session.
-pub async fn session(
+pub(crate) async fn session(
     ctx: &Ctx,
     grant: &GrantRow,
     token: &str,
@@ -48,7 +52,10 @@ pub async fn session(
 /// The messages of the grant's thread this grant may see, oldest first: the message the
 /// grant was made for, and what its recipient wrote. Indexes in URLs count in this list, so
 /// no index reaches another recipient's messages.
-pub async fn visible(ctx: &Ctx, grant: &GrantRow) -> Result<Vec<PortalMessageRow>, PortalError> {
+pub(crate) async fn visible(
+    ctx: &Ctx,
+    grant: &GrantRow,
+) -> Result<Vec<PortalMessageRow>, PortalError> {
     let all = ctx.store.portal_thread(&grant.thread_id).await?;
     Ok(all
         .into_iter()
@@ -59,7 +66,7 @@ pub async fn visible(ctx: &Ctx, grant: &GrantRow) -> Result<Vec<PortalMessageRow
 }
 
 /// The `n`th visible message, if there is one.
-pub async fn nth(
+pub(crate) async fn nth(
     ctx: &Ctx,
     grant: &GrantRow,
     n: usize,
@@ -68,7 +75,7 @@ pub async fn nth(
 }
 
 /// A portal message's content, or `None` when it was purged or cannot be opened (logged).
-pub fn open(ctx: &Ctx, msg: &PortalMessageRow) -> Option<Vec<u8>> {
+pub(crate) fn open(ctx: &Ctx, msg: &PortalMessageRow) -> Option<Vec<u8>> {
     if msg.purged_at.is_some() || msg.content_sealed.is_empty() {
         return None;
     }

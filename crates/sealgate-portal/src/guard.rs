@@ -21,10 +21,10 @@ use crate::{Ctx, origin, page};
 
 /// The client of a request, as counted and audited; handlers find it in the extensions.
 #[derive(Debug, Clone, Copy)]
-pub struct Client(pub ClientKey);
+pub(crate) struct Client(pub ClientKey);
 
 /// Why a handler refused a form: its CSRF token was missing or wrong.
-pub const CSRF: &str = "csrf";
+pub(crate) const CSRF: &str = "csrf";
 
 /// Which form a POST is, from its path (`/p/{token}/{action}`); never the token itself.
 fn action(path: &str) -> &'static str {
@@ -40,7 +40,7 @@ fn action(path: &str) -> &'static str {
 /// The client's address: the TCP peer, or behind a trusted proxy the right-most
 /// `X-Forwarded-For` address that is not a trusted proxy (everything left of that is the
 /// client's to write).
-pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+pub(crate) fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trusted.contains(&ClientKey::canonical(*ip));
     if !is_trusted(&peer) {
         return peer;
@@ -64,7 +64,7 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAdd
 }
 
 /// The middleware: safe methods pass untouched; others are throttled and origin-checked.
-pub async fn posts(State(ctx): State<Ctx>, mut req: Request, next: Next) -> Response {
+pub(crate) async fn posts(State(ctx): State<Ctx>, mut req: Request, next: Next) -> Response {
     if req.method().is_safe() {
         return next.run(req).await;
     }
@@ -98,7 +98,7 @@ fn throttled(wait: std::time::Duration) -> Response {
 /// Refuses a state-changing request: counts it against `client`, audits it (and the start
 /// of the throttle, when this refusal reaches the limit) and answers 403. `seen` is what the
 /// request said of its origin; `grant` the link's grant when the handler found it.
-pub async fn refuse(
+pub(crate) async fn refuse(
     ctx: &Ctx,
     client: Client,
     action: &str,

@@ -4,7 +4,7 @@
 use crate::mime::Shown;
 
 /// Escapes text for HTML element content and double-quoted attribute values.
-pub fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         match c {
@@ -31,7 +31,7 @@ fn layout(title: &str, content: &str) -> String {
 }
 
 /// The stylesheet served at `/portal.css`.
-pub const STYLESHEET: &str = "body{font-family:system-ui,sans-serif;margin:0;background:#f4f5f7;color:#1d2330}\
+pub(crate) const STYLESHEET: &str = "body{font-family:system-ui,sans-serif;margin:0;background:#f4f5f7;color:#1d2330}\
 main{max-width:52rem;margin:2rem auto;padding:0 1rem}\
 h1{font-size:1.4rem}\
 .box,.message{background:#fff;border:1px solid #d5d9e0;border-radius:6px;padding:1rem 1.25rem;margin:1rem 0}\
@@ -48,7 +48,7 @@ button{margin-top:.8rem;font-size:1rem;padding:.45rem 1rem;cursor:pointer}\
 #signout-form{text-align:right;margin:0}\n";
 
 /// Unknown, expired or revoked link (never says which).
-pub fn invalid_link() -> String {
+pub(crate) fn invalid_link() -> String {
     layout(
         "Link not valid",
         "<h1>This link is invalid or has expired</h1>\
@@ -57,7 +57,7 @@ pub fn invalid_link() -> String {
 }
 
 /// A refused request (from another site, CSRF token missing or wrong, no session).
-pub fn forbidden() -> String {
+pub(crate) fn forbidden() -> String {
     layout(
         "Not allowed",
         "<h1>This request was refused</h1><p class=\"box\">Forms of the secure portal are \
@@ -67,7 +67,7 @@ pub fn forbidden() -> String {
 }
 
 /// Too many refused requests from this network.
-pub fn throttled() -> String {
+pub(crate) fn throttled() -> String {
     layout(
         "Too many requests",
         "<h1>Too many refused requests</h1><p class=\"box\">Too many requests from your \
@@ -76,12 +76,12 @@ pub fn throttled() -> String {
 }
 
 /// Unknown path.
-pub fn not_found() -> String {
+pub(crate) fn not_found() -> String {
     layout("Not found", "<h1>Not found</h1>")
 }
 
 /// Our own failure.
-pub fn unavailable() -> String {
+pub(crate) fn unavailable() -> String {
     layout(
         "Temporarily unavailable",
         "<h1>The secure portal is temporarily unavailable</h1>\
@@ -91,7 +91,7 @@ pub fn unavailable() -> String {
 
 /// What the verify page shows.
 #[derive(Debug, Default)]
-pub struct VerifyView<'a> {
+pub(crate) struct VerifyView<'a> {
     /// The link token (only in form actions, which are the page's own URL plus a suffix).
     pub token: &'a str,
     /// The pre-session CSRF token.
@@ -112,7 +112,7 @@ fn note(class: &str, text: Option<&String>) -> String {
 }
 
 /// The page a recipient sees before verifying: get a code, enter it (or the passphrase).
-pub fn verify(v: &VerifyView<'_>) -> String {
+pub(crate) fn verify(v: &VerifyView<'_>) -> String {
     let (t, csrf) = (escape(v.token), escape(v.csrf));
     let passphrase = if v.has_passphrase {
         "<label for=\"passphrase\">Or the passphrase the sender gave you</label>\
@@ -142,7 +142,7 @@ pub fn verify(v: &VerifyView<'_>) -> String {
 
 /// What the thread page shows.
 #[derive(Debug)]
-pub struct ThreadView<'a> {
+pub(crate) struct ThreadView<'a> {
     /// The link token.
     pub token: &'a str,
     /// The session's CSRF token.
@@ -208,7 +208,7 @@ fn message_html(token: &str, n: usize, shown: Option<&Shown>) -> String {
 }
 
 /// The thread: every visible message, then the reply form.
-pub fn thread(v: &ThreadView<'_>) -> String {
+pub(crate) fn thread(v: &ThreadView<'_>) -> String {
     let t = escape(v.token);
     let messages: String = v
         .messages
@@ -242,7 +242,7 @@ pub fn thread(v: &ThreadView<'_>) -> String {
 }
 
 /// A short page for a refused reply or verification (too long, empty, locked).
-pub fn message(title: &str, text: &str, back: &str) -> String {
+pub(crate) fn message(title: &str, text: &str, back: &str) -> String {
     layout(
         title,
         &format!(

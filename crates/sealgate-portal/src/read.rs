@@ -24,7 +24,7 @@ use crate::{Ctx, PortalError};
 
 /// `?sent=1` after a reply (a flag, never content).
 #[derive(Debug, Default, Deserialize)]
-pub struct ThreadQuery {
+pub(crate) struct ThreadQuery {
     #[serde(default)]
     sent: Option<String>,
 }
@@ -47,7 +47,7 @@ pub(crate) async fn authorized(
 }
 
 /// GET /p/{token}/thread: the visible messages and the reply form; audits the view.
-pub async fn thread(
+pub(crate) async fn thread(
     State(ctx): State<Ctx>,
     Path(token): Path<String>,
     Query(q): Query<ThreadQuery>,
@@ -124,7 +124,7 @@ async fn send_receipt(ctx: &Ctx, grant: &GrantRow) -> Result<(), PortalError> {
 }
 
 /// GET /p/{token}/body/{n}: message `n`'s HTML, sanitized, under the body CSP (sandboxed).
-pub async fn body(
+pub(crate) async fn body(
     State(ctx): State<Ctx>,
     Path((token, n)): Path<(String, usize)>,
     headers: HeaderMap,
@@ -173,7 +173,7 @@ fn disposition(name: &str) -> HeaderValue {
 }
 
 /// GET /p/{token}/att/{n}/{m}: attachment `m` of message `n`, as a download; audited.
-pub async fn attachment(
+pub(crate) async fn attachment(
     State(ctx): State<Ctx>,
     Path((token, n, m)): Path<(String, usize, usize)>,
     headers: HeaderMap,

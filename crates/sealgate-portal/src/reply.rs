@@ -25,11 +25,11 @@ use crate::web::{Handled, html, see_other};
 use crate::{Ctx, PortalError};
 
 /// Longest reply accepted, in bytes.
-pub const MAX_REPLY: usize = 100_000;
+pub(crate) const MAX_REPLY: usize = 100_000;
 
 /// The reply form. Absent fields are empty (a missing CSRF token is a 403, not a 422).
 #[derive(Debug, Default, Deserialize)]
-pub struct ReplyForm {
+pub(crate) struct ReplyForm {
     #[serde(default)]
     csrf: String,
     #[serde(default)]
@@ -37,7 +37,7 @@ pub struct ReplyForm {
 }
 
 /// Handles the reply form: session and its CSRF token first, then the text.
-pub async fn reply(
+pub(crate) async fn reply(
     State(ctx): State<Ctx>,
     Path(token): Path<String>,
     Extension(client): Extension<Client>,

@@ -18,7 +18,7 @@ use crate::web::{Handled, SESSION_COOKIE, cookie_name, invalid_link, see_other, 
 
 /// The sign-out form: only its CSRF token.
 #[derive(Debug, Default, Deserialize)]
-pub struct SignOutForm {
+pub(crate) struct SignOutForm {
     #[serde(default)]
     csrf: String,
 }
@@ -26,7 +26,7 @@ pub struct SignOutForm {
 /// Signs out. Without a live session there is nothing to end: the cookie is cleared all the
 /// same. With one, the form must carry the session's CSRF token (a forged sign-out is
 /// refused, counted and audited like any other).
-pub async fn signout(
+pub(crate) async fn signout(
     State(ctx): State<Ctx>,
     Path(token): Path<String>,
     Extension(client): Extension<Client>,

@@ -31,7 +31,7 @@ const CSRF_COOKIE_SECS: u64 = 3600;
 /// The fields of the code and verify forms. Absent fields are empty, so a form without its
 /// CSRF token is refused as such (403) rather than as malformed.
 #[derive(Debug, Default, Deserialize)]
-pub struct VerifyForm {
+pub(crate) struct VerifyForm {
     #[serde(default)]
     csrf: String,
     #[serde(default)]
@@ -94,14 +94,14 @@ fn double_submit(headers: &HeaderMap, token: &str, form: &VerifyForm) -> Option<
 
 /// `?signed_out=1` after signing out (a flag).
 #[derive(Debug, Default, Deserialize)]
-pub struct IndexQuery {
+pub(crate) struct IndexQuery {
     #[serde(default)]
     signed_out: Option<String>,
 }
 
 /// GET /p/{token}: with a session, on to the thread; without, the verify page (and a fresh
 /// pre-session CSRF cookie unless the browser has one).
-pub async fn index(
+pub(crate) async fn index(
     State(ctx): State<Ctx>,
     Path(token): Path<String>,
     Query(q): Query<IndexQuery>,
@@ -174,7 +174,7 @@ async fn accept_post(
 }
 
 /// POST /p/{token}/code: a new code, emailed (queued as a phi-free notice) and audited.
-pub async fn send_code(
+pub(crate) async fn send_code(
     State(ctx): State<Ctx>,
     Path(token): Path<String>,
     Extension(client): Extension<Client>,
@@ -297,7 +297,7 @@ pub(crate) fn outgoing(
 
 /// POST /p/{token}/verify: a code or passphrase; right → session cookie and 303 to the
 /// thread; wrong → counted (locking after the limit) and the form again.
-pub async fn verify(
+pub(crate) async fn verify(
     State(ctx): State<Ctx>,
     Path(token): Path<String>,
     Extension(client): Extension<Client>,

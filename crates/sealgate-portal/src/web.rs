@@ -14,12 +14,12 @@ use crate::{Ctx, PortalError, page};
 
 /// The Content-Security-Policy of every page: nothing but our own stylesheet, our own frames
 /// and forms posting to us; no scripts at all; never framed.
-pub const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
+pub(crate) const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
      frame-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// The Content-Security-Policy of a sanitized message body: inline styles and data images
 /// only, sandboxed (no scripts, no forms, an opaque origin), framed only by the portal.
-pub const BODY_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; \
+pub(crate) const BODY_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; \
      sandbox; frame-ancestors 'self'; base-uri 'none'; form-action 'none'";
 
 /// The session cookie (after verification): its name, before the link's tag.
@@ -40,7 +40,7 @@ pub fn cookie_name(kind: &str, token: &str) -> String {
 }
 
 /// Adds the security headers to every response (a handler's own CSP and frame options stay).
-pub async fn security_headers(State(ctx): State<Ctx>, mut res: Response) -> Response {
+pub(crate) async fn security_headers(State(ctx): State<Ctx>, mut res: Response) -> Response {
     let h = res.headers_mut();
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
@@ -70,7 +70,7 @@ pub async fn security_headers(State(ctx): State<Ctx>, mut res: Response) -> Resp
 }
 
 /// An HTML page with `status`.
-pub fn html(status: StatusCode, body: String) -> Response {
+pub(crate) fn html(status: StatusCode, body: String) -> Response {
     (
         status,
         [(
@@ -83,7 +83,7 @@ pub fn html(status: StatusCode, body: String) -> Response {
 }
 
 /// A 303 to `location` (a path of ours), with extra headers (cookies).
-pub fn see_other(location: &str, cookies: Vec<HeaderValue>) -> Response {
+pub(crate) fn see_other(location: &str, cookies: Vec<HeaderValue>) -> Response {
     let mut res = StatusCode::SEE_OTHER.into_response();
     if let Ok(v) = HeaderValue::from_str(location) {
         res.headers_mut().insert(LOCATION, v);
@@ -95,22 +95,22 @@ pub fn see_other(location: &str, cookies: Vec<HeaderValue>) -> Response {
 }
 
 /// The one answer for an unknown, expired or revoked link, whichever it is.
-pub fn invalid_link() -> Response {
+pub(crate) fn invalid_link() -> Response {
     html(StatusCode::NOT_FOUND, page::invalid_link())
 }
 
 /// Refused: a post from another origin, a missing or wrong CSRF token, or no session.
-pub fn forbidden() -> Response {
+pub(crate) fn forbidden() -> Response {
     html(StatusCode::FORBIDDEN, page::forbidden())
 }
 
 /// Unknown paths.
-pub async fn not_found() -> Response {
+pub(crate) async fn not_found() -> Response {
     html(StatusCode::NOT_FOUND, page::not_found())
 }
 
 /// The stylesheet (the only thing `style-src 'self'` loads).
-pub async fn stylesheet() -> Response {
+pub(crate) async fn stylesheet() -> Response {
     (
         [(
             CONTENT_TYPE,
@@ -122,13 +122,13 @@ pub async fn stylesheet() -> Response {
 }
 
 /// No icon: 204, so browsers asking for one get no error (and no `img-src` exception).
-pub async fn no_icon() -> StatusCode {
+pub(crate) async fn no_icon() -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
 /// The value of cookie `name` in the request, if sent. With several of that name, the first:
 /// browsers send the one with the longest path first (RFC 6265 §5.4).
-pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(COOKIE)
         .iter()
@@ -142,7 +142,7 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// Cookie `name`: `Secure; HttpOnly; SameSite=Strict; Path=/` and no `Domain` (what the
 /// `__Host-` prefix requires), lasting `max_age` seconds (0 deletes it).
-pub fn set_cookie(name: &str, value: &str, max_age: u64) -> HeaderValue {
+pub(crate) fn set_cookie(name: &str, value: &str, max_age: u64) -> HeaderValue {
     let text =
         format!("{name}={value}; Path=/; Max-Age={max_age}; Secure; HttpOnly; SameSite=Strict");
     // Names, tokens and values are all URL-safe base64, hex or fixed ASCII: always valid.
@@ -151,7 +151,7 @@ pub fn set_cookie(name: &str, value: &str, max_age: u64) -> HeaderValue {
 
 /// A handler failure: logged (never with content or secrets) and answered generically.
 #[derive(Debug)]
-pub struct Failure(pub PortalError);
+pub(crate) struct Failure(pub PortalError);
 
 impl<E: Into<PortalError>> From<E> for Failure {
     fn from(e: E) -> Self {
@@ -172,7 +172,7 @@ impl IntoResponse for Failure {
 }
 
 /// What handlers return.
-pub type Handled = Result<Response, Failure>;
+pub(crate) type Handled = Result<Response, Failure>;
 
 #[cfg(test)]
 mod tests {

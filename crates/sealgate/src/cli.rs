@@ -11,7 +11,7 @@ use sealgate_store::Store;
 /// Sealgate: the secure email relay for protected health information.
 #[derive(Debug, Parser)]
 #[command(name = "sealgate", version, about)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Configuration file (TOML). Without one, the embedded defaults apply.
     #[arg(long, short = 'c', global = true, env = "SEALGATE_CONFIG")]
     pub config: Option<PathBuf>,
@@ -24,7 +24,7 @@ pub struct Cli {
 
 /// `--log-format`
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum LogFormatArg {
+pub(crate) enum LogFormatArg {
     /// Readable lines.
     Human,
     /// JSON lines.
@@ -33,7 +33,7 @@ pub enum LogFormatArg {
 
 /// Commands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run the relay (applies pending database migrations first when its database role may;
     /// a least-privilege role refuses to start until the owner ran `sealgate migrate`).
     Serve,
@@ -67,7 +67,7 @@ pub enum Command {
 
 /// `sealgate check` options.
 #[derive(Debug, Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// The recipient address.
     pub address: String,
     /// The message's Subject (subject-tag triggers).
@@ -86,7 +86,7 @@ pub struct CheckArgs {
 
 /// `sealgate migrate` options.
 #[derive(Debug, Args)]
-pub struct MigrateArgs {
+pub(crate) struct MigrateArgs {
     /// Connect with this URL (the owner of the tables) instead of `database.url`.
     #[arg(long, env = "SEALGATE_OWNER_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
@@ -94,7 +94,7 @@ pub struct MigrateArgs {
 
 /// `sealgate db …`
 #[derive(Debug, Subcommand)]
-pub enum DbCommand {
+pub(crate) enum DbCommand {
     /// The grants of the least-privilege role `serve` runs as: read-write on the queue,
     /// users, keys and portal tables, only SELECT and INSERT on the audit log, ownership of
     /// nothing. Prints the SQL, or with --apply runs it as the owner. Create the role first;
@@ -117,7 +117,7 @@ pub enum DbCommand {
 
 /// `sealgate queue …`
 #[derive(Debug, Subcommand)]
-pub enum QueueCommand {
+pub(crate) enum QueueCommand {
     /// List recipients, oldest first.
     List {
         /// Only this state: queued, inflight, deferred, delivered, bounced; or `held`: the
@@ -148,7 +148,7 @@ pub enum QueueCommand {
 
 /// `sealgate keys …`
 #[derive(Debug, Subcommand)]
-pub enum KeysCommand {
+pub(crate) enum KeysCommand {
     /// Import recipients' OpenPGP keys (armored or binary, one or several) or X.509
     /// certificates (PEM bundle or DER) from FILE; each must be usable now.
     Import {
@@ -179,7 +179,7 @@ pub enum KeysCommand {
 
 /// `sealgate portal …`
 #[derive(Debug, Subcommand)]
-pub enum PortalCommand {
+pub(crate) enum PortalCommand {
     /// List grants (one per recipient and message), newest first.
     List {
         /// One JSON object per line.
@@ -205,7 +205,7 @@ pub enum PortalCommand {
 
 /// `sealgate config …`
 #[derive(Debug, Subcommand)]
-pub enum ConfigCommand {
+pub(crate) enum ConfigCommand {
     /// Check a configuration file and report every problem with its key.
     Check {
         /// The file to check.
@@ -215,7 +215,7 @@ pub enum ConfigCommand {
 
 /// `sealgate audit …`
 #[derive(Debug, Subcommand)]
-pub enum AuditCommand {
+pub(crate) enum AuditCommand {
     /// Verify the hash chain of the whole audit log (exit 1 when broken).
     Verify,
     /// Print audit events, oldest first; -f keeps following new ones.
@@ -224,7 +224,7 @@ pub enum AuditCommand {
 
 /// `sealgate audit tail` options.
 #[derive(Debug, Args)]
-pub struct TailArgs {
+pub(crate) struct TailArgs {
     /// Keep printing new events as they are written.
     #[arg(short = 'f', long)]
     pub follow: bool,
@@ -247,7 +247,7 @@ pub struct TailArgs {
 
 /// `sealgate users …`
 #[derive(Debug, Subcommand)]
-pub enum UsersCommand {
+pub(crate) enum UsersCommand {
     /// Add a user, or set a new password for an existing one.
     Add {
         /// User name (as given in AUTH).
@@ -285,7 +285,7 @@ pub enum UsersCommand {
 }
 
 /// Loads the configuration: file (if any), then environment overrides.
-pub fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
+pub(crate) fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
     let mut cfg = match path {
         Some(p) => Config::load(p)?,
         None => Config::default(),
@@ -296,12 +296,12 @@ pub fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
 }
 
 /// Opens the store named by the configuration.
-pub async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
+pub(crate) async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
     open_store_at(cfg, &cfg.database_url()).await
 }
 
 /// Opens the store at `url` with the configured pool settings.
-pub async fn open_store_at(cfg: &Config, url: &str) -> anyhow::Result<Store> {
+pub(crate) async fn open_store_at(cfg: &Config, url: &str) -> anyhow::Result<Store> {
     Store::connect(
         url,
         cfg.database.max_connections,
@@ -312,7 +312,7 @@ pub async fn open_store_at(cfg: &Config, url: &str) -> anyhow::Result<Store> {
 }
 
 /// A database URL without its password, for messages.
-pub fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let creds = &url[s + 3..at];
@@ -326,7 +326,7 @@ pub fn redact(url: &str) -> String {
 }
 
 /// Runs the chosen command.
-pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Config(ConfigCommand::Check { file }) = &cli.command {
         return Ok(crate::cmd_config::check(file));
     }

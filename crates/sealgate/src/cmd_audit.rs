@@ -9,7 +9,7 @@ use sealgate_store::{AuditFilter, Store};
 use crate::cli::TailArgs;
 
 /// Verifies the chain; exit 1 with the first problem when broken.
-pub async fn verify(store: &Store) -> anyhow::Result<ExitCode> {
+pub(crate) async fn verify(store: &Store) -> anyhow::Result<ExitCode> {
     let report = sealgate_audit::verify(store).await?;
     match &report.problem {
         None => {
@@ -30,7 +30,7 @@ pub async fn verify(store: &Store) -> anyhow::Result<ExitCode> {
 }
 
 /// Prints past events, then follows new ones with -f.
-pub async fn tail(store: &Store, args: TailArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn tail(store: &Store, args: TailArgs) -> anyhow::Result<ExitCode> {
     let since = args.since.as_deref().map(parse_since).transpose()?;
     // Stored addresses have lowercase domains (the local part is kept as given).
     let recipient = args.rcpt.map(|r| match r.rsplit_once('@') {

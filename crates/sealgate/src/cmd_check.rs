@@ -11,7 +11,7 @@ use sealgate_store::Store;
 use crate::cli::CheckArgs;
 
 /// Probes and decides like delivery would, then prints the report.
-pub async fn run(cfg: &Config, store: &Store, args: CheckArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(cfg: &Config, store: &Store, args: CheckArgs) -> anyhow::Result<ExitCode> {
     let mut headers = Vec::new();
     for h in &args.headers {
         let (name, value) = h

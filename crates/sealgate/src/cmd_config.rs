@@ -9,7 +9,7 @@ use sealgate_crypto::KeyRing;
 
 /// Prints "ok" or every problem (each naming its key, and the file when one is unusable);
 /// exit 1 when invalid.
-pub fn check(file: &Path) -> ExitCode {
+pub(crate) fn check(file: &Path) -> ExitCode {
     let cfg = match Config::load(file) {
         Ok(cfg) => cfg,
         Err(e) => {

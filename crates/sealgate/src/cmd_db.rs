@@ -13,7 +13,7 @@ use crate::cli::{DbCommand, MigrateArgs, open_store, open_store_at};
 
 /// `sealgate migrate`: applies the migrations as the owner (`--database-url`, or the
 /// configured URL).
-pub async fn migrate(cfg: &Config, args: MigrateArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn migrate(cfg: &Config, args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let store = match &args.database_url {
         Some(url) => open_store_at(cfg, url).await?,
         None => open_store(cfg).await?,
@@ -25,7 +25,7 @@ pub async fn migrate(cfg: &Config, args: MigrateArgs) -> anyhow::Result<ExitCode
 }
 
 /// `sealgate db …`
-pub async fn run(cfg: &Config, cmd: DbCommand) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(cfg: &Config, cmd: DbCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         DbCommand::Roles {
             role,
@@ -61,7 +61,7 @@ pub async fn run(cfg: &Config, cmd: DbCommand) -> anyhow::Result<ExitCode> {
 /// is; migrations applied when the connected role may apply them (SQLite, or the PostgreSQL
 /// owner: a single-role setup keeps migrating on start); otherwise an error naming what is
 /// missing and the command that fixes it. Never runs DDL as a role that may not.
-pub async fn ready_schema(store: &Store) -> anyhow::Result<SchemaStatus> {
+pub(crate) async fn ready_schema(store: &Store) -> anyhow::Result<SchemaStatus> {
     let mut status = store
         .schema_status()
         .await
@@ -106,7 +106,7 @@ pub async fn ready_schema(store: &Store) -> anyhow::Result<SchemaStatus> {
 
 /// `serve` on PostgreSQL as the owner of the audit table works (a single-role setup), with a
 /// warning: that role could drop the table's append-only triggers.
-pub fn warn_if_owner(store: &Store, status: &SchemaStatus) {
+pub(crate) fn warn_if_owner(store: &Store, status: &SchemaStatus) {
     if store.backend() == Backend::Postgres && status.owns_audit {
         warn!(
             "serving as the owner of the audit table: this role could drop its append-only \

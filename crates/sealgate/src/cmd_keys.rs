@@ -17,7 +17,7 @@ use crate::cli::KeysCommand;
 use crate::cmd_users::operator;
 
 /// Runs a keys command.
-pub async fn run(cfg: &Config, store: &Store, cmd: KeysCommand) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(cfg: &Config, store: &Store, cmd: KeysCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         KeysCommand::Import { file, addresses } => import(cfg, store, &file, &addresses).await,
         KeysCommand::List { address, json } => list(cfg, store, address.as_deref(), json).await,

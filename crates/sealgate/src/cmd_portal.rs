@@ -17,7 +17,7 @@ const DAY_MICROS: i64 = 86_400_000_000;
 const MAX_DAYS: u32 = 3650;
 
 /// Runs a portal command.
-pub async fn run(store: &Store, cmd: PortalCommand) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(store: &Store, cmd: PortalCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         PortalCommand::List { json } => list(store, json).await,
         PortalCommand::Revoke { id } => revoke(store, &id).await,

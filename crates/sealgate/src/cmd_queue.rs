@@ -15,7 +15,11 @@ use sealgate_types::{RecipientState, time::rfc3339_micros};
 use crate::cli::QueueCommand;
 
 /// Runs a queue command.
-pub async fn run(cfg: &Config, store: &Store, cmd: QueueCommand) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(
+    cfg: &Config,
+    store: &Store,
+    cmd: QueueCommand,
+) -> anyhow::Result<ExitCode> {
     match cmd {
         QueueCommand::List { state, limit } => list(store, state.as_deref(), limit).await,
         QueueCommand::Show { id } => show(store, &id).await,

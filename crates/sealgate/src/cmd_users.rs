@@ -11,7 +11,7 @@ use sealgate_types::{AllowedSenders, SenderRule};
 use crate::cli::UsersCommand;
 
 /// Runs a users command.
-pub async fn run(store: &Store, cmd: UsersCommand) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(store: &Store, cmd: UsersCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         UsersCommand::Add {
             name,
@@ -177,7 +177,7 @@ fn validate_name(name: &str) -> anyhow::Result<()> {
 }
 
 /// The operating-system user running the command, for the audit trail.
-pub fn operator() -> String {
+pub(crate) fn operator() -> String {
     std::env::var("SUDO_USER")
         .or_else(|_| std::env::var("USER"))
         .or_else(|_| std::env::var("LOGNAME"))

@@ -7,7 +7,7 @@ use crate::cli::LogFormatArg;
 
 /// Initialises logging. The daemon logs to stdout at the configured level; other commands
 /// print their own output on stdout, so their logs go to stderr and only warnings show.
-pub fn init(cfg: &Config, flag: Option<LogFormatArg>, daemon: bool) {
+pub(crate) fn init(cfg: &Config, flag: Option<LogFormatArg>, daemon: bool) {
     let format = match flag {
         Some(LogFormatArg::Json) => LogFormat::Json,
         Some(LogFormatArg::Human) => LogFormat::Human,

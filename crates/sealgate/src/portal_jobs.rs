@@ -8,7 +8,7 @@ use tracing::info;
 
 /// One retention pass at `now` (micros): purges every portal message whose thread's grants
 /// all ended before `now`, each with a `portal_purged` audit record. Returns how many.
-pub async fn retention_once(store: &Store, now: i64) -> anyhow::Result<u64> {
+pub(crate) async fn retention_once(store: &Store, now: i64) -> anyhow::Result<u64> {
     let audit_for = |m: &PortalMessageRow| {
         AuditEvent::PortalPurged {
             portal_message_id: m.id.clone(),

@@ -20,7 +20,7 @@ use tracing::{info, warn};
 use crate::cli::{open_store, redact};
 
 /// Runs the relay.
-pub async fn serve(cfg: Config, embedded_defaults: bool) -> anyhow::Result<ExitCode> {
+pub(crate) async fn serve(cfg: Config, embedded_defaults: bool) -> anyhow::Result<ExitCode> {
     // One TLS crypto provider for the whole process (aws-lc-rs).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     if embedded_defaults {

@@ -24,7 +24,7 @@ use sealgate_store::Store;
 use tracing::warn;
 
 /// The resolver for routing and DANE.
-pub fn resolver(cfg: &Config) -> anyhow::Result<Arc<dyn Resolver>> {
+pub(crate) fn resolver(cfg: &Config) -> anyhow::Result<Arc<dyn Resolver>> {
     let resolver = HickoryResolver::new(&DnsConfig {
         nameservers: cfg.dns.nameservers.clone(),
         timeout: cfg.dns.timeout.0,
@@ -37,7 +37,7 @@ pub fn resolver(cfg: &Config) -> anyhow::Result<Arc<dyn Resolver>> {
 }
 
 /// The `[policy]` rules, or every problem with them (each naming its key).
-pub fn rules(cfg: &Config) -> Result<Rules, Vec<String>> {
+pub(crate) fn rules(cfg: &Config) -> Result<Rules, Vec<String>> {
     let Some(table) = &cfg.policy else {
         return Ok(Rules::default());
     };
@@ -72,7 +72,7 @@ pub(crate) fn verifiers(
 
 /// What delivery and `sealgate check` share: resolver, rules, discovery (key discovery
 /// included), verifiers and how encrypted messages are made.
-pub struct Security {
+pub(crate) struct Security {
     pub resolver: Arc<dyn Resolver>,
     pub rules: Arc<Rules>,
     pub discovery: Arc<Discovery>,
@@ -81,7 +81,7 @@ pub struct Security {
 }
 
 /// Builds [`Security`] over `store`.
-pub fn security(cfg: &Config, store: Store) -> anyhow::Result<Security> {
+pub(crate) fn security(cfg: &Config, store: Store) -> anyhow::Result<Security> {
     let resolver = resolver(cfg)?;
     let rules = rules(cfg).map_err(|p| anyhow::anyhow!("invalid [policy]: {}", p.join("; ")))?;
     let (verifiers, extra_roots) = verifiers(cfg)?;
@@ -155,7 +155,7 @@ pub fn security(cfg: &Config, store: Store) -> anyhow::Result<Security> {
 
 /// This process's lease owner name: unique per process, so a restarted node never mistakes
 /// an old lease for its own.
-pub fn node_owner(cfg: &Config) -> String {
+pub(crate) fn node_owner(cfg: &Config) -> String {
     format!(
         "{}:{}:{}",
         cfg.server.hostname,
@@ -165,7 +165,7 @@ pub fn node_owner(cfg: &Config) -> String {
 }
 
 /// The delivery context for this process; it records through the node's `recorder`.
-pub fn delivery_context(
+pub(crate) fn delivery_context(
     cfg: &Config,
     queue: Queue,
     recorder: Recorder,
@@ -205,7 +205,7 @@ pub fn delivery_context(
 
 /// The portal master key ring (`portal.master_key_file`), created with mode 0600 on first
 /// use, like the sealing key. The portal web server opens messages with the same ring.
-pub fn portal_master_key(cfg: &Config) -> anyhow::Result<Arc<KeyRing>> {
+pub(crate) fn portal_master_key(cfg: &Config) -> anyhow::Result<Arc<KeyRing>> {
     let file = cfg.portal_master_key_file();
     let (ring, created) = KeyRing::load_or_create(&file)
         .with_context(|| format!("loading the portal master key ring {}", file.display()))?;
@@ -217,7 +217,7 @@ pub fn portal_master_key(cfg: &Config) -> anyhow::Result<Arc<KeyRing>> {
 
 /// What the portal worker needs, when `[portal]` is enabled (`None`: portal recipients are
 /// held).
-pub fn portal_settings(cfg: &Config) -> anyhow::Result<Option<Arc<PortalSettings>>> {
+pub(crate) fn portal_settings(cfg: &Config) -> anyhow::Result<Option<Arc<PortalSettings>>> {
     let p = &cfg.portal;
     if !p.enabled {
         return Ok(None);
@@ -234,7 +234,7 @@ pub fn portal_settings(cfg: &Config) -> anyhow::Result<Option<Arc<PortalSettings
 }
 
 /// SMTP client settings (EHLO name, timeouts).
-pub fn client_config(cfg: &Config) -> ClientConfig {
+pub(crate) fn client_config(cfg: &Config) -> ClientConfig {
     let d = &cfg.delivery;
     ClientConfig {
         helo_name: d
@@ -251,7 +251,7 @@ pub fn client_config(cfg: &Config) -> ClientConfig {
 /// How encrypted messages are made, from `[pgp]` and `[smime]` with their files read and
 /// checked; a method is `None` when its section is turned off.
 #[derive(Clone, Debug)]
-pub struct Encryption {
+pub(crate) struct Encryption {
     /// PGP/MIME: outer subject, archive key, signer.
     pub pgp: Option<PgpSettings>,
     /// S/MIME: settings, ciphers and the trust roots for recipients' certificates.
@@ -260,7 +260,7 @@ pub struct Encryption {
 
 /// `[smime]` ready to use.
 #[derive(Clone, Debug)]
-pub struct SmimeSetup {
+pub(crate) struct SmimeSetup {
     /// Outer subject and signer.
     pub settings: SmimeSettings,
     /// The default content cipher.
@@ -273,12 +273,12 @@ pub struct SmimeSetup {
 
 /// Reads and checks the files `[pgp]` and `[smime]` name (signing keys, archive key, CA file,
 /// CRLs). Fails naming each unusable file and why.
-pub fn encryption(cfg: &Config) -> anyhow::Result<Encryption> {
+pub(crate) fn encryption(cfg: &Config) -> anyhow::Result<Encryption> {
     encryption_checked(cfg).map_err(|p| anyhow::anyhow!("{}", p.join("; ")))
 }
 
 /// Like [`encryption`], with every problem (each naming its key and file) on its own.
-pub fn encryption_checked(cfg: &Config) -> Result<Encryption, Vec<String>> {
+pub(crate) fn encryption_checked(cfg: &Config) -> Result<Encryption, Vec<String>> {
     let mut problems = Vec::new();
     let pgp = cfg
         .pgp
@@ -297,7 +297,7 @@ pub fn encryption_checked(cfg: &Config) -> Result<Encryption, Vec<String>> {
 
 /// The trust roots (`smime.ca_file`, or the system's) and CRLs (`smime.crl_files`) for
 /// recipients' certificates.
-pub fn smime_trust(cfg: &Config) -> anyhow::Result<TrustStore> {
+pub(crate) fn smime_trust(cfg: &Config) -> anyhow::Result<TrustStore> {
     let ca = match &cfg.smime.ca_file {
         Some(path) => Some(read_file("smime.ca_file", path)?),
         None => None,

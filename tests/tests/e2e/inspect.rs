@@ -14,12 +14,12 @@ use sealgate_types::{AuditEntry, RecipientState};
 use serde_json::Value;
 
 /// A database for a daemon under test, created on the chosen backend.
-pub fn fresh_db(backend: TestBackend) -> TestDb {
+pub(crate) fn fresh_db(backend: TestBackend) -> TestDb {
     runtime().block_on(TestDb::new(backend))
 }
 
 /// A current-thread runtime for the synchronous tests.
-pub fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -27,7 +27,7 @@ pub fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// An error with all its sources, "outer: inner: innermost".
-pub fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -39,7 +39,7 @@ pub fn chain(e: &dyn std::error::Error) -> String {
 }
 
 /// A synchronous window onto one daemon's store.
-pub struct Inspect {
+pub(crate) struct Inspect {
     rt: tokio::runtime::Runtime,
     store: Store,
     queue: Option<Queue>,
@@ -47,7 +47,7 @@ pub struct Inspect {
 
 impl Inspect {
     /// Connects to `url`; with `key_file`, sealed bodies can be opened too.
-    pub fn new(url: &str, key_file: Option<&Path>) -> Self {
+    pub(crate) fn new(url: &str, key_file: Option<&Path>) -> Self {
         let rt = runtime();
         let store = rt
             .block_on(Store::connect(url, 2, Duration::from_secs(10)))
@@ -60,14 +60,14 @@ impl Inspect {
     }
 
     /// Messages in the queue.
-    pub fn message_count(&self) -> i64 {
+    pub(crate) fn message_count(&self) -> i64 {
         self.rt
             .block_on(self.store.count_messages())
             .expect("count")
     }
 
     /// Whether a message row exists.
-    pub fn has_message(&self, id: &str) -> bool {
+    pub(crate) fn has_message(&self, id: &str) -> bool {
         self.rt
             .block_on(self.store.message(id))
             .expect("message")
@@ -75,7 +75,7 @@ impl Inspect {
     }
 
     /// The recipient addresses and states of a message.
-    pub fn recipients(&self, id: &str) -> Vec<(String, String)> {
+    pub(crate) fn recipients(&self, id: &str) -> Vec<(String, String)> {
         let rows = self
             .rt
             .block_on(self.store.recipients_of(id))
@@ -86,7 +86,7 @@ impl Inspect {
     }
 
     /// One message row (panics if it is missing).
-    pub fn message(&self, id: &str) -> MessageRow {
+    pub(crate) fn message(&self, id: &str) -> MessageRow {
         self.rt
             .block_on(self.store.message(id))
             .unwrap_or_else(|e| panic!("read message {id}: {}", chain(&e)))
@@ -94,26 +94,26 @@ impl Inspect {
     }
 
     /// The recipient addresses of a message, in order.
-    pub fn addresses(&self, id: &str) -> Vec<String> {
+    pub(crate) fn addresses(&self, id: &str) -> Vec<String> {
         self.recipients(id).into_iter().map(|(r, _)| r).collect()
     }
 
     /// Every recipient row, optionally only those in `state`, oldest first.
-    pub fn recipients_in(&self, state: Option<RecipientState>) -> Vec<RecipientRow> {
+    pub(crate) fn recipients_in(&self, state: Option<RecipientState>) -> Vec<RecipientRow> {
         self.rt
             .block_on(self.store.list_recipients(state, 1_000_000))
             .unwrap_or_else(|e| panic!("list recipients: {}", chain(&e)))
     }
 
     /// Runs `sql` as-is; the error text includes the database's own message.
-    pub fn execute(&self, sql: &str) -> Result<u64, String> {
+    pub(crate) fn execute(&self, sql: &str) -> Result<u64, String> {
         self.rt
             .block_on(self.store.execute_raw(sql))
             .map_err(|e| chain(&e))
     }
 
     /// Every audit event, oldest first.
-    pub fn audit(&self) -> Vec<AuditEntry> {
+    pub(crate) fn audit(&self) -> Vec<AuditEntry> {
         self.rt
             .block_on(
                 self.store
@@ -123,7 +123,7 @@ impl Inspect {
     }
 
     /// The `received` event's data for each message id.
-    pub fn received_events(&self) -> HashMap<String, Value> {
+    pub(crate) fn received_events(&self) -> HashMap<String, Value> {
         self.audit()
             .into_iter()
             .filter(|e| e.kind == "received")
@@ -135,7 +135,7 @@ impl Inspect {
     }
 
     /// The stored message, opened with the key ring.
-    pub fn body(&self, id: &str) -> String {
+    pub(crate) fn body(&self, id: &str) -> String {
         let queue = self.queue.as_ref().expect("Inspect::new with a key file");
         let bytes = self
             .rt

@@ -22,7 +22,7 @@ const SOA: &str =
     "@ 300 IN SOA ns.lab.test. hostmaster.lab.test. 1 3600 600 86400 60\n@ IN NS ns.lab.test.\n";
 
 /// DNS zones and the port every test MX listens on.
-pub struct Lab {
+pub(crate) struct Lab {
     pub rt: tokio::runtime::Runtime,
     pub dns: TestDns,
     pub port: u16,
@@ -30,7 +30,7 @@ pub struct Lab {
 
 impl Lab {
     /// Serves `zones`: (origin without the final dot, records relative to it).
-    pub fn new(zones: &[(&str, &str)]) -> Self {
+    pub(crate) fn new(zones: &[(&str, &str)]) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -50,24 +50,24 @@ impl Lab {
     }
 
     /// A scripted SMTP peer on `ip`:port.
-    pub fn sink(&self, ip: [u8; 4], script: SinkScript) -> SmtpSink {
+    pub(crate) fn sink(&self, ip: [u8; 4], script: SinkScript) -> SmtpSink {
         let mut opts = SinkOptions::new(SocketAddr::from((ip, self.port)));
         opts.script = script;
         self.rt.block_on(SmtpSink::start(opts)).expect("start sink")
     }
 
     /// A daemon on `db_url` that delivers into this lab, retrying after 1 s.
-    pub fn daemon(&self, db_url: &str) -> Daemon {
+    pub(crate) fn daemon(&self, db_url: &str) -> Daemon {
         self.daemon_retrying(db_url, "1s")
     }
 
     /// A daemon on `db_url` that delivers into this lab, retrying after `retry_first`.
-    pub fn daemon_retrying(&self, db_url: &str, retry_first: &str) -> Daemon {
+    pub(crate) fn daemon_retrying(&self, db_url: &str, retry_first: &str) -> Daemon {
         self.daemon_with(db_url, retry_first, "")
     }
 
     /// Like [`Lab::daemon_retrying`], with extra lines for the `[queue]` table.
-    pub fn daemon_with(&self, db_url: &str, retry_first: &str, queue_lines: &str) -> Daemon {
+    pub(crate) fn daemon_with(&self, db_url: &str, retry_first: &str, queue_lines: &str) -> Daemon {
         let toml = format!(
             "{}retry_first = \"{retry_first}\"\nretry_max = \"{retry_first}\"\nlease = \"30s\"\n{queue_lines}",
             self.config()
@@ -81,7 +81,7 @@ impl Lab {
     /// The daemon configuration for this lab, ending in an open `[queue]` table: delivery on
     /// with short timeouts, the lab's DNS (unsigned: DNSSEC off), and protection not required
     /// (the lab's peers have no verified TLS).
-    pub fn config(&self) -> String {
+    pub(crate) fn config(&self) -> String {
         format!(
             "{}[dns]\nnameservers = [\"{}\"]\ntimeout = \"2s\"\nattempts = 2\ndnssec = false\n\
              [policy]\ndefault_level = \"none\"\n[queue]\n",
@@ -102,7 +102,7 @@ fn delivery_table(port: u16, extra: &str) -> String {
 }
 
 /// Waits until `done` holds (polling every 50 ms), or panics after `limit` with `what`.
-pub fn eventually(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+pub(crate) fn eventually(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -111,7 +111,7 @@ pub fn eventually(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
 }
 
 /// The audit kinds for one recipient of one message, in order.
-pub fn kinds_for(db: &Inspect, msg: &str, rcpt: &str) -> Vec<String> {
+pub(crate) fn kinds_for(db: &Inspect, msg: &str, rcpt: &str) -> Vec<String> {
     db.audit()
         .into_iter()
         .filter(|e| {
@@ -127,7 +127,7 @@ const ANCHOR_ZONE: &str = "lab.test";
 
 /// Builds a [`SecureLab`]: the outbound port and the test CA exist before the zones are
 /// written, so TLSA records can name the port and the digests of certificates issued here.
-pub struct SecureLabBuilder {
+pub(crate) struct SecureLabBuilder {
     port: u16,
     ca: TestCa,
     zones: Vec<(String, String, bool)>,
@@ -136,43 +136,43 @@ pub struct SecureLabBuilder {
 
 impl SecureLabBuilder {
     /// The port every MX listens on (TLSA owners are `_{port}._tcp.HOST`).
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.port
     }
 
     /// The CA the daemon trusts for WebPKI checks (`delivery.ca_file`).
-    pub fn ca(&self) -> &TestCa {
+    pub(crate) fn ca(&self) -> &TestCa {
         &self.ca
     }
 
     /// A leaf certificate for `names` from the lab CA.
-    pub fn issue(&self, names: &[&str]) -> Issued {
+    pub(crate) fn issue(&self, names: &[&str]) -> Issued {
         self.ca.issue(names)
     }
 
     /// A DNSSEC-signed zone (origin without the final dot, records relative to it), anchored
     /// in the daemon's trust-anchor file.
-    pub fn signed(mut self, origin: &str, body: &str) -> Self {
+    pub(crate) fn signed(mut self, origin: &str, body: &str) -> Self {
         self.zones.push((origin.to_owned(), body.to_owned(), true));
         self
     }
 
     /// An unsigned zone: outside every anchor, so DNSSEC calls it insecure.
-    pub fn unsigned(mut self, origin: &str, body: &str) -> Self {
+    pub(crate) fn unsigned(mut self, origin: &str, body: &str) -> Self {
         self.zones.push((origin.to_owned(), body.to_owned(), false));
         self
     }
 
     /// An HTTPS server on `ip` (free port) presenting a lab-CA certificate for `names`:
     /// MTA-STS policy hosts (`mta-sts.DOMAIN`, whose A record must point at `ip`).
-    pub fn https(mut self, ip: [u8; 4], names: &[&str]) -> Self {
+    pub(crate) fn https(mut self, ip: [u8; 4], names: &[&str]) -> Self {
         let names = names.iter().map(|n| (*n).to_owned()).collect();
         self.https = Some((Ipv4Addr::from(ip), names));
         self
     }
 
     /// Starts the DNS server (and the HTTPS server) and writes the anchor and CA files.
-    pub fn start(self) -> SecureLab {
+    pub(crate) fn start(self) -> SecureLab {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -221,7 +221,7 @@ impl SecureLabBuilder {
 /// A lab for verified TLS: signed and unsigned zones on a real DNS server, a test CA, SMTP
 /// sinks presenting its certificates, an optional MTA-STS policy server, and daemons that
 /// validate DNSSEC from the lab's anchors and trust only the lab CA.
-pub struct SecureLab {
+pub(crate) struct SecureLab {
     pub rt: tokio::runtime::Runtime,
     pub dns: TestDns,
     pub port: u16,
@@ -235,7 +235,7 @@ pub struct SecureLab {
 
 impl SecureLab {
     /// A builder with a fresh CA and a free port.
-    pub fn builder() -> SecureLabBuilder {
+    pub(crate) fn builder() -> SecureLabBuilder {
         SecureLabBuilder {
             port: free_addr(Ipv4Addr::new(127, 0, 0, 5)).port(),
             ca: TestCa::new(),
@@ -245,29 +245,33 @@ impl SecureLab {
     }
 
     /// The MTA-STS policy server (panics when the lab has none).
-    pub fn https(&self) -> &TestHttps {
+    pub(crate) fn https(&self) -> &TestHttps {
         self.https
             .as_ref()
             .expect("SecureLab built with .https(..)")
     }
 
     /// The trust-anchor file of the signed zones (`dns.trust_anchor_file`).
-    pub fn anchor_file(&self) -> &std::path::Path {
+    pub(crate) fn anchor_file(&self) -> &std::path::Path {
         &self.anchors
     }
 
     /// The PEM file of the lab CA (what the daemon trusts as `delivery.ca_file`).
-    pub fn ca_file(&self) -> &std::path::Path {
+    pub(crate) fn ca_file(&self) -> &std::path::Path {
         &self.ca_file
     }
 
     /// An SMTP peer on `ip`:port offering STARTTLS with `cert`.
-    pub fn tls_sink(&self, ip: [u8; 4], cert: &Issued) -> SmtpSink {
+    pub(crate) fn tls_sink(&self, ip: [u8; 4], cert: &Issued) -> SmtpSink {
         self.sink_with(ip, |o| o.tls = Some(Arc::new(cert.server_config())))
     }
 
     /// An SMTP peer on `ip`:port with options set by `configure` (no TLS unless it sets some).
-    pub fn sink_with(&self, ip: [u8; 4], configure: impl FnOnce(&mut SinkOptions)) -> SmtpSink {
+    pub(crate) fn sink_with(
+        &self,
+        ip: [u8; 4],
+        configure: impl FnOnce(&mut SinkOptions),
+    ) -> SmtpSink {
         let mut opts = SinkOptions::new(SocketAddr::from((ip, self.port)));
         configure(&mut opts);
         self.rt.block_on(SmtpSink::start(opts)).expect("start sink")
@@ -277,13 +281,13 @@ impl SecureLab {
     /// with short timeouts, DNSSEC from the lab anchors, only the lab CA trusted, MTA-STS
     /// fetched from the lab's HTTPS server, retries after 1 s; `policy` is the body of the
     /// `[policy]` table (empty: the defaults, protection required).
-    pub fn config(&self, policy: &str) -> String {
+    pub(crate) fn config(&self, policy: &str) -> String {
         self.config_with(policy, "")
     }
 
     /// [`SecureLab::config`] followed by `extra` (whole TOML tables such as `[pgp]`).
     /// Tables of `extra` that the lab also sets (such as `[pgp]`) are merged key by key.
-    pub fn config_with(&self, policy: &str, extra: &str) -> String {
+    pub(crate) fn config_with(&self, policy: &str, extra: &str) -> String {
         let base = self.base_config(policy);
         let mut merged: toml::Table = base.parse().expect("the lab config is TOML");
         let extra: toml::Table = extra.parse().expect("extra config is TOML");
@@ -312,7 +316,7 @@ impl SecureLab {
     }
 
     /// A daemon on `db_url` configured by [`SecureLab::config`].
-    pub fn daemon(&self, db_url: &str, policy: &str) -> Daemon {
+    pub(crate) fn daemon(&self, db_url: &str, policy: &str) -> Daemon {
         Daemon::start(DaemonOpts {
             extra_toml: self.config(policy),
             ..DaemonOpts::with_db(db_url)
@@ -320,7 +324,7 @@ impl SecureLab {
     }
 
     /// A daemon on `db_url` configured by [`SecureLab::config_with`].
-    pub fn daemon_with(&self, db_url: &str, policy: &str, extra: &str) -> Daemon {
+    pub(crate) fn daemon_with(&self, db_url: &str, policy: &str, extra: &str) -> Daemon {
         Daemon::start(DaemonOpts {
             extra_toml: self.config_with(policy, extra),
             ..DaemonOpts::with_db(db_url)
@@ -328,7 +332,7 @@ impl SecureLab {
     }
 
     /// Like [`SecureLab::daemon`], over a SQLite file in the daemon's own directory.
-    pub fn daemon_on_sqlite(&self, policy: &str) -> Daemon {
+    pub(crate) fn daemon_on_sqlite(&self, policy: &str) -> Daemon {
         Daemon::start(DaemonOpts {
             extra_toml: self.config(policy),
             ..DaemonOpts::default()
@@ -349,13 +353,13 @@ fn merge(into: &mut toml::Table, extra: toml::Table) {
 }
 
 /// SHA-256 (hex) of the SubjectPublicKeyInfo of `issued`'s key: TLSA selector 1, matching 1.
-pub fn spki_sha256(issued: &Issued) -> String {
+pub(crate) fn spki_sha256(issued: &Issued) -> String {
     use rcgen::PublicKeyData;
     let key = rcgen::KeyPair::from_pem(&issued.key_pem).expect("parse the leaf key");
     hex::encode(sha2::Sha256::digest(key.subject_public_key_info()))
 }
 
 /// SHA-256 (hex) of DER bytes (a whole certificate: TLSA selector 0, matching 1).
-pub fn der_sha256(der: &[u8]) -> String {
+pub(crate) fn der_sha256(der: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(der))
 }

@@ -14,12 +14,12 @@ use crate::lab::{eventually, kinds_for};
 const WAIT: Duration = Duration::from_secs(30);
 
 /// The daemon's database, with its sealing key (to open stored messages).
-pub fn inspect(d: &Daemon) -> Inspect {
+pub(crate) fn inspect(d: &Daemon) -> Inspect {
     Inspect::new(d.db_url(), Some(&d.data_dir().join("seal.key")))
 }
 
 /// The data of every `kind` event about message `id`, oldest first.
-pub fn events(db: &Inspect, id: &str, kind: &str) -> Vec<Value> {
+pub(crate) fn events(db: &Inspect, id: &str, kind: &str) -> Vec<Value> {
     db.audit()
         .into_iter()
         .filter(|e| e.kind == kind && e.message_id.as_deref() == Some(id))
@@ -28,7 +28,7 @@ pub fn events(db: &Inspect, id: &str, kind: &str) -> Vec<Value> {
 }
 
 /// The first `kind` event about `id`, once it exists.
-pub fn first(db: &Inspect, id: &str, kind: &str) -> Value {
+pub(crate) fn first(db: &Inspect, id: &str, kind: &str) -> Value {
     eventually(WAIT, &format!("a {kind} event for {id}"), || {
         !events(db, id, kind).is_empty()
     });
@@ -37,7 +37,7 @@ pub fn first(db: &Inspect, id: &str, kind: &str) -> Value {
 
 /// Waits for the first outcome of `rcpt` of `id` and asserts it is `kind` (delivered,
 /// deferred, bounced): a wrong outcome fails at once, naming every event so far.
-pub fn wait_for(db: &Inspect, id: &str, rcpt: &str, kind: &str) {
+pub(crate) fn wait_for(db: &Inspect, id: &str, rcpt: &str, kind: &str) {
     const OUTCOMES: [&str; 3] = ["delivered", "deferred", "bounced"];
     let outcome = || {
         kinds_for(db, id, rcpt)
@@ -56,7 +56,7 @@ pub fn wait_for(db: &Inspect, id: &str, rcpt: &str, kind: &str) {
 }
 
 /// The strings of the array `key` of an event.
-pub fn lines(event: &Value, key: &str) -> Vec<String> {
+pub(crate) fn lines(event: &Value, key: &str) -> Vec<String> {
     event[key]
         .as_array()
         .unwrap_or_else(|| panic!("{key} is not an array in {event}"))
@@ -66,6 +66,6 @@ pub fn lines(event: &Value, key: &str) -> Vec<String> {
 }
 
 /// Whether some string of the array `key` of `event` contains `needle`.
-pub fn mentions(event: &Value, key: &str, needle: &str) -> bool {
+pub(crate) fn mentions(event: &Value, key: &str, needle: &str) -> bool {
     lines(event, key).iter().any(|l| l.contains(needle))
 }

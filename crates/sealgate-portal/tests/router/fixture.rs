@@ -19,10 +19,10 @@ use sealgate_types::{MessageId, time};
 use tower::ServiceExt;
 
 /// Who sent the original messages.
-pub const SENDER: &str = "ada@clinic.test";
+pub(crate) const SENDER: &str = "ada@clinic.test";
 
 /// A message with an HTML body, a text alternative and one attachment.
-pub const MESSAGE: &[u8] = b"From: Dr. Ada <ada@clinic.test>\r\n\
+pub(crate) const MESSAGE: &[u8] = b"From: Dr. Ada <ada@clinic.test>\r\n\
 To: bob@patient.test\r\n\
 Subject: Your lab results\r\n\
 Date: Tue, 3 Jun 2025 10:00:00 +0000\r\n\
@@ -51,13 +51,14 @@ JVBERi0xLjQKcmVzdWx0cwo=\r\n\
 --XX--\r\n";
 
 /// The portal's public origin in the test settings.
-pub const ORIGIN: &str = "https://portal.test";
+pub(crate) const ORIGIN: &str = "https://portal.test";
 
 /// The client address of requests unless a test names another.
-pub const CLIENT: &str = "192.0.2.10:40000";
+pub(crate) const CLIENT: &str = "192.0.2.10:40000";
 
 /// What Chromium sends with a form post from the portal's own page.
-pub const SAME_ORIGIN: &[(&str, &str)] = &[("sec-fetch-site", "same-origin"), ("origin", ORIGIN)];
+pub(crate) const SAME_ORIGIN: &[(&str, &str)] =
+    &[("sec-fetch-site", "same-origin"), ("origin", ORIGIN)];
 
 /// Test shorthands for the link's own cookies: `sg_portal` is the session cookie and
 /// `sg_csrf` the pre-session CSRF cookie of the link a request or response is about (their
@@ -77,36 +78,36 @@ fn real_cookie_name(name: &str, path: &str) -> String {
 }
 
 /// The attachment's bytes.
-pub const ATTACHMENT: &[u8] = b"%PDF-1.4\nresults\n";
+pub(crate) const ATTACHMENT: &[u8] = b"%PDF-1.4\nresults\n";
 
 /// A link as the notice would carry it.
 #[derive(Debug, Clone)]
-pub struct Link {
+pub(crate) struct Link {
     pub token: String,
     pub grant_id: String,
     pub thread_id: String,
 }
 
 impl Link {
-    pub fn path(&self, rest: &str) -> String {
+    pub(crate) fn path(&self, rest: &str) -> String {
         format!("/p/{}{rest}", self.token)
     }
 }
 
 /// A response, collected.
 #[derive(Debug)]
-pub struct Resp {
+pub(crate) struct Resp {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
 }
 
 impl Resp {
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    pub fn header(&self, name: &str) -> &str {
+    pub(crate) fn header(&self, name: &str) -> &str {
         self.headers
             .get(name)
             .and_then(|v| v.to_str().ok())
@@ -115,7 +116,7 @@ impl Resp {
 
     /// The full Set-Cookie line for cookie `name` (or the link's cookie an alias names), if
     /// set.
-    pub fn set_cookie(&self, name: &str) -> Option<String> {
+    pub(crate) fn set_cookie(&self, name: &str) -> Option<String> {
         let prefix = ALIASES
             .iter()
             .find(|(alias, _)| *alias == name)
@@ -129,14 +130,14 @@ impl Resp {
     }
 
     /// The value of cookie `name` as set.
-    pub fn cookie(&self, name: &str) -> Option<String> {
+    pub(crate) fn cookie(&self, name: &str) -> Option<String> {
         let line = self.set_cookie(name)?;
         let first = line.split(';').next()?;
         Some(first.split_once('=')?.1.to_owned())
     }
 
     /// The value of the hidden `csrf` field of the page.
-    pub fn csrf_field(&self) -> String {
+    pub(crate) fn csrf_field(&self) -> String {
         let text = self.text();
         let at = text.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
         text[at..].split('"').next().unwrap_or_default().to_owned()
@@ -144,7 +145,7 @@ impl Resp {
 }
 
 /// The default test settings: three attempts, no resend throttle, no receipts.
-pub fn settings() -> PortalSettings {
+pub(crate) fn settings() -> PortalSettings {
     PortalSettings {
         listen: "127.0.0.1:0".parse().expect("addr"),
         tls: None,
@@ -184,7 +185,7 @@ fn form_encode(fields: &[(&str, &str)]) -> String {
 }
 
 /// The portal under test and what is behind it.
-pub struct Fixture {
+pub(crate) struct Fixture {
     pub app: Router,
     pub ctx: PortalContext,
     pub store: Store,
@@ -195,11 +196,11 @@ pub struct Fixture {
 }
 
 impl Fixture {
-    pub async fn new() -> Self {
+    pub(crate) async fn new() -> Self {
         Self::with(settings()).await
     }
 
-    pub async fn with(settings: PortalSettings) -> Self {
+    pub(crate) async fn with(settings: PortalSettings) -> Self {
         let db = TestDb::new(TestBackend::Sqlite).await;
         let store = Store::connect(&db.url, 4, Duration::from_secs(5))
             .await
@@ -230,7 +231,7 @@ impl Fixture {
     }
 
     /// Stores `content` for `recipients` (one grant each) like the portal worker would.
-    pub async fn deposit(
+    pub(crate) async fn deposit(
         &self,
         content: &[u8],
         recipients: &[&str],
@@ -240,7 +241,7 @@ impl Fixture {
             .await
     }
 
-    pub async fn deposit_with(
+    pub(crate) async fn deposit_with(
         &self,
         content: &[u8],
         recipients: &[&str],
@@ -335,7 +336,7 @@ impl Fixture {
             .into_parts()
     }
 
-    pub async fn send(&self, req: Request<Body>) -> Resp {
+    pub(crate) async fn send(&self, req: Request<Body>) -> Resp {
         let res = self.app.clone().oneshot(req).await.expect("infallible");
         let status = res.status();
         let headers = res.headers().clone();
@@ -366,7 +367,7 @@ impl Fixture {
         b
     }
 
-    pub async fn get(&self, path: &str, cookies: &[(&str, &str)]) -> Resp {
+    pub(crate) async fn get(&self, path: &str, cookies: &[(&str, &str)]) -> Resp {
         let req = Self::request("GET", path, cookies)
             .body(Body::empty())
             .expect("request");
@@ -374,13 +375,18 @@ impl Fixture {
     }
 
     /// A form post from the portal's own page (the headers a browser sends with it).
-    pub async fn post(&self, path: &str, cookies: &[(&str, &str)], form: &[(&str, &str)]) -> Resp {
+    pub(crate) async fn post(
+        &self,
+        path: &str,
+        cookies: &[(&str, &str)],
+        form: &[(&str, &str)],
+    ) -> Resp {
         self.post_with(path, cookies, form, SAME_ORIGIN, CLIENT)
             .await
     }
 
     /// A form post with exactly `headers`, from `client`.
-    pub async fn post_with(
+    pub(crate) async fn post_with(
         &self,
         path: &str,
         cookies: &[(&str, &str)],
@@ -400,7 +406,7 @@ impl Fixture {
     }
 
     /// Audit rows of `kind`, as (recipient, data).
-    pub async fn audit(&self, kind: &str) -> Vec<serde_json::Value> {
+    pub(crate) async fn audit(&self, kind: &str) -> Vec<serde_json::Value> {
         self.store
             .audit_after(0, &AuditFilter::default(), 10_000)
             .await
@@ -412,7 +418,7 @@ impl Fixture {
     }
 
     /// The queued message `id`, opened.
-    pub async fn queued(&self, id: &str) -> (sealgate_store::MessageRow, String) {
+    pub(crate) async fn queued(&self, id: &str) -> (sealgate_store::MessageRow, String) {
         let row = self.store.message(id).await.expect("read").expect("queued");
         let raw = self
             .queue
@@ -423,7 +429,7 @@ impl Fixture {
     }
 
     /// The code in the last code email sent.
-    pub async fn last_code(&self) -> String {
+    pub(crate) async fn last_code(&self) -> String {
         let sent = self.audit("portal_code_sent").await;
         let id = sent.last().expect("a code was sent")["notice_id"]
             .as_str()
@@ -438,7 +444,7 @@ impl Fixture {
     }
 
     /// GET the link for the CSRF cookie, then POST a code request. Returns the CSRF token.
-    pub async fn ask_code(&self, link: &Link) -> String {
+    pub(crate) async fn ask_code(&self, link: &Link) -> String {
         let page = self.get(&link.path(""), &[]).await;
         let csrf = page.cookie("sg_csrf").expect("csrf cookie");
         assert_eq!(page.csrf_field(), csrf, "double submit: field = cookie");
@@ -454,7 +460,7 @@ impl Fixture {
     }
 
     /// The whole code flow; returns the session cookie's value.
-    pub async fn verified(&self, link: &Link) -> String {
+    pub(crate) async fn verified(&self, link: &Link) -> String {
         let csrf = self.ask_code(link).await;
         let code = self.last_code().await;
         let res = self
