@@ -48,7 +48,7 @@ fn name_value(field: &[u8]) -> Option<(String, String)> {
 
 /// The facts content triggers look at: every header field (unfolded), the subject, and the
 /// start of the body as text.
-pub fn facts(content: &[u8]) -> MessageFacts {
+pub(crate) fn facts(content: &[u8]) -> MessageFacts {
     let (block, body) = split(content);
     let headers: Vec<(String, String)> = fields(block).into_iter().filter_map(name_value).collect();
     let subject = headers
@@ -69,7 +69,11 @@ pub fn facts(content: &[u8]) -> MessageFacts {
 /// `content` with the header fields named in `strip` removed (ASCII case-insensitive, every
 /// occurrence, continuation lines included) and the first occurrence of `subject_tag` taken
 /// out of the Subject field (with one space next to it). `None` when nothing changes.
-pub fn rewrite(content: &[u8], strip: &[String], subject_tag: Option<&str>) -> Option<Vec<u8>> {
+pub(crate) fn rewrite(
+    content: &[u8],
+    strip: &[String],
+    subject_tag: Option<&str>,
+) -> Option<Vec<u8>> {
     if strip.is_empty() && subject_tag.is_none() {
         return None;
     }

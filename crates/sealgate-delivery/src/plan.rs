@@ -16,7 +16,7 @@ use crate::verify::PeerAuth;
 
 /// How a verified-TLS peer proved itself; also its TLS-RPT policy type (RFC 8460 §4.4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Via {
+pub(crate) enum Via {
     /// DANE TLSA (RFC 7672).
     Dane,
     /// MTA-STS enforce (RFC 8461).
@@ -27,7 +27,7 @@ pub enum Via {
 
 impl Via {
     /// The audit spelling.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Via::Dane => "dane",
             Via::MtaSts => "mta-sts",
@@ -36,7 +36,7 @@ impl Via {
     }
 
     /// The TLS-RPT policy type.
-    pub fn rpt_policy_type(self) -> &'static str {
+    pub(crate) fn rpt_policy_type(self) -> &'static str {
         match self {
             Via::Dane => "tlsa",
             Via::MtaSts => "sts",
@@ -46,7 +46,7 @@ impl Via {
 }
 
 /// The policy engine's view of a domain.
-pub fn domain_evidence(p: &DomainProbe) -> DomainEvidence {
+pub(crate) fn domain_evidence(p: &DomainProbe) -> DomainEvidence {
     let dane = match p.dane.summary() {
         DaneSummary::Valid => DaneStatus::Valid,
         DaneSummary::Unusable => DaneStatus::Unusable,
@@ -77,7 +77,7 @@ pub fn domain_evidence(p: &DomainProbe) -> DomainEvidence {
 }
 
 /// The MTA-STS policy of the probe in `mode`, if that is what applies.
-pub fn sts_policy(p: &DomainProbe, mode: StsMode) -> Option<&StsPolicy> {
+pub(crate) fn sts_policy(p: &DomainProbe, mode: StsMode) -> Option<&StsPolicy> {
     p.sts
         .as_ref()
         .and_then(|l| l.policy.as_ref())
@@ -86,7 +86,7 @@ pub fn sts_policy(p: &DomainProbe, mode: StsMode) -> Option<&StsPolicy> {
 
 /// The decision for one recipient of `probe`'s domain, with what discovery noted (unreadable
 /// local state, how the MTA-STS policy was obtained) added to its evidence.
-pub fn decide_for(
+pub(crate) fn decide_for(
     rules: &Rules,
     rcpt: &str,
     probe: &DomainProbe,
@@ -105,7 +105,7 @@ pub fn decide_for(
 
 /// A recipient's decision and the keys found for it.
 #[derive(Clone, Debug)]
-pub struct Planned {
+pub(crate) struct Planned {
     /// The decision (key findings in its evidence).
     pub decision: Decision,
     /// What key lookups found (empty when the decision needed none).
@@ -114,7 +114,7 @@ pub struct Planned {
 
 /// Decides for `rcpt`, looking up its OpenPGP key and S/MIME certificate first when the rules
 /// would prefer one of those methods to everything else the domain offers.
-pub async fn plan_recipient(
+pub(crate) async fn plan_recipient(
     discovery: &Discovery,
     rules: &Rules,
     rcpt: &str,
@@ -150,7 +150,11 @@ pub(crate) fn unique_hosts(hosts: impl IntoIterator<Item = String>) -> Vec<Strin
 /// DANE takes precedence over MTA-STS for a host with usable TLSA records (RFC 8461 §2); a
 /// host outside an enforce policy's `mx` patterns is not used (§4.1); pins serve a domain
 /// with neither.
-pub fn peer_auth(p: &DomainProbe, pins: &[String], host: &str) -> Result<(PeerAuth, Via), String> {
+pub(crate) fn peer_auth(
+    p: &DomainProbe,
+    pins: &[String],
+    host: &str,
+) -> Result<(PeerAuth, Via), String> {
     match p.dane.host(host) {
         Some(HostDane::Usable { records, .. }) => {
             return Ok((
@@ -199,7 +203,7 @@ pub fn peer_auth(p: &DomainProbe, pins: &[String], host: &str) -> Result<(PeerAu
 /// DNSSEC-secure TLSA records none of which is usable make TLS mandatory for the host, though
 /// unauthenticated (so never verified TLS). Every message to the host is held to it: no
 /// STARTTLS or a failed handshake means the host is not used.
-pub fn tls_mandatory(p: &DomainProbe, host: &str) -> Option<String> {
+pub(crate) fn tls_mandatory(p: &DomainProbe, host: &str) -> Option<String> {
     matches!(p.dane.host(host), Some(HostDane::Unusable)).then(|| {
         format!(
             "TLS is mandatory for {host} (RFC 7672 §2.2: DNSSEC-secure TLSA records, none usable)"
@@ -209,7 +213,7 @@ pub fn tls_mandatory(p: &DomainProbe, host: &str) -> Option<String> {
 
 /// Whether `host` may be used at all, even for opportunistic TLS (a bogus TLSA answer
 /// rules it out, RFC 7672 §2.2).
-pub fn host_usable(p: &DomainProbe, host: &str) -> bool {
+pub(crate) fn host_usable(p: &DomainProbe, host: &str) -> bool {
     !matches!(p.dane.host(host), Some(HostDane::Bogus { .. }))
 }
 

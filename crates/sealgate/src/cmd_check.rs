@@ -30,7 +30,7 @@ pub(crate) async fn run(cfg: &Config, store: &Store, args: CheckArgs) -> anyhow:
         phi_free: false,
     };
     let sec = crate::wiring::security(cfg, store.clone())?;
-    let report = sealgate_delivery::plan::check(
+    let report = sealgate_delivery::check(
         sec.resolver.as_ref(),
         &sec.discovery,
         &sec.rules,

@@ -79,10 +79,7 @@ pub(crate) async fn serve(cfg: Config, embedded_defaults: bool) -> anyhow::Resul
                 shutdown.clone(),
             ));
         }
-        Some(tokio::spawn(sealgate_delivery::worker::run(
-            dctx,
-            shutdown.clone(),
-        )))
+        Some(tokio::spawn(sealgate_delivery::run(dctx, shutdown.clone())))
     } else {
         info!("delivery is disabled in this process ([delivery] enabled = false)");
         None

@@ -8,10 +8,10 @@ use anyhow::Context as _;
 use sealgate_config::{Config, SmimeCipher};
 use sealgate_crypto::KeyRing;
 use sealgate_delivery::DeliveryContext;
-use sealgate_delivery::client::{ClientConfig, TlsPolicy};
-use sealgate_delivery::encrypt::SmimeOut;
-use sealgate_delivery::portal::PortalSettings;
-use sealgate_delivery::verify::Verifiers;
+use sealgate_delivery::PortalSettings;
+use sealgate_delivery::SmimeOut;
+use sealgate_delivery::Verifiers;
+use sealgate_delivery::{ClientConfig, TlsPolicy};
 use sealgate_discovery::keys::KeySettings;
 use sealgate_discovery::mta_sts::{FetchConfig, HttpsFetcher, MtaSts};
 use sealgate_discovery::{Discovery, ProbeSettings};
@@ -77,7 +77,7 @@ pub(crate) struct Security {
     pub rules: Arc<Rules>,
     pub discovery: Arc<Discovery>,
     pub verifiers: Arc<Verifiers>,
-    pub encryption: Arc<sealgate_delivery::encrypt::Encryption>,
+    pub encryption: Arc<sealgate_delivery::Encryption>,
 }
 
 /// Builds [`Security`] over `store`.
@@ -142,7 +142,7 @@ pub(crate) fn security(cfg: &Config, store: Store) -> anyhow::Result<Security> {
         rules: Arc::new(rules),
         discovery: Arc::new(discovery),
         verifiers: Arc::new(verifiers),
-        encryption: Arc::new(sealgate_delivery::encrypt::Encryption {
+        encryption: Arc::new(sealgate_delivery::Encryption {
             pgp: encryption.pgp,
             smime: encryption.smime.map(|s| SmimeOut {
                 settings: s.settings,

@@ -20,7 +20,7 @@ impl SmtpConnection {
     /// TCP connect to `addr`, greeting, EHLO (HELO when EHLO gets a 5xx), STARTTLS per `tls`
     /// with `server_name` as SNI and verification name (an MX host name, or an IP address string
     /// for literal routes), then EHLO again.
-    pub async fn connect(
+    pub(crate) async fn connect(
         addr: SocketAddr,
         server_name: &str,
         cfg: &ClientConfig,

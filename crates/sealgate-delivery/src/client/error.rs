@@ -8,7 +8,7 @@ use sealgate_smtp_proto::{Reply, ReplyError};
 
 /// The step of the SMTP dialogue an error happened in (for timeouts, logs and audit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
+pub(crate) enum Stage {
     /// TCP connect.
     Connect,
     /// Waiting for the 220 greeting.
@@ -53,7 +53,7 @@ impl fmt::Display for Stage {
 
 /// Why the client did not talk to the server as intended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum ProtocolProblem {
+pub(crate) enum ProtocolProblem {
     /// The server's bytes are not a valid reply.
     #[error("malformed reply: {0}")]
     MalformedReply(#[from] ReplyError),
@@ -99,7 +99,7 @@ impl ProtocolProblem {
 /// A failure of the connection or the session as a whole (per-recipient replies are not errors:
 /// they are in [`super::TransactionResult`]).
 #[derive(Debug, thiserror::Error)]
-pub enum ClientError {
+pub(crate) enum ClientError {
     /// The TCP connection could not be established.
     #[error("connect to {addr} failed")]
     Connect {
@@ -167,7 +167,7 @@ pub enum ClientError {
 impl ClientError {
     /// True when retrying the same message with the same server cannot succeed. Unknown failures
     /// count as temporary.
-    pub fn is_permanent(&self) -> bool {
+    pub(crate) fn is_permanent(&self) -> bool {
         match self {
             // RFC 8689 §5: a REQUIRETLS message the next hop cannot take is not delivered.
             Self::NeedsSmtputf8 | Self::RequireTlsUnsupported | Self::TooBig { .. } => true,

@@ -4,7 +4,7 @@ use sealgate_smtp_proto::Reply;
 
 /// What the server offered in its last EHLO reply. After HELO everything is off.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Extensions {
+pub(crate) struct Extensions {
     /// PIPELINING (RFC 2920).
     pub pipelining: bool,
     /// SIZE (RFC 1870): `Some(0)` when offered without a fixed limit.
@@ -29,7 +29,7 @@ pub struct Extensions {
 
 impl Extensions {
     /// Reads the keyword lines of an EHLO reply; the first line is the server's greeting name.
-    pub fn from_ehlo(reply: &Reply) -> Extensions {
+    pub(crate) fn from_ehlo(reply: &Reply) -> Extensions {
         let mut ext = Extensions::default();
         for line in reply.lines.iter().skip(1) {
             let mut words = line.split_ascii_whitespace();
@@ -55,7 +55,7 @@ impl Extensions {
     }
 
     /// The advertised fixed size limit, if any.
-    pub fn size_limit(&self) -> Option<u64> {
+    pub(crate) fn size_limit(&self) -> Option<u64> {
         self.size.filter(|limit| *limit > 0)
     }
 }

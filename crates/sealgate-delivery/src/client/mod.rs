@@ -30,8 +30,8 @@ use std::time::Duration;
 
 use sealgate_smtp_proto::Reply;
 
-pub use error::{ClientError, ProtocolProblem, Stage};
-pub use extensions::Extensions;
+pub(crate) use error::ClientError;
+pub(crate) use extensions::Extensions;
 
 /// Session settings for the client side.
 #[derive(Debug, Clone)]
@@ -86,7 +86,7 @@ impl std::fmt::Debug for TlsPolicy {
 
 /// What the TLS layer of a connection negotiated, for the audit "attempt" event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsInfo {
+pub(crate) struct TlsInfo {
     /// e.g. "TLSv1.3".
     pub version: String,
     /// e.g. "TLS13_AES_256_GCM_SHA384".
@@ -97,7 +97,7 @@ pub struct TlsInfo {
 
 /// The envelope of one transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Envelope {
+pub(crate) struct Envelope {
     /// The reverse-path without angle brackets; "" is the null sender (bounces).
     pub sender: String,
     /// The forward-paths without angle brackets.
@@ -109,7 +109,7 @@ pub struct Envelope {
 
 /// Every reply of one transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TransactionResult {
+pub(crate) struct TransactionResult {
     /// The reply to MAIL FROM.
     pub mail: Reply,
     /// The reply to each RCPT TO, in envelope order; empty when MAIL failed without pipelining
@@ -123,7 +123,7 @@ pub struct TransactionResult {
 
 /// What happened to one recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// The server took responsibility for the message (2yz final reply).
     Delivered(Reply),
     /// Try again later (4yz, or anything that is not clearly permanent).
@@ -135,7 +135,7 @@ pub enum Outcome {
 impl TransactionResult {
     /// The outcome for `rcpt` (an address of the envelope). An address that was not part of the
     /// transaction counts as temporary.
-    pub fn outcome_for(&self, rcpt: &str) -> Outcome {
+    pub(crate) fn outcome_for(&self, rcpt: &str) -> Outcome {
         if !self.mail.is_positive() {
             return Outcome::from_reply(&self.mail);
         }
@@ -154,18 +154,11 @@ impl TransactionResult {
 
 impl Outcome {
     /// 2yz delivered, 5yz permanent, anything else temporary.
-    pub fn from_reply(reply: &Reply) -> Outcome {
+    pub(crate) fn from_reply(reply: &Reply) -> Outcome {
         match reply.code {
             200..=299 => Outcome::Delivered(reply.clone()),
             500..=599 => Outcome::Permanent(reply.clone()),
             _ => Outcome::Temporary(reply.clone()),
-        }
-    }
-
-    /// The reply behind the outcome.
-    pub fn reply(&self) -> &Reply {
-        match self {
-            Outcome::Delivered(r) | Outcome::Temporary(r) | Outcome::Permanent(r) => r,
         }
     }
 }
@@ -176,7 +169,7 @@ fn no_reply() -> Reply {
 }
 
 /// An open SMTP session, greeted and (per policy) under TLS, ready for transactions.
-pub struct SmtpConnection {
+pub(crate) struct SmtpConnection {
     wire: wire::Wire,
     peer: SocketAddr,
     tls: Option<TlsInfo>,
@@ -203,22 +196,24 @@ impl std::fmt::Debug for SmtpConnection {
 
 impl SmtpConnection {
     /// What TLS negotiated, `None` for a plaintext session.
-    pub fn tls(&self) -> Option<&TlsInfo> {
+    pub(crate) fn tls(&self) -> Option<&TlsInfo> {
         self.tls.as_ref()
     }
 
     /// The server's address.
-    pub fn peer(&self) -> SocketAddr {
+    #[cfg(test)]
+    pub(crate) fn peer(&self) -> SocketAddr {
         self.peer
     }
 
     /// What the server offered in its last EHLO (after STARTTLS when TLS is on).
-    pub fn extensions(&self) -> &Extensions {
+    #[cfg(test)]
+    pub(crate) fn extensions(&self) -> &Extensions {
         &self.extensions
     }
 
     /// False once an error (or a 421) left the session unusable; `send` then fails at once.
-    pub fn is_usable(&self) -> bool {
+    pub(crate) fn is_usable(&self) -> bool {
         self.usable
     }
 }

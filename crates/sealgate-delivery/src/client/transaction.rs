@@ -33,8 +33,10 @@ impl SmtpConnection {
     ///
     /// Per-recipient refusals are results, not errors. An `Err` means the message was not
     /// sent (or its fate is unknown, e.g. a timeout after the message), and the connection
-    /// should be dropped unless [`SmtpConnection::is_usable`] says otherwise.
-    pub async fn send(
+    /// should be dropped unless [`SmtpConnection::is_usable`] says otherwise. (Delivery sends
+    /// with [`SmtpConnection::send_cleared`]; the client's own tests use this.)
+    #[cfg(test)]
+    pub(crate) async fn send(
         &mut self,
         env: &Envelope,
         message: &[u8],
@@ -48,7 +50,7 @@ impl SmtpConnection {
     /// trip of its own. When it resolves to `Err(reason)`, no byte of the message is sent:
     /// an open data phase is abandoned by dropping the connection (a lone "." would deliver
     /// an empty message), and the result is [`ClientError::NotCleared`].
-    pub async fn send_cleared<F>(
+    pub(crate) async fn send_cleared<F>(
         &mut self,
         env: &Envelope,
         message: &[u8],
@@ -288,7 +290,7 @@ impl SmtpConnection {
 
     /// Sends RSET (RFC 5321 §4.1.1.5) before reusing an idle connection: true when the server
     /// answered 250, so a connection the server dropped while idle is never used for a message.
-    pub async fn reset(&mut self) -> bool {
+    pub(crate) async fn reset(&mut self) -> bool {
         if !self.usable {
             return false;
         }
@@ -303,7 +305,7 @@ impl SmtpConnection {
 
     /// Ends the session politely (QUIT, then TLS close_notify), ignoring failures; after an
     /// abandoned data phase it only closes the connection, so the server discards what it has.
-    pub async fn quit(mut self) {
+    pub(crate) async fn quit(mut self) {
         if self.abandoned {
             tracing::debug!("smtp session dropped in an abandoned data phase");
             return;

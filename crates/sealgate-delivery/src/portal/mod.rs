@@ -9,7 +9,7 @@
 //! A deposit retried after a crash, or one for another recipient of the same message, reuses
 //! the stored message and never makes a second grant or notice for a recipient.
 
-pub mod notice;
+pub(crate) mod notice;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,7 +28,7 @@ use tracing::{info, warn};
 
 /// The header a sending system sets to give portal recipients a passphrase instead of (or
 /// besides) one-time codes. Removed from every copy that leaves or is stored.
-pub const PASSPHRASE_HEADER: &str = "X-Sealgate-Passphrase";
+pub(crate) const PASSPHRASE_HEADER: &str = "X-Sealgate-Passphrase";
 
 /// Longest passphrase taken from the header (longer ones are ignored).
 const MAX_PASSPHRASE: usize = 256;
@@ -65,7 +65,7 @@ impl std::fmt::Debug for PortalSettings {
 
 /// The passphrase of the header [`PASSPHRASE_HEADER`] among `headers` (unfolded), if one is
 /// set and usable.
-pub fn passphrase(headers: &[(String, String)]) -> Option<String> {
+pub(crate) fn passphrase(headers: &[(String, String)]) -> Option<String> {
     headers
         .iter()
         .find(|(n, _)| n.trim().eq_ignore_ascii_case(PASSPHRASE_HEADER))

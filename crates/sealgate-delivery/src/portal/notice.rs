@@ -10,7 +10,7 @@ use super::PortalSettings;
 
 /// What one notice says.
 #[derive(Debug, Clone, Copy)]
-pub struct NoticeFacts<'a> {
+pub(crate) struct NoticeFacts<'a> {
     /// The notice's own queue id (its Message-ID is made from it).
     pub id: MessageId,
     /// The recipient it goes to.
@@ -27,7 +27,7 @@ pub struct NoticeFacts<'a> {
 
 /// A built notice: the complete message and its Message-ID.
 #[derive(Debug, Clone)]
-pub struct BuiltNotice {
+pub(crate) struct BuiltNotice {
     /// The RFC 5322 message, CRLF line endings.
     pub content: Vec<u8>,
     /// Its `Message-ID:` value, angle brackets included.
@@ -72,7 +72,7 @@ fn body(org: &str, facts: &NoticeFacts<'_>) -> String {
 
 /// Builds the notice for one recipient (RFC 5322, plain text, `Auto-Submitted:
 /// auto-generated` per RFC 3834 so it draws no automatic replies).
-pub fn build(settings: &PortalSettings, facts: &NoticeFacts<'_>) -> BuiltNotice {
+pub(crate) fn build(settings: &PortalSettings, facts: &NoticeFacts<'_>) -> BuiltNotice {
     let message_id = format!("<{}.portal@{}>", facts.id, settings.hostname);
     let org: String = settings
         .organisation

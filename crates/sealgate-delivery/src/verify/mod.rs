@@ -34,7 +34,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{CertificateError, DigitallySignedStruct, OtherError, RootCertStore, SignatureScheme};
 use sealgate_dns::TlsaRecord;
 
-pub use error::{Rejection, RejectionKind, VerifyError};
+pub(crate) use error::{Rejection, VerifyError};
 
 /// How the peer must prove itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,7 +165,7 @@ impl Verifiers {
 /// RFC 8460 §4.3 result type and a detail line for a failed verified-TLS handshake, from the
 /// rustls error the handshake produced. Walks `source()` chains and looks inside `io::Error`s
 /// (tokio-rustls wraps the rustls error in one). `None` when the chain holds no TLS error.
-pub fn classify_failure(err: &(dyn StdError + 'static)) -> Option<(&'static str, String)> {
+pub(crate) fn classify_failure(err: &(dyn StdError + 'static)) -> Option<(&'static str, String)> {
     let mut next = Some(err);
     while let Some(current) = next {
         if let Some(rejection) = current.downcast_ref::<Rejection>() {

@@ -5,6 +5,7 @@ use std::time::Instant;
 use sealgate_testkit::smtp_sink::Stall;
 
 use super::*;
+use crate::client::error::{ProtocolProblem, Stage};
 
 #[tokio::test]
 async fn data_451_is_temporary_and_the_next_attempt_can_succeed() {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use rustls::{CertificateError, OtherError};
 
 use super::*;
+use crate::verify::error::RejectionKind;
 
 /// Wraps an I/O error the way the SMTP client wraps a failed handshake.
 #[derive(Debug, thiserror::Error)]
