@@ -4,7 +4,7 @@ use crate::content::{self, ContentOutcome};
 use crate::decision::{Decision, Source};
 use crate::evidence::{DaneStatus, DomainEvidence, MessageFacts, MtaStsMode, RecipientEvidence};
 use crate::method::{Level, Method};
-use crate::rules::{Override, Rules};
+use crate::rules::{Override, Rules, candidate_order};
 
 /// Decides how to deliver to `address` (an envelope address, `local@domain`).
 ///
@@ -61,12 +61,26 @@ pub fn decide(
     evidence.extend(probe.describe(pins.len()));
     let alerts = probe.alerts(&domain);
 
-    let chain = build_chain(
-        &probe,
-        forced.map(|(m, _)| m),
-        &rules.preference,
-        &mut evidence,
-    );
+    // An address rule's own chain beats a domain rule's; either replaces the preference.
+    let own_chain = by_address
+        .and_then(|o| o.chain.as_deref())
+        .or_else(|| by_domain.and_then(|o| o.chain.as_deref()));
+    let forced_method = forced.map(|(m, _)| m);
+    // Only an operator's rule marks a recipient "end-to-end only" (see `candidate_order`).
+    let by_rule = forced
+        .filter(|(_, source)| matches!(source, Source::AddressOverride | Source::DomainOverride))
+        .map(|(m, _)| m);
+    let (mut order, why) = candidate_order(by_rule, own_chain, &rules.preference);
+    if let Some(m) = forced_method.filter(|_| by_rule.is_none()) {
+        order.retain(|o| *o != m);
+        order.insert(0, m);
+    }
+    if why != "the preference" {
+        evidence.push(format!("order: {} ({why})", render_chain(&order)));
+    }
+    // Opportunistic TLS is placed automatically only in the org's preference order.
+    let automatic = why == "the preference";
+    let chain = build_chain(&probe, forced_method, &order, automatic, &mut evidence);
     evidence.push(format!("chain: {}", render_chain(&chain)));
 
     Decision {
@@ -333,22 +347,20 @@ fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }
 
-/// Orders the available methods: the forced one first, then the preference order, then
-/// (only when protection is not required) opportunistic TLS after `tls-verified`; the portal
-/// closes the chain and nothing follows it.
+/// Keeps the available methods of `order` (the forced one first, see
+/// [`candidate_order`]), then — only in the org's preference order (`automatic`) and when
+/// protection is not required — opportunistic TLS after `tls-verified`; the portal closes
+/// the chain and nothing follows it.
 fn build_chain(
     probe: &Availability<'_>,
     forced: Option<Method>,
-    preference: &[Method],
+    order: &[Method],
+    automatic: bool,
     evidence: &mut Vec<String>,
 ) -> Vec<Method> {
     let mut chain = Vec::new();
     let mut considered = Vec::new();
-    for (i, m) in forced
-        .into_iter()
-        .chain(preference.iter().copied())
-        .enumerate()
-    {
+    for (i, m) in order.iter().copied().enumerate() {
         if considered.contains(&m) {
             continue;
         }
@@ -370,7 +382,9 @@ fn build_chain(
         evidence.push("portal: appended, the portal always works".to_owned());
         chain.push(Method::Portal);
     }
-    insert_opportunistic(probe, forced, &mut chain);
+    if automatic {
+        insert_opportunistic(probe, forced, &mut chain);
+    }
     chain
 }
 

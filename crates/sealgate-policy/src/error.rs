@@ -28,6 +28,14 @@ pub enum PolicyError {
         /// The key as configured.
         key: String,
     },
+    /// An override whose `chain` is empty or names a method twice.
+    #[error("{kind} override {key:?}: chain must name at least one method, each once")]
+    BadChain {
+        /// `domain` or `address`.
+        kind: &'static str,
+        /// The key as configured.
+        key: String,
+    },
     /// The same key listed twice in one override list.
     #[error("{kind} override {key:?} is listed twice")]
     DuplicateOverride {

@@ -50,6 +50,12 @@ impl Method {
     pub fn protects(self) -> bool {
         self != Method::TlsOpportunistic
     }
+
+    /// Whether the method protects the message only on its way to the recipient's server
+    /// (`tls-verified`, `tls-opportunistic`), not up to the recipient.
+    pub fn transport_only(self) -> bool {
+        matches!(self, Method::TlsVerified | Method::TlsOpportunistic)
+    }
 }
 
 impl fmt::Display for Method {

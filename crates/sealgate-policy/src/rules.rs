@@ -96,10 +96,81 @@ impl Rules {
                     });
                 }
                 seen.push(key);
+                if let Some(chain) = &o.chain {
+                    let mut unique = chain.clone();
+                    unique.sort();
+                    unique.dedup();
+                    if chain.is_empty() || unique.len() != chain.len() {
+                        errors.push(PolicyError::BadChain {
+                            kind,
+                            key: o.key.clone(),
+                        });
+                    }
+                }
             }
         }
         errors
     }
+
+    /// Each override's chain before availability is known, as `sealgate config check` shows
+    /// it: `(rule, methods in order, why)` — what [`crate::decide`] starts from for that
+    /// rule's recipients at level `required` (at level `none`, `tls-opportunistic` may also
+    /// be placed after `tls-verified`). Methods unavailable at delivery time are then skipped.
+    pub fn effective_chains(&self) -> Vec<(String, Vec<Method>, &'static str)> {
+        let with_portal = |(mut order, why): (Vec<Method>, &'static str)| {
+            if order.last() != Some(&Method::Portal) {
+                order.push(Method::Portal);
+            }
+            (order, why)
+        };
+        let (order, why) = with_portal(candidate_order(None, None, &self.preference));
+        let mut out = vec![("org default".to_owned(), order, why)];
+        for (kind, list) in [("domain", &self.domains), ("address", &self.addresses)] {
+            for o in list {
+                let (order, why) = with_portal(candidate_order(
+                    o.method,
+                    o.chain.as_deref(),
+                    &self.preference,
+                ));
+                out.push((format!("{kind} {}", o.key), order, why));
+            }
+        }
+        out
+    }
+}
+
+/// The methods to consider in order for a rule: the forced method first, then its own chain
+/// or the org's preference, up to the portal (nothing after it; the caller appends it when
+/// missing); when an operator's rule (`forced` is an override's method) forces an end-to-end
+/// method and gives no chain of its own, no transport-only method. Also says which case.
+///
+/// A method asked for by the message's security header is a preference of the sending
+/// system, not the operator's "end-to-end only": it keeps the org's preference after it.
+pub(crate) fn candidate_order(
+    forced: Option<Method>,
+    own_chain: Option<&[Method]>,
+    preference: &[Method],
+) -> (Vec<Method>, &'static str) {
+    let end_to_end_only = own_chain.is_none() && forced.is_some_and(|m| !m.transport_only());
+    let (rest, why) = match own_chain {
+        Some(chain) => (chain, "the rule's own chain"),
+        None if end_to_end_only => (
+            preference,
+            "forced end-to-end method: no transport-only method follows it",
+        ),
+        None => (preference, "the preference"),
+    };
+    let mut order: Vec<Method> = Vec::new();
+    for m in forced.into_iter().chain(rest.iter().copied()) {
+        if order.contains(&m) || (end_to_end_only && m.transport_only()) {
+            continue;
+        }
+        order.push(m);
+        if m == Method::Portal {
+            break;
+        }
+    }
+    (order, why)
 }
 
 /// An override for one domain or one address.
@@ -111,9 +182,18 @@ pub struct Override {
     /// Sets the level, beating lower-precedence rules. Absent: no opinion.
     #[serde(default)]
     pub level: Option<Level>,
-    /// Forces this method first in the chain (when available). Absent: no opinion.
+    /// Forces this method first in the chain (when available). Absent: no opinion. A forced
+    /// end-to-end method (`pgp`, `smime`) without a `chain` is never followed by a
+    /// transport-only one: when it cannot be used the recipient goes to the other end-to-end
+    /// methods of the preference, then the portal (held while the portal is off).
     #[serde(default)]
     pub method: Option<Method>,
+    /// The fallback chain for this rule's recipients, most preferred first, in place of the
+    /// org's `preference` (an address rule's beats a domain rule's). The portal is appended
+    /// when missing; `tls-opportunistic` is only ever used when protection is not required,
+    /// and is not added when absent. Absent: the org's preference.
+    #[serde(default)]
+    pub chain: Option<Vec<Method>>,
     /// Certificate fingerprints (SHA-256, hex) pinned for the recipient domain's MX: with a
     /// pin, `tls-verified` is available without DANE or MTA-STS.
     #[serde(default)]

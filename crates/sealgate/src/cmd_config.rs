@@ -7,8 +7,8 @@ use anyhow::Context as _;
 use sealgate_config::Config;
 use sealgate_crypto::KeyRing;
 
-/// Prints "ok" or every problem (each naming its key, and the file when one is unusable);
-/// exit 1 when invalid.
+/// Prints "ok" and the effective chain of every policy rule, or every problem (each naming
+/// its key, and the file when one is unusable); exit 1 when invalid.
 pub(crate) fn check(file: &Path) -> ExitCode {
     let cfg = match Config::load(file) {
         Ok(cfg) => cfg,
@@ -17,7 +17,8 @@ pub(crate) fn check(file: &Path) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let mut problems = crate::wiring::rules(&cfg).err().unwrap_or_default();
+    let rules = crate::wiring::rules(&cfg);
+    let mut problems = rules.as_ref().err().cloned().unwrap_or_default();
     // The files [pgp] and [smime] name must be there and usable (signing keys, archive key,
     // CA file, CRLs): each problem names its key, the file and why.
     if let Err(more) = crate::wiring::encryption_checked(&cfg) {
@@ -26,6 +27,9 @@ pub(crate) fn check(file: &Path) -> ExitCode {
     problems.extend(file_problems(&cfg));
     if problems.is_empty() {
         println!("{}: ok", file.display());
+        if let Ok(rules) = rules {
+            print_chains(&rules);
+        }
         ExitCode::SUCCESS
     } else {
         eprintln!("{}: invalid configuration:", file.display());
@@ -33,6 +37,15 @@ pub(crate) fn check(file: &Path) -> ExitCode {
             eprintln!("  {p}");
         }
         ExitCode::from(1)
+    }
+}
+
+/// Each policy rule's chain as `decide` starts from it, before availability is known.
+fn print_chains(rules: &sealgate_policy::Rules) {
+    println!("policy chains (methods unavailable for a recipient are skipped at delivery time):");
+    for (rule, chain, why) in rules.effective_chains() {
+        let chain: Vec<&str> = chain.iter().map(|m| m.as_str()).collect();
+        println!("  {rule}: {} ({why})", chain.join(" > "));
     }
 }
 

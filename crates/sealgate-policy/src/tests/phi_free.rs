@@ -21,6 +21,7 @@ fn portal_everything() -> Rules {
             level: Some(Level::Required),
             method: Some(Method::Portal),
             pins: Vec::new(),
+            chain: None,
         }],
         ..Rules::default()
     }

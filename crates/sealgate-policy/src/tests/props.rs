@@ -76,12 +76,14 @@ fn an_override(key: &'static str) -> impl Strategy<Value = Option<Override>> {
             proptest::option::of(level()),
             proptest::option::of(method()),
             proptest::collection::vec("[0-9a-f]{4}", 0..2),
+            proptest::option::of(proptest::collection::vec(method(), 1..5)),
         )
-            .prop_map(move |(level, method, pins)| Override {
+            .prop_map(move |(level, method, pins, chain)| Override {
                 key: key.to_owned(),
                 level,
                 method,
                 pins,
+                chain,
             }),
     )
 }
@@ -342,6 +344,14 @@ proptest! {
             .chain([Method::Portal, Method::TlsOpportunistic])
             // A phi-free message's chain is verified TLS then opportunistic, whatever the rules.
             .chain(msg.phi_free.then_some(Method::TlsVerified))
+            // A rule's own chain replaces the preference for its recipients.
+            .chain(
+                rules
+                    .addresses
+                    .iter()
+                    .chain(&rules.domains)
+                    .flat_map(|o| o.chain.clone().unwrap_or_default()),
+            )
             .collect();
         let mut d = first.clone();
         let mut verification_failed = false;
@@ -383,6 +393,50 @@ proptest! {
             prop_assert!(allowed.contains(&next.chosen()), "{:?} not allowed: {:?}", next.chosen(), rules.preference);
             prop_assert_eq!(next.evidence.len(), d.evidence.len() + 1);
             d = next;
+        }
+    }
+}
+
+proptest! {
+    /// An operator's rule that forces an end-to-end method without a chain of its own marks
+    /// the recipient "end-to-end only": its chain holds no transport-only method, so no
+    /// sequence of failures can reach one. A rule's own chain bounds what can be chosen.
+    #[test]
+    fn operator_rules_bound_the_chain(
+        rules in rules(),
+        dom in domain_evidence(),
+        rcpt in recipient_evidence(),
+        msg in generated(),
+    ) {
+        prop_assume!(!msg.phi_free);
+        let d = decide(&rules, ADDR, &dom, &rcpt, &msg.facts());
+        let addr = rules.address_override(ADDR);
+        let domain = rules.domain_override("clinic.example");
+        let own_chain = addr
+            .and_then(|o| o.chain.clone())
+            .or_else(|| domain.and_then(|o| o.chain.clone()));
+        let by_rule = matches!(
+            d.forced,
+            Some((_, Source::AddressOverride | Source::DomainOverride))
+        );
+        if let Some((m, _)) = d.forced
+            && by_rule
+            && own_chain.is_none()
+            && !m.transport_only()
+        {
+            prop_assert!(
+                d.chain.iter().all(|c| !c.transport_only()),
+                "{:?} forced by a rule, chain {:?}", m, d.chain
+            );
+        }
+        if let Some(own) = own_chain {
+            let forced = d.forced.map(|(m, _)| m);
+            prop_assert!(
+                d.chain
+                    .iter()
+                    .all(|c| own.contains(c) || *c == Method::Portal || Some(*c) == forced),
+                "own chain {:?}, decided {:?}", own, d.chain
+            );
         }
     }
 }

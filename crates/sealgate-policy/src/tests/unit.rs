@@ -584,3 +584,84 @@ fn a_failed_encryption_drops_that_method_only() {
         Some("pgp failed: key expired; falls to the next method: smime")
     );
 }
+
+#[test]
+fn an_address_rule_forcing_pgp_never_falls_to_a_transport_only_method() {
+    let rules = Rules {
+        addresses: vec![Override {
+            key: BOB.to_owned(),
+            method: Some(Method::Pgp),
+            ..Override::default()
+        }],
+        ..Rules::default()
+    };
+    let revoked = RecipientEvidence {
+        pgp: Credential::Unusable {
+            fingerprint: "BBBB2222".to_owned(),
+            reason: Unusable::Revoked,
+        },
+        smime: Credential::Absent,
+    };
+    // Verified TLS would be available (DANE), but the operator marked bob end-to-end only.
+    let d = decide(&rules, BOB, &dane_domain(), &revoked, &plain_message());
+    assert_eq!(d.chain, vec![Method::Portal]);
+    assert!(
+        d.evidence.iter().any(|l| l
+            == "order: pgp > smime > portal (forced end-to-end method: no transport-only method follows it)"),
+        "{}",
+        d.explain()
+    );
+    // With a usable key pgp leads, and only end-to-end methods follow.
+    let d = decide(
+        &rules,
+        BOB,
+        &dane_domain(),
+        &pgp_recipient(),
+        &plain_message(),
+    );
+    assert_eq!(d.chain, vec![Method::Pgp, Method::Portal]);
+}
+
+#[test]
+fn a_rules_own_chain_replaces_the_preference_and_the_portal_closes_it() {
+    let rules = Rules {
+        domains: vec![Override {
+            key: "example.com".to_owned(),
+            chain: Some(vec![Method::Smime, Method::TlsVerified]),
+            ..Override::default()
+        }],
+        ..rules_none()
+    };
+    // Level none, DANE: no S/MIME certificate, so verified TLS; opportunistic TLS is not
+    // added to an explicit chain.
+    let d = decide(&rules, BOB, &dane_domain(), &rcpt_none(), &plain_message());
+    assert_eq!(d.chain, vec![Method::TlsVerified, Method::Portal]);
+    assert!(
+        d.explain()
+            .contains("order: smime > tls-verified (the rule's own chain)")
+    );
+    let shown = rules.effective_chains();
+    assert_eq!(
+        shown[1],
+        (
+            "domain example.com".to_owned(),
+            vec![Method::Smime, Method::TlsVerified, Method::Portal],
+            "the rule's own chain"
+        )
+    );
+    let bad = Rules {
+        addresses: vec![Override {
+            key: BOB.to_owned(),
+            chain: Some(vec![Method::Pgp, Method::Pgp]),
+            ..Override::default()
+        }],
+        ..Rules::default()
+    };
+    assert!(
+        bad.validate().iter().any(|e| e
+            .to_string()
+            .contains("chain must name at least one method, each once")),
+        "{:?}",
+        bad.validate()
+    );
+}

@@ -75,3 +75,41 @@ fn config_check_names_each_unusable_encryption_file_and_why() {
     let run = run_with_config(&good, &["config", "check", path_str(&good)]);
     assert_eq!(run.code, Some(0), "{}", run.describe());
 }
+
+/// `config check` shows the effective chain of every policy rule, and refuses a bad chain.
+#[test]
+fn config_check_shows_each_rules_chain_and_refuses_a_bad_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "[policy]\n[[policy.addresses]]\nkey = \"bob@partner.example\"\nmethod = \"pgp\"\n\
+         [[policy.domains]]\nkey = \"hospital.example\"\nchain = [\"smime\", \"tls-verified\"]\n",
+    )
+    .expect("write");
+    let run = run_with_config(&good, &["config", "check", path_str(&good)]);
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    for line in [
+        "  org default: tls-verified > pgp > smime > portal (the preference)",
+        "  domain hospital.example: smime > tls-verified > portal (the rule's own chain)",
+        "  address bob@partner.example: pgp > smime > portal \
+         (forced end-to-end method: no transport-only method follows it)",
+    ] {
+        assert!(run.lines().contains(&line), "{line:?}\n{}", run.describe());
+    }
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[policy]\n[[policy.addresses]]\nkey = \"bob@partner.example\"\nchain = [\"pgp\", \"pgp\"]\n",
+    )
+    .expect("write");
+    let run = run_with_config(&bad, &["config", "check", path_str(&bad)]);
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    assert!(
+        run.stderr.contains(
+            "policy: address override \"bob@partner.example\": chain must name at least one method, each once"
+        ),
+        "{}",
+        run.describe()
+    );
+}
