@@ -1,14 +1,14 @@
-//! The end-to-end encryption workers (OpenPGP and S/MIME): which keys a recipient's decision
-//! needs looked up, what was found as policy evidence, and the message encrypted to the key
-//! found — or, when that key turns out unusable at send time, the reason the recipient falls
-//! to the next method of its chain.
+//! The end-to-end encryption workers (OpenPGP and S/MIME): what the key lookups found (the
+//! policy says which lookups matter, `sealgate_policy::keys_that_matter`) as policy evidence,
+//! and the message encrypted to the key found — or, when that key turns out unusable at send
+//! time, the reason the recipient falls to the next method of its chain.
 
 use sealgate_audit::AuditEvent;
-use sealgate_discovery::keys::{KeyFinding, KeyWant, RecipientKeys};
+use sealgate_discovery::keys::{KeyFinding, RecipientKeys};
 use sealgate_encrypt::pgp::{self, PgpSettings};
 use sealgate_encrypt::smime::{self, ContentCipher, SmimeSettings};
 use sealgate_encrypt::{EncryptError, Encrypted, KeyInfo};
-use sealgate_policy::{Credential, Decision, Method, RecipientEvidence, Unusable};
+use sealgate_policy::{Credential, Method, RecipientEvidence, Unusable};
 
 /// How encrypted messages are made; a method is off when its settings are `None`.
 #[derive(Clone, Debug, Default)]
@@ -42,35 +42,6 @@ impl SmimeOut {
             self.cipher
         }
     }
-}
-
-/// A credential that is there, for deciding which lookups a decision needs.
-fn assumed() -> Credential {
-    Credential::Usable {
-        fingerprint: String::new(),
-    }
-}
-
-/// What to assume while finding out whether keys matter: both methods usable.
-pub(crate) fn assume_keys() -> RecipientEvidence {
-    RecipientEvidence {
-        pgp: assumed(),
-        smime: assumed(),
-    }
-}
-
-/// The key lookups worth doing for a recipient whose decision, with every key assumed
-/// usable, is `hypothetical`: the methods that would come before any other method.
-pub(crate) fn wanted(hypothetical: &Decision) -> KeyWant {
-    let mut want = KeyWant::default();
-    for m in &hypothetical.chain {
-        match m {
-            Method::Pgp => want.pgp = true,
-            Method::Smime => want.smime = true,
-            _ => break,
-        }
-    }
-    want
 }
 
 /// The policy engine's view of what discovery found.

@@ -3,7 +3,7 @@
 //! verified TLS demands of it (or the reason it cannot be used).
 
 use sealgate_discovery::dane::{DaneSummary, HostDane};
-use sealgate_discovery::keys::RecipientKeys;
+use sealgate_discovery::keys::{KeyWant, RecipientKeys};
 use sealgate_discovery::mta_sts::{StsMode, StsPolicy, StsState};
 use sealgate_discovery::{Discovery, DomainProbe};
 use sealgate_policy::{
@@ -122,8 +122,13 @@ pub(crate) async fn plan_recipient(
     evidence: &DomainEvidence,
     facts: &MessageFacts,
 ) -> Planned {
-    let hypothetical = decide(rules, rcpt, evidence, &encrypt::assume_keys(), facts);
-    let want = encrypt::wanted(&hypothetical);
+    // The policy says which keys could change its choice; only those are looked up, and the
+    // recipient is decided once.
+    let matter = sealgate_policy::keys_that_matter(rules, rcpt, evidence, facts);
+    let want = KeyWant {
+        pgp: matter.pgp,
+        smime: matter.smime,
+    };
     let keys = if want.pgp || want.smime {
         discovery.recipient_keys(rcpt, want).await
     } else {

@@ -2,7 +2,9 @@
 
 use crate::content::{self, ContentOutcome};
 use crate::decision::{Decision, Source};
-use crate::evidence::{DaneStatus, DomainEvidence, MessageFacts, MtaStsMode, RecipientEvidence};
+use crate::evidence::{
+    Credential, DaneStatus, DomainEvidence, MessageFacts, MtaStsMode, RecipientEvidence,
+};
 use crate::method::{Level, Method};
 use crate::rules::{Override, Rules, candidate_order};
 
@@ -12,6 +14,9 @@ use crate::rules::{Override, Rules, candidate_order};
 /// content trigger > org default. The chain never holds `tls-opportunistic` when protection
 /// is required, and always ends with the portal — except for a phi-free message (see
 /// [`MessageFacts::phi_free`]), decided by TLS availability alone.
+///
+/// `recipient_evidence` needs only the keys [`keys_that_matter`] names: delivery looks those
+/// up and then decides once.
 pub fn decide(
     rules: &Rules,
     address: &str,
@@ -22,6 +27,116 @@ pub fn decide(
     if message.phi_free {
         return decide_phi_free(rules, address, domain_evidence, recipient_evidence, message);
     }
+    let Front {
+        level,
+        level_source,
+        forced,
+        pins,
+        order,
+        why,
+        mut evidence,
+        content,
+    } = front(rules, address, domain_evidence, message);
+    let probe = Availability {
+        level,
+        domain: domain_evidence,
+        recipient: recipient_evidence,
+        pinned: !pins.is_empty(),
+    };
+    evidence.extend(probe.describe(pins.len()));
+    let alerts = probe.alerts(&domain_of(address));
+    if why != "the preference" {
+        evidence.push(format!("order: {} ({why})", render_chain(&order)));
+    }
+    // Opportunistic TLS is placed automatically only in the org's preference order.
+    let automatic = why == "the preference";
+    let forced_method = forced.map(|(m, _)| m);
+    let chain = build_chain(&probe, forced_method, &order, automatic, &mut evidence);
+    evidence.push(format!("chain: {}", render_chain(&chain)));
+
+    Decision {
+        level,
+        level_source,
+        forced,
+        chain,
+        pins,
+        evidence,
+        alerts,
+        strip_headers: content.strip_headers,
+        subject_tag_to_remove: content.subject_tag,
+    }
+}
+
+/// Which of the recipient's keys could change [`decide`]'s choice for `address`: the
+/// end-to-end methods that would lead its chain if every key were usable (before the first
+/// method that needs no key). A key for a method behind that one cannot make it the chosen
+/// method, so delivery looks up only these and then decides once. A phi-free message needs
+/// none.
+pub fn keys_that_matter(
+    rules: &Rules,
+    address: &str,
+    domain_evidence: &DomainEvidence,
+    message: &MessageFacts,
+) -> KeysThatMatter {
+    let mut wanted = KeysThatMatter::default();
+    if message.phi_free {
+        return wanted;
+    }
+    let front = front(rules, address, domain_evidence, message);
+    let assumed = Credential::Usable {
+        fingerprint: "(assumed)".to_owned(),
+    };
+    let every_key = RecipientEvidence {
+        pgp: assumed.clone(),
+        smime: assumed,
+    };
+    let probe = Availability {
+        level: front.level,
+        domain: domain_evidence,
+        recipient: &every_key,
+        pinned: !front.pins.is_empty(),
+    };
+    let automatic = front.why == "the preference";
+    let forced = front.forced.map(|(m, _)| m);
+    let chain = build_chain(&probe, forced, &front.order, automatic, &mut Vec::new());
+    for m in chain {
+        match m {
+            Method::Pgp => wanted.pgp = true,
+            Method::Smime => wanted.smime = true,
+            _ => break,
+        }
+    }
+    wanted
+}
+
+/// The key lookups worth doing for one recipient (see [`keys_that_matter`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeysThatMatter {
+    /// Look for an OpenPGP key.
+    pub pgp: bool,
+    /// Look for an S/MIME certificate.
+    pub smime: bool,
+}
+
+/// What [`decide`] settles before it looks at the recipient's keys.
+struct Front {
+    level: Level,
+    level_source: Source,
+    forced: Option<(Method, Source)>,
+    pins: Vec<String>,
+    /// The methods to consider, in order (see [`candidate_order`]).
+    order: Vec<Method>,
+    why: &'static str,
+    evidence: Vec<String>,
+    content: ContentOutcome,
+}
+
+fn front(
+    rules: &Rules,
+    address: &str,
+    domain_evidence: &DomainEvidence,
+    message: &MessageFacts,
+) -> Front {
     let domain = domain_of(address);
     let by_address = rules.address_override(address);
     let by_domain = rules.domain_override(&domain);
@@ -50,49 +165,30 @@ pub fn decide(
     if let Some((m, source)) = forced {
         evidence.push(format!("forced: {m} ({source})"));
     }
-
     let pins = collect_pins(by_address, by_domain, domain_evidence);
-    let probe = Availability {
-        level,
-        domain: domain_evidence,
-        recipient: recipient_evidence,
-        pinned: !pins.is_empty(),
-    };
-    evidence.extend(probe.describe(pins.len()));
-    let alerts = probe.alerts(&domain);
 
     // An address rule's own chain beats a domain rule's; either replaces the preference.
     let own_chain = by_address
         .and_then(|o| o.chain.as_deref())
         .or_else(|| by_domain.and_then(|o| o.chain.as_deref()));
-    let forced_method = forced.map(|(m, _)| m);
     // Only an operator's rule marks a recipient "end-to-end only" (see `candidate_order`).
     let by_rule = forced
         .filter(|(_, source)| matches!(source, Source::AddressOverride | Source::DomainOverride))
         .map(|(m, _)| m);
     let (mut order, why) = candidate_order(by_rule, own_chain, &rules.preference);
-    if let Some(m) = forced_method.filter(|_| by_rule.is_none()) {
+    if let Some(m) = forced.map(|(m, _)| m).filter(|_| by_rule.is_none()) {
         order.retain(|o| *o != m);
         order.insert(0, m);
     }
-    if why != "the preference" {
-        evidence.push(format!("order: {} ({why})", render_chain(&order)));
-    }
-    // Opportunistic TLS is placed automatically only in the org's preference order.
-    let automatic = why == "the preference";
-    let chain = build_chain(&probe, forced_method, &order, automatic, &mut evidence);
-    evidence.push(format!("chain: {}", render_chain(&chain)));
-
-    Decision {
+    Front {
         level,
         level_source,
         forced,
-        chain,
         pins,
+        order,
+        why,
         evidence,
-        alerts,
-        strip_headers: content.strip_headers,
-        subject_tag_to_remove: content.subject_tag,
+        content,
     }
 }
 

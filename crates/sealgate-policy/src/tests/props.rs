@@ -440,3 +440,32 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// Delivery looks up only the keys [`crate::keys_that_matter`] names and decides once:
+    /// that never misses the key of the method that would be chosen, and the choice is the
+    /// same as if every key were known.
+    #[test]
+    fn looking_up_only_the_keys_that_matter_chooses_the_same(
+        rules in rules(),
+        dom in domain_evidence(),
+        rcpt in recipient_evidence(),
+        msg in generated(),
+    ) {
+        let facts = msg.facts();
+        let want = crate::keys_that_matter(&rules, ADDR, &dom, &facts);
+        let knowing_all = decide(&rules, ADDR, &dom, &rcpt, &facts);
+        match knowing_all.chosen() {
+            Method::Pgp => prop_assert!(want.pgp),
+            Method::Smime => prop_assert!(want.smime),
+            _ => {}
+        }
+        let looked_up = RecipientEvidence {
+            pgp: if want.pgp { rcpt.pgp.clone() } else { Credential::Absent },
+            smime: if want.smime { rcpt.smime.clone() } else { Credential::Absent },
+        };
+        let once = decide(&rules, ADDR, &dom, &looked_up, &facts);
+        prop_assert_eq!(once.chosen(), knowing_all.chosen());
+        prop_assert_eq!(once.level, knowing_all.level);
+    }
+}
