@@ -24,18 +24,7 @@ trap 'exit 143' TERM
 bench_binary
 
 dir=$work/sqlite
-mkdir -p "$dir/data"
-bench_self_signed "$dir"
-bench_config "$dir" "sqlite://$dir/data/sealgate.db" "bench.example.test"
-# Only AUTH may relay: loopback is not a relay network here.
-python3 - "$dir/sealgate.toml" "$dir" <<'PY'
-import sys
-path, d = sys.argv[1], sys.argv[2]
-text = open(path).read()
-text = text.replace('networks = ["127.0.0.0/8", "::1/128"]', 'networks = ["10.255.0.0/16"]')
-text += f'[tls]\ncert_file = "{d}/cert.pem"\nkey_file = "{d}/key.pem"\n\n[delivery]\nenabled = false\n'
-open(path, "w").write(text)
-PY
+bench_auth_only_config "$dir" "bench.example.test"
 "$bin" --config "$dir/sealgate.toml" migrate >"$dir/migrate.log" 2>&1 || { cat "$dir/migrate.log" >&2; exit 1; }
 password="bench-$RANDOM-$RANDOM-passphrase"
 printf '%s\n' "$password" | "$bin" --config "$dir/sealgate.toml" users add ehr --password-stdin --sender @clinic.example.test >/dev/null

@@ -69,6 +69,22 @@ networks = ["127.0.0.0/8", "::1/128"]
 EOF
 }
 
+bench_auth_only_config() { # dir hostname
+    # A SQLite relay under dir where only AUTH may relay (loopback is no relay network), with
+    # a throwaway certificate for STARTTLS and delivery off.
+    mkdir -p "$1/data"
+    bench_self_signed "$1"
+    bench_config "$1" "sqlite://$1/data/sealgate.db" "$2"
+    python3 - "$1/sealgate.toml" "$1" <<'PY'
+import sys
+path, d = sys.argv[1], sys.argv[2]
+text = open(path).read()
+text = text.replace('networks = ["127.0.0.0/8", "::1/128"]', 'networks = ["10.255.0.0/16"]')
+text += f'[tls]\ncert_file = "{d}/cert.pem"\nkey_file = "{d}/key.pem"\n\n[delivery]\nenabled = false\n'
+open(path, "w").write(text)
+PY
+}
+
 # Starts serve in the background; sets daemon_pid and port.
 bench_start_sealgate() { # dir
     local dir=$1 i

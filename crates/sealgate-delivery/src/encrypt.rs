@@ -1,5 +1,5 @@
 //! The end-to-end encryption workers (OpenPGP and S/MIME): what the key lookups found (the
-//! policy says which lookups matter, `sealgate_policy::keys_that_matter`) as policy evidence,
+//! policy says which lookups matter, `sealgate_policy::Prepared::keys_that_matter`) as policy evidence,
 //! and the message encrypted to the key found — or, when that key turns out unusable at send
 //! time, the reason the recipient falls to the next method of its chain.
 

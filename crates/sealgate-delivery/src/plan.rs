@@ -6,10 +6,7 @@ use sealgate_discovery::dane::{DaneSummary, HostDane};
 use sealgate_discovery::keys::{KeyWant, RecipientKeys};
 use sealgate_discovery::mta_sts::{StsMode, StsPolicy, StsState};
 use sealgate_discovery::{Discovery, DomainProbe};
-use sealgate_policy::{
-    DaneStatus, Decision, DomainEvidence, MessageFacts, MtaStsMode, RecipientEvidence, Rules,
-    decide,
-};
+use sealgate_policy::{DaneStatus, Decision, DomainEvidence, MessageFacts, MtaStsMode, Rules};
 
 use crate::encrypt;
 use crate::verify::PeerAuth;
@@ -84,17 +81,8 @@ pub(crate) fn sts_policy(p: &DomainProbe, mode: StsMode) -> Option<&StsPolicy> {
         .filter(|pol| pol.mode == mode)
 }
 
-/// The decision for one recipient of `probe`'s domain, with what discovery noted (unreadable
-/// local state, how the MTA-STS policy was obtained) added to its evidence.
-pub(crate) fn decide_for(
-    rules: &Rules,
-    rcpt: &str,
-    probe: &DomainProbe,
-    evidence: &DomainEvidence,
-    recipient: &RecipientEvidence,
-    facts: &MessageFacts,
-) -> Decision {
-    let mut d = decide(rules, rcpt, evidence, recipient, facts);
+/// `d` with what discovery noted added to its evidence.
+fn with_probe_notes(mut d: Decision, probe: &DomainProbe) -> Decision {
     d.evidence.extend(probe.notes.iter().cloned());
     if let Some(sts) = &probe.sts {
         d.evidence
@@ -124,7 +112,8 @@ pub(crate) async fn plan_recipient(
 ) -> Planned {
     // The policy says which keys could change its choice; only those are looked up, and the
     // recipient is decided once.
-    let matter = sealgate_policy::keys_that_matter(rules, rcpt, evidence, facts);
+    let prepared = sealgate_policy::prepare(rules, rcpt, evidence, facts);
+    let matter = prepared.keys_that_matter();
     let want = KeyWant {
         pgp: matter.pgp,
         smime: matter.smime,
@@ -135,7 +124,7 @@ pub(crate) async fn plan_recipient(
         RecipientKeys::default()
     };
     let recipient = encrypt::recipient_evidence(&keys);
-    let mut decision = decide_for(rules, rcpt, probe, evidence, &recipient, facts);
+    let mut decision = with_probe_notes(prepared.decide(&recipient), probe);
     decision.evidence.extend(encrypt::key_notes(&keys));
     Planned { decision, keys }
 }

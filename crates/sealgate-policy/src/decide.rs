@@ -6,7 +6,7 @@ use crate::evidence::{
     Credential, DaneStatus, DomainEvidence, MessageFacts, MtaStsMode, RecipientEvidence,
 };
 use crate::method::{Level, Method};
-use crate::rules::{Override, Rules, candidate_order};
+use crate::rules::{Order, Override, Rules, candidate_order};
 
 /// Decides how to deliver to `address` (an envelope address, `local@domain`).
 ///
@@ -15,8 +15,8 @@ use crate::rules::{Override, Rules, candidate_order};
 /// is required, and always ends with the portal — except for a phi-free message (see
 /// [`MessageFacts::phi_free`]), decided by TLS availability alone.
 ///
-/// `recipient_evidence` needs only the keys [`keys_that_matter`] names: delivery looks those
-/// up and then decides once.
+/// The same as [`prepare`] then [`Prepared::decide`]; delivery uses those two steps, to look
+/// up only the keys [`Prepared::keys_that_matter`] names.
 pub fn decide(
     rules: &Rules,
     address: &str,
@@ -24,92 +24,112 @@ pub fn decide(
     recipient_evidence: &RecipientEvidence,
     message: &MessageFacts,
 ) -> Decision {
-    if message.phi_free {
-        return decide_phi_free(rules, address, domain_evidence, recipient_evidence, message);
-    }
-    let Front {
-        level,
-        level_source,
-        forced,
-        pins,
-        order,
-        why,
-        mut evidence,
-        content,
-    } = front(rules, address, domain_evidence, message);
-    let probe = Availability {
-        level,
-        domain: domain_evidence,
-        recipient: recipient_evidence,
-        pinned: !pins.is_empty(),
-    };
-    evidence.extend(probe.describe(pins.len()));
-    let alerts = probe.alerts(&domain_of(address));
-    if why != "the preference" {
-        evidence.push(format!("order: {} ({why})", render_chain(&order)));
-    }
-    // Opportunistic TLS is placed automatically only in the org's preference order.
-    let automatic = why == "the preference";
-    let forced_method = forced.map(|(m, _)| m);
-    let chain = build_chain(&probe, forced_method, &order, automatic, &mut evidence);
-    evidence.push(format!("chain: {}", render_chain(&chain)));
+    prepare(rules, address, domain_evidence, message).decide(recipient_evidence)
+}
 
-    Decision {
-        level,
-        level_source,
-        forced,
-        chain,
-        pins,
-        evidence,
-        alerts,
-        strip_headers: content.strip_headers,
-        subject_tag_to_remove: content.subject_tag,
+/// The first half of [`decide`], which does not depend on the recipient's keys: the level,
+/// the forced method, the order of methods to consider, the content triggers.
+pub fn prepare<'a>(
+    rules: &'a Rules,
+    address: &'a str,
+    domain_evidence: &'a DomainEvidence,
+    message: &'a MessageFacts,
+) -> Prepared<'a> {
+    let front = (!message.phi_free).then(|| front(rules, address, domain_evidence, message));
+    Prepared {
+        rules,
+        address,
+        domain_evidence,
+        message,
+        front,
     }
 }
 
-/// Which of the recipient's keys could change [`decide`]'s choice for `address`: the
-/// end-to-end methods that would lead its chain if every key were usable (before the first
-/// method that needs no key). A key for a method behind that one cannot make it the chosen
-/// method, so delivery looks up only these and then decides once. A phi-free message needs
-/// none.
-pub fn keys_that_matter(
-    rules: &Rules,
-    address: &str,
-    domain_evidence: &DomainEvidence,
-    message: &MessageFacts,
-) -> KeysThatMatter {
-    let mut wanted = KeysThatMatter::default();
-    if message.phi_free {
-        return wanted;
+/// A recipient's decision up to its keys (see [`prepare`]).
+pub struct Prepared<'a> {
+    rules: &'a Rules,
+    address: &'a str,
+    domain_evidence: &'a DomainEvidence,
+    message: &'a MessageFacts,
+    /// `None` for a phi-free message, decided by TLS availability alone.
+    front: Option<Front>,
+}
+
+impl std::fmt::Debug for Prepared<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
     }
-    let front = front(rules, address, domain_evidence, message);
-    let assumed = Credential::Usable {
-        fingerprint: "(assumed)".to_owned(),
-    };
-    let every_key = RecipientEvidence {
-        pgp: assumed.clone(),
-        smime: assumed,
-    };
-    let probe = Availability {
-        level: front.level,
-        domain: domain_evidence,
-        recipient: &every_key,
-        pinned: !front.pins.is_empty(),
-    };
-    let automatic = front.why == "the preference";
-    let forced = front.forced.map(|(m, _)| m);
-    let chain = build_chain(&probe, forced, &front.order, automatic, &mut Vec::new());
-    for m in chain {
-        match m {
-            Method::Pgp => wanted.pgp = true,
-            Method::Smime => wanted.smime = true,
-            _ => break,
+}
+
+impl Prepared<'_> {
+    /// Which of the recipient's keys could change the choice: the end-to-end methods that
+    /// would lead the chain if every key were usable (before the first method that needs no
+    /// key). A key for a method behind that one cannot make it the chosen method, so delivery
+    /// looks up only these. A phi-free message needs none.
+    pub fn keys_that_matter(&self) -> KeysThatMatter {
+        let mut wanted = KeysThatMatter::default();
+        let Some(front) = &self.front else {
+            return wanted;
+        };
+        let assumed = Credential::Usable {
+            fingerprint: "(assumed)".to_owned(),
+        };
+        let every_key = RecipientEvidence {
+            pgp: assumed.clone(),
+            smime: assumed,
+        };
+        let probe = front.availability(self.domain_evidence, &every_key);
+        for m in front.chain(&probe, &mut Vec::new()) {
+            match m {
+                Method::Pgp => wanted.pgp = true,
+                Method::Smime => wanted.smime = true,
+                _ => break,
+            }
+        }
+        wanted
+    }
+
+    /// The decision, given what is known of the recipient's keys.
+    pub fn decide(self, recipient_evidence: &RecipientEvidence) -> Decision {
+        let Some(mut front) = self.front else {
+            return decide_phi_free(
+                self.rules,
+                self.address,
+                self.domain_evidence,
+                recipient_evidence,
+                self.message,
+            );
+        };
+        let probe = front.availability(self.domain_evidence, recipient_evidence);
+        let mut evidence = std::mem::take(&mut front.evidence);
+        evidence.extend(probe.describe(front.pins.len()));
+        let alerts = probe.alerts(&domain_of(self.address));
+        if front.why != Order::Preference {
+            evidence.push(format!(
+                "order: {} ({})",
+                render_chain(&front.order),
+                front.why.describe()
+            ));
+        }
+        let chain = front.chain(&probe, &mut evidence);
+        evidence.push(format!("chain: {}", render_chain(&chain)));
+        Decision {
+            level: front.level,
+            level_source: front.level_source,
+            forced: front.forced,
+            chain,
+            pins: front.pins,
+            evidence,
+            alerts,
+            strip_headers: front.content.strip_headers,
+            subject_tag_to_remove: front.content.subject_tag,
         }
     }
-    wanted
 }
 
-/// The key lookups worth doing for one recipient (see [`keys_that_matter`]).
+/// The key lookups worth doing for one recipient (see [`Prepared::keys_that_matter`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KeysThatMatter {
     /// Look for an OpenPGP key.
@@ -126,9 +146,37 @@ struct Front {
     pins: Vec<String>,
     /// The methods to consider, in order (see [`candidate_order`]).
     order: Vec<Method>,
-    why: &'static str,
+    why: Order,
     evidence: Vec<String>,
     content: ContentOutcome,
+}
+
+impl Front {
+    fn availability<'a>(
+        &self,
+        domain: &'a DomainEvidence,
+        recipient: &'a RecipientEvidence,
+    ) -> Availability<'a> {
+        Availability {
+            level: self.level,
+            domain,
+            recipient,
+            pinned: !self.pins.is_empty(),
+        }
+    }
+
+    /// The chain the order gives with `probe`'s availability. Opportunistic TLS is placed
+    /// automatically only in the org's preference order.
+    fn chain(&self, probe: &Availability<'_>, evidence: &mut Vec<String>) -> Vec<Method> {
+        let automatic = self.why == Order::Preference;
+        build_chain(
+            probe,
+            self.forced.map(|(m, _)| m),
+            &self.order,
+            automatic,
+            evidence,
+        )
+    }
 }
 
 fn front(
@@ -172,14 +220,16 @@ fn front(
         .and_then(|o| o.chain.as_deref())
         .or_else(|| by_domain.and_then(|o| o.chain.as_deref()));
     // Only an operator's rule marks a recipient "end-to-end only" (see `candidate_order`).
-    let by_rule = forced
-        .filter(|(_, source)| matches!(source, Source::AddressOverride | Source::DomainOverride))
-        .map(|(m, _)| m);
-    let (mut order, why) = candidate_order(by_rule, own_chain, &rules.preference);
-    if let Some(m) = forced.map(|(m, _)| m).filter(|_| by_rule.is_none()) {
-        order.retain(|o| *o != m);
-        order.insert(0, m);
-    }
+    let by_rule = matches!(
+        forced,
+        Some((_, Source::AddressOverride | Source::DomainOverride))
+    );
+    let (order, why) = candidate_order(
+        forced.map(|(m, _)| m),
+        by_rule,
+        own_chain,
+        &rules.preference,
+    );
     Front {
         level,
         level_source,

@@ -27,7 +27,7 @@ mod evidence;
 mod method;
 mod rules;
 
-pub use decide::{KeysThatMatter, decide, keys_that_matter};
+pub use decide::{KeysThatMatter, Prepared, decide, prepare};
 pub use decision::{Decision, Failed, Source};
 pub use error::PolicyError;
 pub use evidence::{

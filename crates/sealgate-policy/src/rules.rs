@@ -117,18 +117,19 @@ impl Rules {
     /// rule's recipients at level `required` (at level `none`, `tls-opportunistic` may also
     /// be placed after `tls-verified`). Methods unavailable at delivery time are then skipped.
     pub fn effective_chains(&self) -> Vec<(String, Vec<Method>, &'static str)> {
-        let with_portal = |(mut order, why): (Vec<Method>, &'static str)| {
+        let shown = |(mut order, why): (Vec<Method>, Order)| {
             if order.last() != Some(&Method::Portal) {
                 order.push(Method::Portal);
             }
-            (order, why)
+            (order, why.describe())
         };
-        let (order, why) = with_portal(candidate_order(None, None, &self.preference));
+        let (order, why) = shown(candidate_order(None, false, None, &self.preference));
         let mut out = vec![("org default".to_owned(), order, why)];
         for (kind, list) in [("domain", &self.domains), ("address", &self.addresses)] {
             for o in list {
-                let (order, why) = with_portal(candidate_order(
+                let (order, why) = shown(candidate_order(
                     o.method,
+                    true,
                     o.chain.as_deref(),
                     &self.preference,
                 ));
@@ -139,26 +140,47 @@ impl Rules {
     }
 }
 
-/// The methods to consider in order for a rule: the forced method first, then its own chain
-/// or the org's preference, up to the portal (nothing after it; the caller appends it when
-/// missing); when an operator's rule (`forced` is an override's method) forces an end-to-end
-/// method and gives no chain of its own, no transport-only method. Also says which case.
-///
-/// A method asked for by the message's security header is a preference of the sending
-/// system, not the operator's "end-to-end only": it keeps the org's preference after it.
+/// Where a recipient's order of methods comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Order {
+    /// The org's `preference` (opportunistic TLS may be placed in it automatically).
+    Preference,
+    /// The matching rule's own `chain`.
+    OwnChain,
+    /// The org's preference without its transport-only methods: an operator's rule forced
+    /// an end-to-end method.
+    EndToEndOnly,
+}
+
+impl Order {
+    /// The evidence and `config check` wording.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Order::Preference => "the preference",
+            Order::OwnChain => "the rule's own chain",
+            Order::EndToEndOnly => "forced end-to-end method: no transport-only method follows it",
+        }
+    }
+}
+
+/// The methods to consider in order: the forced method first, then the rule's own chain or
+/// the org's preference, up to the portal (nothing after it; the caller appends it when
+/// missing). When the forced method is an operator's rule (`by_rule`, an override's
+/// `method`) and an end-to-end one, and the rule gives no chain, no transport-only method
+/// follows it. A method asked for by the message's security header is the sending system's
+/// preference, not the operator's "end-to-end only": the org's preference follows it.
 pub(crate) fn candidate_order(
     forced: Option<Method>,
+    by_rule: bool,
     own_chain: Option<&[Method]>,
     preference: &[Method],
-) -> (Vec<Method>, &'static str) {
-    let end_to_end_only = own_chain.is_none() && forced.is_some_and(|m| !m.transport_only());
+) -> (Vec<Method>, Order) {
+    let end_to_end_only =
+        by_rule && own_chain.is_none() && forced.is_some_and(|m| !m.transport_only());
     let (rest, why) = match own_chain {
-        Some(chain) => (chain, "the rule's own chain"),
-        None if end_to_end_only => (
-            preference,
-            "forced end-to-end method: no transport-only method follows it",
-        ),
-        None => (preference, "the preference"),
+        Some(chain) => (chain, Order::OwnChain),
+        None if end_to_end_only => (preference, Order::EndToEndOnly),
+        None => (preference, Order::Preference),
     };
     let mut order: Vec<Method> = Vec::new();
     for m in forced.into_iter().chain(rest.iter().copied()) {

@@ -53,6 +53,14 @@ impl AttemptOutcome {
             Self::Held(_) => "held",
         }
     }
+
+    /// The policy's hold, for a held outcome.
+    pub fn hold(&self) -> Option<HoldReason> {
+        match self {
+            Self::Held(h) => Some(*h),
+            _ => None,
+        }
+    }
 }
 
 /// What settling did.
@@ -178,10 +186,7 @@ fn decide(report: AttemptReport, policy: &RetryPolicy, unit: f64, now: i64) -> D
         AttemptOutcome::Temporary | AttemptOutcome::Held(_)
             if !policy.expired(claim.received_at, now) =>
         {
-            let held = match &outcome {
-                AttemptOutcome::Held(h) => Some(*h),
-                _ => None,
-            };
+            let held = outcome.hold();
             let delay = policy.delay_after(attempts, unit);
             let next_attempt_at =
                 now.saturating_add(i64::try_from(delay.as_micros()).unwrap_or(i64::MAX));
@@ -229,22 +234,19 @@ fn decide(report: AttemptReport, policy: &RetryPolicy, unit: f64, now: i64) -> D
             },
         ),
     };
-    let (state, next_attempt_at, warned_at) = match &settled {
-        Settled::Delivered => (RecipientState::Delivered, now, None),
+    let (state, next_attempt_at, warned_at, held) = match &settled {
+        Settled::Delivered => (RecipientState::Delivered, now, None, None),
         Settled::Deferred {
             next_attempt_at,
             warn_sender,
-            ..
+            held,
         } => (
             RecipientState::Deferred,
             *next_attempt_at,
             warn_sender.then_some(now),
+            held.map(|h| h.as_str().to_owned()),
         ),
-        Settled::Bounced { .. } | Settled::LeaseLost => (RecipientState::Bounced, now, None),
-    };
-    let held = match &settled {
-        Settled::Deferred { held, .. } => held.map(|h| h.as_str().to_owned()),
-        _ => None,
+        Settled::Bounced { .. } | Settled::LeaseLost => (RecipientState::Bounced, now, None, None),
     };
     let settlement = Settlement {
         state,

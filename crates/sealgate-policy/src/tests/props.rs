@@ -442,7 +442,7 @@ proptest! {
 }
 
 proptest! {
-    /// Delivery looks up only the keys [`crate::keys_that_matter`] names and decides once:
+    /// Delivery looks up only the keys [`crate::Prepared::keys_that_matter`] names and decides once:
     /// that never misses the key of the method that would be chosen, and the choice is the
     /// same as if every key were known.
     #[test]
@@ -453,7 +453,7 @@ proptest! {
         msg in generated(),
     ) {
         let facts = msg.facts();
-        let want = crate::keys_that_matter(&rules, ADDR, &dom, &facts);
+        let want = crate::prepare(&rules, ADDR, &dom, &facts).keys_that_matter();
         let knowing_all = decide(&rules, ADDR, &dom, &rcpt, &facts);
         match knowing_all.chosen() {
             Method::Pgp => prop_assert!(want.pgp),
