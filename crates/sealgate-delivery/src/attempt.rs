@@ -32,6 +32,8 @@ type Part = Vec<(Claim, Decision)>;
 enum Way {
     /// Verified TLS, with the pins the decisions carry.
     Verified(Vec<String>),
+    /// Authenticated TLS: a WebPKI-valid certificate for the MX host name.
+    Authenticated,
     /// Opportunistic TLS.
     Opportunistic,
     /// A copy encrypted to one recipient's key (OpenPGP or S/MIME), sent over opportunistic
@@ -222,6 +224,7 @@ impl DomainRun<'_> {
         loop {
             match d.chosen() {
                 Method::TlsVerified => return (Way::Verified(d.pins.clone()), None),
+                Method::TlsAuthenticated => return (Way::Authenticated, None),
                 Method::TlsOpportunistic => return (Way::Opportunistic, None),
                 m @ (Method::Pgp | Method::Smime) => {
                     match encrypt::seal(&self.ctx.encryption, m, rcpt, &p.keys, content, now) {
@@ -282,7 +285,22 @@ impl DomainRun<'_> {
                 match way {
                     Way::Verified(pins) => {
                         if let Err(f) = self.send_verified(&pins, &part, &p.content).await {
-                            self.verified_failed_to_portal(
+                            let failed = Method::TlsVerified;
+                            self.failed_to_portal(
+                                failed,
+                                &part,
+                                &f,
+                                &p.content,
+                                p.passphrase.as_deref(),
+                            )
+                            .await;
+                        }
+                    }
+                    Way::Authenticated => {
+                        if let Err(f) = self.send_authenticated(&part, &p.content).await {
+                            let failed = Method::TlsAuthenticated;
+                            self.failed_to_portal(
+                                failed,
                                 &part,
                                 &f,
                                 &p.content,
@@ -299,7 +317,7 @@ impl DomainRun<'_> {
                         match verified {
                             Some(pins) => {
                                 if let Err(f) = self.send_verified(&pins, &part, copy).await {
-                                    self.verified_failed(&part, &f).await;
+                                    self.transport_failed(Method::TlsVerified, &part, &f).await;
                                 }
                             }
                             None => self.send_opportunistic(&part, copy).await,
@@ -370,11 +388,30 @@ impl DomainRun<'_> {
         Ok(())
     }
 
-    /// Verified TLS failed at connect time for a message's own recipients: those whose chain
-    /// goes on to the portal are sealed there now (the failed try audited as an attempt);
-    /// the others wait, as [`DomainRun::verified_failed`] says.
-    async fn verified_failed_to_portal(
+    /// Sends over an authenticated-TLS session; `Err` when none could be had (nothing was
+    /// sent).
+    async fn send_authenticated(
+        &mut self,
+        part: &[(Claim, Decision)],
+        content: &[u8],
+    ) -> Result<(), Failure> {
+        let key = format!("{}\u{0}authenticated", self.domain);
+        let open = match self.take_open(&key).await {
+            Some(open) => Ok(open),
+            None => connect::connect_authenticated(self.ctx, &self.probe, &self.targets).await,
+        };
+        let (c, target) = open?;
+        self.send(key, c, target, part, content).await;
+        Ok(())
+    }
+
+    /// Verified or authenticated TLS (`failed`) could not be had at connect time for a
+    /// message's own recipients: those whose chain goes on to the portal are sealed there now
+    /// (the failed try audited as an attempt); the others wait, as
+    /// [`DomainRun::transport_failed`] says.
+    async fn failed_to_portal(
         &self,
+        failed: Method,
         part: &[(Claim, Decision)],
         f: &Failure,
         content: &[u8],
@@ -383,10 +420,10 @@ impl DomainRun<'_> {
         let (portal, rest): (Vec<_>, Vec<_>) = part.iter().cloned().partition(|(c, d)| {
             self.ctx.portal.is_some()
                 && !c.phi_free
-                && next_after_verified(d, f) == Some(Method::Portal)
+                && next_after(d, failed, f) == Some(Method::Portal)
         });
         if portal.is_empty() {
-            return self.verified_failed(part, f).await;
+            return self.transport_failed(failed, part, f).await;
         }
         self.raise_alert(&portal, f).await;
         let attempts = portal
@@ -394,7 +431,7 @@ impl DomainRun<'_> {
             .map(|(c, _)| {
                 let reason = format!("{}; nothing was sent; falls to the portal", f.reason);
                 let mut ev = evidence(f.target.as_ref(), None, None, &reason, &f.outcome);
-                ev.method = Some(Method::TlsVerified.as_str().to_owned());
+                ev.method = Some(failed.as_str().to_owned());
                 ev.verification = Some("failed".to_owned());
                 AuditEvent::Attempt {
                     message_id: c.recipient.message_id.clone(),
@@ -408,7 +445,7 @@ impl DomainRun<'_> {
         }
         self.to_portal(&portal, content, passphrase).await;
         if !rest.is_empty() {
-            self.verified_failed(&rest, f).await;
+            self.transport_failed(failed, &rest, f).await;
         }
     }
 
@@ -432,21 +469,21 @@ impl DomainRun<'_> {
         }
     }
 
-    /// Verified TLS failed at connect time: nothing was sent; each recipient falls to the
-    /// next method of its chain (opportunistic TLS never); when that cannot be taken now it
-    /// waits and is tried again.
-    async fn verified_failed(&self, part: &[(Claim, Decision)], f: &Failure) {
+    /// Verified or authenticated TLS (`failed`) could not be had at connect time: nothing was
+    /// sent; each recipient falls to the next method of its chain (opportunistic TLS never);
+    /// when that cannot be taken now it waits and is tried again.
+    async fn transport_failed(&self, failed: Method, part: &[(Claim, Decision)], f: &Failure) {
         self.raise_alert(part, f).await;
         let reports = part
             .iter()
             .map(|(c, d)| {
-                let next = next_after_verified(d, f).map_or("none".to_owned(), |m| m.to_string());
+                let next = next_after(d, failed, f).map_or("none".to_owned(), |m| m.to_string());
                 let reason = format!(
                     "{}; nothing was sent; next method {next} cannot be taken now, the message waits",
                     f.reason
                 );
                 let mut ev = evidence(f.target.as_ref(), None, None, &reason, &f.outcome);
-                ev.method = Some(Method::TlsVerified.as_str().to_owned());
+                ev.method = Some(failed.as_str().to_owned());
                 ev.verification = Some("failed".to_owned());
                 report(c, AttemptOutcome::Temporary, ev)
             })
@@ -599,11 +636,14 @@ fn lease_left(ctx: &DeliveryContext, group: &[Claim]) -> bool {
     })
 }
 
-/// Where `d` goes after verified TLS failed with `f` (the policy's walk, [`Decision::after`]):
-/// never to opportunistic TLS; `None` when nothing is left to try now.
-fn next_after_verified(d: &Decision, f: &Failure) -> Option<Method> {
-    d.after(&Failed::VerifiedTls {
-        why: f.reason.clone(),
-    })
-    .map(|next| next.chosen())
+/// Where `d` goes after verified or authenticated TLS (`failed`) could not be had, with `f`
+/// (the policy's walk, [`Decision::after`]): never to opportunistic TLS; `None` when nothing
+/// is left to try now.
+fn next_after(d: &Decision, failed: Method, f: &Failure) -> Option<Method> {
+    let why = f.reason.clone();
+    let failed = match failed {
+        Method::TlsAuthenticated => Failed::AuthenticatedTls { why },
+        _ => Failed::VerifiedTls { why },
+    };
+    d.after(&failed).map(|next| next.chosen())
 }

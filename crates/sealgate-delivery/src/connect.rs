@@ -1,6 +1,7 @@
 //! Opening a session to a domain's mail hosts (found by [`crate::route`]): opportunistic
-//! sessions, and verified-TLS sessions that try each MX host with the authentication it owes
-//! (DANE, MTA-STS, pin), counting every TLS session for TLS-RPT.
+//! sessions, verified-TLS sessions that try each MX host with the authentication it owes
+//! (DANE, MTA-STS, pin), and authenticated-TLS sessions (a WebPKI-valid certificate for the
+//! MX host name), counting every TLS session for TLS-RPT.
 
 use sealgate_discovery::DomainProbe;
 use sealgate_discovery::mta_sts::StsMode;
@@ -119,6 +120,43 @@ pub(crate) async fn connect_verified(
         alert,
         ..Failure::temporary(reason, last_target)
     })
+}
+
+/// An authenticated-TLS session (`tls-authenticated`): STARTTLS with TLS 1.2 or later (the
+/// only versions the client speaks) and a certificate that validates under the WebPKI (or
+/// `delivery.ca_file`) for the MX host name, each host in order. No STARTTLS, a wrong name,
+/// an expired or untrusted certificate or an older TLS version: the host is skipped and
+/// nothing is sent to it. Hosts with a bogus TLSA answer are never contacted.
+pub(crate) async fn connect_authenticated(
+    ctx: &DeliveryContext,
+    probe: &DomainProbe,
+    targets: &[Target],
+) -> Result<(SmtpConnection, Target), Failure> {
+    let mut reasons: Vec<String> = Vec::new();
+    let mut last_target = None;
+    for t in targets {
+        if !plan::host_usable(probe, &t.host) {
+            reasons.push(format!(
+                "{}: DNSSEC-bogus TLSA answer; host not used",
+                t.host
+            ));
+            continue;
+        }
+        match try_verified(ctx, probe, t, PeerAuth::WebPki, Via::WebPki).await {
+            Ok(open) => return Ok(open),
+            Err(why) => {
+                reasons.push(why);
+                last_target = Some(t.clone());
+            }
+        }
+    }
+    reasons.dedup();
+    let reason = format!(
+        "4.7.5 authenticated TLS impossible for {}: {}",
+        probe.domain,
+        reasons.join("; ")
+    );
+    Err(Failure::temporary(reason, last_target))
 }
 
 /// One verified connection attempt, counted for TLS-RPT; the reason on failure.

@@ -11,7 +11,7 @@ use sealgate_policy::{DaneStatus, Decision, DomainEvidence, MessageFacts, MtaSts
 use crate::encrypt;
 use crate::verify::PeerAuth;
 
-/// How a verified-TLS peer proved itself; also its TLS-RPT policy type (RFC 8460 §4.4).
+/// How an authenticated peer proved itself; also its TLS-RPT policy type (RFC 8460 §4.4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Via {
     /// DANE TLSA (RFC 7672).
@@ -20,6 +20,9 @@ pub(crate) enum Via {
     MtaSts,
     /// An operator pin.
     Pinned,
+    /// `tls-authenticated`: a WebPKI chain (or `delivery.ca_file`) for the MX host name, with
+    /// no DNS or HTTPS policy behind the host name.
+    WebPki,
 }
 
 impl Via {
@@ -29,6 +32,7 @@ impl Via {
             Via::Dane => "dane",
             Via::MtaSts => "mta-sts",
             Via::Pinned => "pinned",
+            Via::WebPki => "webpki",
         }
     }
 
@@ -37,7 +41,7 @@ impl Via {
         match self {
             Via::Dane => "tlsa",
             Via::MtaSts => "sts",
-            Via::Pinned => "no-policy-found",
+            Via::Pinned | Via::WebPki => "no-policy-found",
         }
     }
 }

@@ -80,7 +80,7 @@ impl Prepared<'_> {
             pgp: assumed.clone(),
             smime: assumed,
         };
-        let probe = front.availability(self.domain_evidence, &every_key);
+        let probe = front.availability(self.rules, self.domain_evidence, &every_key);
         for m in front.chain(&probe, &mut Vec::new()) {
             match m {
                 Method::Pgp => wanted.pgp = true,
@@ -102,7 +102,7 @@ impl Prepared<'_> {
                 self.message,
             );
         };
-        let probe = front.availability(self.domain_evidence, recipient_evidence);
+        let probe = front.availability(self.rules, self.domain_evidence, recipient_evidence);
         let mut evidence = std::mem::take(&mut front.evidence);
         evidence.extend(probe.describe(front.pins.len()));
         let alerts = probe.alerts(&domain_of(self.address));
@@ -141,6 +141,7 @@ pub struct KeysThatMatter {
 /// What [`decide`] settles before it looks at the recipient's keys.
 struct Front {
     level: Level,
+    requiretls: bool,
     level_source: Source,
     forced: Option<(Method, Source)>,
     pins: Vec<String>,
@@ -154,11 +155,14 @@ struct Front {
 impl Front {
     fn availability<'a>(
         &self,
+        rules: &'a Rules,
         domain: &'a DomainEvidence,
         recipient: &'a RecipientEvidence,
     ) -> Availability<'a> {
         Availability {
             level: self.level,
+            rules,
+            requiretls: self.requiretls,
             domain,
             recipient,
             pinned: !self.pins.is_empty(),
@@ -232,6 +236,7 @@ fn front(
     );
     Front {
         level,
+        requiretls: message.requiretls,
         level_source,
         forced,
         pins,
@@ -275,6 +280,8 @@ fn decide_phi_free(
     let pins = collect_pins(by_address, rules.domain_override(&domain), domain_evidence);
     let probe = Availability {
         level,
+        rules,
+        requiretls: message.requiretls,
         domain: domain_evidence,
         recipient: recipient_evidence,
         pinned: !pins.is_empty(),
@@ -374,6 +381,8 @@ fn collect_pins(
 /// Which methods the evidence allows, and why not.
 struct Availability<'a> {
     level: Level,
+    rules: &'a Rules,
+    requiretls: bool,
     domain: &'a DomainEvidence,
     recipient: &'a RecipientEvidence,
     pinned: bool,
@@ -382,8 +391,17 @@ struct Availability<'a> {
 impl Availability<'_> {
     /// `Ok` when `method` can be used, else why not.
     fn check(&self, method: Method) -> Result<(), String> {
+        if self.level == Level::Required
+            && method.protects()
+            && !self.rules.satisfies_required(method)
+        {
+            return Err(
+                "does not satisfy protection level required here ([policy] protecting)".to_owned(),
+            );
+        }
         match method {
             Method::TlsVerified => self.tls_verified(),
+            Method::TlsAuthenticated => self.tls_authenticated(),
             Method::TlsOpportunistic => {
                 if self.level == Level::Required {
                     Err("protection is required".to_owned())
@@ -427,6 +445,41 @@ impl Availability<'_> {
             d.dane.as_str(),
             d.mta_sts.as_str()
         ))
+    }
+
+    /// Authenticated TLS (a WebPKI-valid certificate for the MX host name) is tried at
+    /// connect time; here it is ruled out where it would be a downgrade or cannot serve.
+    fn tls_authenticated(&self) -> Result<(), String> {
+        let d = self.domain;
+        if d.dane == DaneStatus::Bogus {
+            return Err(BOGUS.to_owned());
+        }
+        if self.requiretls {
+            // RFC 8689 §4.2.1: the MX must have been found securely (DNSSEC or MTA-STS).
+            return Err(
+                "REQUIRETLS asks for an MX found securely (DNSSEC or MTA-STS, RFC 8689 §4.2.1)"
+                    .to_owned(),
+            );
+        }
+        if self.rules.authenticated_after_verified {
+            return Ok(());
+        }
+        if d.downgraded() {
+            return Err(format!(
+                "possible downgrade: verified TLS seen before, now dane {} and mta-sts {}; \
+                 not downgraded to authenticated TLS ([policy] authenticated_after_verified = false)",
+                d.dane.as_str(),
+                d.mta_sts.as_str()
+            ));
+        }
+        if d.shows_verified_tls() || self.pinned {
+            return Err(
+                "the domain offers verified TLS; authenticated TLS is not its fallback \
+                 ([policy] authenticated_after_verified = false)"
+                    .to_owned(),
+            );
+        }
+        Ok(())
     }
 
     /// One evidence line per probe, in a fixed order.
@@ -531,7 +584,23 @@ fn build_chain(
     if automatic {
         insert_opportunistic(probe, forced, &mut chain);
     }
+    verified_before_authenticated(&mut chain);
     chain
+}
+
+/// Authenticated TLS is never tried ahead of verified TLS (a forced `tls-authenticated`
+/// included): when both are in the chain, `tls-authenticated` moves to just after
+/// `tls-verified`.
+fn verified_before_authenticated(chain: &mut Vec<Method>) {
+    let at = |chain: &[Method], m| chain.iter().position(|x| *x == m);
+    if let (Some(a), Some(v)) = (
+        at(chain, Method::TlsAuthenticated),
+        at(chain, Method::TlsVerified),
+    ) && a < v
+    {
+        chain.remove(a);
+        chain.insert(v, Method::TlsAuthenticated);
+    }
 }
 
 fn insert_opportunistic(probe: &Availability<'_>, forced: Option<Method>, chain: &mut Vec<Method>) {

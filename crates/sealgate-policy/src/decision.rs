@@ -87,6 +87,12 @@ pub enum Failed {
         /// Why, as delivery saw it.
         why: String,
     },
+    /// No MX host offered STARTTLS with TLS 1.2 or later and a certificate valid under the
+    /// WebPKI for its name; nothing was sent.
+    AuthenticatedTls {
+        /// Why, as delivery saw it.
+        why: String,
+    },
     /// Encrypting to the recipient's key or certificate failed at send time (it expired, was
     /// revoked, or the content could not be wrapped).
     Encryption {
@@ -102,28 +108,25 @@ impl Decision {
     /// now (the recipient waits). The walk down the chain lives here, not in delivery:
     ///
     /// - after a failed encryption, the failed method goes and the next one is chosen;
-    /// - after failed verified TLS, `tls-verified` and everything before it go, and so does
-    ///   `tls-opportunistic`: unauthenticated TLS is never the fallback of a failed
-    ///   verification, since it is what an attacker who broke the verification would leave
-    ///   us — at any level.
+    /// - after failed verified TLS (or failed authenticated TLS), that method and everything
+    ///   before it go, and so does `tls-opportunistic`: unauthenticated TLS is never the
+    ///   fallback of a failed verification, since it is what an attacker who broke the
+    ///   verification would leave us — at any level. (`tls-authenticated` follows a failed
+    ///   `tls-verified` only when the operator allowed it: the chain holds it only then.)
     ///
     /// The chain only shrinks (what is left keeps its order), so no method the rules left out
     /// ever comes back, and at level `required` nothing unprotected can be chosen. The
     /// evidence gains one line saying what failed and where the recipient goes.
     pub fn after(&self, failed: &Failed) -> Option<Decision> {
         let (chain, what): (Vec<Method>, String) = match failed {
-            Failed::VerifiedTls { why } => {
-                let rest = match self.chain.iter().position(|m| *m == Method::TlsVerified) {
-                    Some(i) => &self.chain[i + 1..],
-                    None => &self.chain[..],
-                };
-                let chain = rest
-                    .iter()
-                    .copied()
-                    .filter(|m| *m != Method::TlsOpportunistic)
-                    .collect();
-                (chain, format!("tls-verified failed: {why}"))
-            }
+            Failed::VerifiedTls { why } => (
+                self.after_transport(Method::TlsVerified),
+                format!("tls-verified failed: {why}"),
+            ),
+            Failed::AuthenticatedTls { why } => (
+                self.after_transport(Method::TlsAuthenticated),
+                format!("tls-authenticated failed: {why}"),
+            ),
             Failed::Encryption { method, why } => {
                 let chain = self.chain.iter().copied().filter(|m| m != method).collect();
                 (chain, why.clone())
@@ -135,6 +138,18 @@ impl Decision {
         next.evidence
             .push(format!("{what}; falls to the next method: {head}"));
         Some(next)
+    }
+
+    /// The chain after transport `failed`: what follows it, without `tls-opportunistic`.
+    fn after_transport(&self, failed: Method) -> Vec<Method> {
+        let rest = match self.chain.iter().position(|m| *m == failed) {
+            Some(i) => &self.chain[i + 1..],
+            None => &self.chain[..],
+        };
+        rest.iter()
+            .copied()
+            .filter(|m| *m != Method::TlsOpportunistic)
+            .collect()
     }
 
     /// The chosen method: the head of the chain.

@@ -4,8 +4,8 @@
 /// What is wrong with a rule or a spelling.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
-    /// A method name that is not one of `tls-verified`, `tls-opportunistic`, `pgp`, `smime`,
-    /// `portal`.
+    /// A method name that is not one of `tls-verified`, `tls-authenticated`,
+    /// `tls-opportunistic`, `pgp`, `smime`, `portal`.
     #[error("unknown delivery method {0:?}")]
     UnknownMethod(String),
     /// A level that is not `required` or `none`.
@@ -35,6 +35,18 @@ pub enum PolicyError {
         kind: &'static str,
         /// The key as configured.
         key: String,
+    },
+    /// `protecting` lists `tls-opportunistic` or leaves out the portal.
+    #[error("protecting: {0}")]
+    Protecting(&'static str),
+    /// An order (the preference or a rule's chain) that puts `tls-authenticated` before
+    /// `tls-verified`.
+    #[error(
+        "{rule}: tls-authenticated must come after tls-verified (authenticated TLS is never preferred to verified TLS)"
+    )]
+    AuthenticatedFirst {
+        /// `preference`, or which override.
+        rule: String,
     },
     /// The same key listed twice in one override list.
     #[error("{kind} override {key:?} is listed twice")]

@@ -17,6 +17,11 @@ pub enum Method {
     /// STARTTLS when offered, plaintext otherwise. Only ever chosen when protection is not
     /// required.
     TlsOpportunistic,
+    /// STARTTLS with TLS 1.2 or later and a certificate that validates under the WebPKI (or
+    /// `delivery.ca_file`) for the MX host name (Postfix's `verify` level). It protects against
+    /// a passive attacker and against an active one who does not control the domain's DNS
+    /// (the MX host name itself is not authenticated, as it is by DANE or MTA-STS).
+    TlsAuthenticated,
     /// OpenPGP-encrypted PGP/MIME (RFC 3156) to the recipient's key.
     Pgp,
     /// S/MIME enveloped data (RFC 8551) to the recipient's certificate.
@@ -27,11 +32,12 @@ pub enum Method {
 
 impl Method {
     /// Every method, in the default preference order with `tls-opportunistic` second.
-    pub const ALL: [Method; 5] = [
+    pub const ALL: [Method; 6] = [
         Method::TlsVerified,
         Method::TlsOpportunistic,
         Method::Pgp,
         Method::Smime,
+        Method::TlsAuthenticated,
         Method::Portal,
     ];
 
@@ -40,21 +46,26 @@ impl Method {
         match self {
             Method::TlsVerified => "tls-verified",
             Method::TlsOpportunistic => "tls-opportunistic",
+            Method::TlsAuthenticated => "tls-authenticated",
             Method::Pgp => "pgp",
             Method::Smime => "smime",
             Method::Portal => "portal",
         }
     }
 
-    /// Whether the method protects the content in transit against an active attacker.
+    /// Whether the method can satisfy protection level `required` at all: every method but
+    /// `tls-opportunistic`. Which of them do is the operator's `[policy] protecting`.
     pub fn protects(self) -> bool {
         self != Method::TlsOpportunistic
     }
 
     /// Whether the method protects the message only on its way to the recipient's server
-    /// (`tls-verified`, `tls-opportunistic`), not up to the recipient.
+    /// (`tls-verified`, `tls-authenticated`, `tls-opportunistic`), not up to the recipient.
     pub fn transport_only(self) -> bool {
-        matches!(self, Method::TlsVerified | Method::TlsOpportunistic)
+        matches!(
+            self,
+            Method::TlsVerified | Method::TlsAuthenticated | Method::TlsOpportunistic
+        )
     }
 }
 

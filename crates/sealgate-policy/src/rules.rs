@@ -23,8 +23,18 @@ pub struct Rules {
     pub default_level: Level,
     /// Methods to try, most preferred first. The portal is always appended when missing and
     /// anything after it is dropped (the portal always works).
-    /// Default: `["tls-verified", "pgp", "smime", "portal"]`.
+    /// Default: `["tls-verified", "pgp", "smime", "tls-authenticated", "portal"]`.
     pub preference: Vec<Method>,
+    /// The methods that satisfy protection level `required`; a method left out is skipped for
+    /// such recipients (the portal always satisfies it, `tls-opportunistic` never does).
+    /// Default: `["tls-verified", "pgp", "smime", "tls-authenticated", "portal"]`.
+    pub protecting: Vec<Method>,
+    /// Whether `tls-authenticated` may serve a domain that shows verified TLS (DANE or
+    /// MTA-STS enforce) or once did (downgrade memory): as the fallback when verified TLS
+    /// fails, and when the domain's DANE or MTA-STS has gone. Default `false`: such a domain is
+    /// never downgraded to authenticated TLS; the alert is raised and the recipient goes to
+    /// the next end-to-end method or the portal.
+    pub authenticated_after_verified: bool,
     /// Per-domain overrides, keyed by domain (matched ASCII case-insensitively).
     pub domains: Vec<Override>,
     /// Per-address overrides, keyed by address (matched ASCII case-insensitively).
@@ -38,6 +48,8 @@ impl Default for Rules {
         Self {
             default_level: Level::Required,
             preference: default_preference(),
+            protecting: default_preference(),
+            authenticated_after_verified: false,
             domains: Vec::new(),
             addresses: Vec::new(),
             content: ContentTriggers::default(),
@@ -45,12 +57,14 @@ impl Default for Rules {
     }
 }
 
-/// The default method preference order.
+/// The default method preference order; also the default set of methods that satisfy
+/// protection level `required` (`[policy] protecting`).
 pub fn default_preference() -> Vec<Method> {
     vec![
         Method::TlsVerified,
         Method::Pgp,
         Method::Smime,
+        Method::TlsAuthenticated,
         Method::Portal,
     ]
 }
@@ -72,11 +86,33 @@ impl Rules {
             .find(|o| o.key.trim_end_matches('.').eq_ignore_ascii_case(address))
     }
 
+    /// Whether `method` satisfies protection level `required` under these rules.
+    pub fn satisfies_required(&self, method: Method) -> bool {
+        method == Method::Portal || (method.protects() && self.protecting.contains(&method))
+    }
+
     /// Every problem serde cannot see, collected rather than stopping at the first: domain
     /// keys holding `@`, address keys without one, and keys listed twice (the first would
-    /// silently win).
+    /// silently win); `tls-opportunistic` or no portal in `protecting`; and an order that puts
+    /// `tls-authenticated` before `tls-verified` (authenticated TLS is never preferred to
+    /// verified TLS).
     pub fn validate(&self) -> Vec<PolicyError> {
         let mut errors = Vec::new();
+        if self.protecting.contains(&Method::TlsOpportunistic) {
+            errors.push(PolicyError::Protecting(
+                "tls-opportunistic never satisfies protection level required",
+            ));
+        }
+        if !self.protecting.contains(&Method::Portal) {
+            errors.push(PolicyError::Protecting(
+                "the portal must be listed: it closes every chain and always satisfies protection level required",
+            ));
+        }
+        if authenticated_before_verified(&self.preference) {
+            errors.push(PolicyError::AuthenticatedFirst {
+                rule: "preference".to_owned(),
+            });
+        }
         for (kind, list, wants_at) in [
             ("domain", &self.domains, false),
             ("address", &self.addresses, true),
@@ -96,6 +132,18 @@ impl Rules {
                     });
                 }
                 seen.push(key);
+                if o.chain
+                    .as_deref()
+                    .is_some_and(authenticated_before_verified)
+                    || (o.method == Some(Method::TlsAuthenticated)
+                        && o.chain
+                            .as_deref()
+                            .is_some_and(|c| c.contains(&Method::TlsVerified)))
+                {
+                    errors.push(PolicyError::AuthenticatedFirst {
+                        rule: format!("{kind} override {:?}", o.key),
+                    });
+                }
                 if let Some(chain) = &o.chain {
                     let mut unique = chain.clone();
                     unique.sort();
@@ -138,6 +186,12 @@ impl Rules {
         }
         out
     }
+}
+
+/// Whether `order` names `tls-authenticated` before `tls-verified`.
+fn authenticated_before_verified(order: &[Method]) -> bool {
+    let at = |m| order.iter().position(|x| *x == m);
+    matches!((at(Method::TlsAuthenticated), at(Method::TlsVerified)), (Some(a), Some(v)) if a < v)
 }
 
 /// Where a recipient's order of methods comes from.
@@ -230,7 +284,8 @@ pub struct ContentTriggers {
     /// is removed before sending. Default: `["[secure]"]`.
     pub subject_tags: Vec<String>,
     /// The header a sending system uses to ask for a level or method
-    /// (`required|none|portal|pgp|smime|tls-verified`); removed before sending.
+    /// (`required|none|portal|pgp|smime|tls-verified|tls-authenticated`); removed before
+    /// sending.
     /// Default: `X-Sealgate-Security`.
     pub header: String,
     /// DLP patterns over the body sample; a match makes protection required.

@@ -81,6 +81,18 @@ impl TestCa {
     /// Issues a leaf certificate for `names` (DNS names or IP addresses);
     /// the first name is also the subject common name.
     pub fn issue(&self, names: &[&str]) -> Issued {
+        self.issue_with(names, |_| {})
+    }
+
+    /// Like [`TestCa::issue`], but valid only during 2020: expired now.
+    pub fn issue_expired(&self, names: &[&str]) -> Issued {
+        self.issue_with(names, |params| {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2020, 12, 31);
+        })
+    }
+
+    fn issue_with(&self, names: &[&str], adjust: impl FnOnce(&mut CertificateParams)) -> Issued {
         assert!(!names.is_empty(), "a certificate needs at least one name");
         let owned: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
         let mut params = CertificateParams::new(owned).expect("valid subject alternative names");
@@ -93,6 +105,7 @@ impl TestCa {
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
         params.use_authority_key_identifier_extension = true;
+        adjust(&mut params);
         let key = KeyPair::generate().expect("generate leaf key");
         let cert = params
             .signed_by(&key, &self.issuer)

@@ -121,6 +121,13 @@ pub(crate) fn kinds_for(db: &Inspect, msg: &str, rcpt: &str) -> Vec<String> {
         .collect()
 }
 
+/// `[policy]` lines for tests whose premise is a recipient reachable by neither verified TLS
+/// nor a key, so the portal or a wait: the preference of the releases before
+/// `tls-authenticated` (#12), which otherwise takes such a recipient when its MX has a
+/// certificate valid for its name (`verified/authenticated.rs` tests that).
+pub(crate) const WITHOUT_AUTHENTICATED: &str =
+    "preference = [\"tls-verified\", \"pgp\", \"smime\", \"portal\"]\n";
+
 /// The signed zone every [`SecureLab`] serves besides the test's own, so its trust-anchor
 /// file always holds a key; the test's unsigned zones sit outside it (insecure).
 const ANCHOR_ZONE: &str = "lab.test";

@@ -25,7 +25,7 @@ use sealgate_tests::{Daemon, DaemonOpts, py_send};
 use serde_json::Value;
 
 use crate::inspect::{Inspect, fresh_db};
-use crate::lab::{SecureLab, eventually, spki_sha256};
+use crate::lab::{SecureLab, WITHOUT_AUTHENTICATED, eventually, spki_sha256};
 
 /// Longest wait for one step (a delivery, an email, a page).
 const WAIT: Duration = Duration::from_secs(30);
@@ -92,7 +92,7 @@ impl PortalLab {
             None => DaemonOpts::default(),
         };
         let daemon = Daemon::start(DaemonOpts {
-            extra_toml: lab.config_with("", &extra),
+            extra_toml: lab.config_with(WITHOUT_AUTHENTICATED, &extra),
             ..opts
         });
         wait_listening(listen, &daemon);

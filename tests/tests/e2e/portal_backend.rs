@@ -98,7 +98,7 @@ fn a_recipient_without_tls_or_key_gets_the_portal_notice_not_the_message(backend
          organisation = \"St. Mary's Clinic\"\nnotice_from = \"{NOTICE_FROM}\"\n",
         free_addr(Ipv4Addr::LOCALHOST)
     );
-    let daemon = lab.daemon_with(&db.url, "", &portal);
+    let daemon = lab.daemon_with(&db.url, crate::lab::WITHOUT_AUTHENTICATED, &portal);
     let dir = tempfile::tempdir().expect("tempdir");
     let id = send(&daemon, dir.path());
 

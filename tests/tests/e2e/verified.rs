@@ -4,6 +4,7 @@
 //! test asserts on what the peer received (or that it received nothing) and on the audit
 //! rows and store tables an operator reads.
 
+mod authenticated;
 mod bcc;
 mod dane;
 mod holds;

@@ -80,8 +80,18 @@ async fn claimed(queue: &Queue) -> (String, Vec<(Claim, Decision)>) {
     let part = claims
         .into_iter()
         .map(|c| {
+            // The preference before tls-authenticated: nothing but the portal is left here.
+            let rules = Rules {
+                preference: vec![
+                    Method::TlsVerified,
+                    Method::Pgp,
+                    Method::Smime,
+                    Method::Portal,
+                ],
+                ..Rules::default()
+            };
             let d = sealgate_policy::decide(
-                &Rules::default(),
+                &rules,
                 &c.recipient.rcpt,
                 &plain,
                 &RecipientEvidence::default(),

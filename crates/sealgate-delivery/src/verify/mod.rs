@@ -192,7 +192,15 @@ fn classify_rustls(error: &rustls::Error) -> (&'static str, String) {
     {
         return (rejection.kind.result_type(), rejection.detail.clone());
     }
-    (error::kind_of(error).result_type(), error.to_string())
+    let detail = match error {
+        // Only TLS 1.2 and 1.3 are offered: a peer that speaks nothing newer refuses us.
+        rustls::Error::AlertReceived(rustls::AlertDescription::ProtocolVersion)
+        | rustls::Error::PeerIncompatible(_) => {
+            format!("{error}: the peer does not speak TLS 1.2 or later, the oldest version used")
+        }
+        _ => error.to_string(),
+    };
+    (error::kind_of(error).result_type(), detail)
 }
 
 /// How a server name reads in a detail line.

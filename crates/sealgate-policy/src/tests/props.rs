@@ -96,14 +96,31 @@ fn rules() -> impl Strategy<Value = Rules> {
         proptest::collection::vec(method(), 0..6),
         an_override("clinic.example"),
         an_override(ADDR),
+        proptest::sample::subsequence(
+            vec![
+                Method::TlsVerified,
+                Method::Pgp,
+                Method::Smime,
+                Method::TlsAuthenticated,
+            ],
+            0..=4,
+        ),
+        any::<bool>(),
     )
-        .prop_map(|(default_level, preference, dom, addr)| Rules {
-            default_level,
-            preference,
-            domains: dom.into_iter().collect(),
-            addresses: addr.into_iter().collect(),
-            ..Rules::default()
-        })
+        .prop_map(
+            |(default_level, preference, dom, addr, mut protecting, after_verified)| {
+                protecting.push(Method::Portal);
+                Rules {
+                    default_level,
+                    preference,
+                    protecting,
+                    authenticated_after_verified: after_verified,
+                    domains: dom.into_iter().collect(),
+                    addresses: addr.into_iter().collect(),
+                    ..Rules::default()
+                }
+            },
+        )
 }
 
 const HEADER_VALUES: &[&str] = &[
@@ -113,6 +130,7 @@ const HEADER_VALUES: &[&str] = &[
     "smime",
     "portal",
     "tls-verified",
+    "tls-authenticated",
     "bogus",
 ];
 
@@ -333,7 +351,7 @@ proptest! {
         dom in domain_evidence(),
         rcpt in recipient_evidence(),
         msg in generated(),
-        failures in proptest::collection::vec((any::<bool>(), method()), 0..6),
+        failures in proptest::collection::vec((0..3u8, method()), 0..6),
     ) {
         let first = decide(&rules, ADDR, &dom, &rcpt, &msg.facts());
         let allowed: Vec<Method> = rules
@@ -355,9 +373,12 @@ proptest! {
             .collect();
         let mut d = first.clone();
         let mut verification_failed = false;
-        for (verified, other) in failures {
+        for (kind, other) in failures {
+            let verified = kind == 0;
             let failed = if verified {
                 Failed::VerifiedTls { why: "no MX host passed".into() }
+            } else if kind == 1 {
+                Failed::AuthenticatedTls { why: "no MX host had a valid certificate".into() }
             } else {
                 // Mostly the chosen method fails; sometimes one that is not chosen.
                 let method = if matches!(d.chosen(), Method::Pgp | Method::Smime) {
@@ -385,9 +406,18 @@ proptest! {
                 prop_assert!(!next.chain.contains(&Method::TlsOpportunistic), "{:?}", next.chain);
                 prop_assert!(!next.chain.contains(&Method::TlsVerified), "{:?}", next.chain);
             }
+            if kind == 1 {
+                prop_assert!(!next.chain.contains(&Method::TlsOpportunistic), "{:?}", next.chain);
+                prop_assert!(!next.chain.contains(&Method::TlsAuthenticated), "{:?}", next.chain);
+            }
             prop_assert_eq!(next.level, first.level);
-            if next.level == Level::Required {
+            if next.level == Level::Required && !msg.phi_free {
                 prop_assert!(next.chain.iter().all(|m| m.protects()), "{:?}", next.chain);
+                // A method the org does not count as protection is never chosen.
+                prop_assert!(
+                    next.chain.iter().all(|m| rules.satisfies_required(*m)),
+                    "{:?} with protecting {:?}", next.chain, rules.protecting
+                );
             }
             prop_assert!(first.chain.contains(&next.chosen()));
             prop_assert!(allowed.contains(&next.chosen()), "{:?} not allowed: {:?}", next.chosen(), rules.preference);
@@ -467,5 +497,40 @@ proptest! {
         let once = decide(&rules, ADDR, &dom, &looked_up, &facts);
         prop_assert_eq!(once.chosen(), knowing_all.chosen());
         prop_assert_eq!(once.level, knowing_all.level);
+    }
+}
+
+proptest! {
+    /// `tls-authenticated` never goes ahead of `tls-verified`, and never serves a domain that
+    /// shows verified TLS (or a pin), or once did, unless the operator allowed it
+    /// (`authenticated_after_verified`); REQUIRETLS never goes by it. A method the org does not
+    /// count as protection is never in a required chain.
+    #[test]
+    fn authenticated_tls_never_replaces_verified_tls_unless_allowed(
+        rules in rules(),
+        dom in domain_evidence(),
+        rcpt in recipient_evidence(),
+        msg in generated(),
+    ) {
+        let d = decide(&rules, ADDR, &dom, &rcpt, &msg.facts());
+        let at = |m| d.chain.iter().position(|x| *x == m);
+        if let (Some(a), Some(v)) = (at(Method::TlsAuthenticated), at(Method::TlsVerified)) {
+            prop_assert!(v < a, "{:?}", d.chain);
+        }
+        let pinned = !d.pins.is_empty();
+        if !rules.authenticated_after_verified
+            && (dom.shows_verified_tls() || dom.seen_verified_before || pinned)
+        {
+            prop_assert!(!d.chain.contains(&Method::TlsAuthenticated), "{:?} {:?}", dom, d.chain);
+        }
+        if msg.requiretls {
+            prop_assert!(!d.chain.contains(&Method::TlsAuthenticated), "{:?}", d.chain);
+        }
+        if d.level == Level::Required && !msg.phi_free {
+            prop_assert!(
+                d.chain.iter().all(|m| rules.satisfies_required(*m)),
+                "{:?} with protecting {:?}", d.chain, rules.protecting
+            );
+        }
     }
 }

@@ -10,7 +10,7 @@ fn rcpt_none() -> RecipientEvidence {
 #[test]
 fn dane_domain_under_default_rules_chooses_tls_verified_and_explains_why() {
     let d = decide(
-        &Rules::default(),
+        &classic(),
         BOB,
         &dane_domain(),
         &rcpt_none(),
@@ -41,7 +41,7 @@ fn dane_domain_under_default_rules_chooses_tls_verified_and_explains_why() {
 #[test]
 fn unsigned_zone_without_mta_sts_falls_to_pgp_and_says_why_tls_was_skipped() {
     let d = decide(
-        &Rules::default(),
+        &classic(),
         BOB,
         &plain_domain(),
         &pgp_recipient(),
@@ -61,7 +61,7 @@ fn unsigned_zone_without_mta_sts_falls_to_pgp_and_says_why_tls_was_skipped() {
 #[test]
 fn nothing_available_and_protection_required_resolves_to_the_portal_alone() {
     let d = decide(
-        &Rules::default(),
+        &classic(),
         BOB,
         &DomainEvidence::default(),
         &rcpt_none(),
@@ -77,19 +77,13 @@ fn mta_sts_testing_mode_does_not_count_as_verified_tls() {
         mta_sts: MtaStsMode::Testing,
         ..plain_domain()
     };
-    let d = decide(&Rules::default(), BOB, &dom, &rcpt_none(), &plain_message());
+    let d = decide(&classic(), BOB, &dom, &rcpt_none(), &plain_message());
     assert_eq!(d.chain, vec![Method::Portal]);
     let enforce = DomainEvidence {
         mta_sts: MtaStsMode::Enforce,
         ..plain_domain()
     };
-    let d = decide(
-        &Rules::default(),
-        BOB,
-        &enforce,
-        &rcpt_none(),
-        &plain_message(),
-    );
+    let d = decide(&classic(), BOB, &enforce, &rcpt_none(), &plain_message());
     assert_eq!(d.chosen(), Method::TlsVerified);
 }
 
@@ -101,7 +95,7 @@ fn unusable_tlsa_records_do_not_count_as_verified_tls_and_the_evidence_says_tls_
     };
     let mandatory = "dane: unusable (DNSSEC-secure TLSA, none usable: STARTTLS mandatory \
                      without authentication, RFC 7672 §2.2; not verified TLS)";
-    let protected = decide(&Rules::default(), BOB, &dom, &rcpt_none(), &plain_message());
+    let protected = decide(&classic(), BOB, &dom, &rcpt_none(), &plain_message());
     assert_eq!(protected.chain, vec![Method::Portal]);
     assert!(
         protected.evidence.contains(
@@ -116,7 +110,7 @@ fn unusable_tlsa_records_do_not_count_as_verified_tls_and_the_evidence_says_tls_
     for (rules, facts) in [
         (rules_none(), plain_message()),
         (
-            Rules::default(),
+            classic(),
             MessageFacts {
                 phi_free: true,
                 ..plain_message()
@@ -181,7 +175,7 @@ fn subject_tag_in_any_case_requires_protection_and_is_marked_for_removal() {
 #[test]
 fn security_header_none_lowers_the_default_when_nothing_else_requires_protection() {
     let msg = message("hi", &[("x-sealgate-security", " None ")], "x");
-    let d = decide(&Rules::default(), BOB, &plain_domain(), &rcpt_none(), &msg);
+    let d = decide(&classic(), BOB, &plain_domain(), &rcpt_none(), &msg);
     assert_eq!(d.level, Level::None);
     assert_eq!(d.level_source, Source::ContentTrigger);
     assert_eq!(d.strip_headers, vec!["X-Sealgate-Security".to_owned()]);
@@ -195,7 +189,7 @@ fn security_header_none_is_ignored_when_a_dlp_pattern_matches() {
         &[("X-Sealgate-Security", "none")],
         "patient SSN 123-45-6789 attached",
     );
-    let d = decide(&Rules::default(), BOB, &plain_domain(), &rcpt_none(), &msg);
+    let d = decide(&classic(), BOB, &plain_domain(), &rcpt_none(), &msg);
     assert_eq!(d.level, Level::Required);
     let text = d.explain();
     assert!(text.contains("content: dlp pattern us-ssn matched the body; protection required\n"));
@@ -218,13 +212,7 @@ fn mrn_pattern_configured_by_the_operator_raises_the_level() {
 #[test]
 fn security_header_naming_a_method_forces_it_first() {
     let msg = message("hi", &[("X-Sealgate-Security", "pgp")], "x");
-    let d = decide(
-        &Rules::default(),
-        BOB,
-        &dane_domain(),
-        &pgp_recipient(),
-        &msg,
-    );
+    let d = decide(&classic(), BOB, &dane_domain(), &pgp_recipient(), &msg);
     assert_eq!(d.forced, Some((Method::Pgp, Source::ContentTrigger)));
     assert_eq!(
         d.chain,
@@ -250,7 +238,7 @@ fn forced_pgp_with_a_revoked_key_falls_back_along_the_chain_and_says_so() {
             method: Some(Method::Pgp),
             ..Override::default()
         }],
-        ..Rules::default()
+        ..classic()
     };
     let rcpt = RecipientEvidence {
         pgp: Credential::Unusable {
@@ -275,7 +263,7 @@ fn forced_opportunistic_tls_is_refused_when_protection_is_required() {
             method: Some(Method::TlsOpportunistic),
             ..Override::default()
         }],
-        ..Rules::default()
+        ..classic()
     };
     let d = decide(&rules, BOB, &plain_domain(), &rcpt_none(), &plain_message());
     assert_eq!(d.chain, vec![Method::Portal]);
@@ -293,7 +281,7 @@ fn operator_pin_makes_tls_verified_available_without_dane_or_mta_sts() {
             pins: vec!["AB12".to_owned(), "ab12".to_owned()],
             ..Override::default()
         }],
-        ..Rules::default()
+        ..classic()
     };
     let d = decide(
         &rules,
@@ -317,13 +305,7 @@ fn downgrade_memory_withholds_tls_verified_and_raises_an_alert() {
         seen_verified_before: true,
         ..plain_domain()
     };
-    let d = decide(
-        &Rules::default(),
-        BOB,
-        &dom,
-        &pgp_recipient(),
-        &plain_message(),
-    );
+    let d = decide(&classic(), BOB, &dom, &pgp_recipient(), &plain_message());
     assert_eq!(d.chain, vec![Method::Pgp, Method::Portal]);
     assert_eq!(
         d.alerts,
@@ -345,7 +327,7 @@ fn downgrade_memory_is_quiet_while_the_domain_still_shows_verified_tls() {
         seen_verified_before: true,
         ..dane_domain()
     };
-    let d = decide(&Rules::default(), BOB, &dom, &rcpt_none(), &plain_message());
+    let d = decide(&classic(), BOB, &dom, &rcpt_none(), &plain_message());
     assert!(d.alerts.is_empty());
     assert_eq!(d.chosen(), Method::TlsVerified);
 }
@@ -366,7 +348,7 @@ fn bogus_dnssec_withholds_every_tls_method_and_raises_an_alert() {
 #[test]
 fn tls_required_no_header_does_not_lower_a_required_level() {
     let msg = message("hi", &[("TLS-Required", "No")], "x");
-    let d = decide(&Rules::default(), BOB, &plain_domain(), &rcpt_none(), &msg);
+    let d = decide(&classic(), BOB, &plain_domain(), &rcpt_none(), &msg);
     assert_eq!(d.level, Level::Required);
     assert_eq!(d.chain, vec![Method::Portal]);
     assert!(
@@ -384,7 +366,7 @@ fn address_override_beats_domain_override_which_beats_the_subject_tag() {
             method: Some(Method::Portal),
             ..Override::default()
         }],
-        ..Rules::default()
+        ..classic()
     };
     let msg = message("[secure] hi", &[], "x");
     let d = decide(&rules, BOB, &dane_domain(), &rcpt_none(), &msg);
@@ -415,7 +397,7 @@ fn address_override_beats_domain_override_which_beats_the_subject_tag() {
 fn preference_without_portal_gets_it_appended_and_nothing_follows_the_portal() {
     let rules = Rules {
         preference: vec![Method::Pgp],
-        ..Rules::default()
+        ..classic()
     };
     let d = decide(
         &rules,
@@ -431,7 +413,7 @@ fn preference_without_portal_gets_it_appended_and_nothing_follows_the_portal() {
     );
     let rules = Rules {
         preference: vec![Method::Portal, Method::TlsVerified],
-        ..Rules::default()
+        ..classic()
     };
     let d = decide(&rules, BOB, &dane_domain(), &rcpt_none(), &plain_message());
     assert_eq!(d.chain, vec![Method::Portal]);
@@ -468,13 +450,7 @@ fn smime_is_chosen_when_only_a_certificate_is_usable() {
             fingerprint: "DD".to_owned(),
         },
     };
-    let d = decide(
-        &Rules::default(),
-        BOB,
-        &plain_domain(),
-        &rcpt,
-        &plain_message(),
-    );
+    let d = decide(&classic(), BOB, &plain_domain(), &rcpt, &plain_message());
     assert_eq!(d.chain, vec![Method::Smime, Method::Portal]);
     assert!(
         d.explain()
@@ -485,7 +461,7 @@ fn smime_is_chosen_when_only_a_certificate_is_usable() {
 #[test]
 fn decision_serializes_for_the_audit_log() {
     let d = decide(
-        &Rules::default(),
+        &classic(),
         BOB,
         &dane_domain(),
         &rcpt_none(),
@@ -593,7 +569,7 @@ fn an_address_rule_forcing_pgp_never_falls_to_a_transport_only_method() {
             method: Some(Method::Pgp),
             ..Override::default()
         }],
-        ..Rules::default()
+        ..classic()
     };
     let revoked = RecipientEvidence {
         pgp: Credential::Unusable {
@@ -655,7 +631,7 @@ fn a_rules_own_chain_replaces_the_preference_and_the_portal_closes_it() {
             chain: Some(vec![Method::Pgp, Method::Pgp]),
             ..Override::default()
         }],
-        ..Rules::default()
+        ..classic()
     };
     assert!(
         bad.validate().iter().any(|e| e

@@ -200,7 +200,7 @@ fn expired_revoked_and_signing_only_keys_are_never_used_and_the_audit_says_why()
     let sink = mx(&lab);
     let dir = tempfile::tempdir().expect("tempdir");
     let db = fresh_db(sealgate_testkit::db::TestBackend::Sqlite);
-    let daemon = lab.daemon(&db.url, "");
+    let daemon = lab.daemon(&db.url, crate::lab::WITHOUT_AUTHENTICATED);
     let id = send(&daemon, dir.path(), "amy@example.test");
 
     let db = inspect(&daemon);

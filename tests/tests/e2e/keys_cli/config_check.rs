@@ -83,7 +83,8 @@ fn config_check_shows_each_rules_chain_and_refuses_a_bad_one() {
     let good = dir.path().join("good.toml");
     std::fs::write(
         &good,
-        "[policy]\n[[policy.addresses]]\nkey = \"bob@partner.example\"\nmethod = \"pgp\"\n\
+        "[policy]\npreference = [\"tls-verified\", \"pgp\", \"smime\", \"portal\"]\n\
+         [[policy.addresses]]\nkey = \"bob@partner.example\"\nmethod = \"pgp\"\n\
          [[policy.domains]]\nkey = \"hospital.example\"\nchain = [\"smime\", \"tls-verified\"]\n",
     )
     .expect("write");
@@ -112,4 +113,39 @@ fn config_check_shows_each_rules_chain_and_refuses_a_bad_one() {
         "{}",
         run.describe()
     );
+}
+
+/// The default chain holds `tls-authenticated` before the portal; `config check` names every
+/// misuse of `protecting` and an order that puts authenticated before verified TLS.
+#[test]
+fn config_check_shows_authenticated_tls_in_the_default_chain_and_refuses_its_misuse() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, "[policy]\n").expect("write");
+    let run = run_with_config(&good, &["config", "check", path_str(&good)]);
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    let line =
+        "  org default: tls-verified > pgp > smime > tls-authenticated > portal (the preference)";
+    assert!(run.lines().contains(&line), "{}", run.describe());
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[policy]\npreference = [\"tls-authenticated\", \"tls-verified\", \"portal\"]\n\
+         protecting = [\"tls-opportunistic\", \"tls-verified\"]\n",
+    )
+    .expect("write");
+    let run = run_with_config(&bad, &["config", "check", path_str(&bad)]);
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    for problem in [
+        "protecting: tls-opportunistic never satisfies protection level required",
+        "protecting: the portal must be listed",
+        "preference: tls-authenticated must come after tls-verified",
+    ] {
+        assert!(
+            run.stderr.contains(problem),
+            "{problem:?}\n{}",
+            run.describe()
+        );
+    }
 }

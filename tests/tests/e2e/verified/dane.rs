@@ -195,7 +195,7 @@ fn a_tlsa_record_in_an_unsigned_zone_is_ignored_when_the_domain_needs_no_protect
 fn a_tlsa_record_in_an_unsigned_zone_gives_no_verified_tls_so_protected_mail_waits() {
     let (lab, cert) = unsigned_lab_with_a_wrong_tlsa();
     let sink = lab.tls_sink(MX_IP, &cert);
-    let daemon = lab.daemon_on_sqlite("");
+    let daemon = lab.daemon_on_sqlite(crate::lab::WITHOUT_AUTHENTICATED);
     let id = send(&daemon, RCPT, &[]);
     let db = inspect(&daemon);
     wait_for(&db, &id, RCPT, "deferred");
@@ -296,8 +296,10 @@ fn unusable_tlsa_records_make_tls_mandatory_so_an_mx_without_starttls_gets_nothi
 fn unusable_tlsa_records_allow_unauthenticated_tls_that_never_counts_as_verified() {
     let (lab, cert) = unusable_tlsa_lab();
     let sink = lab.tls_sink(MX_IP, &cert);
-    let daemon = lab
-        .daemon_on_sqlite("[[policy.addresses]]\nkey = \"jane@example.test\"\nlevel = \"none\"\n");
+    let daemon = lab.daemon_on_sqlite(&format!(
+        "{}[[policy.addresses]]\nkey = \"jane@example.test\"\nlevel = \"none\"\n",
+        crate::lab::WITHOUT_AUTHENTICATED
+    ));
     let id = send(&daemon, RCPT, &[]);
     assert!(
         lab.rt.block_on(sink.wait_for(1, WAIT)),

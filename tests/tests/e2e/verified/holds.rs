@@ -9,7 +9,7 @@ use sealgate_testkit::smtp_sink::SinkScript;
 use sealgate_tests::CliRun;
 
 use super::*;
-use crate::lab::eventually;
+use crate::lab::{WITHOUT_AUTHENTICATED, eventually};
 
 /// A recipient the policy lets travel without protection, whose mailbox answers 451.
 const BUSY: &str = "bob@example.test";
@@ -27,7 +27,9 @@ fn protected_mail_the_policy_cannot_deliver_here_is_held_and_a_remote_4xx_is_not
         o.script = SinkScript::default().reject_rcpt(BUSY, "451 4.2.1 mailbox busy, try later");
     });
     let daemon = lab
-        .daemon_on_sqlite("[[policy.addresses]]\nkey = \"bob@example.test\"\nlevel = \"none\"\n");
+        .daemon_on_sqlite(&format!(
+            "{WITHOUT_AUTHENTICATED}[[policy.addresses]]\nkey = \"bob@example.test\"\nlevel = \"none\"\n"
+        ));
     let held_id = send(&daemon, RCPT, &[]);
     let busy_id = send(&daemon, BUSY, &[]);
     let db = inspect(&daemon);

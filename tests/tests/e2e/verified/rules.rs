@@ -15,7 +15,7 @@ fn a_tls_required_no_header_does_not_release_protected_mail_to_an_unverified_dom
         .unsigned("example.test", "@ IN MX 10 mx\nmx IN A 127.0.0.5\n")
         .start();
     let sink = lab.tls_sink(MX_IP, &cert);
-    let daemon = lab.daemon_on_sqlite("");
+    let daemon = lab.daemon_on_sqlite(crate::lab::WITHOUT_AUTHENTICATED);
     let id = send(&daemon, RCPT, &["--header", "TLS-Required: No"]);
     let db = inspect(&daemon);
     wait_for(&db, &id, RCPT, "deferred");
