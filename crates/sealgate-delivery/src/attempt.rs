@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use sealgate_audit::AuditEvent;
 use sealgate_discovery::DomainProbe;
 use sealgate_policy::{Decision, DomainEvidence, Failed, Method};
-use sealgate_queue::{AttemptOutcome, Claim};
+use sealgate_queue::{AttemptOutcome, AttemptReport, Claim, Recorder};
 use sealgate_types::HoldReason;
 use tracing::{info, warn};
 
@@ -18,11 +18,12 @@ use crate::encrypt;
 use crate::facts;
 use crate::plan;
 use crate::route::{self, Failure, Target};
-use sealgate_queue::Recorder;
 
 mod outcome;
 
-use outcome::{class, evidence, fail_all, local_reason, report, settle, transaction_reports};
+use outcome::{
+    class, evidence, failure_reports, local_reason, report, settle, transaction_reports,
+};
 
 /// Recipients of one message that go the same way, with their decisions.
 type Part = Vec<(Claim, Decision)>;
@@ -97,7 +98,7 @@ pub(crate) async fn deliver_domain(
 ) {
     let targets = match route::resolve_targets(ctx.resolver.as_ref(), ctx.smtp_port, domain).await {
         Ok(t) => t,
-        Err(f) => return fail_all(ctx, &claims, &f).await,
+        Err(f) => return settle(ctx, failure_reports(&claims, &f)).await,
     };
     let probe = ctx
         .discovery
@@ -157,7 +158,8 @@ impl DomainRun<'_> {
             Err(e) => {
                 warn!(msg_id = %message_id, error = %e, "cannot open the queued message");
                 let reason = format!("local error: cannot open the queued message: {e}");
-                fail_all(ctx, &group, &Failure::temporary(reason, None)).await;
+                let f = Failure::temporary(reason, None);
+                settle(ctx, failure_reports(&group, &f)).await;
                 return None;
             }
         };
@@ -257,7 +259,9 @@ impl DomainRun<'_> {
         }
     }
 
-    /// Has the window's decisions committed, then sends each message by way.
+    /// Has the window's decisions committed, then sends each message by way. Each way returns
+    /// one report per recipient; every report of the window is settled here, part by part
+    /// (a part's copy has left, so it is settled before the next is sent).
     async fn send_window(&mut self, mut window: Vec<Prepared>) {
         if window.is_empty() {
             return;
@@ -273,7 +277,8 @@ impl DomainRun<'_> {
                 .iter()
                 .flat_map(|p| p.parts.values().flatten().map(|(c, _)| c.clone()))
                 .collect();
-            return fail_all(self.ctx, &claims, &Failure::temporary(reason, None)).await;
+            let f = Failure::temporary(reason, None);
+            return settle(self.ctx, failure_reports(&claims, &f)).await;
         }
         for p in window {
             for (way, part) in p.parts {
@@ -282,93 +287,69 @@ impl DomainRun<'_> {
                 if !hand_back_if_late(self.ctx, id, &claims).await {
                     continue;
                 }
-                match way {
-                    Way::Verified(pins) => {
-                        if let Err(f) = self.send_verified(&pins, &part, &p.content).await {
-                            let failed = Method::TlsVerified;
-                            self.failed_to_portal(
-                                failed,
-                                &part,
-                                &f,
-                                &p.content,
-                                p.passphrase.as_deref(),
-                            )
-                            .await;
-                        }
-                    }
-                    Way::Authenticated => {
-                        if let Err(f) = self.send_authenticated(&part, &p.content).await {
-                            let failed = Method::TlsAuthenticated;
-                            self.failed_to_portal(
-                                failed,
-                                &part,
-                                &f,
-                                &p.content,
-                                p.passphrase.as_deref(),
-                            )
-                            .await;
-                        }
-                    }
-                    Way::Opportunistic => self.send_opportunistic(&part, &p.content).await,
-                    Way::Encrypted { rcpt, verified } => {
-                        let Some(copy) = p.sealed.get(&rcpt) else {
-                            continue;
-                        };
-                        match verified {
-                            Some(pins) => {
-                                if let Err(f) = self.send_verified(&pins, &part, copy).await {
-                                    self.transport_failed(Method::TlsVerified, &part, &f).await;
-                                }
-                            }
-                            None => self.send_opportunistic(&part, copy).await,
-                        }
-                    }
-                    Way::Portal => {
-                        self.to_portal(&part, &p.content, p.passphrase.as_deref())
-                            .await
-                    }
-                    Way::Held(why) => self.held(&part, why).await,
-                }
+                let reports = self
+                    .by_way(way, &part, &p.content, &p.sealed, p.passphrase.as_deref())
+                    .await;
+                settle(self.ctx, reports).await;
             }
         }
     }
 
-    /// Recipients whose chosen method is the portal: sealed there, notified, settled.
+    /// Carries out one way for one part of a message: the reports of its recipients.
+    async fn by_way(
+        &mut self,
+        way: Way,
+        part: &[(Claim, Decision)],
+        content: &[u8],
+        sealed: &BTreeMap<String, Vec<u8>>,
+        passphrase: Option<&str>,
+    ) -> Vec<AttemptReport> {
+        match way {
+            Way::Verified(pins) => match self.send_verified(&pins, part, content).await {
+                Ok(reports) => reports,
+                Err(f) => {
+                    self.failed_to_portal(Method::TlsVerified, part, &f, content, passphrase)
+                        .await
+                }
+            },
+            Way::Authenticated => match self.send_authenticated(part, content).await {
+                Ok(reports) => reports,
+                Err(f) => {
+                    self.failed_to_portal(Method::TlsAuthenticated, part, &f, content, passphrase)
+                        .await
+                }
+            },
+            Way::Opportunistic => self.send_opportunistic(part, content).await,
+            Way::Encrypted { rcpt, verified } => {
+                let Some(copy) = sealed.get(&rcpt) else {
+                    // Every encrypted way has its copy (made with it in `realise`).
+                    let f = Failure::temporary("local error: the encrypted copy is missing", None);
+                    return failure_reports(&claims_of(part), &f);
+                };
+                match verified {
+                    Some(pins) => match self.send_verified(&pins, part, copy).await {
+                        Ok(reports) => reports,
+                        Err(f) => self.transport_failed(Method::TlsVerified, part, &f),
+                    },
+                    None => self.send_opportunistic(part, copy).await,
+                }
+            }
+            Way::Portal => self.to_portal(part, content, passphrase).await,
+            Way::Held(why) => held(part, why),
+        }
+    }
+
+    /// Recipients whose chosen method is the portal: sealed there and notified.
     async fn to_portal(
         &self,
         part: &[(Claim, Decision)],
         content: &[u8],
         passphrase: Option<&str>,
-    ) {
+    ) -> Vec<AttemptReport> {
         let Some(settings) = &self.ctx.portal else {
-            return self.held(part, HoldReason::PortalDisabled).await;
+            return held(part, HoldReason::PortalDisabled);
         };
-        let reports =
-            crate::portal::deposit(&self.ctx.queue, settings, part, content, passphrase).await;
-        settle(self.ctx, reports).await;
-    }
-
-    /// Recipients held by policy (their chosen method cannot be carried out here now):
-    /// deferred with the hold on record (and bounced once too old), never sent by a weaker
-    /// method.
-    async fn held(&self, part: &[(Claim, Decision)], why: HoldReason) {
-        let reports = part
-            .iter()
-            .map(|(c, d)| {
-                let m = d.chosen();
-                let reason = format!(
-                    "4.7.0 delivery method {m} chosen by policy is not available yet ({}); \
-                     the message waits (protection level {})",
-                    why.describe(),
-                    d.level
-                );
-                let outcome = AttemptOutcome::Held(why);
-                let mut ev = evidence(None, None, None, &reason, &outcome);
-                ev.method = Some(m.as_str().to_owned());
-                report(c, outcome, ev)
-            })
-            .collect();
-        settle(self.ctx, reports).await;
+        crate::portal::deposit(&self.ctx.queue, settings, part, content, passphrase).await
     }
 
     /// Sends over a verified session; `Err` when none could be had (nothing was sent).
@@ -377,15 +358,14 @@ impl DomainRun<'_> {
         pins: &[String],
         part: &[(Claim, Decision)],
         content: &[u8],
-    ) -> Result<(), Failure> {
+    ) -> Result<Vec<AttemptReport>, Failure> {
         let key = format!("{}\u{0}verified\u{0}{}", self.domain, pins.join(","));
         let open = match self.take_open(&key).await {
             Some(open) => Ok(open),
             None => connect::connect_verified(self.ctx, &self.probe, &self.targets, pins).await,
         };
         let (c, target) = open?;
-        self.send(key, c, target, part, content).await;
-        Ok(())
+        Ok(self.send(key, c, target, part, content).await)
     }
 
     /// Sends over an authenticated-TLS session; `Err` when none could be had (nothing was
@@ -394,21 +374,20 @@ impl DomainRun<'_> {
         &mut self,
         part: &[(Claim, Decision)],
         content: &[u8],
-    ) -> Result<(), Failure> {
+    ) -> Result<Vec<AttemptReport>, Failure> {
         let key = format!("{}\u{0}authenticated", self.domain);
         let open = match self.take_open(&key).await {
             Some(open) => Ok(open),
             None => connect::connect_authenticated(self.ctx, &self.probe, &self.targets).await,
         };
         let (c, target) = open?;
-        self.send(key, c, target, part, content).await;
-        Ok(())
+        Ok(self.send(key, c, target, part, content).await)
     }
 
     /// Verified or authenticated TLS (`failed`) could not be had at connect time for a
-    /// message's own recipients: those whose chain goes on to the portal are sealed there now
-    /// (the failed try audited as an attempt); the others wait, as
-    /// [`DomainRun::transport_failed`] says.
+    /// message's own recipients: those whose chain goes on to the portal are sealed there now,
+    /// the failed try (and the alert) settled with them as events before their portal
+    /// attempt; the others wait, as [`DomainRun::transport_failed`] says.
     async fn failed_to_portal(
         &self,
         failed: Method,
@@ -416,66 +395,72 @@ impl DomainRun<'_> {
         f: &Failure,
         content: &[u8],
         passphrase: Option<&str>,
-    ) {
+    ) -> Vec<AttemptReport> {
         let (portal, rest): (Vec<_>, Vec<_>) = part.iter().cloned().partition(|(c, d)| {
             self.ctx.portal.is_some()
                 && !c.phi_free
                 && next_after(d, failed, f) == Some(Method::Portal)
         });
         if portal.is_empty() {
-            return self.transport_failed(failed, part, f).await;
+            return self.transport_failed(failed, part, f);
         }
-        self.raise_alert(&portal, f).await;
-        let attempts = portal
+        let before = portal
             .iter()
             .map(|(c, _)| {
                 let reason = format!("{}; nothing was sent; falls to the portal", f.reason);
                 let mut ev = evidence(f.target.as_ref(), None, None, &reason, &f.outcome);
                 ev.method = Some(failed.as_str().to_owned());
                 ev.verification = Some("failed".to_owned());
-                AuditEvent::Attempt {
+                let attempt = AuditEvent::Attempt {
                     message_id: c.recipient.message_id.clone(),
                     recipient: c.recipient.rcpt.clone(),
                     evidence: ev,
-                }
+                };
+                self.alert(c, f).into_iter().chain([attempt]).collect()
             })
             .collect();
-        if let Err(e) = self.ctx.queue.record(attempts).await {
-            warn!(error = %e, "cannot record the failed verified attempt");
-        }
-        self.to_portal(&portal, content, passphrase).await;
+        let mut reports = match &self.ctx.portal {
+            Some(settings) => {
+                crate::portal::deposit_after(
+                    &self.ctx.queue,
+                    settings,
+                    &portal,
+                    content,
+                    passphrase,
+                    before,
+                )
+                .await
+            }
+            None => held(&portal, HoldReason::PortalDisabled),
+        };
         if !rest.is_empty() {
-            self.transport_failed(failed, &rest, f).await;
+            reports.extend(self.transport_failed(failed, &rest, f));
         }
+        reports
     }
 
-    /// The connect-time failure's alert (a policy demanded verification), for each recipient.
-    async fn raise_alert(&self, part: &[(Claim, Decision)], f: &Failure) {
-        let Some(alert) = &f.alert else {
-            return;
-        };
-        warn!(domain = %self.domain, alert = %alert, "security alert");
-        let events = part
-            .iter()
-            .map(|(c, _)| AuditEvent::Alert {
-                message_id: Some(c.recipient.message_id.clone()),
-                recipient: Some(c.recipient.rcpt.clone()),
-                domain: self.domain.to_owned(),
-                alert: alert.clone(),
-            })
-            .collect();
-        if let Err(e) = self.ctx.queue.record(events).await {
-            warn!(error = %e, "cannot record the alert");
-        }
+    /// The connect-time failure's alert (a policy demanded verification) for `c`, if any.
+    fn alert(&self, c: &Claim, f: &Failure) -> Option<AuditEvent> {
+        let alert = f.alert.as_ref()?;
+        warn!(domain = %self.domain, rcpt = %c.recipient.rcpt, alert = %alert, "security alert");
+        Some(AuditEvent::Alert {
+            message_id: Some(c.recipient.message_id.clone()),
+            recipient: Some(c.recipient.rcpt.clone()),
+            domain: self.domain.to_owned(),
+            alert: alert.clone(),
+        })
     }
 
     /// Verified or authenticated TLS (`failed`) could not be had at connect time: nothing was
     /// sent; each recipient falls to the next method of its chain (opportunistic TLS never);
     /// when that cannot be taken now it waits and is tried again.
-    async fn transport_failed(&self, failed: Method, part: &[(Claim, Decision)], f: &Failure) {
-        self.raise_alert(part, f).await;
-        let reports = part
-            .iter()
+    fn transport_failed(
+        &self,
+        failed: Method,
+        part: &[(Claim, Decision)],
+        f: &Failure,
+    ) -> Vec<AttemptReport> {
+        part.iter()
             .map(|(c, d)| {
                 let next = next_after(d, failed, f).map_or("none".to_owned(), |m| m.to_string());
                 let reason = format!(
@@ -485,13 +470,18 @@ impl DomainRun<'_> {
                 let mut ev = evidence(f.target.as_ref(), None, None, &reason, &f.outcome);
                 ev.method = Some(failed.as_str().to_owned());
                 ev.verification = Some("failed".to_owned());
-                report(c, AttemptOutcome::Temporary, ev)
+                let mut r = report(c, AttemptOutcome::Temporary, ev);
+                r.before.extend(self.alert(c, f));
+                r
             })
-            .collect();
-        settle(self.ctx, reports).await;
+            .collect()
     }
 
-    async fn send_opportunistic(&mut self, part: &[(Claim, Decision)], content: &[u8]) {
+    async fn send_opportunistic(
+        &mut self,
+        part: &[(Claim, Decision)],
+        content: &[u8],
+    ) -> Vec<AttemptReport> {
         let key = format!("{}\u{0}opportunistic", self.domain);
         let open = match self.take_open_opportunistic(&key).await {
             Some(open) => Ok(open),
@@ -499,10 +489,7 @@ impl DomainRun<'_> {
         };
         match open {
             Ok((c, target)) => self.send(key, c, target, part, content).await,
-            Err(f) => {
-                let claims: Vec<Claim> = part.iter().map(|(c, _)| c.clone()).collect();
-                fail_all(self.ctx, &claims, &f).await;
-            }
+            Err(f) => failure_reports(&claims_of(part), &f),
         }
     }
 
@@ -525,7 +512,8 @@ impl DomainRun<'_> {
         }
     }
 
-    /// One transaction on an established session; keeps the session for reuse when usable.
+    /// One transaction on an established session, its reports; keeps the session for reuse
+    /// when usable.
     async fn send(
         &mut self,
         key: String,
@@ -533,8 +521,8 @@ impl DomainRun<'_> {
         target: Target,
         part: &[(Claim, Decision)],
         content: &[u8],
-    ) {
-        let group: Vec<Claim> = part.iter().map(|(c, _)| c.clone()).collect();
+    ) -> Vec<AttemptReport> {
+        let group = claims_of(part);
         let env = Envelope {
             sender: group[0].sender.clone(),
             recipients: group.iter().map(|c| c.recipient.rcpt.clone()).collect(),
@@ -576,13 +564,39 @@ impl DomainRun<'_> {
                     .to_owned(),
             );
         }
-        settle(self.ctx, reports).await;
         if keep {
             self.open.insert(key, (c, target));
         } else {
             c.quit().await;
         }
+        reports
     }
+}
+
+/// The claims of a part.
+fn claims_of(part: &[(Claim, Decision)]) -> Vec<Claim> {
+    part.iter().map(|(c, _)| c.clone()).collect()
+}
+
+/// Recipients held by policy (their chosen method cannot be carried out here now):
+/// deferred with the hold on record (and bounced once too old), never sent by a weaker
+/// method.
+fn held(part: &[(Claim, Decision)], why: HoldReason) -> Vec<AttemptReport> {
+    part.iter()
+        .map(|(c, d)| {
+            let m = d.chosen();
+            let reason = format!(
+                "4.7.0 delivery method {m} chosen by policy is not available yet ({}); \
+                 the message waits (protection level {})",
+                why.describe(),
+                d.level
+            );
+            let outcome = AttemptOutcome::Held(why);
+            let mut ev = evidence(None, None, None, &reason, &outcome);
+            ev.method = Some(m.as_str().to_owned());
+            report(c, outcome, ev)
+        })
+        .collect()
 }
 
 /// The `decision` events (and `alert` events for its alerts) of one message's recipients.

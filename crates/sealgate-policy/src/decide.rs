@@ -559,12 +559,28 @@ fn build_chain(
 ) -> Vec<Method> {
     let mut chain = Vec::new();
     let mut considered = Vec::new();
+    // Verified TLS that will be in the chain goes before authenticated TLS, forced or not
+    // (unforced, `verified_before_authenticated` moves it after verified TLS).
+    let verified_ahead =
+        order.contains(&Method::TlsVerified) && probe.check(Method::TlsVerified).is_ok();
     for (i, m) in order.iter().copied().enumerate() {
         if considered.contains(&m) {
             continue;
         }
         considered.push(m);
-        match probe.check(m) {
+        let check = match probe.check(m) {
+            // A forced tls-authenticated would lead the chain: not where verified TLS works.
+            Ok(())
+                if m == Method::TlsAuthenticated
+                    && forced == Some(m)
+                    && i == 0
+                    && verified_ahead =>
+            {
+                Err("the domain offers verified TLS, which comes first".to_owned())
+            }
+            other => other,
+        };
+        match check {
             Ok(()) => chain.push(m),
             Err(why) if i == 0 && forced.is_some() => {
                 evidence.push(format!(

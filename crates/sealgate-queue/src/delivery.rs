@@ -105,6 +105,9 @@ pub struct AttemptReport {
     pub outcome: AttemptOutcome,
     /// What the attempt saw (becomes the `attempt` audit event).
     pub evidence: AttemptEvidence,
+    /// Events written just before this attempt's, in the same settle transaction: the alert
+    /// of a refused verification, or the failed try of a method the recipient fell from.
+    pub before: Vec<AuditEvent>,
 }
 
 /// One recipient listed in a notice.
@@ -162,6 +165,7 @@ fn decide(report: AttemptReport, policy: &RetryPolicy, unit: f64, now: i64) -> D
         claim,
         outcome,
         evidence,
+        before,
     } = report;
     let r = &claim.recipient;
     let reason = evidence
@@ -261,7 +265,11 @@ fn decide(report: AttemptReport, policy: &RetryPolicy, unit: f64, now: i64) -> D
         recipient: rcpt,
         evidence,
     };
-    let audit = vec![attempt.into_record(), event.into_record()];
+    let audit = before
+        .into_iter()
+        .chain([attempt, event])
+        .map(AuditEvent::into_record)
+        .collect();
     Decision {
         settled,
         item: SettleItem {
@@ -513,6 +521,7 @@ impl Queue {
                 claim: claim.clone(),
                 outcome,
                 evidence,
+                before: Vec::new(),
             },
             policy,
             unit,

@@ -162,13 +162,6 @@ impl Queue {
         })
     }
 
-    /// Appends audit events that record no state change of their own (`decision`, `alert`),
-    /// all in one transaction, in order.
-    pub async fn record(&self, events: Vec<AuditEvent>) -> Result<(), QueueError> {
-        let records: Vec<_> = events.into_iter().map(AuditEvent::into_record).collect();
-        Ok(self.store.append_audit_batch(&records).await?)
-    }
-
     /// Opens a queued message's content (for delivery and for operators).
     pub async fn open(&self, id: &MessageId) -> Result<Vec<u8>, QueueError> {
         let key = id.to_string();

@@ -266,6 +266,20 @@ impl Store {
         notices: &[PortalOutgoing],
         audit: &[AuditRecord],
     ) -> Result<Vec<String>, StoreError> {
+        self.portal_deposit_after(&[], msg, grants, notices, audit)
+            .await
+    }
+
+    /// [`Store::portal_deposit`], with `preceding` audit records written first in the same
+    /// transaction (what led to the deposit: the failed try of another method, its alert).
+    pub async fn portal_deposit_after(
+        &self,
+        preceding: &[AuditRecord],
+        msg: &PortalMessageRow,
+        grants: &[GrantRow],
+        notices: &[PortalOutgoing],
+        audit: &[AuditRecord],
+    ) -> Result<Vec<String>, StoreError> {
         if grants.len() != notices.len() || grants.len() != audit.len() {
             return Err(StoreError::Invalid {
                 what: "portal deposit: grants, notices and audit must be parallel",
@@ -276,6 +290,9 @@ impl Store {
         lock_audit_head(&mut tx, self.backend())
             .await
             .map_err(&fail)?;
+        for rec in preceding {
+            append_in_tx(&mut tx, rec).await.map_err(&fail)?;
+        }
         let existing = match &msg.message_id {
             Some(id) => existing_original(&mut tx, id).await.map_err(&fail)?,
             None => None,

@@ -10,9 +10,9 @@ use crate::client::{ClientError, Envelope, Outcome, SmtpConnection, TransactionR
 use crate::context::DeliveryContext;
 use crate::route::{Failure, Target};
 
-/// Settles every claim with the same failure (and the DSNs it calls for).
-pub(super) async fn fail_all(ctx: &DeliveryContext, claims: &[Claim], f: &Failure) {
-    let reports = claims
+/// One report per claim, all with the same failure.
+pub(super) fn failure_reports(claims: &[Claim], f: &Failure) -> Vec<AttemptReport> {
+    claims
         .iter()
         .map(|c| {
             report(
@@ -21,8 +21,7 @@ pub(super) async fn fail_all(ctx: &DeliveryContext, claims: &[Claim], f: &Failur
                 evidence(f.target.as_ref(), None, None, &f.reason, &f.outcome),
             )
         })
-        .collect();
-    settle(ctx, reports).await;
+        .collect()
 }
 
 /// A client error as a reason with the enhanced status code it stands for, so DSNs and the
@@ -89,6 +88,7 @@ pub(super) fn report(
         claim: claim.clone(),
         outcome,
         evidence,
+        before: Vec::new(),
     }
 }
 

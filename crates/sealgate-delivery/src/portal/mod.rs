@@ -90,25 +90,58 @@ pub(crate) async fn deposit(
     content: &[u8],
     passphrase: Option<&str>,
 ) -> Vec<AttemptReport> {
+    deposit_after(queue, settings, part, content, passphrase, Vec::new()).await
+}
+
+/// [`deposit`], with each recipient's `before` events (parallel to `part`: what led to the
+/// deposit, such as a failed verified try and its alert) written first in the deposit's own
+/// transaction. When the deposit fails they go with the recipient's report instead, so they
+/// are written when it is settled.
+pub(crate) async fn deposit_after(
+    queue: &Queue,
+    settings: &PortalSettings,
+    part: &[(Claim, Decision)],
+    content: &[u8],
+    passphrase: Option<&str>,
+    before: Vec<Vec<AuditEvent>>,
+) -> Vec<AttemptReport> {
     let claims: Vec<&Claim> = part.iter().map(|(c, _)| c).collect();
-    let stored = store(queue, settings, &claims, content, passphrase).await;
+    let preceding: Vec<_> = before
+        .iter()
+        .flatten()
+        .cloned()
+        .map(AuditEvent::into_record)
+        .collect();
+    let stored = store(queue, settings, &claims, content, passphrase, &preceding).await;
     claims
         .into_iter()
-        .map(|c| match &stored {
-            Ok(notices) => {
-                let reply = match notices.get(&c.recipient.rcpt) {
-                    Some(id) => format!("stored in the secure portal; notice queued as {id}"),
-                    None => "stored in the secure portal; notice queued earlier".to_owned(),
-                };
-                report(c, AttemptOutcome::Delivered, reply)
+        .zip(before.into_iter().chain(std::iter::repeat_with(Vec::new)))
+        .map(|(c, before)| {
+            let mut r = deposit_report(c, &stored);
+            if stored.is_err() {
+                r.before = before;
             }
-            Err(why) => {
-                warn!(msg_id = %c.recipient.message_id, rcpt = %c.recipient.rcpt, reason = %why, "portal deposit failed");
-                let reply = format!("4.3.0 local error: cannot store in the secure portal: {why}");
-                report(c, AttemptOutcome::Temporary, reply)
-            }
+            r
         })
         .collect()
+}
+
+/// One recipient's report of a deposit (see [`deposit`]).
+fn deposit_report(c: &Claim, stored: &Result<HashMap<String, String>, String>) -> AttemptReport {
+    match stored {
+        Ok(notices) => {
+            let reply = match notices.get(&c.recipient.rcpt) {
+                Some(id) => format!("stored in the secure portal; notice queued as {id}"),
+                None => "stored in the secure portal; notice queued earlier".to_owned(),
+            };
+            report(c, AttemptOutcome::Delivered, reply)
+        }
+        Err(why) => {
+            warn!(msg_id = %c.recipient.message_id, rcpt = %c.recipient.rcpt, reason = %why, "portal deposit failed");
+            let reply = format!("4.3.0 local error: cannot store in the secure portal: {why}");
+            report(c, AttemptOutcome::Temporary, reply)
+        }
+    }
 }
 
 /// Seals and writes everything; the queue id of each notice queued now, by recipient.
@@ -118,6 +151,7 @@ async fn store(
     claims: &[&Claim],
     content: &[u8],
     passphrase: Option<&str>,
+    preceding: &[sealgate_types::AuditRecord],
 ) -> Result<HashMap<String, String>, String> {
     let first = claims.first().ok_or("no recipients")?;
     let now = now_micros();
@@ -166,7 +200,7 @@ async fn store(
     let (notices, audit): (Vec<PortalOutgoing>, Vec<_>) = rest.into_iter().unzip();
     let created = queue
         .store()
-        .portal_deposit(&msg, &grants, &notices, &audit)
+        .portal_deposit_after(preceding, &msg, &grants, &notices, &audit)
         .await
         .map_err(|e| e.to_string())?;
     info!(msg_id = %first.recipient.message_id, grants = created.len(), "stored in the secure portal");
@@ -280,6 +314,7 @@ fn report(claim: &Claim, outcome: AttemptOutcome, reply: String) -> AttemptRepor
             outcome: outcome_text.to_owned(),
             ..AttemptEvidence::default()
         },
+        before: Vec::new(),
     }
 }
 

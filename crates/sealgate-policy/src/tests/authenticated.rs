@@ -282,7 +282,7 @@ fn after_authenticated_tls_fails_the_recipient_goes_on_never_to_opportunistic_tl
 }
 
 #[test]
-fn a_forced_authenticated_method_still_follows_verified_tls() {
+fn authenticated_tls_never_goes_ahead_of_verified_tls_even_when_forced() {
     let rules = Rules {
         authenticated_after_verified: true,
         domains: vec![Override {
@@ -299,8 +299,38 @@ fn a_forced_authenticated_method_still_follows_verified_tls() {
         &RecipientEvidence::default(),
         &plain_message(),
     );
-    assert_eq!(d.chosen(), Method::TlsVerified, "{:?}", d.chain);
-    assert_eq!(d.chain[1], Method::TlsAuthenticated);
+    assert_eq!(d.chain, vec![Method::TlsVerified, Method::Portal]);
+    assert!(
+        d.evidence.contains(
+            &"skip tls-authenticated: forced but unavailable: the domain offers verified TLS, \
+          which comes first; falling back"
+                .to_owned()
+        )
+    );
+    // Not forced, it follows verified TLS as the allowed fallback.
+    let rules = Rules {
+        preference: vec![
+            Method::TlsAuthenticated,
+            Method::TlsVerified,
+            Method::Portal,
+        ],
+        ..allowing()
+    };
+    let d = decide(
+        &rules,
+        BOB,
+        &dane_domain(),
+        &RecipientEvidence::default(),
+        &plain_message(),
+    );
+    assert_eq!(
+        d.chain,
+        vec![
+            Method::TlsVerified,
+            Method::TlsAuthenticated,
+            Method::Portal
+        ]
+    );
 }
 
 #[test]
