@@ -19,6 +19,8 @@ pub(crate) struct ContentOutcome {
     pub subject_tag: Option<String>,
     /// A `TLS-Required: No` header field is present (RFC 8689 §5).
     pub tls_required_no: bool,
+    /// The content triggers' own chain, when one of them required protection.
+    pub chain: Option<Vec<Method>>,
 }
 
 /// What one value of the security header asks for.
@@ -84,6 +86,7 @@ pub(crate) fn scan(triggers: &ContentTriggers, message: &MessageFacts) -> Conten
     let header_says_none = scan_header(triggers, message, &mut out, &mut wants_protection);
     if wants_protection {
         out.level = Some(Level::Required);
+        out.chain.clone_from(&triggers.chain);
         if header_says_none {
             out.notes.push(format!(
                 "content: {}: none ignored: another content trigger requires protection",

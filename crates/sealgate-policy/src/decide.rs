@@ -219,15 +219,22 @@ fn front(
     }
     let pins = collect_pins(by_address, by_domain, domain_evidence);
 
-    // An address rule's own chain beats a domain rule's; either replaces the preference.
-    let own_chain = by_address
-        .and_then(|o| o.chain.as_deref())
-        .or_else(|| by_domain.and_then(|o| o.chain.as_deref()));
     // Only an operator's rule marks a recipient "end-to-end only" (see `candidate_order`).
     let by_rule = matches!(
         forced,
         Some((_, Source::AddressOverride | Source::DomainOverride))
     );
+    // An address rule's own chain beats a domain rule's, which beats the content triggers'
+    // (when one of them required protection, and no rule forced a method); any of them
+    // replaces the preference.
+    let own_chain = by_address
+        .and_then(|o| o.chain.as_deref())
+        .or_else(|| by_domain.and_then(|o| o.chain.as_deref()))
+        .or(if by_rule {
+            None
+        } else {
+            content.chain.as_deref()
+        });
     let (order, why) = candidate_order(
         forced.map(|(m, _)| m),
         by_rule,

@@ -36,6 +36,9 @@ pub enum PolicyError {
         /// The key as configured.
         key: String,
     },
+    /// The content triggers' `chain` is empty or names a method twice.
+    #[error("content chain must name at least one method, each once")]
+    BadContentChain,
     /// `protecting` lists `tls-opportunistic` or leaves out the portal.
     #[error("protecting: {0}")]
     Protecting(&'static str),

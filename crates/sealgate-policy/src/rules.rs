@@ -113,6 +113,16 @@ impl Rules {
                 rule: "preference".to_owned(),
             });
         }
+        if let Some(chain) = &self.content.chain {
+            if !names_each_once(chain) {
+                errors.push(PolicyError::BadContentChain);
+            }
+            if authenticated_before_verified(chain) {
+                errors.push(PolicyError::AuthenticatedFirst {
+                    rule: "content chain".to_owned(),
+                });
+            }
+        }
         for (kind, list, wants_at) in [
             ("domain", &self.domains, false),
             ("address", &self.addresses, true),
@@ -144,16 +154,11 @@ impl Rules {
                         rule: format!("{kind} override {:?}", o.key),
                     });
                 }
-                if let Some(chain) = &o.chain {
-                    let mut unique = chain.clone();
-                    unique.sort();
-                    unique.dedup();
-                    if chain.is_empty() || unique.len() != chain.len() {
-                        errors.push(PolicyError::BadChain {
-                            kind,
-                            key: o.key.clone(),
-                        });
-                    }
+                if o.chain.as_deref().is_some_and(|c| !names_each_once(c)) {
+                    errors.push(PolicyError::BadChain {
+                        kind,
+                        key: o.key.clone(),
+                    });
                 }
             }
         }
@@ -173,6 +178,10 @@ impl Rules {
         };
         let (order, why) = shown(candidate_order(None, false, None, &self.preference));
         let mut out = vec![("org default".to_owned(), order, why)];
+        if let Some(chain) = &self.content.chain {
+            let (order, why) = shown(candidate_order(None, false, Some(chain), &self.preference));
+            out.push(("content triggers".to_owned(), order, why));
+        }
         for (kind, list) in [("domain", &self.domains), ("address", &self.addresses)] {
             for o in list {
                 let (order, why) = shown(candidate_order(
@@ -186,6 +195,14 @@ impl Rules {
         }
         out
     }
+}
+
+/// Whether `chain` names at least one method, each once.
+fn names_each_once(chain: &[Method]) -> bool {
+    let mut unique = chain.to_vec();
+    unique.sort();
+    unique.dedup();
+    !chain.is_empty() && unique.len() == chain.len()
 }
 
 /// Whether `order` names `tls-authenticated` before `tls-verified`.
@@ -291,6 +308,11 @@ pub struct ContentTriggers {
     /// DLP patterns over the body sample; a match makes protection required.
     /// Default: US SSN.
     pub dlp: Vec<DlpPattern>,
+    /// The fallback chain for a message whose protection a content trigger required (a
+    /// subject tag, a DLP match, the security header asking for protection), in place of the
+    /// org's `preference`, unless an address or domain rule gives its own. The portal is
+    /// appended when missing. Absent: the preference.
+    pub chain: Option<Vec<Method>>,
 }
 
 impl Default for ContentTriggers {
@@ -299,6 +321,7 @@ impl Default for ContentTriggers {
             subject_tags: vec!["[secure]".to_owned()],
             header: "X-Sealgate-Security".to_owned(),
             dlp: vec![DlpPattern::us_ssn()],
+            chain: None,
         }
     }
 }

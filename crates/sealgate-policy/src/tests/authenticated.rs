@@ -368,3 +368,53 @@ fn configuration_errors_name_the_problem() {
     ));
     assert!(Rules::default().validate().is_empty());
 }
+
+#[test]
+fn a_content_trigger_gives_its_own_chain_below_the_operators_rules() {
+    let mut rules = Rules::default();
+    rules.content.chain = Some(vec![Method::Pgp, Method::Portal]);
+    let tagged = message("[secure] results", &[], "nothing sensitive");
+    // A subject tag fired: the content chain replaces the preference (no TLS-only copy).
+    let d = decide(&rules, BOB, &plain_domain(), &pgp_recipient(), &tagged);
+    assert_eq!(d.chain, vec![Method::Pgp, Method::Portal]);
+    assert!(
+        d.evidence
+            .contains(&"order: pgp > portal (the rule's own chain)".to_owned()),
+        "{:?}",
+        d.evidence
+    );
+    // No trigger fired: the preference.
+    let d = decide(
+        &rules,
+        BOB,
+        &plain_domain(),
+        &pgp_recipient(),
+        &plain_message(),
+    );
+    assert_eq!(
+        d.chain,
+        vec![Method::Pgp, Method::TlsAuthenticated, Method::Portal]
+    );
+    // A domain rule's chain beats it.
+    rules.domains.push(Override {
+        key: "example.com".into(),
+        chain: Some(vec![Method::Smime, Method::TlsAuthenticated]),
+        ..Override::default()
+    });
+    let d = decide(&rules, BOB, &plain_domain(), &pgp_recipient(), &tagged);
+    assert_eq!(d.chain, vec![Method::TlsAuthenticated, Method::Portal]);
+    // Shown by config check, and refused when it repeats a method.
+    assert!(
+        rules
+            .effective_chains()
+            .iter()
+            .any(|(rule, chain, _)| rule == "content triggers"
+                && *chain == [Method::Pgp, Method::Portal])
+    );
+    rules.content.chain = Some(vec![Method::Pgp, Method::Pgp]);
+    let errors: Vec<String> = rules.validate().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        errors,
+        vec!["content chain must name at least one method, each once"]
+    );
+}

@@ -106,18 +106,34 @@ fn rules() -> impl Strategy<Value = Rules> {
             0..=4,
         ),
         any::<bool>(),
+        proptest::option::of(proptest::collection::vec(method(), 1..4)),
     )
         .prop_map(
-            |(default_level, preference, dom, addr, mut protecting, after_verified)| {
+            |(
+                default_level,
+                preference,
+                dom,
+                addr,
+                mut protecting,
+                after_verified,
+                content_chain,
+            )| {
                 protecting.push(Method::Portal);
+                let content = crate::ContentTriggers {
+                    chain: content_chain.map(|mut c| {
+                        c.dedup();
+                        c
+                    }),
+                    ..crate::ContentTriggers::default()
+                };
                 Rules {
+                    content,
                     default_level,
                     preference,
                     protecting,
                     authenticated_after_verified: after_verified,
                     domains: dom.into_iter().collect(),
                     addresses: addr.into_iter().collect(),
-                    ..Rules::default()
                 }
             },
         )
@@ -370,6 +386,8 @@ proptest! {
                     .chain(&rules.domains)
                     .flat_map(|o| o.chain.clone().unwrap_or_default()),
             )
+            // So does the content triggers' chain.
+            .chain(rules.content.chain.clone().unwrap_or_default())
             .collect();
         let mut d = first.clone();
         let mut verification_failed = false;
@@ -442,16 +460,21 @@ proptest! {
         let d = decide(&rules, ADDR, &dom, &rcpt, &msg.facts());
         let addr = rules.address_override(ADDR);
         let domain = rules.domain_override("clinic.example");
-        let own_chain = addr
-            .and_then(|o| o.chain.clone())
-            .or_else(|| domain.and_then(|o| o.chain.clone()));
         let by_rule = matches!(
             d.forced,
             Some((_, Source::AddressOverride | Source::DomainOverride))
         );
+        let override_chain = addr
+            .and_then(|o| o.chain.clone())
+            .or_else(|| domain.and_then(|o| o.chain.clone()));
+        // The content triggers' chain, when one of them required protection and no rule forced.
+        let content_chain = (msg.content_level() == Some(Level::Required) && !by_rule)
+            .then(|| rules.content.chain.clone())
+            .flatten();
+        let own_chain = override_chain.clone().or(content_chain);
         if let Some((m, _)) = d.forced
             && by_rule
-            && own_chain.is_none()
+            && override_chain.is_none()
             && !m.transport_only()
         {
             prop_assert!(

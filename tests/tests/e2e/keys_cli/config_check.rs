@@ -121,12 +121,19 @@ fn config_check_shows_each_rules_chain_and_refuses_a_bad_one() {
 fn config_check_shows_authenticated_tls_in_the_default_chain_and_refuses_its_misuse() {
     let dir = tempfile::tempdir().expect("temp dir");
     let good = dir.path().join("good.toml");
-    std::fs::write(&good, "[policy]\n").expect("write");
+    std::fs::write(
+        &good,
+        "[policy]\n[policy.content]\nchain = [\"pgp\", \"portal\"]\n",
+    )
+    .expect("write");
     let run = run_with_config(&good, &["config", "check", path_str(&good)]);
     assert_eq!(run.code, Some(0), "{}", run.describe());
-    let line =
-        "  org default: tls-verified > pgp > smime > tls-authenticated > portal (the preference)";
-    assert!(run.lines().contains(&line), "{}", run.describe());
+    for line in [
+        "  org default: tls-verified > pgp > smime > tls-authenticated > portal (the preference)",
+        "  content triggers: pgp > portal (the rule's own chain)",
+    ] {
+        assert!(run.lines().contains(&line), "{line:?}\n{}", run.describe());
+    }
 
     let bad = dir.path().join("bad.toml");
     std::fs::write(
