@@ -104,7 +104,7 @@ pub(crate) async fn deliver_domain(
         .discovery
         .probe(domain, &route::hosts_of(&targets))
         .await;
-    let evidence = plan::domain_evidence(&probe);
+    let evidence = probe.evidence();
     let mut run = DomainRun {
         ctx,
         recorder,
@@ -149,11 +149,7 @@ impl DomainRun<'_> {
         if !hand_back_if_late(ctx, message_id, &group).await {
             return None;
         }
-        let content = match ctx
-            .queue
-            .open(&message_id.parse().unwrap_or_default())
-            .await
-        {
+        let content = match ctx.queue.open_stored(message_id).await {
             Ok(c) => c,
             Err(e) => {
                 warn!(msg_id = %message_id, error = %e, "cannot open the queued message");

@@ -108,7 +108,7 @@ pub(crate) async fn connect_verified(
         probe.domain,
         reasons.join("; ")
     );
-    let demanded = plan::domain_evidence(probe).shows_verified_tls();
+    let demanded = probe.evidence().shows_verified_tls();
     let alert = (refused_by_peer && demanded).then(|| {
         format!(
             "verified TLS to {} failed although its DNS or HTTPS policy demands it (possible attack): {}",

@@ -8,7 +8,7 @@ use sealgate_discovery::keys::{KeyFinding, RecipientKeys};
 use sealgate_encrypt::pgp::{self, PgpSettings};
 use sealgate_encrypt::smime::{self, ContentCipher, SmimeSettings};
 use sealgate_encrypt::{EncryptError, Encrypted, KeyInfo};
-use sealgate_policy::{Credential, Method, RecipientEvidence, Unusable};
+use sealgate_policy::Method;
 
 /// How encrypted messages are made; a method is off when its settings are `None`.
 #[derive(Clone, Debug, Default)]
@@ -41,34 +41,6 @@ impl SmimeOut {
         } else {
             self.cipher
         }
-    }
-}
-
-/// The policy engine's view of what discovery found.
-pub(crate) fn recipient_evidence(keys: &RecipientKeys) -> RecipientEvidence {
-    RecipientEvidence {
-        pgp: credential(&keys.pgp),
-        smime: credential(&keys.smime),
-    }
-}
-
-fn credential<C>(f: &KeyFinding<C>) -> Credential {
-    match f {
-        KeyFinding::Found { info, .. } => match &info.status {
-            Ok(_) => Credential::Usable {
-                fingerprint: info.fingerprint.clone(),
-            },
-            Err(p) => Credential::Unusable {
-                fingerprint: info.fingerprint.clone(),
-                reason: match p.class() {
-                    "expired" => Unusable::Expired,
-                    "revoked" => Unusable::Revoked,
-                    "signing-only" => Unusable::SigningOnly,
-                    _ => Unusable::Invalid,
-                },
-            },
-        },
-        _ => Credential::Absent,
     }
 }
 

@@ -2,11 +2,11 @@
 //! each recipient gets a [`Decision`], and each MX host gets the peer authentication that
 //! verified TLS demands of it (or the reason it cannot be used).
 
-use sealgate_discovery::dane::{DaneSummary, HostDane};
+use sealgate_discovery::dane::HostDane;
 use sealgate_discovery::keys::{KeyWant, RecipientKeys};
-use sealgate_discovery::mta_sts::{StsMode, StsPolicy, StsState};
+use sealgate_discovery::mta_sts::{StsMode, StsPolicy};
 use sealgate_discovery::{Discovery, DomainProbe};
-use sealgate_policy::{DaneStatus, Decision, DomainEvidence, MessageFacts, MtaStsMode, Rules};
+use sealgate_policy::{DaneStatus, Decision, DomainEvidence, MessageFacts, Rules};
 
 use crate::encrypt;
 use crate::verify::PeerAuth;
@@ -43,37 +43,6 @@ impl Via {
             Via::MtaSts => "sts",
             Via::Pinned | Via::WebPki => "no-policy-found",
         }
-    }
-}
-
-/// The policy engine's view of a domain.
-pub(crate) fn domain_evidence(p: &DomainProbe) -> DomainEvidence {
-    let dane = match p.dane.summary() {
-        DaneSummary::Valid => DaneStatus::Valid,
-        DaneSummary::Unusable => DaneStatus::Unusable,
-        DaneSummary::SecureNoTlsa => DaneStatus::SecureNoTlsa,
-        DaneSummary::Insecure => DaneStatus::Insecure,
-        DaneSummary::Bogus => DaneStatus::Bogus,
-        DaneSummary::Unknown => DaneStatus::Unknown,
-    };
-    let mta_sts = match &p.sts {
-        None => MtaStsMode::None,
-        Some(l) => match (&l.policy, &l.state) {
-            (Some(pol), _) => match pol.mode {
-                StsMode::Enforce => MtaStsMode::Enforce,
-                StsMode::Testing => MtaStsMode::Testing,
-                StsMode::None => MtaStsMode::None,
-            },
-            (None, StsState::Failed { .. }) => MtaStsMode::Unknown,
-            (None, _) => MtaStsMode::None,
-        },
-    };
-    DomainEvidence {
-        dane,
-        mta_sts,
-        pins: Vec::new(),
-        starttls_seen: false,
-        seen_verified_before: p.verified_before.is_some(),
     }
 }
 
@@ -127,8 +96,7 @@ pub(crate) async fn plan_recipient(
     } else {
         RecipientKeys::default()
     };
-    let recipient = encrypt::recipient_evidence(&keys);
-    let mut decision = with_probe_notes(prepared.decide(&recipient), probe);
+    let mut decision = with_probe_notes(prepared.decide(&keys.evidence()), probe);
     decision.evidence.extend(encrypt::key_notes(&keys));
     Planned { decision, keys }
 }
@@ -284,7 +252,7 @@ pub async fn check(
         Err(e) => (Vec::new(), Some(format!("MX lookup failed: {e}"))),
     };
     let probe = discovery.probe(&domain, &hosts).await;
-    let mut evidence = domain_evidence(&probe);
+    let mut evidence = probe.evidence();
     if route_error.is_some() {
         // No MX hosts were found, so nothing about DANE is known.
         evidence.dane = DaneStatus::Unknown;

@@ -73,57 +73,41 @@ pub enum HostDane {
     },
 }
 
-/// The domain-level DANE summary the policy engine reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DaneSummary {
-    /// At least one host has usable TLSA records.
-    Valid,
-    /// The route is secure, every host securely publishes no usable TLSA record, and at
-    /// least one publishes secure TLSA records none of which is usable: those hosts get
-    /// mandatory, unauthenticated TLS (RFC 7672 §2.2), which is not verified TLS.
-    Unusable,
-    /// The route is secure and every host securely publishes no TLSA record.
-    SecureNoTlsa,
-    /// DANE does not apply (unsigned, or a mix that gives no DANE assurance).
-    Insecure,
-    /// Every host is bogus.
-    Bogus,
-    /// A lookup failed and no host is usable: not known yet.
-    Unknown,
-}
+/// The domain-level DANE summary is the policy engine's own word for it.
+pub use sealgate_types::security::DaneStatus;
 
 impl DaneProbe {
     /// The domain's summary, decided in this order:
-    /// 1. any host [`HostDane::Usable`] → [`DaneSummary::Valid`] (those hosts can be
+    /// 1. any host [`HostDane::Usable`] → [`DaneStatus::Valid`] (those hosts can be
     ///    authenticated; the per-host states still rule the others out or in);
-    /// 2. every host [`HostDane::Bogus`] → [`DaneSummary::Bogus`];
+    /// 2. every host [`HostDane::Bogus`] → [`DaneStatus::Bogus`];
     /// 3. route secure and every host [`HostDane::NoTlsa`] or [`HostDane::Unusable`] →
-    ///    [`DaneSummary::Unusable`] when any host is unusable, else
-    ///    [`DaneSummary::SecureNoTlsa`];
-    /// 4. any host [`HostDane::Failed`] → [`DaneSummary::Unknown`] (ask again soon rather
+    ///    [`DaneStatus::Unusable`] when any host is unusable, else
+    ///    [`DaneStatus::SecureNoTlsa`];
+    /// 4. any host [`HostDane::Failed`] → [`DaneStatus::Unknown`] (ask again soon rather
     ///    than settle on "insecure" from a partial answer);
     /// 5. otherwise (unsigned, or a mix such as one bogus and one insecure host) →
-    ///    [`DaneSummary::Insecure`].
+    ///    [`DaneStatus::Insecure`].
     ///
-    /// A probe of no hosts is [`DaneSummary::Insecure`].
-    pub fn summary(&self) -> DaneSummary {
+    /// A probe of no hosts is [`DaneStatus::Insecure`].
+    pub fn summary(&self) -> DaneStatus {
         let states = || self.hosts.iter().map(|h| &h.state);
         let every = |f: fn(&HostDane) -> bool| !self.hosts.is_empty() && states().all(f);
         if states().any(|s| matches!(s, HostDane::Usable { .. })) {
-            DaneSummary::Valid
+            DaneStatus::Valid
         } else if every(|s| matches!(s, HostDane::Bogus { .. })) {
-            DaneSummary::Bogus
+            DaneStatus::Bogus
         } else if self.route_secure && every(|s| matches!(s, HostDane::NoTlsa | HostDane::Unusable))
         {
             if states().any(|s| *s == HostDane::Unusable) {
-                DaneSummary::Unusable
+                DaneStatus::Unusable
             } else {
-                DaneSummary::SecureNoTlsa
+                DaneStatus::SecureNoTlsa
             }
         } else if states().any(|s| matches!(s, HostDane::Failed { .. })) {
-            DaneSummary::Unknown
+            DaneStatus::Unknown
         } else {
-            DaneSummary::Insecure
+            DaneStatus::Insecure
         }
     }
 

@@ -10,12 +10,13 @@ use std::time::Duration;
 use sealgate_dns::Resolver;
 use sealgate_encrypt::smime::TrustStore;
 use sealgate_store::{Store, TlsRptSession, VerifiedDomain};
+use sealgate_types::security::{DomainEvidence, MtaStsMode};
 use sealgate_types::time::now_micros;
 use tracing::warn;
 
 use crate::DiscoveryError;
 use crate::cache::ProbeCache;
-use crate::dane::{self, DaneProbe, DaneSummary};
+use crate::dane::{self, DaneProbe, DaneStatus};
 use crate::keys::{KeyDiscovery, KeySettings, KeyWant, RecipientKeys, WkdFetcher};
 use crate::mta_sts::{HttpsFetcher, MtaSts, StsLookup};
 
@@ -62,6 +63,20 @@ pub struct DomainProbe {
     pub verified_before: Option<VerifiedDomain>,
     /// Problems reading local state, for the evidence.
     pub notes: Vec<String>,
+}
+
+impl DomainProbe {
+    /// What the probes found, as the policy engine reads it (pins come from the rules, and
+    /// STARTTLS is not probed ahead of a connection).
+    pub fn evidence(&self) -> DomainEvidence {
+        DomainEvidence {
+            dane: self.dane.summary(),
+            mta_sts: self.sts.as_ref().map_or(MtaStsMode::None, StsLookup::mode),
+            pins: Vec::new(),
+            starttls_seen: false,
+            seen_verified_before: self.verified_before.is_some(),
+        }
+    }
 }
 
 /// The probes, their caches and the persisted per-domain state. Share behind an `Arc`.
@@ -189,18 +204,18 @@ impl Discovery {
         )
         .await;
         match probe.summary() {
-            DaneSummary::Valid => {
+            DaneStatus::Valid => {
                 let ttl = probe
                     .min_ttl()
                     .map_or(self.settings.max_ttl, |t| Duration::from_secs(u64::from(t)));
                 self.dane_cache
                     .insert(&key, probe.clone(), ttl.min(self.settings.max_ttl));
             }
-            DaneSummary::Unknown | DaneSummary::Bogus => {
+            DaneStatus::Unknown | DaneStatus::Bogus => {
                 self.dane_cache
                     .insert(&key, probe.clone(), self.settings.failure_ttl);
             }
-            DaneSummary::Unusable | DaneSummary::SecureNoTlsa | DaneSummary::Insecure => {
+            DaneStatus::Unusable | DaneStatus::SecureNoTlsa | DaneStatus::Insecure => {
                 self.dane_cache.insert_negative(&key, probe.clone());
             }
         }
@@ -337,7 +352,7 @@ mod tests {
 
     /// Probes three times: now, after `before`, after `after` (time paused after setup; the
     /// DANE probe alone, which touches no database).
-    async fn probe_twice_around(d: &Discovery, before: Duration, after: Duration) -> DaneSummary {
+    async fn probe_twice_around(d: &Discovery, before: Duration, after: Duration) -> DaneStatus {
         tokio::time::pause();
         let hosts = vec!["mx.example.test".to_owned()];
         let first = d.dane("example.test", &hosts).await.summary();
@@ -354,7 +369,7 @@ mod tests {
         let (d, _db) = discovery(r.clone()).await;
         let summary =
             probe_twice_around(&d, Duration::from_secs(299), Duration::from_secs(301)).await;
-        assert_eq!(summary, DaneSummary::Valid);
+        assert_eq!(summary, DaneStatus::Valid);
         assert_eq!(r.calls(), 2, "cached within the TTL, asked again after it");
     }
 
@@ -372,7 +387,7 @@ mod tests {
         let (d, _db) = discovery(r.clone()).await;
         let summary =
             probe_twice_around(&d, Duration::from_secs(119), Duration::from_secs(121)).await;
-        assert_eq!(summary, DaneSummary::SecureNoTlsa);
+        assert_eq!(summary, DaneStatus::SecureNoTlsa);
         assert_eq!(r.calls(), 2);
     }
 
@@ -381,14 +396,14 @@ mod tests {
         let r = Counting::new(Err("SERVFAIL".into()));
         let (d, _db) = discovery(r.clone()).await;
         let summary = probe_twice_around(&d, Duration::from_secs(9), Duration::from_secs(11)).await;
-        assert_eq!(summary, DaneSummary::Unknown);
+        assert_eq!(summary, DaneStatus::Unknown);
         assert_eq!(r.calls(), 2);
         *r.answer.lock().unwrap() = Ok(secure(300));
         tokio::time::advance(Duration::from_secs(11)).await;
         let hosts = vec!["mx.example.test".to_owned()];
         assert_eq!(
             d.dane("example.test", &hosts).await.summary(),
-            DaneSummary::Valid,
+            DaneStatus::Valid,
             "recovered once the failure expired"
         );
     }

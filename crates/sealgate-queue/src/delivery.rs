@@ -474,7 +474,7 @@ impl Queue {
         recipients: &[NoticeRecipient],
         build: NoticeBuilder<'_>,
     ) -> Result<NewNotice, QueueError> {
-        let original = self.open(&message_id.parse().unwrap_or_default()).await?;
+        let original = self.open_stored(message_id).await?;
         let id = MessageId::new();
         let request = NoticeRequest {
             kind,

@@ -12,6 +12,14 @@ pub enum QueueError {
     /// No such message.
     #[error("message {0} not found")]
     NotFound(String),
+    /// A stored message id that is not a queue id (a UUID): never read as another id.
+    #[error("message id {id:?} is not a queue id: {source}")]
+    BadId {
+        /// The id as stored.
+        id: String,
+        /// Why it does not parse.
+        source: uuid::Error,
+    },
     /// Another writer changed what this operation depended on; nothing was written.
     #[error("queue changed underneath: {0}")]
     Conflict(String),
@@ -25,7 +33,7 @@ impl QueueError {
         match self {
             Self::Store(e) => e.is_unavailable(),
             Self::Conflict(_) => true,
-            Self::Crypto(_) | Self::NotFound(_) => false,
+            Self::Crypto(_) | Self::NotFound(_) | Self::BadId { .. } => false,
         }
     }
 

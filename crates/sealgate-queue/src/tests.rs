@@ -109,6 +109,30 @@ async fn the_sealed_message_has_no_bcc_and_the_audit_keeps_the_client_digest() {
     assert_eq!(data["size"], body.len());
 }
 
+/// A message is opened by its stored id; an id that is not a queue id is named as such,
+/// never read as some other message (it once parsed to a default id).
+#[tokio::test]
+async fn a_stored_id_that_is_not_a_queue_id_is_refused_by_name() {
+    let (q, _db, _dir) = queue(TestBackend::Sqlite).await;
+    let id = q
+        .accept(incoming(b"Subject: s\r\n\r\nhi\r\n"))
+        .await
+        .expect("accept");
+    let opened = q
+        .open_stored(&id.to_string())
+        .await
+        .expect("open by stored id");
+    assert_eq!(opened, q.open(&id).await.expect("open"));
+    let err = q.open_stored("not-a-uuid").await.expect_err("a bad id");
+    assert!(matches!(err, QueueError::BadId { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .starts_with("message id \"not-a-uuid\" is not a queue id: "),
+        "{err}"
+    );
+    assert!(!err.is_transient());
+}
+
 async fn requiretls_is_kept_from_accept_to_claim_and_audited(backend: TestBackend) {
     let (q, _db, _dir) = queue(backend).await;
     let body = b"Subject: x\r\nTLS-Required: No\r\n\r\nbody\r\n";

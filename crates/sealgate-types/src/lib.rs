@@ -1,12 +1,13 @@
 //! Sealgate's domain vocabulary (layer L0).
 //!
-//! Owns the identifiers, envelope addresses, sender bindings, recipient states and the audit
-//! record with its hash chain. Pure data and pure functions: no I/O, no tokio, and no
+//! Owns the identifiers, envelope addresses, sender bindings, recipient states, the security
+//! vocabulary discovery and policy share, and the audit record with its hash chain. Pure data and pure functions: no I/O, no tokio, and no
 //! dependency on any other Sealgate crate.
 
 pub mod address;
 pub mod audit;
 pub mod ids;
+pub mod security;
 pub mod senders;
 pub mod state;
 pub mod time;

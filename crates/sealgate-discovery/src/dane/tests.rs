@@ -92,7 +92,7 @@ async fn a_dane_ee_record_in_a_signed_zone_is_usable() {
             ttl: 300
         })
     );
-    assert_eq!(got.summary(), DaneSummary::Valid);
+    assert_eq!(got.summary(), DaneStatus::Valid);
     assert_eq!(got.min_ttl(), Some(300));
 }
 
@@ -101,7 +101,7 @@ async fn a_signed_zone_without_tlsa_is_no_tlsa() {
     let got = probe_signed(&[]).await;
     assert!(got.route_secure);
     assert_eq!(got.host("mx.example.test"), Some(&HostDane::NoTlsa));
-    assert_eq!(got.summary(), DaneSummary::SecureNoTlsa);
+    assert_eq!(got.summary(), DaneStatus::SecureNoTlsa);
     assert_eq!(got.min_ttl(), None);
 }
 
@@ -115,7 +115,7 @@ async fn pkix_usages_only_are_unusable() {
     ])
     .await;
     assert_eq!(got.host("mx.example.test"), Some(&HostDane::Unusable));
-    assert_eq!(got.summary(), DaneSummary::Unusable);
+    assert_eq!(got.summary(), DaneStatus::Unusable);
 }
 
 #[tokio::test]
@@ -143,7 +143,7 @@ async fn the_same_records_in_an_unsigned_zone_are_insecure() {
     let got = probe(&r, "other.test", &hosts(&["mx.other.test"]), 25).await;
     assert!(!got.route_secure);
     assert_eq!(got.host("mx.other.test"), Some(&HostDane::Insecure));
-    assert_eq!(got.summary(), DaneSummary::Insecure);
+    assert_eq!(got.summary(), DaneStatus::Insecure);
 
     // An unsigned zone delegated from an anchored parent: proven insecure (no DS).
     let parent = "@ 300 IN SOA ns.test. hostmaster.test. 1 3600 600 86400 60
@@ -160,7 +160,7 @@ other 300 IN NS ns.other
     let r = resolver(&dns, &anchors);
     let got = probe(&r, "other.test", &hosts(&["mx.other.test"]), 25).await;
     assert_eq!(got.host("mx.other.test"), Some(&HostDane::Insecure));
-    assert_eq!(got.summary(), DaneSummary::Insecure);
+    assert_eq!(got.summary(), DaneStatus::Insecure);
 }
 
 #[tokio::test]
@@ -184,7 +184,7 @@ async fn a_zone_anchored_with_the_wrong_key_is_bogus() {
             "{host}: {got:?}"
         );
     }
-    assert_eq!(got.summary(), DaneSummary::Bogus);
+    assert_eq!(got.summary(), DaneStatus::Bogus);
 }
 
 /// The route is secure but one host's TLSA denial is incomplete (a stripped proof):
@@ -211,7 +211,7 @@ async fn an_incomplete_tlsa_denial_makes_the_host_bogus() {
         matches!(got.host("mx2.example.test"), Some(HostDane::Bogus { .. })),
         "{got:?}"
     );
-    assert_eq!(got.summary(), DaneSummary::Valid);
+    assert_eq!(got.summary(), DaneStatus::Valid);
 }
 
 #[tokio::test]
@@ -252,7 +252,7 @@ async fn a_silent_server_makes_the_hosts_failed_and_the_summary_unknown() {
         matches!(got.host("mx.example.test"), Some(HostDane::Failed { .. })),
         "{got:?}"
     );
-    assert_eq!(got.summary(), DaneSummary::Unknown);
+    assert_eq!(got.summary(), DaneStatus::Unknown);
     drop(tcp);
 }
 
@@ -296,14 +296,14 @@ fn failed() -> HostDane {
 
 #[test]
 fn the_summary_follows_its_documented_order() {
-    use DaneSummary::*;
+    use DaneStatus::*;
     use HostDane::{Insecure as Ins, NoTlsa, Unusable};
-    let cases: Vec<(bool, Vec<HostDane>, DaneSummary)> = vec![
+    let cases: Vec<(bool, Vec<HostDane>, DaneStatus)> = vec![
         (true, vec![usable_state(60), bogus(), failed()], Valid),
         (false, vec![Ins, usable_state(60)], Valid),
         (false, vec![bogus(), bogus()], Bogus),
-        (true, vec![NoTlsa, Unusable], DaneSummary::Unusable),
-        (true, vec![Unusable, Unusable], DaneSummary::Unusable),
+        (true, vec![NoTlsa, Unusable], DaneStatus::Unusable),
+        (true, vec![Unusable, Unusable], DaneStatus::Unusable),
         (true, vec![NoTlsa, NoTlsa], SecureNoTlsa),
         (true, vec![Unusable, failed()], Unknown),
         (false, vec![NoTlsa], Insecure),

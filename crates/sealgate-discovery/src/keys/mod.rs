@@ -24,6 +24,7 @@ pub mod wkd;
 mod tests;
 
 use sealgate_encrypt::{KeyInfo, KeyKind};
+use sealgate_types::security::{Credential, RecipientEvidence, Unusable};
 
 pub(crate) use discover::KeyDiscovery;
 pub use wkd::{MAX_WKD_BYTES, WkdFetcher};
@@ -194,5 +195,37 @@ impl RecipientKeys {
     /// Nothing looked for (the default).
     pub fn not_looked() -> Self {
         Self::default()
+    }
+
+    /// What was found, as the policy engine reads it.
+    pub fn evidence(&self) -> RecipientEvidence {
+        RecipientEvidence {
+            pgp: self.pgp.credential(),
+            smime: self.smime.credential(),
+        }
+    }
+}
+
+impl<C> KeyFinding<C> {
+    /// The finding as the policy engine reads it: usable, unusable and why, or absent (also
+    /// when it was not looked for).
+    pub fn credential(&self) -> Credential {
+        let KeyFinding::Found { info, .. } = self else {
+            return Credential::Absent;
+        };
+        match &info.status {
+            Ok(_) => Credential::Usable {
+                fingerprint: info.fingerprint.clone(),
+            },
+            Err(p) => Credential::Unusable {
+                fingerprint: info.fingerprint.clone(),
+                reason: match p.class() {
+                    "expired" => Unusable::Expired,
+                    "revoked" => Unusable::Revoked,
+                    "signing-only" => Unusable::SigningOnly,
+                    _ => Unusable::Invalid,
+                },
+            },
+        }
     }
 }

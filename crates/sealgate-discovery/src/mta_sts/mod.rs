@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use sealgate_dns::{DnsError, Resolver};
 use sealgate_store::Store;
+use sealgate_types::security::MtaStsMode;
 use sealgate_types::time::now_micros;
 
 use crate::cache::ProbeCache;
@@ -61,6 +62,20 @@ pub struct StsLookup {
 }
 
 impl StsLookup {
+    /// The mode in force, in the policy engine's words: the applied policy's mode; unknown
+    /// when discovery failed with nothing cached; none without a policy.
+    pub fn mode(&self) -> MtaStsMode {
+        match (&self.policy, &self.state) {
+            (Some(pol), _) => match pol.mode {
+                StsMode::Enforce => MtaStsMode::Enforce,
+                StsMode::Testing => MtaStsMode::Testing,
+                StsMode::None => MtaStsMode::None,
+            },
+            (None, StsState::Failed { .. }) => MtaStsMode::Unknown,
+            (None, _) => MtaStsMode::None,
+        }
+    }
+
     fn new(policy: Option<StsPolicy>, state: StsState, notes: Vec<String>) -> Self {
         Self {
             policy,
