@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use sealgate_audit::AuditEvent;
 use sealgate_discovery::DomainProbe;
 use sealgate_policy::{Decision, DomainEvidence, Failed, Method};
-use sealgate_queue::{AttemptOutcome, AttemptReport, Claim, Recorder};
+use sealgate_queue::{AttemptOutcome, AttemptReport, Claim, Group, Recorder};
 use sealgate_types::HoldReason;
 use tracing::{info, warn};
 
@@ -98,7 +98,7 @@ pub(crate) async fn deliver_domain(
 ) {
     let targets = match route::resolve_targets(ctx.resolver.as_ref(), ctx.smtp_port, domain).await {
         Ok(t) => t,
-        Err(f) => return settle(ctx, failure_reports(&claims, &f)).await,
+        Err(f) => return settle(ctx, failure_reports(&claims, &f).into()).await,
     };
     let probe = ctx
         .discovery
@@ -155,7 +155,7 @@ impl DomainRun<'_> {
                 warn!(msg_id = %message_id, error = %e, "cannot open the queued message");
                 let reason = format!("local error: cannot open the queued message: {e}");
                 let f = Failure::temporary(reason, None);
-                settle(ctx, failure_reports(&group, &f)).await;
+                settle(ctx, failure_reports(&group, &f).into()).await;
                 return None;
             }
         };
@@ -274,7 +274,7 @@ impl DomainRun<'_> {
                 .flat_map(|p| p.parts.values().flatten().map(|(c, _)| c.clone()))
                 .collect();
             let f = Failure::temporary(reason, None);
-            return settle(self.ctx, failure_reports(&claims, &f)).await;
+            return settle(self.ctx, failure_reports(&claims, &f).into()).await;
         }
         for p in window {
             for (way, part) in p.parts {
@@ -283,15 +283,16 @@ impl DomainRun<'_> {
                 if !hand_back_if_late(self.ctx, id, &claims).await {
                     continue;
                 }
-                let reports = self
+                let group = self
                     .by_way(way, &part, &p.content, &p.sealed, p.passphrase.as_deref())
                     .await;
-                settle(self.ctx, reports).await;
+                settle(self.ctx, group).await;
             }
         }
     }
 
-    /// Carries out one way for one part of a message: the reports of its recipients.
+    /// Carries out one way for one part of a message: what settles its recipients (their
+    /// reports, and what must be written with them).
     async fn by_way(
         &mut self,
         way: Way,
@@ -299,53 +300,54 @@ impl DomainRun<'_> {
         content: &[u8],
         sealed: &BTreeMap<String, Vec<u8>>,
         passphrase: Option<&str>,
-    ) -> Vec<AttemptReport> {
+    ) -> Group {
         match way {
             Way::Verified(pins) => match self.send_verified(&pins, part, content).await {
-                Ok(reports) => reports,
+                Ok(reports) => reports.into(),
                 Err(f) => {
                     self.failed_to_portal(Method::TlsVerified, part, &f, content, passphrase)
                         .await
                 }
             },
             Way::Authenticated => match self.send_authenticated(part, content).await {
-                Ok(reports) => reports,
+                Ok(reports) => reports.into(),
                 Err(f) => {
                     self.failed_to_portal(Method::TlsAuthenticated, part, &f, content, passphrase)
                         .await
                 }
             },
-            Way::Opportunistic => self.send_opportunistic(part, content).await,
+            Way::Opportunistic => self.send_opportunistic(part, content).await.into(),
             Way::Encrypted { rcpt, verified } => {
                 let Some(copy) = sealed.get(&rcpt) else {
                     // Every encrypted way has its copy (made with it in `realise`).
                     let f = Failure::temporary("local error: the encrypted copy is missing", None);
-                    return failure_reports(&claims_of(part), &f);
+                    return failure_reports(&claims_of(part), &f).into();
                 };
                 match verified {
                     Some(pins) => match self.send_verified(&pins, part, copy).await {
-                        Ok(reports) => reports,
+                        Ok(reports) => reports.into(),
                         Err(f) => self.transport_failed(Method::TlsVerified, part, &f),
                     },
-                    None => self.send_opportunistic(part, copy).await,
+                    None => self.send_opportunistic(part, copy).await.into(),
                 }
             }
             Way::Portal => self.to_portal(part, content, passphrase).await,
-            Way::Held(why) => held(part, why),
+            Way::Held(why) => held(part, why).into(),
         }
     }
 
-    /// Recipients whose chosen method is the portal: sealed there and notified.
+    /// Recipients whose chosen method is the portal: sealed for it, the deposit written with
+    /// their settlement.
     async fn to_portal(
         &self,
         part: &[(Claim, Decision)],
         content: &[u8],
         passphrase: Option<&str>,
-    ) -> Vec<AttemptReport> {
+    ) -> Group {
         let Some(settings) = &self.ctx.portal else {
-            return held(part, HoldReason::PortalDisabled);
+            return held(part, HoldReason::PortalDisabled).into();
         };
-        crate::portal::deposit(&self.ctx.queue, settings, part, content, passphrase).await
+        crate::portal::deposit_group(&self.ctx.queue, settings, part, content, passphrase).await
     }
 
     /// Sends over a verified session; `Err` when none could be had (nothing was sent).
@@ -381,9 +383,9 @@ impl DomainRun<'_> {
     }
 
     /// Verified or authenticated TLS (`failed`) could not be had at connect time for a
-    /// message's own recipients: those whose chain goes on to the portal are sealed there now,
-    /// the failed try (and the alert) settled with them as events before their portal
-    /// attempt; the others wait, as [`DomainRun::transport_failed`] says.
+    /// message's own recipients: those whose chain goes on to the portal are sealed there
+    /// now — the alert, the failed try, the deposit and their settlement one transaction; the
+    /// others wait, as [`DomainRun::transport_failed`] says.
     async fn failed_to_portal(
         &self,
         failed: Method,
@@ -391,7 +393,7 @@ impl DomainRun<'_> {
         f: &Failure,
         content: &[u8],
         passphrase: Option<&str>,
-    ) -> Vec<AttemptReport> {
+    ) -> Group {
         let (portal, rest): (Vec<_>, Vec<_>) = part.iter().cloned().partition(|(c, d)| {
             self.ctx.portal.is_some()
                 && !c.phi_free
@@ -400,9 +402,10 @@ impl DomainRun<'_> {
         if portal.is_empty() {
             return self.transport_failed(failed, part, f);
         }
-        let before = portal
+        let mut group = self.to_portal(&portal, content, passphrase).await;
+        group.before = portal
             .iter()
-            .map(|(c, _)| {
+            .flat_map(|(c, _)| {
                 let reason = format!("{}; nothing was sent; falls to the portal", f.reason);
                 let mut ev = evidence(f.target.as_ref(), None, None, &reason, &f.outcome);
                 ev.method = Some(failed.as_str().to_owned());
@@ -412,27 +415,15 @@ impl DomainRun<'_> {
                     recipient: c.recipient.rcpt.clone(),
                     evidence: ev,
                 };
-                self.alert(c, f).into_iter().chain([attempt]).collect()
+                self.alert(c, f).into_iter().chain([attempt])
             })
             .collect();
-        let mut reports = match &self.ctx.portal {
-            Some(settings) => {
-                crate::portal::deposit_after(
-                    &self.ctx.queue,
-                    settings,
-                    &portal,
-                    content,
-                    passphrase,
-                    before,
-                )
-                .await
-            }
-            None => held(&portal, HoldReason::PortalDisabled),
-        };
         if !rest.is_empty() {
-            reports.extend(self.transport_failed(failed, &rest, f));
+            let waiting = self.transport_failed(failed, &rest, f);
+            group.before.extend(waiting.before);
+            group.reports.extend(waiting.reports);
         }
-        reports
+        group
     }
 
     /// The connect-time failure's alert (a policy demanded verification) for `c`, if any.
@@ -450,13 +441,9 @@ impl DomainRun<'_> {
     /// Verified or authenticated TLS (`failed`) could not be had at connect time: nothing was
     /// sent; each recipient falls to the next method of its chain (opportunistic TLS never);
     /// when that cannot be taken now it waits and is tried again.
-    fn transport_failed(
-        &self,
-        failed: Method,
-        part: &[(Claim, Decision)],
-        f: &Failure,
-    ) -> Vec<AttemptReport> {
-        part.iter()
+    fn transport_failed(&self, failed: Method, part: &[(Claim, Decision)], f: &Failure) -> Group {
+        let reports = part
+            .iter()
             .map(|(c, d)| {
                 let next = next_after(d, failed, f).map_or("none".to_owned(), |m| m.to_string());
                 let reason = format!(
@@ -466,11 +453,15 @@ impl DomainRun<'_> {
                 let mut ev = evidence(f.target.as_ref(), None, None, &reason, &f.outcome);
                 ev.method = Some(failed.as_str().to_owned());
                 ev.verification = Some("failed".to_owned());
-                let mut r = report(c, AttemptOutcome::Temporary, ev);
-                r.before.extend(self.alert(c, f));
-                r
+                report(c, AttemptOutcome::Temporary, ev)
             })
-            .collect()
+            .collect();
+        let before = part.iter().filter_map(|(c, _)| self.alert(c, f)).collect();
+        Group {
+            reports,
+            before,
+            deposit: None,
+        }
     }
 
     async fn send_opportunistic(

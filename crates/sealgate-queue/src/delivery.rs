@@ -105,9 +105,27 @@ pub struct AttemptReport {
     pub outcome: AttemptOutcome,
     /// What the attempt saw (becomes the `attempt` audit event).
     pub evidence: AttemptEvidence,
-    /// Events written just before this attempt's, in the same settle transaction: the alert
-    /// of a refused verification, or the failed try of a method the recipient fell from.
+}
+
+/// What one settle transaction writes: the reports, and before them the events that led to
+/// them (a refused verification's alert and failed try) and the portal deposit they went to.
+#[derive(Debug, Default)]
+pub struct Group {
+    /// One report per recipient.
+    pub reports: Vec<AttemptReport>,
+    /// Written first, in order.
     pub before: Vec<AuditEvent>,
+    /// Written after `before`, before the reports' records.
+    pub deposit: Option<sealgate_store::PortalDeposit>,
+}
+
+impl From<Vec<AttemptReport>> for Group {
+    fn from(reports: Vec<AttemptReport>) -> Self {
+        Self {
+            reports,
+            ..Self::default()
+        }
+    }
 }
 
 /// One recipient listed in a notice.
@@ -165,7 +183,6 @@ fn decide(report: AttemptReport, policy: &RetryPolicy, unit: f64, now: i64) -> D
         claim,
         outcome,
         evidence,
-        before,
     } = report;
     let r = &claim.recipient;
     let reason = evidence
@@ -265,11 +282,7 @@ fn decide(report: AttemptReport, policy: &RetryPolicy, unit: f64, now: i64) -> D
         recipient: rcpt,
         evidence,
     };
-    let audit = before
-        .into_iter()
-        .chain([attempt, event])
-        .map(AuditEvent::into_record)
-        .collect();
+    let audit = vec![attempt.into_record(), event.into_record()];
     Decision {
         settled,
         item: SettleItem {
@@ -385,6 +398,30 @@ impl Queue {
         unit: &(dyn Fn() -> f64 + Sync),
         build: NoticeBuilder<'_>,
     ) -> Result<Vec<Settled>, QueueError> {
+        let group = Group {
+            reports,
+            ..Group::default()
+        };
+        self.settle_group_with(owner, group, policy, unit, build)
+            .await
+    }
+
+    /// [`Queue::settle_group`] for a [`Group`] that may also carry the events that led to it
+    /// and a portal deposit: those are written first, in the same transaction.
+    pub async fn settle_group_with(
+        &self,
+        owner: &str,
+        group: Group,
+        policy: &RetryPolicy,
+        unit: &(dyn Fn() -> f64 + Sync),
+        build: NoticeBuilder<'_>,
+    ) -> Result<Vec<Settled>, QueueError> {
+        let Group {
+            reports,
+            before,
+            deposit,
+        } = group;
+        let before: Vec<_> = before.into_iter().map(AuditEvent::into_record).collect();
         let now = time::now_micros();
         let mut wanted: BTreeMap<(String, bool), (Claim, Vec<NoticeRecipient>)> = BTreeMap::new();
         let mut decisions = Vec::with_capacity(reports.len());
@@ -435,7 +472,11 @@ impl Queue {
             );
         }
         let items: Vec<SettleItem> = decisions.iter().map(|d| d.item.clone()).collect();
-        if !self.store.settle_group(owner, &items, &notices).await? {
+        if !self
+            .store
+            .settle_group_with(owner, &before, deposit.as_ref(), &items, &notices)
+            .await?
+        {
             return Ok(decisions.iter().map(|_| Settled::LeaseLost).collect());
         }
         Ok(decisions.into_iter().map(|d| d.settled).collect())
@@ -521,7 +562,6 @@ impl Queue {
                 claim: claim.clone(),
                 outcome,
                 evidence,
-                before: Vec::new(),
             },
             policy,
             unit,

@@ -14,7 +14,7 @@ mod retry;
 
 pub use bcc::without_blind_copies;
 pub use delivery::{
-    AttemptOutcome, AttemptReport, Claim, NoticeBuilder, NoticeContent, NoticeKind,
+    AttemptOutcome, AttemptReport, Claim, Group, NoticeBuilder, NoticeContent, NoticeKind,
     NoticeRecipient, NoticeRequest, Settled,
 };
 pub use dsn::dsn_builder;

@@ -652,7 +652,6 @@ mod delivery {
                     claim: c.clone(),
                     outcome: AttemptOutcome::Permanent,
                     evidence: evidence("permanent", "550 5.1.1 no such user"),
-                    before: Vec::new(),
                 })
                 .collect()
         };

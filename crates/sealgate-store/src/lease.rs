@@ -12,6 +12,7 @@ use sealgate_types::{AuditRecord, RecipientState};
 use crate::audit::append_in_tx;
 use crate::error::StoreError;
 use crate::model::RecipientRow;
+use crate::portal::{PortalDeposit, deposit_in_tx, lock_audit_head};
 use crate::queue::{RECIPIENT_COLUMNS, placeholders, recipient_from_row};
 use crate::store::{Backend, Store};
 
@@ -132,8 +133,39 @@ impl Store {
         items: &[SettleItem],
         notices: &[NewNotice],
     ) -> Result<bool, StoreError> {
+        self.settle_group_with(owner, &[], None, items, notices)
+            .await
+    }
+
+    /// [`Store::settle_group`] that first writes `before` (audit records of what led to the
+    /// settlement: a refused verification's alert and failed try) and `deposit` (the portal
+    /// deposit the settled recipients went to), all in the one transaction: a lost lease or a
+    /// failure leaves none of it written.
+    pub async fn settle_group_with(
+        &self,
+        owner: &str,
+        before: &[AuditRecord],
+        deposit: Option<&PortalDeposit>,
+        items: &[SettleItem],
+        notices: &[NewNotice],
+    ) -> Result<bool, StoreError> {
+        if let Some(d) = deposit {
+            d.check()?;
+        }
         let fail = lease_err("settle");
         let mut tx = self.begin_write().await.map_err(&fail)?;
+        if deposit.is_some() {
+            // The deposit reads what it writes: the audit head's lock first, as everywhere.
+            lock_audit_head(&mut tx, self.backend())
+                .await
+                .map_err(&fail)?;
+        }
+        for rec in before {
+            append_in_tx(&mut tx, rec).await.map_err(&fail)?;
+        }
+        if let Some(d) = deposit {
+            deposit_in_tx(&mut tx, d).await.map_err(&fail)?;
+        }
         let now = sealgate_types::time::now_micros();
         for item in items {
             // Audit first: its head row lock comes before any recipient row lock everywhere.

@@ -249,6 +249,74 @@ async fn grant_exists(
     Ok(row.is_some())
 }
 
+/// A deposit on the portal (see [`Store::portal_deposit`]): the portal message, its grants,
+/// the notices and their `portal_notice` records, `grants[i]`, `notices[i]` and `audit[i]`
+/// belonging together. Written on its own or inside a settlement
+/// ([`Store::settle_group_with`]).
+#[derive(Debug, Clone)]
+pub struct PortalDeposit {
+    /// The sealed message (not stored again when one made from the same queue message is).
+    pub msg: PortalMessageRow,
+    /// One grant per recipient.
+    pub grants: Vec<GrantRow>,
+    /// The notice for each grant.
+    pub notices: Vec<PortalOutgoing>,
+    /// The `portal_notice` record for each grant.
+    pub audit: Vec<AuditRecord>,
+}
+
+impl PortalDeposit {
+    pub(crate) fn check(&self) -> Result<(), StoreError> {
+        if self.grants.len() != self.notices.len() || self.grants.len() != self.audit.len() {
+            return Err(StoreError::Invalid {
+                what: "portal deposit: grants, notices and audit must be parallel",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Writes `d` in `tx` (whose audit head is locked): see [`Store::portal_deposit`]. The ids
+/// of the grants created.
+pub(crate) async fn deposit_in_tx(
+    tx: &mut Transaction<'static, Any>,
+    d: &PortalDeposit,
+) -> Result<Vec<String>, sqlx::Error> {
+    let existing = match &d.msg.message_id {
+        Some(id) => existing_original(tx, id).await?,
+        None => None,
+    };
+    let (target, thread) = existing
+        .clone()
+        .unwrap_or_else(|| (d.msg.id.clone(), d.msg.thread_id.clone()));
+    let mut keep = Vec::new();
+    for (i, g) in d.grants.iter().enumerate() {
+        if !grant_exists(tx, &target, &g.recipient).await? {
+            keep.push(i);
+        }
+    }
+    for &i in &keep {
+        append_in_tx(tx, &d.notices[i].2).await?;
+        append_in_tx(tx, &d.audit[i]).await?;
+    }
+    if existing.is_none() && !keep.is_empty() {
+        insert_portal_message(tx, &d.msg).await?;
+    }
+    let now = now_micros();
+    let mut created = Vec::with_capacity(keep.len());
+    for &i in &keep {
+        let grant = GrantRow {
+            portal_message_id: target.clone(),
+            thread_id: thread.clone(),
+            ..d.grants[i].clone()
+        };
+        insert_grant(tx, &grant).await?;
+        insert_outgoing(tx, &d.notices[i], now).await?;
+        created.push(grant.id);
+    }
+    Ok(created)
+}
+
 impl Store {
     /// The delivery worker's deposit, in ONE transaction: the portal message, its grants, the
     /// notice messages (each like [`Store::enqueue`]: message row with its origin, recipient
@@ -266,72 +334,39 @@ impl Store {
         notices: &[PortalOutgoing],
         audit: &[AuditRecord],
     ) -> Result<Vec<String>, StoreError> {
-        self.portal_deposit_after(&[], msg, grants, notices, audit)
-            .await
-    }
-
-    /// [`Store::portal_deposit`], with `preceding` audit records written first in the same
-    /// transaction (what led to the deposit: the failed try of another method, its alert).
-    pub async fn portal_deposit_after(
-        &self,
-        preceding: &[AuditRecord],
-        msg: &PortalMessageRow,
-        grants: &[GrantRow],
-        notices: &[PortalOutgoing],
-        audit: &[AuditRecord],
-    ) -> Result<Vec<String>, StoreError> {
-        if grants.len() != notices.len() || grants.len() != audit.len() {
-            return Err(StoreError::Invalid {
-                what: "portal deposit: grants, notices and audit must be parallel",
-            });
-        }
+        let deposit = PortalDeposit {
+            msg: msg.clone(),
+            grants: grants.to_vec(),
+            notices: notices.to_vec(),
+            audit: audit.to_vec(),
+        };
+        deposit.check()?;
         let fail = portal_err("deposit");
         let mut tx = self.begin_write().await.map_err(&fail)?;
         lock_audit_head(&mut tx, self.backend())
             .await
             .map_err(&fail)?;
-        for rec in preceding {
-            append_in_tx(&mut tx, rec).await.map_err(&fail)?;
-        }
-        let existing = match &msg.message_id {
-            Some(id) => existing_original(&mut tx, id).await.map_err(&fail)?,
-            None => None,
-        };
-        let (target, thread) = existing
-            .clone()
-            .unwrap_or_else(|| (msg.id.clone(), msg.thread_id.clone()));
-        let mut keep = Vec::new();
-        for (i, g) in grants.iter().enumerate() {
-            if !grant_exists(&mut tx, &target, &g.recipient)
-                .await
-                .map_err(&fail)?
-            {
-                keep.push(i);
-            }
-        }
-        for &i in &keep {
-            append_in_tx(&mut tx, &notices[i].2).await.map_err(&fail)?;
-            append_in_tx(&mut tx, &audit[i]).await.map_err(&fail)?;
-        }
-        if existing.is_none() && !keep.is_empty() {
-            insert_portal_message(&mut tx, msg).await.map_err(&fail)?;
-        }
-        let now = now_micros();
-        let mut created = Vec::with_capacity(keep.len());
-        for &i in &keep {
-            let grant = GrantRow {
-                portal_message_id: target.clone(),
-                thread_id: thread.clone(),
-                ..grants[i].clone()
-            };
-            insert_grant(&mut tx, &grant).await.map_err(&fail)?;
-            insert_outgoing(&mut tx, &notices[i], now)
-                .await
-                .map_err(&fail)?;
-            created.push(grant.id);
-        }
+        let created = deposit_in_tx(&mut tx, &deposit).await.map_err(&fail)?;
         tx.commit().await.map_err(&fail)?;
         Ok(created)
+    }
+
+    /// The recipients of queue message `message_id` that already hold a grant on the portal
+    /// (a deposit for them was written before), as stored.
+    pub async fn portal_granted(&self, message_id: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT g.recipient FROM portal_grants g \
+             JOIN portal_messages m ON g.portal_message_id = m.id \
+             WHERE m.message_id = $1 AND m.id = m.thread_id",
+        )
+        .bind(message_id.to_owned())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(portal_err("read"))?;
+        rows.iter()
+            .map(|r| r.try_get("recipient"))
+            .collect::<Result<_, _>>()
+            .map_err(portal_err("read"))
     }
 
     /// The grant whose link token hashes to `token_hash`.

@@ -474,6 +474,9 @@ mod security;
 #[path = "store/sending.rs"]
 mod sending;
 
+#[path = "store/settle_deposit.rs"]
+mod settle_deposit;
+
 #[path = "store/users.rs"]
 mod users;
 

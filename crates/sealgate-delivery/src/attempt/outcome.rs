@@ -3,7 +3,7 @@
 //! a group of reports with the DSNs it calls for.
 
 use sealgate_audit::AttemptEvidence;
-use sealgate_queue::{AttemptOutcome, AttemptReport, Claim, Settled};
+use sealgate_queue::{AttemptOutcome, AttemptReport, Claim, Group, Settled};
 use tracing::{info, warn};
 
 use crate::client::{ClientError, Envelope, Outcome, SmtpConnection, TransactionResult};
@@ -88,7 +88,6 @@ pub(super) fn report(
         claim: claim.clone(),
         outcome,
         evidence,
-        before: Vec::new(),
     }
 }
 
@@ -126,9 +125,11 @@ pub(super) fn unit_random() -> f64 {
     }
 }
 
-/// Settles the reports and queues their DSNs in one transaction.
-pub(super) async fn settle(ctx: &DeliveryContext, reports: Vec<AttemptReport>) {
-    let ids: Vec<(String, String)> = reports
+/// Settles a group — the events before it, its portal deposit, its reports and the DSNs they
+/// call for — in one transaction.
+pub(super) async fn settle(ctx: &DeliveryContext, group: Group) {
+    let ids: Vec<(String, String)> = group
+        .reports
         .iter()
         .map(|r| {
             (
@@ -140,7 +141,7 @@ pub(super) async fn settle(ctx: &DeliveryContext, reports: Vec<AttemptReport>) {
     let build = sealgate_queue::dsn_builder(&ctx.hostname);
     match ctx
         .queue
-        .settle_group(&ctx.owner, reports, &ctx.retry, &unit_random, &build)
+        .settle_group_with(&ctx.owner, group, &ctx.retry, &unit_random, &build)
         .await
     {
         Ok(settled) => {

@@ -3,11 +3,13 @@
 //! and the passphrase header removed) is sealed under a fresh per-message AES-256-GCM key, the
 //! key under the portal master key ring; each recipient gets a grant (a link token, only its
 //! hash stored) and a notice queued like any message, origin `portal-notice`, phi-free. All
-//! of it — message, grants, notices and their `portal_notice` events — is written in one
-//! transaction, and the recipient is then settled as delivered (method `portal`).
+//! of it — message, grants, notices and their `portal_notice` events — is written in the
+//! transaction that settles the recipients as delivered (method `portal`), after whatever led
+//! there (a refused verification's alert and failed try): a lost lease or a failure writes
+//! none of it.
 //!
-//! A deposit retried after a crash, or one for another recipient of the same message, reuses
-//! the stored message and never makes a second grant or notice for a recipient.
+//! A deposit for another recipient of the same message reuses the stored message, and none
+//! ever makes a second grant or notice for a recipient.
 
 pub(crate) mod notice;
 
@@ -19,9 +21,9 @@ use sealgate_crypto::KeyRing;
 use sealgate_crypto::portal::{link_token_hash, new_link_token, seal_message};
 use sealgate_policy::Decision;
 use sealgate_queue::{
-    AttemptOutcome, AttemptReport, Claim, IncomingMessage, ORIGIN_NOTICE, Queue, data_digest,
+    AttemptOutcome, AttemptReport, Claim, Group, IncomingMessage, ORIGIN_NOTICE, Queue, data_digest,
 };
-use sealgate_store::{GrantRow, PortalMessageRow, PortalOutgoing};
+use sealgate_store::{GrantRow, PortalDeposit, PortalMessageRow, PortalOutgoing};
 use sealgate_types::MessageId;
 use sealgate_types::time::now_micros;
 use tracing::{info, warn};
@@ -80,9 +82,82 @@ struct Planned {
     audit: sealgate_types::AuditRecord,
 }
 
-/// Seals `content` on the portal for every recipient of `part` (one message's recipients whose
-/// chosen method is the portal) and returns one report per recipient: delivered when stored
-/// (with its notice queued now or by an earlier deposit), temporary when anything failed.
+/// Seals `content` for the portal for every recipient of `part` (one message's recipients
+/// whose chosen method is the portal): the deposit, to be written in the transaction that
+/// settles them ([`Queue::settle_group_with`]), and one report per recipient — delivered (with
+/// its notice queued now, or by an earlier deposit), or temporary when sealing failed and
+/// there is nothing to write.
+pub(crate) async fn deposit_group(
+    queue: &Queue,
+    settings: &PortalSettings,
+    part: &[(Claim, Decision)],
+    content: &[u8],
+    passphrase: Option<&str>,
+) -> Group {
+    let claims: Vec<&Claim> = part.iter().map(|(c, _)| c).collect();
+    let planned = match seal_and_plan(queue, settings, &claims, content, passphrase).await {
+        Ok(p) => p,
+        Err(why) => return failed_group(&claims, &why),
+    };
+    // Recipients already holding a grant (an earlier deposit whose settlement was lost) get
+    // none again; the deposit skips them too, in its transaction.
+    let message_id = &claims[0].recipient.message_id;
+    let granted = match queue.store().portal_granted(message_id).await {
+        Ok(g) => g,
+        Err(e) => return failed_group(&claims, &e.to_string()),
+    };
+    let notice_of = |rcpt: &str| {
+        planned
+            .deposit
+            .grants
+            .iter()
+            .zip(&planned.deposit.notices)
+            .find(|(g, _)| g.recipient == rcpt)
+            .map(|(_, n)| n.0.id.clone())
+    };
+    let reports = claims
+        .iter()
+        .map(|c| {
+            let rcpt = &c.recipient.rcpt;
+            let reply = match notice_of(rcpt) {
+                Some(id) if !granted.contains(rcpt) => {
+                    format!("stored in the secure portal; notice queued as {id}")
+                }
+                _ => "stored in the secure portal; notice queued earlier".to_owned(),
+            };
+            report(c, AttemptOutcome::Delivered, reply)
+        })
+        .collect();
+    info!(msg_id = %message_id, recipients = claims.len(), "sealed for the portal; written with the settlement");
+    Group {
+        reports,
+        before: Vec::new(),
+        deposit: Some(planned.deposit),
+    }
+}
+
+/// Every claim temporary: the deposit could not be made.
+fn failed_group(claims: &[&Claim], why: &str) -> Group {
+    let reports = claims.iter().map(|c| failure_report(c, why)).collect();
+    Group {
+        reports,
+        ..Group::default()
+    }
+}
+
+fn failure_report(c: &Claim, why: &str) -> AttemptReport {
+    warn!(msg_id = %c.recipient.message_id, rcpt = %c.recipient.rcpt, reason = %why, "portal deposit failed");
+    let reply = format!("4.3.0 local error: cannot store in the secure portal: {why}");
+    report(c, AttemptOutcome::Temporary, reply)
+}
+
+/// Seals `content` on the portal for every recipient of `part` and writes the deposit in its
+/// own transaction ([`Store::portal_deposit`](sealgate_store::Store::portal_deposit)); one
+/// report per recipient: delivered when stored (with its notice queued now or by an earlier
+/// deposit), temporary when anything failed. Delivery writes its deposits with the
+/// settlement instead ([`deposit_group`]); this is the same sealing and planning, tested on
+/// its own.
+#[cfg(test)]
 pub(crate) async fn deposit(
     queue: &Queue,
     settings: &PortalSettings,
@@ -90,69 +165,62 @@ pub(crate) async fn deposit(
     content: &[u8],
     passphrase: Option<&str>,
 ) -> Vec<AttemptReport> {
-    deposit_after(queue, settings, part, content, passphrase, Vec::new()).await
-}
-
-/// [`deposit`], with each recipient's `before` events (parallel to `part`: what led to the
-/// deposit, such as a failed verified try and its alert) written first in the deposit's own
-/// transaction. When the deposit fails they go with the recipient's report instead, so they
-/// are written when it is settled.
-pub(crate) async fn deposit_after(
-    queue: &Queue,
-    settings: &PortalSettings,
-    part: &[(Claim, Decision)],
-    content: &[u8],
-    passphrase: Option<&str>,
-    before: Vec<Vec<AuditEvent>>,
-) -> Vec<AttemptReport> {
     let claims: Vec<&Claim> = part.iter().map(|(c, _)| c).collect();
-    let preceding: Vec<_> = before
-        .iter()
-        .flatten()
-        .cloned()
-        .map(AuditEvent::into_record)
-        .collect();
-    let stored = store(queue, settings, &claims, content, passphrase, &preceding).await;
+    let stored = store(queue, settings, &claims, content, passphrase).await;
     claims
         .into_iter()
-        .zip(before.into_iter().chain(std::iter::repeat_with(Vec::new)))
-        .map(|(c, before)| {
-            let mut r = deposit_report(c, &stored);
-            if stored.is_err() {
-                r.before = before;
+        .map(|c| match &stored {
+            Ok(notices) => {
+                let reply = match notices.get(&c.recipient.rcpt) {
+                    Some(id) => format!("stored in the secure portal; notice queued as {id}"),
+                    None => "stored in the secure portal; notice queued earlier".to_owned(),
+                };
+                report(c, AttemptOutcome::Delivered, reply)
             }
-            r
+            Err(why) => failure_report(c, why),
         })
         .collect()
 }
 
-/// One recipient's report of a deposit (see [`deposit`]).
-fn deposit_report(c: &Claim, stored: &Result<HashMap<String, String>, String>) -> AttemptReport {
-    match stored {
-        Ok(notices) => {
-            let reply = match notices.get(&c.recipient.rcpt) {
-                Some(id) => format!("stored in the secure portal; notice queued as {id}"),
-                None => "stored in the secure portal; notice queued earlier".to_owned(),
-            };
-            report(c, AttemptOutcome::Delivered, reply)
-        }
-        Err(why) => {
-            warn!(msg_id = %c.recipient.message_id, rcpt = %c.recipient.rcpt, reason = %why, "portal deposit failed");
-            let reply = format!("4.3.0 local error: cannot store in the secure portal: {why}");
-            report(c, AttemptOutcome::Temporary, reply)
-        }
-    }
-}
-
 /// Seals and writes everything; the queue id of each notice queued now, by recipient.
+#[cfg(test)]
 async fn store(
     queue: &Queue,
     settings: &PortalSettings,
     claims: &[&Claim],
     content: &[u8],
     passphrase: Option<&str>,
-    preceding: &[sealgate_types::AuditRecord],
 ) -> Result<HashMap<String, String>, String> {
+    let planned = seal_and_plan(queue, settings, claims, content, passphrase).await?;
+    let d = &planned.deposit;
+    let created = queue
+        .store()
+        .portal_deposit(&d.msg, &d.grants, &d.notices, &d.audit)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(created
+        .iter()
+        .filter_map(|g| planned.notice_ids.get(g).cloned())
+        .collect())
+}
+
+/// A deposit sealed and planned, not yet written.
+struct SealedDeposit {
+    deposit: PortalDeposit,
+    /// Per grant id: (recipient, notice queue id).
+    #[cfg_attr(not(test), allow(dead_code))]
+    notice_ids: HashMap<String, (String, String)>,
+}
+
+/// Seals the content under a fresh key and plans every recipient's grant, notice and
+/// `portal_notice` record.
+async fn seal_and_plan(
+    queue: &Queue,
+    settings: &PortalSettings,
+    claims: &[&Claim],
+    content: &[u8],
+    passphrase: Option<&str>,
+) -> Result<SealedDeposit, String> {
     let first = claims.first().ok_or("no recipients")?;
     let now = now_micros();
     let id = uuid::Uuid::new_v4().to_string();
@@ -198,16 +266,15 @@ async fn store(
         .map(|p| (p.grant, (p.notice, p.audit)))
         .unzip();
     let (notices, audit): (Vec<PortalOutgoing>, Vec<_>) = rest.into_iter().unzip();
-    let created = queue
-        .store()
-        .portal_deposit_after(preceding, &msg, &grants, &notices, &audit)
-        .await
-        .map_err(|e| e.to_string())?;
-    info!(msg_id = %first.recipient.message_id, grants = created.len(), "stored in the secure portal");
-    Ok(created
-        .iter()
-        .filter_map(|g| notice_ids.get(g).cloned())
-        .collect())
+    Ok(SealedDeposit {
+        deposit: PortalDeposit {
+            msg,
+            grants,
+            notices,
+            audit,
+        },
+        notice_ids,
+    })
 }
 
 /// Argon2id of the passphrase, off the async threads.
@@ -314,7 +381,6 @@ fn report(claim: &Claim, outcome: AttemptOutcome, reply: String) -> AttemptRepor
             outcome: outcome_text.to_owned(),
             ..AttemptEvidence::default()
         },
-        before: Vec::new(),
     }
 }
 
