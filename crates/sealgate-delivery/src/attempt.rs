@@ -238,6 +238,7 @@ impl DomainRun<'_> {
                         }
                         Err(why) => {
                             warn!(rcpt = %rcpt, method = %m, reason = %why, "encryption failed; next method");
+                            let why = why.to_string();
                             match d.after(&Failed::Encryption { method: m, why }) {
                                 Some(next) => *d = next,
                                 None => return (Way::Held(HoldReason::NoMethodLeft), None),

@@ -99,6 +99,30 @@ pub(crate) fn discovered_events(message_id: &str, keys: &RecipientKeys) -> Vec<A
         .collect()
 }
 
+/// Why a recipient's copy could not be encrypted now (the recipient falls to the next method
+/// of its chain; the text is its evidence).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SealError {
+    /// The method is not configured here.
+    #[error("{0} is turned off")]
+    Off(Method),
+    /// No key or certificate was found for the recipient.
+    #[error("{}", if *.0 == Method::Pgp { "pgp: no key" } else { "smime: no certificate" })]
+    NoKey(Method),
+    /// Encrypting to the key found failed (it expired, was revoked, or the content could not
+    /// be wrapped).
+    #[error("{method} failed: {source}")]
+    Failed {
+        /// PGP or S/MIME.
+        method: Method,
+        /// What the encryption said.
+        source: EncryptError,
+    },
+    /// A method that does not encrypt.
+    #[error("{0} is not an encryption method")]
+    NotEncryption(Method),
+}
+
 /// `content` encrypted for `rcpt` by `method` (PGP or S/MIME) to the key in `keys`, at `now`
 /// (Unix seconds). The error says why this method cannot be used now.
 pub(crate) fn seal(
@@ -108,23 +132,23 @@ pub(crate) fn seal(
     keys: &RecipientKeys,
     content: &[u8],
     now: i64,
-) -> Result<Encrypted, String> {
-    let shown = |e: EncryptError| format!("{method} failed: {e}");
+) -> Result<Encrypted, SealError> {
+    let failed = |source| SealError::Failed { method, source };
     match method {
         Method::Pgp => {
-            let settings = enc.pgp.as_ref().ok_or("pgp is turned off")?;
+            let settings = enc.pgp.as_ref().ok_or(SealError::Off(method))?;
             let KeyFinding::Found { cert, .. } = &keys.pgp else {
-                return Err("pgp: no key".to_owned());
+                return Err(SealError::NoKey(method));
             };
-            pgp::encrypt(content, cert, settings, now).map_err(shown)
+            pgp::encrypt(content, cert, settings, now).map_err(failed)
         }
         Method::Smime => {
-            let out = enc.smime.as_ref().ok_or("smime is turned off")?;
+            let out = enc.smime.as_ref().ok_or(SealError::Off(method))?;
             let KeyFinding::Found { cert, .. } = &keys.smime else {
-                return Err("smime: no certificate".to_owned());
+                return Err(SealError::NoKey(method));
             };
-            smime::encrypt(content, cert, out.cipher_for(rcpt), &out.settings).map_err(shown)
+            smime::encrypt(content, cert, out.cipher_for(rcpt), &out.settings).map_err(failed)
         }
-        other => Err(format!("{other} is not an encryption method")),
+        other => Err(SealError::NotEncryption(other)),
     }
 }

@@ -358,9 +358,14 @@ fn run_session(socket: TcpStream, context: &Context) -> io::Result<()> {
 }
 
 impl Session<'_> {
+    /// Writes one reply, its line end included, in one write: a reply (and anything scripted
+    /// with it, such as an injection after STARTTLS) leaves in one segment, never with its
+    /// line end trailing behind where a client could read it after a TLS handshake began.
     fn reply(&mut self, text: &str) -> io::Result<()> {
-        self.stream.write_all(text.as_bytes())?;
-        self.stream.write_all(b"\r\n")?;
+        let mut line = Vec::with_capacity(text.len() + 2);
+        line.extend_from_slice(text.as_bytes());
+        line.extend_from_slice(b"\r\n");
+        self.stream.write_all(&line)?;
         self.stream.flush()
     }
 

@@ -75,6 +75,26 @@ pub(crate) fn passphrase(headers: &[(String, String)]) -> Option<String> {
         .filter(|v| !v.is_empty() && v.len() <= MAX_PASSPHRASE)
 }
 
+/// Why a portal deposit could not be made (the recipients wait and are tried again).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DepositError {
+    /// A deposit for no recipient.
+    #[error("no recipients")]
+    NoRecipients,
+    /// Sealing the content, or making a link token or a passphrase hash, failed.
+    #[error("sealing failed: {0}")]
+    Crypto(#[from] sealgate_crypto::CryptoError),
+    /// The passphrase hashing task stopped before it finished.
+    #[error("passphrase hashing stopped: {0}")]
+    Hashing(#[from] tokio::task::JoinError),
+    /// The notice could not be prepared for the queue.
+    #[error("{0}")]
+    Notice(#[from] sealgate_queue::QueueError),
+    /// The store could not be read or written.
+    #[error("{0}")]
+    Store(#[from] sealgate_store::StoreError),
+}
+
 /// One recipient's grant, notice and `portal_notice` record, before they are written.
 struct Planned {
     grant: GrantRow,
@@ -97,14 +117,14 @@ pub(crate) async fn deposit_group(
     let claims: Vec<&Claim> = part.iter().map(|(c, _)| c).collect();
     let planned = match seal_and_plan(queue, settings, &claims, content, passphrase).await {
         Ok(p) => p,
-        Err(why) => return failed_group(&claims, &why),
+        Err(e) => return failed_group(&claims, &e),
     };
     // Recipients already holding a grant (an earlier deposit whose settlement was lost) get
     // none again; the deposit skips them too, in its transaction.
     let message_id = &claims[0].recipient.message_id;
     let granted = match queue.store().portal_granted(message_id).await {
         Ok(g) => g,
-        Err(e) => return failed_group(&claims, &e.to_string()),
+        Err(e) => return failed_group(&claims, &e.into()),
     };
     let notice_of = |rcpt: &str| {
         planned
@@ -137,7 +157,7 @@ pub(crate) async fn deposit_group(
 }
 
 /// Every claim temporary: the deposit could not be made.
-fn failed_group(claims: &[&Claim], why: &str) -> Group {
+fn failed_group(claims: &[&Claim], why: &DepositError) -> Group {
     let reports = claims.iter().map(|c| failure_report(c, why)).collect();
     Group {
         reports,
@@ -145,7 +165,7 @@ fn failed_group(claims: &[&Claim], why: &str) -> Group {
     }
 }
 
-fn failure_report(c: &Claim, why: &str) -> AttemptReport {
+fn failure_report(c: &Claim, why: &DepositError) -> AttemptReport {
     warn!(msg_id = %c.recipient.message_id, rcpt = %c.recipient.rcpt, reason = %why, "portal deposit failed");
     let reply = format!("4.3.0 local error: cannot store in the secure portal: {why}");
     report(c, AttemptOutcome::Temporary, reply)
@@ -190,14 +210,13 @@ async fn store(
     claims: &[&Claim],
     content: &[u8],
     passphrase: Option<&str>,
-) -> Result<HashMap<String, String>, String> {
+) -> Result<HashMap<String, String>, DepositError> {
     let planned = seal_and_plan(queue, settings, claims, content, passphrase).await?;
     let d = &planned.deposit;
     let created = queue
         .store()
         .portal_deposit(&d.msg, &d.grants, &d.notices, &d.audit)
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     Ok(created
         .iter()
         .filter_map(|g| planned.notice_ids.get(g).cloned())
@@ -220,12 +239,11 @@ async fn seal_and_plan(
     claims: &[&Claim],
     content: &[u8],
     passphrase: Option<&str>,
-) -> Result<SealedDeposit, String> {
-    let first = claims.first().ok_or("no recipients")?;
+) -> Result<SealedDeposit, DepositError> {
+    let first = claims.first().ok_or(DepositError::NoRecipients)?;
     let now = now_micros();
     let id = uuid::Uuid::new_v4().to_string();
-    let (key_sealed, content_sealed) = seal_message(&settings.master, content, id.as_bytes())
-        .map_err(|e| format!("sealing failed: {e}"))?;
+    let (key_sealed, content_sealed) = seal_message(&settings.master, content, id.as_bytes())?;
     let msg = PortalMessageRow {
         id: id.clone(),
         thread_id: id.clone(),
@@ -278,12 +296,9 @@ async fn seal_and_plan(
 }
 
 /// Argon2id of the passphrase, off the async threads.
-async fn hash(passphrase: &str) -> Result<String, String> {
+async fn hash(passphrase: &str) -> Result<String, DepositError> {
     let owned = passphrase.to_owned();
-    tokio::task::spawn_blocking(move || sealgate_crypto::hash_password(&owned))
-        .await
-        .map_err(|e| format!("passphrase hashing stopped: {e}"))?
-        .map_err(|e| e.to_string())
+    Ok(tokio::task::spawn_blocking(move || sealgate_crypto::hash_password(&owned)).await??)
 }
 
 /// The grant, notice and audit record for one recipient of `msg`.
@@ -294,8 +309,8 @@ fn plan(
     claim: &Claim,
     expires_at: i64,
     passphrase_hash: Option<String>,
-) -> Result<Planned, String> {
-    let token = new_link_token().map_err(|e| e.to_string())?;
+) -> Result<Planned, DepositError> {
+    let token = new_link_token()?;
     let rcpt = claim.recipient.rcpt.clone();
     let grant = GrantRow {
         id: uuid::Uuid::new_v4().to_string(),
@@ -337,7 +352,7 @@ fn notice_message(
     settings: &PortalSettings,
     grant: &GrantRow,
     link: &str,
-) -> Result<PortalOutgoing, String> {
+) -> Result<PortalOutgoing, DepositError> {
     let id = MessageId::new();
     let built = notice::build(
         settings,
@@ -350,23 +365,21 @@ fn notice_message(
             now: chrono::Utc::now(),
         },
     );
-    let prepared = queue
-        .prepare(IncomingMessage {
-            id,
-            sender: settings.notice_from.clone(),
-            recipients: vec![grant.recipient.clone()],
-            client_data_sha256: data_digest(&built.content),
-            client_data_size: built.content.len() as u64,
-            header_message_id: Some(built.message_id),
-            content: built.content,
-            client_ip: "127.0.0.1".to_owned(),
-            helo: settings.hostname.clone(),
-            auth_user: None,
-            tls: None,
-            requiretls: false,
-            origin: Some(ORIGIN_NOTICE.to_owned()),
-        })
-        .map_err(|e| e.to_string())?;
+    let prepared = queue.prepare(IncomingMessage {
+        id,
+        sender: settings.notice_from.clone(),
+        recipients: vec![grant.recipient.clone()],
+        client_data_sha256: data_digest(&built.content),
+        client_data_size: built.content.len() as u64,
+        header_message_id: Some(built.message_id),
+        content: built.content,
+        client_ip: "127.0.0.1".to_owned(),
+        helo: settings.hostname.clone(),
+        auth_user: None,
+        tls: None,
+        requiretls: false,
+        origin: Some(ORIGIN_NOTICE.to_owned()),
+    })?;
     Ok(prepared.into_parts())
 }
 
