@@ -270,3 +270,53 @@ fn authenticated_tls_is_used_only_with_a_valid_certificate_for_the_mx_name_over_
     assert_eq!(first(&db, &ids[5], "attempt")["verification"], "dane");
     assert_eq!(dane_sink.received().len(), 1);
 }
+
+/// Downgrade memory across tiers. First lab: example.test is DANE-signed and a message is
+/// delivered over verified TLS (the memory is written). Second lab, same database:
+/// example.test is unsigned and its MX has a valid certificate for its name. With the
+/// operator's `authenticated_after_verified = true` the message goes over authenticated TLS,
+/// and the downgrade alert is still raised: never silent. (Without it, the existing
+/// `a_domain_that_loses_dane_after_a_verified_delivery…` test shows nothing is sent.)
+#[test]
+fn an_operator_may_let_a_once_verified_domain_fall_to_authenticated_tls_with_the_alert_raised() {
+    let db = fresh_db(TestBackend::Sqlite);
+    {
+        let (lab, cert) = dane_lab(|_, cert| format!("3 1 1 {}", spki_sha256(cert)));
+        let sink = lab.tls_sink(MX_IP, &cert);
+        let daemon = lab.daemon(&db.url, "");
+        let id = send(&daemon, RCPT, &[]);
+        assert!(
+            lab.rt.block_on(sink.wait_for(1, WAIT)),
+            "the first message was not delivered\n{}",
+            daemon.output_report()
+        );
+        wait_for(&inspect(&daemon), &id, RCPT, "delivered");
+    }
+    let b = SecureLab::builder();
+    let cert = b.issue(&[MX]);
+    let lab = b
+        .unsigned("example.test", "@ IN MX 10 mx\nmx IN A 127.0.0.5\n")
+        .start();
+    let sink = lab.tls_sink(MX_IP, &cert);
+    let daemon = lab.daemon(&db.url, "authenticated_after_verified = true\n");
+    let id = send(&daemon, RCPT, &["--subject", SUBJECT]);
+    let db = inspect(&daemon);
+    wait_for(&db, &id, RCPT, "delivered");
+    let decision = first(&db, &id, "decision");
+    assert_eq!(decision["method"], "tls-authenticated", "{decision}");
+    assert!(
+        mentions(&decision, "alerts", "downgrade: example.test"),
+        "{decision}"
+    );
+    let alert = first(&db, &id, "alert");
+    assert!(
+        alert["alert"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("downgrade:")),
+        "{alert}"
+    );
+    assert_eq!(first(&db, &id, "attempt")["verification"], "webpki");
+    let got = sink.received();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].tls);
+}
