@@ -303,14 +303,20 @@ impl DomainRun<'_> {
         passphrase: Option<&str>,
     ) -> Group {
         match way {
-            Way::Verified(pins) => match self.send_verified(&pins, part, content).await {
+            Way::Verified(pins) => match self
+                .send_tls(Method::TlsVerified, &pins, part, content)
+                .await
+            {
                 Ok(reports) => reports.into(),
                 Err(f) => {
                     self.failed_to_portal(Method::TlsVerified, part, &f, content, passphrase)
                         .await
                 }
             },
-            Way::Authenticated => match self.send_authenticated(part, content).await {
+            Way::Authenticated => match self
+                .send_tls(Method::TlsAuthenticated, &[], part, content)
+                .await
+            {
                 Ok(reports) => reports.into(),
                 Err(f) => {
                     self.failed_to_portal(Method::TlsAuthenticated, part, &f, content, passphrase)
@@ -325,7 +331,8 @@ impl DomainRun<'_> {
                     return failure_reports(&claims_of(part), &f).into();
                 };
                 match verified {
-                    Some(pins) => match self.send_verified(&pins, part, copy).await {
+                    Some(pins) => match self.send_tls(Method::TlsVerified, &pins, part, copy).await
+                    {
                         Ok(reports) => reports.into(),
                         Err(f) => self.transport_failed(Method::TlsVerified, part, &f),
                     },
@@ -351,33 +358,23 @@ impl DomainRun<'_> {
         crate::portal::deposit_group(&self.ctx.queue, settings, part, content, passphrase).await
     }
 
-    /// Sends over a verified session; `Err` when none could be had (nothing was sent).
-    async fn send_verified(
+    /// Sends over a session whose peer proved itself as `method` demands: verified TLS
+    /// (DANE, MTA-STS or `pins`) or authenticated TLS (WebPKI); `Err` when no such session
+    /// could be had (nothing was sent).
+    async fn send_tls(
         &mut self,
+        method: Method,
         pins: &[String],
         part: &[(Claim, Decision)],
         content: &[u8],
     ) -> Result<Vec<AttemptReport>, Failure> {
-        let key = format!("{}\u{0}verified\u{0}{}", self.domain, pins.join(","));
+        let key = format!("{}\u{0}{method}\u{0}{}", self.domain, pins.join(","));
         let open = match self.take_open(&key).await {
             Some(open) => Ok(open),
+            None if method == Method::TlsAuthenticated => {
+                connect::connect_authenticated(self.ctx, &self.probe, &self.targets).await
+            }
             None => connect::connect_verified(self.ctx, &self.probe, &self.targets, pins).await,
-        };
-        let (c, target) = open?;
-        Ok(self.send(key, c, target, part, content).await)
-    }
-
-    /// Sends over an authenticated-TLS session; `Err` when none could be had (nothing was
-    /// sent).
-    async fn send_authenticated(
-        &mut self,
-        part: &[(Claim, Decision)],
-        content: &[u8],
-    ) -> Result<Vec<AttemptReport>, Failure> {
-        let key = format!("{}\u{0}authenticated", self.domain);
-        let open = match self.take_open(&key).await {
-            Some(open) => Ok(open),
-            None => connect::connect_authenticated(self.ctx, &self.probe, &self.targets).await,
         };
         let (c, target) = open?;
         Ok(self.send(key, c, target, part, content).await)

@@ -82,43 +82,29 @@ pub(crate) async fn connect_verified(
     targets: &[Target],
     pins: &[String],
 ) -> Result<(SmtpConnection, Target), Failure> {
-    let mut reasons: Vec<String> = Vec::new();
-    let mut last_target = None;
-    let mut refused_by_peer = false;
-    for t in targets {
-        let (auth, via) = match plan::peer_auth(probe, pins, &t.host) {
-            Ok(a) => a,
-            Err(why) => {
-                reasons.push(why);
-                continue;
-            }
-        };
-        match try_verified(ctx, probe, t, auth, via).await {
-            Ok(open) => return Ok(open),
-            Err(why) => {
-                refused_by_peer = true;
-                reasons.push(why);
-                last_target = Some(t.clone());
-            }
-        }
-    }
-    reasons.dedup();
-    let reason = format!(
-        "4.7.5 verified TLS impossible for {}: {}",
-        probe.domain,
-        reasons.join("; ")
-    );
+    let refused = match try_hosts(ctx, probe, targets, |host| {
+        plan::peer_auth(probe, pins, host)
+    })
+    .await
+    {
+        Ok(open) => return Ok(open),
+        Err(refused) => refused,
+    };
+    let reasons = refused.reasons.join("; ");
     let demanded = probe.evidence().shows_verified_tls();
-    let alert = (refused_by_peer && demanded).then(|| {
+    let alert = (refused.by_peer && demanded).then(|| {
         format!(
-            "verified TLS to {} failed although its DNS or HTTPS policy demands it (possible attack): {}",
+            "verified TLS to {} failed although its DNS or HTTPS policy demands it (possible attack): {reasons}",
             probe.domain,
-            reasons.join("; ")
         )
     });
+    let reason = format!(
+        "4.7.5 verified TLS impossible for {}: {reasons}",
+        probe.domain
+    );
     Err(Failure {
         alert,
-        ..Failure::temporary(reason, last_target)
+        ..Failure::temporary(reason, refused.last_target)
     })
 }
 
@@ -132,31 +118,67 @@ pub(crate) async fn connect_authenticated(
     probe: &DomainProbe,
     targets: &[Target],
 ) -> Result<(SmtpConnection, Target), Failure> {
-    let mut reasons: Vec<String> = Vec::new();
-    let mut last_target = None;
-    for t in targets {
-        if !plan::host_usable(probe, &t.host) {
-            reasons.push(format!(
-                "{}: DNSSEC-bogus TLSA answer; host not used",
-                t.host
-            ));
-            continue;
+    let webpki = |host: &str| {
+        if plan::host_usable(probe, host) {
+            Ok((PeerAuth::WebPki, Via::WebPki))
+        } else {
+            Err(format!("{host}: DNSSEC-bogus TLSA answer; host not used"))
         }
-        match try_verified(ctx, probe, t, PeerAuth::WebPki, Via::WebPki).await {
-            Ok(open) => return Ok(open),
-            Err(why) => {
-                reasons.push(why);
-                last_target = Some(t.clone());
-            }
-        }
-    }
-    reasons.dedup();
+    };
+    let refused = match try_hosts(ctx, probe, targets, webpki).await {
+        Ok(open) => return Ok(open),
+        Err(refused) => refused,
+    };
     let reason = format!(
         "4.7.5 authenticated TLS impossible for {}: {}",
         probe.domain,
-        reasons.join("; ")
+        refused.reasons.join("; ")
     );
-    Err(Failure::temporary(reason, last_target))
+    Err(Failure::temporary(reason, refused.last_target))
+}
+
+/// Why no host gave an authenticated session.
+struct Refused {
+    /// One per host, in order (repeats dropped).
+    reasons: Vec<String>,
+    /// The last host tried.
+    last_target: Option<Target>,
+    /// Some host was tried and refused (rather than ruled out before connecting).
+    by_peer: bool,
+}
+
+/// Each host in order with the authentication `auth` says it owes (or why it cannot be
+/// used): the first session that authenticates, or why none did.
+async fn try_hosts(
+    ctx: &DeliveryContext,
+    probe: &DomainProbe,
+    targets: &[Target],
+    auth: impl Fn(&str) -> Result<(PeerAuth, Via), String>,
+) -> Result<(SmtpConnection, Target), Refused> {
+    let mut refused = Refused {
+        reasons: Vec::new(),
+        last_target: None,
+        by_peer: false,
+    };
+    for t in targets {
+        let (how, via) = match auth(&t.host) {
+            Ok(a) => a,
+            Err(why) => {
+                refused.reasons.push(why);
+                continue;
+            }
+        };
+        match try_verified(ctx, probe, t, how, via).await {
+            Ok(open) => return Ok(open),
+            Err(why) => {
+                refused.by_peer = true;
+                refused.reasons.push(why);
+                refused.last_target = Some(t.clone());
+            }
+        }
+    }
+    refused.reasons.dedup();
+    Err(refused)
 }
 
 /// One verified connection attempt, counted for TLS-RPT; the reason on failure.

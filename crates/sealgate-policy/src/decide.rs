@@ -566,8 +566,9 @@ fn build_chain(
 ) -> Vec<Method> {
     let mut chain = Vec::new();
     let mut considered = Vec::new();
-    // Verified TLS that will be in the chain goes before authenticated TLS, forced or not
-    // (unforced, `verified_before_authenticated` moves it after verified TLS).
+    // Verified TLS that will be in the chain goes before authenticated TLS: a forced
+    // tls-authenticated (which would lead the chain) is skipped where verified TLS works; an
+    // unforced one is moved after it (`verified_before_authenticated`).
     let verified_ahead =
         order.contains(&Method::TlsVerified) && probe.check(Method::TlsVerified).is_ok();
     for (i, m) in order.iter().copied().enumerate() {
@@ -576,13 +577,7 @@ fn build_chain(
         }
         considered.push(m);
         let check = match probe.check(m) {
-            // A forced tls-authenticated would lead the chain: not where verified TLS works.
-            Ok(())
-                if m == Method::TlsAuthenticated
-                    && forced == Some(m)
-                    && i == 0
-                    && verified_ahead =>
-            {
+            Ok(()) if m == Method::TlsAuthenticated && forced == Some(m) && verified_ahead => {
                 Err("the domain offers verified TLS, which comes first".to_owned())
             }
             other => other,
@@ -611,9 +606,9 @@ fn build_chain(
     chain
 }
 
-/// Authenticated TLS is never tried ahead of verified TLS (a forced `tls-authenticated`
-/// included): when both are in the chain, `tls-authenticated` moves to just after
-/// `tls-verified`.
+/// Authenticated TLS is never tried ahead of verified TLS: when an order put it first (one
+/// `Rules::validate` would refuse, or rules built in code), `tls-authenticated` moves to just
+/// after `tls-verified`.
 fn verified_before_authenticated(chain: &mut Vec<Method>) {
     let at = |chain: &[Method], m| chain.iter().position(|x| *x == m);
     if let (Some(a), Some(v)) = (

@@ -387,28 +387,11 @@ impl Queue {
     /// Records the attempts of a group of claims and their consequences — `attempt`, then
     /// `delivered`, `deferred` (backoff from `policy`, jitter from `unit`) or `bounced` — and
     /// queues the DSNs they call for (one per message and kind, rendered by `build`; none for a
-    /// null sender), all in one transaction: a bounce is never recorded without its DSN. Returns
-    /// one [`Settled`] per report, in order; all `LeaseLost` (nothing written) when any lease
-    /// in the group was lost.
+    /// null sender), all in one transaction: a bounce is never recorded without its DSN. The
+    /// group's own events and its portal deposit, if any, are written first in that
+    /// transaction. Returns one [`Settled`] per report, in order; all `LeaseLost` (nothing
+    /// written) when any lease in the group was lost.
     pub async fn settle_group(
-        &self,
-        owner: &str,
-        reports: Vec<AttemptReport>,
-        policy: &RetryPolicy,
-        unit: &(dyn Fn() -> f64 + Sync),
-        build: NoticeBuilder<'_>,
-    ) -> Result<Vec<Settled>, QueueError> {
-        let group = Group {
-            reports,
-            ..Group::default()
-        };
-        self.settle_group_with(owner, group, policy, unit, build)
-            .await
-    }
-
-    /// [`Queue::settle_group`] for a [`Group`] that may also carry the events that led to it
-    /// and a portal deposit: those are written first, in the same transaction.
-    pub async fn settle_group_with(
         &self,
         owner: &str,
         group: Group,

@@ -660,7 +660,7 @@ mod delivery {
         tokio::time::sleep(Duration::from_millis(5)).await;
         let fresh = q.claim("new", LEASE, 10).await.expect("reclaim");
         let lost = q
-            .settle_group("old", reports(&stale), &policy, &|| 0.5, &notice)
+            .settle_group("old", reports(&stale).into(), &policy, &|| 0.5, &notice)
             .await
             .expect("settle");
         assert!(lost.iter().all(|s| *s == Settled::LeaseLost));
@@ -671,7 +671,7 @@ mod delivery {
         );
         // The owner's settlement writes both bounces and one notice for the message.
         let settled = q
-            .settle_group("new", reports(&fresh), &policy, &|| 0.5, &notice)
+            .settle_group("new", reports(&fresh).into(), &policy, &|| 0.5, &notice)
             .await
             .expect("settle");
         assert_eq!(settled.len(), 2);

@@ -95,6 +95,23 @@ fn dane_lab(tlsa: impl FnOnce(&SecureLabBuilder, &Issued) -> String) -> (SecureL
     (b.signed("example.test", &zone).start(), cert)
 }
 
+/// A first lab on `db_url` where example.test is DANE-signed: one message delivered over
+/// verified TLS, so the downgrade memory holds `dane` for the domain.
+fn delivered_once_over_dane(db_url: &str) {
+    let (lab, cert) = dane_lab(|_, cert| format!("3 1 1 {}", crate::lab::spki_sha256(cert)));
+    let sink = lab.tls_sink(MX_IP, &cert);
+    let daemon = lab.daemon(db_url, "");
+    let id = send(&daemon, RCPT, &[]);
+    assert!(
+        lab.rt.block_on(sink.wait_for(1, WAIT)),
+        "the first message was not delivered\n{}",
+        daemon.output_report()
+    );
+    wait_for(&inspect(&daemon), &id, RCPT, "delivered");
+    let memory = SecurityTables::new(daemon.db_url()).verified_domain("example.test");
+    assert_eq!(memory.map(|v| v.verified_via), Some("dane".to_owned()));
+}
+
 /// The store tables behind TLS-RPT and the downgrade memory, read the way an operator's
 /// report job would.
 struct SecurityTables {

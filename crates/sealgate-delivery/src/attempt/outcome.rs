@@ -141,7 +141,7 @@ pub(super) async fn settle(ctx: &DeliveryContext, group: Group) {
     let build = sealgate_queue::dsn_builder(&ctx.hostname);
     match ctx
         .queue
-        .settle_group_with(&ctx.owner, group, &ctx.retry, &unit_random, &build)
+        .settle_group(&ctx.owner, group, &ctx.retry, &unit_random, &build)
         .await
     {
         Ok(settled) => {

@@ -13,7 +13,6 @@
 
 pub(crate) mod notice;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use sealgate_audit::{AttemptEvidence, AuditEvent};
@@ -104,7 +103,7 @@ struct Planned {
 
 /// Seals `content` for the portal for every recipient of `part` (one message's recipients
 /// whose chosen method is the portal): the deposit, to be written in the transaction that
-/// settles them ([`Queue::settle_group_with`]), and one report per recipient — delivered (with
+/// settles them ([`Queue::settle_group`]), and one report per recipient — delivered (with
 /// its notice queued now, or by an earlier deposit), or temporary when sealing failed and
 /// there is nothing to write.
 pub(crate) async fn deposit_group(
@@ -115,8 +114,8 @@ pub(crate) async fn deposit_group(
     passphrase: Option<&str>,
 ) -> Group {
     let claims: Vec<&Claim> = part.iter().map(|(c, _)| c).collect();
-    let planned = match seal_and_plan(queue, settings, &claims, content, passphrase).await {
-        Ok(p) => p,
+    let deposit = match seal_and_plan(queue, settings, &claims, content, passphrase).await {
+        Ok(d) => d,
         Err(e) => return failed_group(&claims, &e),
     };
     // Recipients already holding a grant (an earlier deposit whose settlement was lost) get
@@ -126,24 +125,17 @@ pub(crate) async fn deposit_group(
         Ok(g) => g,
         Err(e) => return failed_group(&claims, &e.into()),
     };
-    let notice_of = |rcpt: &str| {
-        planned
-            .deposit
-            .grants
-            .iter()
-            .zip(&planned.deposit.notices)
-            .find(|(g, _)| g.recipient == rcpt)
-            .map(|(_, n)| n.0.id.clone())
-    };
     let reports = claims
         .iter()
-        .map(|c| {
-            let rcpt = &c.recipient.rcpt;
-            let reply = match notice_of(rcpt) {
-                Some(id) if !granted.contains(rcpt) => {
-                    format!("stored in the secure portal; notice queued as {id}")
-                }
-                _ => "stored in the secure portal; notice queued earlier".to_owned(),
+        .zip(&deposit.notices)
+        .map(|(c, (notice, _, _))| {
+            let reply = if granted.contains(&c.recipient.rcpt) {
+                "stored in the secure portal; notice queued earlier".to_owned()
+            } else {
+                format!(
+                    "stored in the secure portal; notice queued as {}",
+                    notice.id
+                )
             };
             report(c, AttemptOutcome::Delivered, reply)
         })
@@ -152,7 +144,7 @@ pub(crate) async fn deposit_group(
     Group {
         reports,
         before: Vec::new(),
-        deposit: Some(planned.deposit),
+        deposit: Some(deposit),
     }
 }
 
@@ -171,12 +163,9 @@ fn failure_report(c: &Claim, why: &DepositError) -> AttemptReport {
     report(c, AttemptOutcome::Temporary, reply)
 }
 
-/// Seals `content` on the portal for every recipient of `part` and writes the deposit in its
-/// own transaction ([`Store::portal_deposit`](sealgate_store::Store::portal_deposit)); one
-/// report per recipient: delivered when stored (with its notice queued now or by an earlier
-/// deposit), temporary when anything failed. Delivery writes its deposits with the
-/// settlement instead ([`deposit_group`]); this is the same sealing and planning, tested on
-/// its own.
+/// [`deposit_group`] with the deposit written on its own
+/// ([`Store::portal_deposit`](sealgate_store::Store::portal_deposit)) rather than with a
+/// settlement: the reports, temporary when the write failed. For the portal's unit tests.
 #[cfg(test)]
 pub(crate) async fn deposit(
     queue: &Queue,
@@ -185,61 +174,36 @@ pub(crate) async fn deposit(
     content: &[u8],
     passphrase: Option<&str>,
 ) -> Vec<AttemptReport> {
-    let claims: Vec<&Claim> = part.iter().map(|(c, _)| c).collect();
-    let stored = store(queue, settings, &claims, content, passphrase).await;
-    claims
-        .into_iter()
-        .map(|c| match &stored {
-            Ok(notices) => {
-                let reply = match notices.get(&c.recipient.rcpt) {
-                    Some(id) => format!("stored in the secure portal; notice queued as {id}"),
-                    None => "stored in the secure portal; notice queued earlier".to_owned(),
-                };
-                report(c, AttemptOutcome::Delivered, reply)
-            }
-            Err(why) => failure_report(c, why),
-        })
-        .collect()
-}
-
-/// Seals and writes everything; the queue id of each notice queued now, by recipient.
-#[cfg(test)]
-async fn store(
-    queue: &Queue,
-    settings: &PortalSettings,
-    claims: &[&Claim],
-    content: &[u8],
-    passphrase: Option<&str>,
-) -> Result<HashMap<String, String>, DepositError> {
-    let planned = seal_and_plan(queue, settings, claims, content, passphrase).await?;
-    let d = &planned.deposit;
-    let created = queue
+    let group = deposit_group(queue, settings, part, content, passphrase).await;
+    let Some(d) = &group.deposit else {
+        return group.reports;
+    };
+    match queue
         .store()
         .portal_deposit(&d.msg, &d.grants, &d.notices, &d.audit)
-        .await?;
-    Ok(created
-        .iter()
-        .filter_map(|g| planned.notice_ids.get(g).cloned())
-        .collect())
-}
-
-/// A deposit sealed and planned, not yet written.
-struct SealedDeposit {
-    deposit: PortalDeposit,
-    /// Per grant id: (recipient, notice queue id).
-    #[cfg_attr(not(test), allow(dead_code))]
-    notice_ids: HashMap<String, (String, String)>,
+        .await
+    {
+        Ok(_) => group.reports,
+        Err(e) => {
+            let why = DepositError::from(e);
+            group
+                .reports
+                .iter()
+                .map(|r| failure_report(&r.claim, &why))
+                .collect()
+        }
+    }
 }
 
 /// Seals the content under a fresh key and plans every recipient's grant, notice and
-/// `portal_notice` record.
+/// `portal_notice` record, in the order of `claims`.
 async fn seal_and_plan(
     queue: &Queue,
     settings: &PortalSettings,
     claims: &[&Claim],
     content: &[u8],
     passphrase: Option<&str>,
-) -> Result<SealedDeposit, DepositError> {
+) -> Result<PortalDeposit, DepositError> {
     let first = claims.first().ok_or(DepositError::NoRecipients)?;
     let now = now_micros();
     let id = uuid::Uuid::new_v4().to_string();
@@ -272,26 +236,16 @@ async fn seal_and_plan(
             passphrase_hash.clone(),
         )?);
     }
-    let notice_ids: HashMap<String, (String, String)> = planned
-        .iter()
-        .map(|p| {
-            let rcpt = p.grant.recipient.clone();
-            (p.grant.id.clone(), (rcpt, p.notice.0.id.clone()))
-        })
-        .collect();
     let (grants, rest): (Vec<GrantRow>, Vec<_>) = planned
         .into_iter()
         .map(|p| (p.grant, (p.notice, p.audit)))
         .unzip();
     let (notices, audit): (Vec<PortalOutgoing>, Vec<_>) = rest.into_iter().unzip();
-    Ok(SealedDeposit {
-        deposit: PortalDeposit {
-            msg,
-            grants,
-            notices,
-            audit,
-        },
-        notice_ids,
+    Ok(PortalDeposit {
+        msg,
+        grants,
+        notices,
+        audit,
     })
 }
 

@@ -7,14 +7,19 @@ use crate::{Decision, Failed, Level, Method, Override, PolicyError, decide};
 
 const BOB: &str = "bob@example.com";
 
-fn default_decision(dom: &DomainEvidence) -> Decision {
+/// The decision for [`BOB`] under `rules`, with no key and a message without triggers.
+fn decide_plain(rules: &Rules, dom: &DomainEvidence) -> Decision {
     decide(
-        &Rules::default(),
+        rules,
         BOB,
         dom,
         &RecipientEvidence::default(),
         &plain_message(),
     )
+}
+
+fn default_decision(dom: &DomainEvidence) -> Decision {
+    decide_plain(&Rules::default(), dom)
 }
 
 fn allowing() -> Rules {
@@ -124,13 +129,7 @@ fn a_pinned_domain_is_not_given_authenticated_tls_unless_allowed() {
         }],
         ..Rules::default()
     };
-    let d = decide(
-        &rules,
-        BOB,
-        &plain_domain(),
-        &RecipientEvidence::default(),
-        &plain_message(),
-    );
+    let d = decide_plain(&rules, &plain_domain());
     assert_eq!(d.chain, vec![Method::TlsVerified, Method::Portal]);
 }
 
@@ -194,13 +193,7 @@ fn requiretls_bogus_dnssec_and_the_protecting_list_rule_it_out() {
         protecting: vec![Method::TlsVerified, Method::Pgp, Method::Portal],
         ..Rules::default()
     };
-    let d = decide(
-        &strict,
-        BOB,
-        &plain_domain(),
-        &RecipientEvidence::default(),
-        &plain_message(),
-    );
+    let d = decide_plain(&strict, &plain_domain());
     assert_eq!(d.chain, vec![Method::Portal]);
     assert!(
         d.evidence.contains(
@@ -214,13 +207,7 @@ fn requiretls_bogus_dnssec_and_the_protecting_list_rule_it_out() {
         default_level: Level::None,
         ..strict
     };
-    let d = decide(
-        &none,
-        BOB,
-        &plain_domain(),
-        &RecipientEvidence::default(),
-        &plain_message(),
-    );
+    let d = decide_plain(&none, &plain_domain());
     assert_eq!(
         d.chain,
         vec![
@@ -262,13 +249,7 @@ fn after_authenticated_tls_fails_the_recipient_goes_on_never_to_opportunistic_tl
         }],
         ..Rules::default()
     };
-    let d = decide(
-        &none,
-        BOB,
-        &plain_domain(),
-        &RecipientEvidence::default(),
-        &plain_message(),
-    );
+    let d = decide_plain(&none, &plain_domain());
     assert_eq!(
         d.chain,
         vec![
@@ -292,13 +273,7 @@ fn authenticated_tls_never_goes_ahead_of_verified_tls_even_when_forced() {
         }],
         ..Rules::default()
     };
-    let d = decide(
-        &rules,
-        BOB,
-        &dane_domain(),
-        &RecipientEvidence::default(),
-        &plain_message(),
-    );
+    let d = decide_plain(&rules, &dane_domain());
     assert_eq!(d.chain, vec![Method::TlsVerified, Method::Portal]);
     assert!(
         d.evidence.contains(
@@ -316,13 +291,7 @@ fn authenticated_tls_never_goes_ahead_of_verified_tls_even_when_forced() {
         ],
         ..allowing()
     };
-    let d = decide(
-        &rules,
-        BOB,
-        &dane_domain(),
-        &RecipientEvidence::default(),
-        &plain_message(),
-    );
+    let d = decide_plain(&rules, &dane_domain());
     assert_eq!(
         d.chain,
         vec![

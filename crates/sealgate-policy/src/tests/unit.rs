@@ -7,6 +7,29 @@ fn rcpt_none() -> RecipientEvidence {
     RecipientEvidence::default()
 }
 
+/// An address rule forcing pgp for [`BOB`] (the preference before tls-authenticated).
+fn bob_forced_pgp() -> Rules {
+    Rules {
+        addresses: vec![Override {
+            key: BOB.to_owned(),
+            method: Some(Method::Pgp),
+            ..Override::default()
+        }],
+        ..classic()
+    }
+}
+
+/// A recipient whose only key, an OpenPGP one, is revoked.
+fn revoked_pgp() -> RecipientEvidence {
+    RecipientEvidence {
+        pgp: Credential::Unusable {
+            fingerprint: "BBBB2222".to_owned(),
+            reason: Unusable::Revoked,
+        },
+        smime: Credential::Absent,
+    }
+}
+
 #[test]
 fn dane_domain_under_default_rules_chooses_tls_verified_and_explains_why() {
     let d = decide(
@@ -232,21 +255,8 @@ fn security_header_with_an_unrecognised_value_reads_as_required() {
 
 #[test]
 fn forced_pgp_with_a_revoked_key_falls_back_along_the_chain_and_says_so() {
-    let rules = Rules {
-        addresses: vec![Override {
-            key: BOB.to_owned(),
-            method: Some(Method::Pgp),
-            ..Override::default()
-        }],
-        ..classic()
-    };
-    let rcpt = RecipientEvidence {
-        pgp: Credential::Unusable {
-            fingerprint: "BBBB2222".to_owned(),
-            reason: Unusable::Revoked,
-        },
-        smime: Credential::Absent,
-    };
+    let rules = bob_forced_pgp();
+    let rcpt = revoked_pgp();
     let d = decide(&rules, BOB, &plain_domain(), &rcpt, &plain_message());
     assert_eq!(d.chain, vec![Method::Portal]);
     assert!(d.evidence.contains(
@@ -563,21 +573,8 @@ fn a_failed_encryption_drops_that_method_only() {
 
 #[test]
 fn an_address_rule_forcing_pgp_never_falls_to_a_transport_only_method() {
-    let rules = Rules {
-        addresses: vec![Override {
-            key: BOB.to_owned(),
-            method: Some(Method::Pgp),
-            ..Override::default()
-        }],
-        ..classic()
-    };
-    let revoked = RecipientEvidence {
-        pgp: Credential::Unusable {
-            fingerprint: "BBBB2222".to_owned(),
-            reason: Unusable::Revoked,
-        },
-        smime: Credential::Absent,
-    };
+    let rules = bob_forced_pgp();
+    let revoked = revoked_pgp();
     // Verified TLS would be available (DANE), but the operator marked bob end-to-end only.
     let d = decide(&rules, BOB, &dane_domain(), &revoked, &plain_message());
     assert_eq!(d.chain, vec![Method::Portal]);

@@ -280,18 +280,7 @@ fn authenticated_tls_is_used_only_with_a_valid_certificate_for_the_mx_name_over_
 #[test]
 fn an_operator_may_let_a_once_verified_domain_fall_to_authenticated_tls_with_the_alert_raised() {
     let db = fresh_db(TestBackend::Sqlite);
-    {
-        let (lab, cert) = dane_lab(|_, cert| format!("3 1 1 {}", spki_sha256(cert)));
-        let sink = lab.tls_sink(MX_IP, &cert);
-        let daemon = lab.daemon(&db.url, "");
-        let id = send(&daemon, RCPT, &[]);
-        assert!(
-            lab.rt.block_on(sink.wait_for(1, WAIT)),
-            "the first message was not delivered\n{}",
-            daemon.output_report()
-        );
-        wait_for(&inspect(&daemon), &id, RCPT, "delivered");
-    }
+    delivered_once_over_dane(&db.url);
     let b = SecureLab::builder();
     let cert = b.issue(&[MX]);
     let lab = b

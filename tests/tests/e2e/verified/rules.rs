@@ -98,20 +98,7 @@ fn a_subject_tag_and_the_security_header_are_removed_before_the_message_leaves()
 #[test]
 fn a_domain_that_loses_dane_after_a_verified_delivery_raises_a_downgrade_alert_and_gets_nothing() {
     let db = fresh_db(TestBackend::Sqlite);
-    {
-        let (lab, cert) = dane_lab(|_, cert| format!("3 1 1 {}", spki_sha256(cert)));
-        let sink = lab.tls_sink(MX_IP, &cert);
-        let daemon = lab.daemon(&db.url, "");
-        let id = send(&daemon, RCPT, &[]);
-        assert!(
-            lab.rt.block_on(sink.wait_for(1, WAIT)),
-            "the first message was not delivered\n{}",
-            daemon.output_report()
-        );
-        wait_for(&inspect(&daemon), &id, RCPT, "delivered");
-        let memory = SecurityTables::new(daemon.db_url()).verified_domain("example.test");
-        assert_eq!(memory.map(|v| v.verified_via), Some("dane".to_owned()));
-    }
+    delivered_once_over_dane(&db.url);
     let b = SecureLab::builder();
     let cert = b.issue(&[MX]);
     let lab = b
