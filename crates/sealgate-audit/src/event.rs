@@ -486,7 +486,7 @@ impl AuditEvent {
 }
 
 /// What an attempt record says. Absent fields are left out of the stored data.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct AttemptEvidence {
     /// The MX (or implicit) host name tried.
     pub mx: Option<String>,
@@ -509,6 +509,7 @@ pub struct AttemptEvidence {
     pub reply_code: Option<u16>,
     /// The reply text (or the connection error) that decided the outcome.
     pub reply: Option<String>,
-    /// `delivered`, `temporary` or `permanent`.
-    pub outcome: String,
+    /// How the attempt ended, recorded by name (`delivered`, `temporary`, `permanent`,
+    /// `held`).
+    pub outcome: sealgate_types::Outcome,
 }

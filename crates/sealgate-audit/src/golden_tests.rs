@@ -85,14 +85,14 @@ fn samples() -> Vec<AuditEvent> {
                 verification: some("dane-ee"),
                 reply_code: Some(250),
                 reply: some("250 2.0.0 ok"),
-                outcome: s("delivered"),
+                outcome: sealgate_types::Outcome::Delivered,
             },
         },
         AuditEvent::Attempt {
             message_id: s("m1"),
             recipient: s("c@example.net"),
             evidence: AttemptEvidence {
-                outcome: s("temporary"),
+                outcome: sealgate_types::Outcome::Temporary,
                 ..AttemptEvidence::default()
             },
         },

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use sealgate_audit::AuditEvent;
 use sealgate_discovery::DomainProbe;
 use sealgate_policy::{Decision, DomainEvidence, Failed, Method};
-use sealgate_queue::{AttemptOutcome, AttemptReport, Claim, Group, Recorder};
-use sealgate_types::HoldReason;
+use sealgate_queue::{AttemptReport, Claim, Group, Recorder};
+use sealgate_types::{HoldReason, Outcome};
 use tracing::{info, warn};
 
 use crate::client::{ClientError, Envelope, SmtpConnection};
@@ -405,7 +405,7 @@ impl DomainRun<'_> {
             .iter()
             .flat_map(|(c, _)| {
                 let reason = format!("{}; nothing was sent; falls to the portal", f.reason);
-                let mut ev = evidence(f.target.as_ref(), None, None, &reason, &f.outcome);
+                let mut ev = evidence(f.target.as_ref(), None, None, &reason, f.outcome);
                 ev.method = Some(failed.as_str().to_owned());
                 ev.verification = Some("failed".to_owned());
                 let attempt = AuditEvent::Attempt {
@@ -448,10 +448,12 @@ impl DomainRun<'_> {
                     "{}; nothing was sent; next method {next} cannot be taken now, the message waits",
                     f.reason
                 );
-                let mut ev = evidence(f.target.as_ref(), None, None, &reason, &f.outcome);
+                // It waits whatever the connection's failure was: the recipient is not done.
+                let mut ev =
+                    evidence(f.target.as_ref(), None, None, &reason, Outcome::Temporary);
                 ev.method = Some(failed.as_str().to_owned());
                 ev.verification = Some("failed".to_owned());
-                report(c, AttemptOutcome::Temporary, ev)
+                report(c, ev)
             })
             .collect();
         let before = part.iter().filter_map(|(c, _)| self.alert(c, f)).collect();
@@ -532,11 +534,8 @@ impl DomainRun<'_> {
                 );
                 let outcome = class(&e);
                 let reason = local_reason(&e, &env);
-                let ev = evidence(Some(&target), Some(&c), None, &reason, &outcome);
-                let reports = group
-                    .iter()
-                    .map(|cl| report(cl, outcome.clone(), ev.clone()))
-                    .collect();
+                let ev = evidence(Some(&target), Some(&c), None, &reason, outcome);
+                let reports = group.iter().map(|cl| report(cl, ev.clone())).collect();
                 (reports, keep)
             }
         };
@@ -576,10 +575,9 @@ fn held(part: &[(Claim, Decision)], why: HoldReason) -> Vec<AttemptReport> {
                 why.describe(),
                 d.level
             );
-            let outcome = AttemptOutcome::Held(why);
-            let mut ev = evidence(None, None, None, &reason, &outcome);
+            let mut ev = evidence(None, None, None, &reason, Outcome::Held(why));
             ev.method = Some(m.as_str().to_owned());
-            report(c, outcome, ev)
+            report(c, ev)
         })
         .collect()
 }

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use sealgate_dns::{Resolver, Routing, random_shuffle, route};
-use sealgate_queue::AttemptOutcome;
+use sealgate_types::Outcome;
 
 use crate::plan::{self, Via};
 
@@ -20,7 +20,7 @@ pub(crate) struct Target {
 /// Why no transaction could happen, as it will be reported.
 #[derive(Debug, Clone)]
 pub(crate) struct Failure {
-    pub(crate) outcome: AttemptOutcome,
+    pub(crate) outcome: Outcome,
     pub(crate) reason: String,
     pub(crate) target: Option<Target>,
     /// Set when verified TLS was refused by a peer of a domain whose DNS or HTTPS policy
@@ -31,7 +31,7 @@ pub(crate) struct Failure {
 impl Failure {
     pub(crate) fn temporary(reason: impl Into<String>, target: Option<Target>) -> Self {
         Self {
-            outcome: AttemptOutcome::Temporary,
+            outcome: Outcome::Temporary,
             reason: reason.into(),
             target,
             alert: None,
@@ -39,7 +39,7 @@ impl Failure {
     }
     pub(crate) fn permanent(reason: impl Into<String>) -> Self {
         Self {
-            outcome: AttemptOutcome::Permanent,
+            outcome: Outcome::Permanent,
             reason: reason.into(),
             target: None,
             alert: None,

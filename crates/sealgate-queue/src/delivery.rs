@@ -6,7 +6,7 @@ use sealgate_audit::{AttemptEvidence, AuditEvent};
 use std::collections::BTreeMap;
 
 use sealgate_store::{NewNotice, RecipientRow, SettleItem, Settlement};
-use sealgate_types::{HoldReason, MessageId, RecipientState, time};
+use sealgate_types::{HoldReason, MessageId, Outcome, RecipientState, time};
 
 use crate::{IncomingMessage, Queue, QueueError, RetryPolicy, data_digest};
 
@@ -26,41 +26,6 @@ pub struct Claim {
     /// [`crate::ORIGIN_NOTICE`]: a portal notice or one-time code), so the policy engine
     /// lets it travel without protection.
     pub phi_free: bool,
-}
-
-/// How one attempt for one recipient ended. Unknown failures are temporary.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AttemptOutcome {
-    /// The next hop took responsibility (2xx after DATA).
-    Delivered,
-    /// Try again later (4xx, connection trouble, timeouts).
-    Temporary,
-    /// Never going to work (5xx, null MX, no such domain).
-    Permanent,
-    /// Nothing was tried: the policy holds the recipient (its chosen method cannot be carried
-    /// out here now). Retried and bounced on the same schedule as a temporary failure, but
-    /// recorded as a hold.
-    Held(HoldReason),
-}
-
-impl AttemptOutcome {
-    /// The audited name (`delivered`, `temporary`, `permanent`, `held`).
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Delivered => "delivered",
-            Self::Temporary => "temporary",
-            Self::Permanent => "permanent",
-            Self::Held(_) => "held",
-        }
-    }
-
-    /// The policy's hold, for a held outcome.
-    pub fn hold(&self) -> Option<HoldReason> {
-        match self {
-            Self::Held(h) => Some(*h),
-            _ => None,
-        }
-    }
 }
 
 /// What settling did.
@@ -101,10 +66,15 @@ pub enum NoticeKind {
 pub struct AttemptReport {
     /// The claim.
     pub claim: Claim,
-    /// How it ended.
-    pub outcome: AttemptOutcome,
-    /// What the attempt saw (becomes the `attempt` audit event).
+    /// What the attempt saw and how it ended (becomes the `attempt` audit event).
     pub evidence: AttemptEvidence,
+}
+
+impl AttemptReport {
+    /// How the attempt ended.
+    pub fn outcome(&self) -> Outcome {
+        self.evidence.outcome
+    }
 }
 
 /// What one settle transaction writes: the reports, and before them the events that led to
@@ -179,11 +149,8 @@ struct Decision {
 }
 
 fn decide(report: AttemptReport, policy: &RetryPolicy, unit: f64, now: i64) -> Decision {
-    let AttemptReport {
-        claim,
-        outcome,
-        evidence,
-    } = report;
+    let AttemptReport { claim, evidence } = report;
+    let outcome = evidence.outcome;
     let r = &claim.recipient;
     let reason = evidence
         .reply
@@ -192,7 +159,7 @@ fn decide(report: AttemptReport, policy: &RetryPolicy, unit: f64, now: i64) -> D
     let attempts = u32::try_from(r.attempts + 1).unwrap_or(u32::MAX);
     let (msg, rcpt) = (r.message_id.clone(), r.rcpt.clone());
     let (settled, event) = match outcome {
-        AttemptOutcome::Delivered => {
+        Outcome::Delivered => {
             let mx = evidence.mx.clone().unwrap_or_default();
             (
                 Settled::Delivered,
@@ -204,9 +171,7 @@ fn decide(report: AttemptReport, policy: &RetryPolicy, unit: f64, now: i64) -> D
                 },
             )
         }
-        AttemptOutcome::Temporary | AttemptOutcome::Held(_)
-            if !policy.expired(claim.received_at, now) =>
-        {
+        Outcome::Temporary | Outcome::Held(_) if !policy.expired(claim.received_at, now) => {
             let held = outcome.hold();
             let delay = policy.delay_after(attempts, unit);
             let next_attempt_at =
@@ -230,7 +195,7 @@ fn decide(report: AttemptReport, policy: &RetryPolicy, unit: f64, now: i64) -> D
                 ev,
             )
         }
-        AttemptOutcome::Temporary | AttemptOutcome::Held(_) => {
+        Outcome::Temporary | Outcome::Held(_) => {
             let why =
                 format!("{reason} (gave up after {attempts} attempts over the queue lifetime)");
             (
@@ -244,7 +209,7 @@ fn decide(report: AttemptReport, policy: &RetryPolicy, unit: f64, now: i64) -> D
                 },
             )
         }
-        AttemptOutcome::Permanent => (
+        Outcome::Permanent => (
             Settled::Bounced {
                 reason: reason.clone(),
             },
@@ -535,7 +500,6 @@ impl Queue {
         &self,
         claim: &Claim,
         owner: &str,
-        outcome: AttemptOutcome,
         evidence: AttemptEvidence,
         policy: &RetryPolicy,
         unit: f64,
@@ -543,7 +507,6 @@ impl Queue {
         let d = decide(
             AttemptReport {
                 claim: claim.clone(),
-                outcome,
                 evidence,
             },
             policy,

@@ -14,8 +14,8 @@ mod retry;
 
 pub use bcc::without_blind_copies;
 pub use delivery::{
-    AttemptOutcome, AttemptReport, Claim, Group, NoticeBuilder, NoticeContent, NoticeKind,
-    NoticeRecipient, NoticeRequest, Settled,
+    AttemptReport, Claim, Group, NoticeBuilder, NoticeContent, NoticeKind, NoticeRecipient,
+    NoticeRequest, Settled,
 };
 pub use dsn::dsn_builder;
 pub use error::QueueError;

@@ -280,17 +280,18 @@ mod delivery {
     use sealgate_types::RecipientState;
 
     use super::{incoming, queue};
-    use crate::{AttemptOutcome, RetryPolicy, Settled};
+    use crate::{RetryPolicy, Settled};
+    use sealgate_types::Outcome;
 
     const LEASE: Duration = Duration::from_secs(60);
 
-    fn evidence(outcome: &str, reply: &str) -> AttemptEvidence {
+    fn evidence(outcome: Outcome, reply: &str) -> AttemptEvidence {
         AttemptEvidence {
             mx: Some("mx1.example.test".into()),
             ip: Some("127.0.0.2".into()),
             reply_code: reply.get(..3).and_then(|c| c.parse().ok()),
             reply: Some(reply.into()),
-            outcome: outcome.into(),
+            outcome,
             ..AttemptEvidence::default()
         }
     }
@@ -304,17 +305,10 @@ mod delivery {
             first_retry: Duration::ZERO,
             ..RetryPolicy::default()
         };
-        let hold = AttemptOutcome::Held(sealgate_types::HoldReason::PortalDisabled);
+        let hold = Outcome::Held(sealgate_types::HoldReason::PortalDisabled);
         let claims = q.claim("n", LEASE, 10).await.expect("claim");
         let settled = q
-            .settle(
-                &claims[0],
-                "n",
-                hold.clone(),
-                evidence("held", "4.7.0 waits"),
-                &policy,
-                0.5,
-            )
+            .settle(&claims[0], "n", evidence(hold, "4.7.0 waits"), &policy, 0.5)
             .await
             .expect("settle");
         assert!(
@@ -354,8 +348,7 @@ mod delivery {
         q.settle(
             same,
             "n",
-            AttemptOutcome::Temporary,
-            evidence("temporary", "451 busy"),
+            evidence(Outcome::Temporary, "451 busy"),
             &policy,
             0.5,
         )
@@ -375,7 +368,7 @@ mod delivery {
             .find(|c| c.recipient.id == claims[0].recipient.id)
             .expect("due again");
         let bounced = q
-            .settle(again, "n", hold, evidence("held", "4.7.0 waits"), &old, 0.5)
+            .settle(again, "n", evidence(hold, "4.7.0 waits"), &old, 0.5)
             .await
             .expect("settle");
         assert!(matches!(bounced, Settled::Bounced { .. }), "{bounced:?}");
@@ -411,8 +404,7 @@ mod delivery {
             .settle(
                 &claims[0],
                 "node-a",
-                AttemptOutcome::Delivered,
-                evidence("delivered", "250 2.0.0 ok"),
+                evidence(Outcome::Delivered, "250 2.0.0 ok"),
                 &policy,
                 0.5,
             )
@@ -423,8 +415,7 @@ mod delivery {
             .settle(
                 &claims[1],
                 "node-a",
-                AttemptOutcome::Temporary,
-                evidence("temporary", "451 4.3.0 later"),
+                evidence(Outcome::Temporary, "451 4.3.0 later"),
                 &policy,
                 0.5,
             )
@@ -512,8 +503,7 @@ mod delivery {
             .settle(
                 &claims[0],
                 "n",
-                AttemptOutcome::Permanent,
-                evidence("permanent", "550 5.1.1 no such user"),
+                evidence(Outcome::Permanent, "550 5.1.1 no such user"),
                 &RetryPolicy::default(),
                 0.5,
             )
@@ -529,8 +519,7 @@ mod delivery {
             .settle(
                 &claims[1],
                 "n",
-                AttemptOutcome::Temporary,
-                evidence("temporary", "421 4.4.2 busy"),
+                evidence(Outcome::Temporary, "421 4.4.2 busy"),
                 &expired,
                 0.5,
             )
@@ -577,8 +566,7 @@ mod delivery {
                     .settle(
                         claim,
                         "n",
-                        AttemptOutcome::Temporary,
-                        evidence("temporary", "451 later"),
+                        evidence(Outcome::Temporary, "451 later"),
                         &policy,
                         0.5,
                     )
@@ -650,8 +638,7 @@ mod delivery {
                 .iter()
                 .map(|c| crate::AttemptReport {
                     claim: c.clone(),
-                    outcome: AttemptOutcome::Permanent,
-                    evidence: evidence("permanent", "550 5.1.1 no such user"),
+                    evidence: evidence(Outcome::Permanent, "550 5.1.1 no such user"),
                 })
                 .collect()
         };
@@ -733,8 +720,7 @@ mod delivery {
             .settle(
                 &stale[0],
                 "crashed",
-                AttemptOutcome::Delivered,
-                evidence("delivered", "250 ok"),
+                evidence(Outcome::Delivered, "250 ok"),
                 &RetryPolicy::default(),
                 0.5,
             )

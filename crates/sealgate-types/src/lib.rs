@@ -16,4 +16,4 @@ pub use address::{AddressError, EmailAddress};
 pub use audit::{AuditEntry, AuditRecord, GENESIS_HASH, chain_hash};
 pub use ids::MessageId;
 pub use senders::{AllowedSenders, SenderRule, SenderRuleError};
-pub use state::{HoldReason, RecipientState};
+pub use state::{HoldReason, Outcome, RecipientState};

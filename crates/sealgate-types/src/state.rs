@@ -108,3 +108,87 @@ impl fmt::Display for HoldReason {
         f.pad(self.as_str())
     }
 }
+
+/// How one delivery attempt ended for one recipient: the one spelling of an attempt's result,
+/// from the SMTP client's reading of a reply to the audit's `attempt` record and the queue's
+/// settlement. Anything not clearly delivered, permanent or held is temporary.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// The next hop took responsibility (2xx after DATA), or the portal holds the message.
+    Delivered,
+    /// Try again later (4xx, connection trouble, timeouts). Unknown failures are temporary.
+    #[default]
+    Temporary,
+    /// Never going to work (5xx, null MX, no such domain).
+    Permanent,
+    /// Nothing was sent: the policy holds the recipient (its chosen method cannot be carried
+    /// out here now). Retried and bounced on the same schedule as a temporary failure, but
+    /// recorded as a hold, with its reason.
+    Held(HoldReason),
+}
+
+impl Outcome {
+    /// A reply code's class: 2xx delivered, 5xx permanent, anything else temporary.
+    pub fn of_reply_code(code: u16) -> Self {
+        match code {
+            200..=299 => Self::Delivered,
+            500..=599 => Self::Permanent,
+            _ => Self::Temporary,
+        }
+    }
+
+    /// The audited name (`delivered`, `temporary`, `permanent`, `held`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Temporary => "temporary",
+            Self::Permanent => "permanent",
+            Self::Held(_) => "held",
+        }
+    }
+
+    /// The policy's hold, for a held outcome.
+    pub fn hold(&self) -> Option<HoldReason> {
+        match self {
+            Self::Held(h) => Some(*h),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// Recorded as its audited name; the hold's reason travels in the `deferred` record.
+impl serde::Serialize for Outcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod outcome_tests {
+    use super::{HoldReason, Outcome};
+
+    #[test]
+    fn reply_codes_fall_into_three_classes() {
+        assert_eq!(Outcome::of_reply_code(250), Outcome::Delivered);
+        assert_eq!(Outcome::of_reply_code(451), Outcome::Temporary);
+        assert_eq!(Outcome::of_reply_code(554), Outcome::Permanent);
+        // Nonsense and intermediate replies are never final.
+        assert_eq!(Outcome::of_reply_code(354), Outcome::Temporary);
+        assert_eq!(Outcome::of_reply_code(0), Outcome::Temporary);
+        assert_eq!(Outcome::of_reply_code(999), Outcome::Temporary);
+    }
+
+    #[test]
+    fn a_hold_is_recorded_by_its_name_and_keeps_its_reason() {
+        let held = Outcome::Held(HoldReason::PortalDisabled);
+        assert_eq!(serde_json::to_string(&held).unwrap(), "\"held\"");
+        assert_eq!(held.hold(), Some(HoldReason::PortalDisabled));
+        assert_eq!(Outcome::Delivered.hold(), None);
+    }
+}

@@ -3,10 +3,11 @@
 //! a group of reports with the DSNs it calls for.
 
 use sealgate_audit::AttemptEvidence;
-use sealgate_queue::{AttemptOutcome, AttemptReport, Claim, Group, Settled};
+use sealgate_queue::{AttemptReport, Claim, Group, Settled};
+use sealgate_types::Outcome;
 use tracing::{info, warn};
 
-use crate::client::{ClientError, Envelope, Outcome, SmtpConnection, TransactionResult};
+use crate::client::{ClientError, Envelope, SmtpConnection, TransactionResult};
 use crate::context::DeliveryContext;
 use crate::route::{Failure, Target};
 
@@ -17,8 +18,7 @@ pub(super) fn failure_reports(claims: &[Claim], f: &Failure) -> Vec<AttemptRepor
         .map(|c| {
             report(
                 c,
-                f.outcome.clone(),
-                evidence(f.target.as_ref(), None, None, &f.reason, &f.outcome),
+                evidence(f.target.as_ref(), None, None, &f.reason, f.outcome),
             )
         })
         .collect()
@@ -49,11 +49,11 @@ pub(super) fn local_reason(e: &ClientError, env: &Envelope) -> String {
     format!("{code} {e}")
 }
 
-pub(super) fn class(e: &ClientError) -> AttemptOutcome {
+pub(super) fn class(e: &ClientError) -> Outcome {
     if e.is_permanent() {
-        AttemptOutcome::Permanent
+        Outcome::Permanent
     } else {
-        AttemptOutcome::Temporary
+        Outcome::Temporary
     }
 }
 
@@ -62,7 +62,7 @@ pub(super) fn evidence(
     conn: Option<&SmtpConnection>,
     code: Option<u16>,
     reply: &str,
-    outcome: &AttemptOutcome,
+    outcome: Outcome,
 ) -> AttemptEvidence {
     let tls = conn.and_then(SmtpConnection::tls);
     AttemptEvidence {
@@ -75,18 +75,13 @@ pub(super) fn evidence(
         verification: None,
         reply_code: code,
         reply: Some(reply.to_owned()),
-        outcome: outcome.as_str().to_owned(),
+        outcome,
     }
 }
 
-pub(super) fn report(
-    claim: &Claim,
-    outcome: AttemptOutcome,
-    evidence: AttemptEvidence,
-) -> AttemptReport {
+pub(super) fn report(claim: &Claim, evidence: AttemptEvidence) -> AttemptReport {
     AttemptReport {
         claim: claim.clone(),
-        outcome,
         evidence,
     }
 }
@@ -101,16 +96,11 @@ pub(super) fn transaction_reports(
     group
         .iter()
         .map(|claim| {
-            let (outcome, reply) = match result.outcome_for(&claim.recipient.rcpt) {
-                Outcome::Delivered(r) => (AttemptOutcome::Delivered, r),
-                Outcome::Temporary(r) => (AttemptOutcome::Temporary, r),
-                Outcome::Permanent(r) => (AttemptOutcome::Permanent, r),
-            };
+            let (outcome, reply) = result.outcome_for(&claim.recipient.rcpt);
             let text = reply.to_string().trim_end().replace("\r\n", " ");
             report(
                 claim,
-                outcome.clone(),
-                evidence(Some(target), Some(conn), Some(reply.code), &text, &outcome),
+                evidence(Some(target), Some(conn), Some(reply.code), &text, outcome),
             )
         })
         .collect()

@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sealgate_smtp_proto::Reply;
+use sealgate_types::Outcome;
 
 pub(crate) use error::ClientError;
 pub(crate) use extensions::Extensions;
@@ -121,44 +122,24 @@ pub(crate) struct TransactionResult {
     pub data: Option<Reply>,
 }
 
-/// What happened to one recipient.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    /// The server took responsibility for the message (2yz final reply).
-    Delivered(Reply),
-    /// Try again later (4yz, or anything that is not clearly permanent).
-    Temporary(Reply),
-    /// Do not retry: bounce (5yz).
-    Permanent(Reply),
-}
-
 impl TransactionResult {
-    /// The outcome for `rcpt` (an address of the envelope). An address that was not part of the
-    /// transaction counts as temporary.
-    pub(crate) fn outcome_for(&self, rcpt: &str) -> Outcome {
+    /// The outcome for `rcpt` (an address of the envelope), with the reply that decided it
+    /// (the reply's class: see [`Outcome::of_reply_code`]). An address that was not part of
+    /// the transaction counts as temporary.
+    pub(crate) fn outcome_for(&self, rcpt: &str) -> (Outcome, Reply) {
+        let decided = |reply: &Reply| (Outcome::of_reply_code(reply.code), reply.clone());
         if !self.mail.is_positive() {
-            return Outcome::from_reply(&self.mail);
+            return decided(&self.mail);
         }
         let Some((_, reply)) = self.rcpts.iter().find(|(address, _)| address == rcpt) else {
-            return Outcome::Temporary(no_reply());
+            return (Outcome::Temporary, no_reply());
         };
         if !reply.is_positive() {
-            return Outcome::from_reply(reply);
+            return decided(reply);
         }
         match &self.data {
-            Some(data) => Outcome::from_reply(data),
-            None => Outcome::Temporary(no_reply()),
-        }
-    }
-}
-
-impl Outcome {
-    /// 2yz delivered, 5yz permanent, anything else temporary.
-    pub(crate) fn from_reply(reply: &Reply) -> Outcome {
-        match reply.code {
-            200..=299 => Outcome::Delivered(reply.clone()),
-            500..=599 => Outcome::Permanent(reply.clone()),
-            _ => Outcome::Temporary(reply.clone()),
+            Some(data) => decided(data),
+            None => (Outcome::Temporary, no_reply()),
         }
     }
 }

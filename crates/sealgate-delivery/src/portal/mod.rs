@@ -20,11 +20,11 @@ use sealgate_crypto::KeyRing;
 use sealgate_crypto::portal::{link_token_hash, new_link_token, seal_message};
 use sealgate_policy::Decision;
 use sealgate_queue::{
-    AttemptOutcome, AttemptReport, Claim, Group, IncomingMessage, ORIGIN_NOTICE, Queue, data_digest,
+    AttemptReport, Claim, Group, IncomingMessage, ORIGIN_NOTICE, Queue, data_digest,
 };
 use sealgate_store::{GrantRow, PortalDeposit, PortalMessageRow, PortalOutgoing};
-use sealgate_types::MessageId;
 use sealgate_types::time::now_micros;
+use sealgate_types::{MessageId, Outcome};
 use tracing::{info, warn};
 
 /// The header a sending system sets to give portal recipients a passphrase instead of (or
@@ -137,7 +137,7 @@ pub(crate) async fn deposit_group(
                     notice.id
                 )
             };
-            report(c, AttemptOutcome::Delivered, reply)
+            report(c, Outcome::Delivered, reply)
         })
         .collect();
     info!(msg_id = %message_id, recipients = claims.len(), "sealed for the portal; written with the settlement");
@@ -160,7 +160,7 @@ fn failed_group(claims: &[&Claim], why: &DepositError) -> Group {
 fn failure_report(c: &Claim, why: &DepositError) -> AttemptReport {
     warn!(msg_id = %c.recipient.message_id, rcpt = %c.recipient.rcpt, reason = %why, "portal deposit failed");
     let reply = format!("4.3.0 local error: cannot store in the secure portal: {why}");
-    report(c, AttemptOutcome::Temporary, reply)
+    report(c, Outcome::Temporary, reply)
 }
 
 /// [`deposit_group`] with the deposit written on its own
@@ -337,15 +337,13 @@ fn notice_message(
     Ok(prepared.into_parts())
 }
 
-fn report(claim: &Claim, outcome: AttemptOutcome, reply: String) -> AttemptReport {
-    let outcome_text = outcome.as_str();
+fn report(claim: &Claim, outcome: Outcome, reply: String) -> AttemptReport {
     AttemptReport {
         claim: claim.clone(),
-        outcome,
         evidence: AttemptEvidence {
             method: Some("portal".to_owned()),
             reply: Some(reply),
-            outcome: outcome_text.to_owned(),
+            outcome,
             ..AttemptEvidence::default()
         },
     }

@@ -119,7 +119,7 @@ async fn recipients_are_sealed_on_the_portal_and_each_gets_a_notice(backend: Tes
     let reports = deposit(&s.queue, &s.settings, &part, CONTENT, Some("correct horse")).await;
     assert_eq!(reports.len(), 2);
     for r in &reports {
-        assert_eq!(r.outcome, AttemptOutcome::Delivered);
+        assert_eq!(r.outcome(), Outcome::Delivered);
         assert_eq!(r.evidence.method.as_deref(), Some("portal"));
         let reply = r.evidence.reply.as_deref().unwrap_or_default();
         assert!(
@@ -210,7 +210,7 @@ async fn a_retried_deposit_makes_no_second_grant_or_notice(backend: TestBackend)
     let messages = s.queue.store().count_messages().await.unwrap();
     let again = deposit(&s.queue, &s.settings, &part, CONTENT, None).await;
     for r in &again {
-        assert_eq!(r.outcome, AttemptOutcome::Delivered);
+        assert_eq!(r.outcome(), Outcome::Delivered);
         let reply = r.evidence.reply.as_deref().unwrap_or_default();
         assert_eq!(reply, "stored in the secure portal; notice queued earlier");
     }
@@ -234,7 +234,7 @@ async fn a_store_failure_defers_every_recipient(backend: TestBackend) {
     let reports = deposit(&s.queue, &s.settings, &part, CONTENT, None).await;
     assert_eq!(reports.len(), 2);
     for r in &reports {
-        assert_eq!(r.outcome, AttemptOutcome::Temporary);
+        assert_eq!(r.outcome(), Outcome::Temporary);
         let reply = r.evidence.reply.as_deref().unwrap_or_default();
         assert!(
             reply.starts_with("4.3.0 local error: cannot store in the secure portal"),

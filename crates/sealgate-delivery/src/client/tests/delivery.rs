@@ -17,7 +17,7 @@ async fn plain_delivery_arrives_byte_for_byte_through_dot_stuffing() {
     assert_eq!(result.mail.code, 250);
     assert!(matches!(
         result.outcome_for("rcpt@example.test"),
-        Outcome::Delivered(_)
+        (Outcome::Delivered, _)
     ));
     let received = sink.received();
     assert_eq!(received.len(), 1);
@@ -82,22 +82,22 @@ async fn mixed_recipients_get_three_outcomes_and_only_the_accepted_one_gets_the_
 
     let bad = result.outcome_for("bad@example.test");
     assert!(
-        matches!(&bad, Outcome::Permanent(r) if r.enhanced == Some((5, 1, 1))),
+        matches!(&bad, (Outcome::Permanent, r) if r.enhanced == Some((5, 1, 1))),
         "{bad:?}"
     );
     let later = result.outcome_for("later@example.test");
     assert!(
-        matches!(&later, Outcome::Temporary(r) if r.code == 450),
+        matches!(&later, (Outcome::Temporary, r) if r.code == 450),
         "{later:?}"
     );
     let good = result.outcome_for("good@example.test");
     assert!(
-        matches!(&good, Outcome::Delivered(r) if r.code == 250),
+        matches!(&good, (Outcome::Delivered, r) if r.code == 250),
         "{good:?}"
     );
     assert!(matches!(
         result.outcome_for("stranger@example.test"),
-        Outcome::Temporary(_)
+        (Outcome::Temporary, _)
     ));
 
     let received = sink.received();
@@ -121,11 +121,11 @@ async fn all_recipients_refused_gives_no_data_reply_and_the_connection_stays_usa
         assert_eq!(refused.data, None);
         assert!(matches!(
             refused.outcome_for("a@example.test"),
-            Outcome::Permanent(_)
+            (Outcome::Permanent, _)
         ));
         assert!(matches!(
             refused.outcome_for("b@example.test"),
-            Outcome::Temporary(_)
+            (Outcome::Temporary, _)
         ));
         assert!(conn.is_usable());
         assert_eq!(count_verb(&sink, "RSET"), 1, "pipelining {pipelining}");
@@ -138,7 +138,7 @@ async fn all_recipients_refused_gives_no_data_reply_and_the_connection_stays_usa
             .expect("second transaction");
         assert!(matches!(
             second.outcome_for("c@example.test"),
-            Outcome::Delivered(_)
+            (Outcome::Delivered, _)
         ));
         assert_eq!(sink.received().len(), 1);
         assert_eq!(sink.received()[0].rcpts, ["c@example.test"]);
@@ -152,7 +152,7 @@ async fn two_transactions_share_one_connection() {
     let mut conn = connect(&sink).await;
     for rcpt in ["one@example.test", "two@example.test"] {
         let result = conn.send(&envelope(&[rcpt]), MESSAGE).await.expect("send");
-        assert!(matches!(result.outcome_for(rcpt), Outcome::Delivered(_)));
+        assert!(matches!(result.outcome_for(rcpt), (Outcome::Delivered, _)));
     }
     conn.quit().await;
     assert_eq!(sink.connections(), 1);
@@ -222,7 +222,7 @@ async fn refused_sender_settles_every_recipient_and_resets() {
         for rcpt in &env.recipients {
             let outcome = result.outcome_for(rcpt);
             assert!(
-                matches!(&outcome, Outcome::Permanent(r) if r.code == 550),
+                matches!(&outcome, (Outcome::Permanent, r) if r.code == 550),
                 "{outcome:?}"
             );
         }
@@ -266,7 +266,7 @@ async fn data_accepted_without_recipients_is_closed_with_a_lone_dot() {
     assert_eq!(result.data, None);
     assert!(matches!(
         result.outcome_for("a@example.test"),
-        Outcome::Permanent(_)
+        (Outcome::Permanent, _)
     ));
     assert!(conn.is_usable());
     assert_eq!(count_verb(&sink, "RSET"), 1);
@@ -301,7 +301,7 @@ async fn the_message_data_waits_for_its_clearance() {
         assert_eq!(seen_before_clearance, Some(0), "pipelining {pipelining}");
         assert!(matches!(
             result.outcome_for("rcpt@example.test"),
-            Outcome::Delivered(_)
+            (Outcome::Delivered, _)
         ));
         assert_eq!(sink.received().len(), 1);
         assert_eq!(sink.received()[0].data, MESSAGE);

@@ -16,7 +16,7 @@ async fn data_451_is_temporary_and_the_next_attempt_can_succeed() {
     let first = conn.send(&env, MESSAGE).await.expect("transaction");
     let outcome = first.outcome_for("r@example.test");
     assert!(
-        matches!(&outcome, Outcome::Temporary(r) if r.code == 451),
+        matches!(&outcome, (Outcome::Temporary, r) if r.code == 451),
         "{outcome:?}"
     );
     assert_eq!(
@@ -29,7 +29,7 @@ async fn data_451_is_temporary_and_the_next_attempt_can_succeed() {
     let second = conn.send(&env, MESSAGE).await.expect("transaction");
     assert!(matches!(
         second.outcome_for("r@example.test"),
-        Outcome::Delivered(_)
+        (Outcome::Delivered, _)
     ));
     assert_eq!(sink.received().len(), 1);
 }
@@ -43,7 +43,9 @@ async fn data_command_refusal_settles_the_accepted_recipients() {
         .send(&envelope(&["r@example.test"]), MESSAGE)
         .await
         .expect("transaction");
-    assert!(matches!(result.outcome_for("r@example.test"), Outcome::Permanent(r) if r.code == 554));
+    assert!(
+        matches!(result.outcome_for("r@example.test"), (Outcome::Permanent, r) if r.code == 554)
+    );
     assert_eq!(count_verb(&sink, "RSET"), 1);
 }
 
@@ -206,7 +208,7 @@ async fn smtputf8_is_requested_when_offered_and_needed() {
         .expect("transaction");
     assert!(matches!(
         result.outcome_for("jörg@bücher.example"),
-        Outcome::Delivered(_)
+        (Outcome::Delivered, _)
     ));
     let received = sink.received();
     assert_eq!(received[0].rcpts, ["jörg@bücher.example"]);

@@ -40,7 +40,7 @@ async fn requiretls_goes_on_mail_from_over_tls_when_the_server_offers_it() {
         .expect("transaction");
     assert!(matches!(
         result.outcome_for("r@example.test"),
-        Outcome::Delivered(_)
+        (Outcome::Delivered, _)
     ));
     // Without the flag the option is not sent, even though it is offered.
     conn.send(&envelope(&["r@example.test"]), MESSAGE)

@@ -170,7 +170,7 @@ async fn replies_sent_ahead_of_the_handshake_are_discarded() {
         .expect("transaction");
     assert!(matches!(
         result.outcome_for("r@example.test"),
-        Outcome::Delivered(_)
+        (Outcome::Delivered, _)
     ));
     assert!(sink.received()[0].tls);
 }
