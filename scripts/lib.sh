@@ -23,6 +23,7 @@ SG_PACKAGES=(
     postfix:/usr/sbin/postfix # a real MX / relay on loopback (sealgate-testkit::postfix)
     gnupg:gpg # the OpenPGP oracle: decrypts and verifies what we send
     openssl:openssl # the S/MIME oracle: openssl cms -decrypt / -verify
+    systemd:systemd-analyze # verifies deploy/sealgate.service
     chromium:/usr/bin/chromium # the portal's browser tests (driven by playwright-core, tests/browser)
     nodejs:node # runs tests/browser/portal.mjs
     npm:npm     # installs tests/browser's playwright-core from its lock file

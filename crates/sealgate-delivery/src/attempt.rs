@@ -165,10 +165,11 @@ impl DomainRun<'_> {
         let passphrase = crate::portal::passphrase(&message_facts.headers);
         let mut events = Vec::new();
         let mut planned = Vec::with_capacity(group.len());
+        let rules = ctx.rules.current();
         for c in &group {
             let p = plan::plan_recipient(
                 &ctx.discovery,
-                &ctx.rules,
+                &rules,
                 &c.recipient.rcpt,
                 &self.probe,
                 &self.evidence,

@@ -23,7 +23,7 @@ pub use error::IngressError;
 pub use guard::{AuthGuard, AuthSettings, ThrottleLimits};
 pub use limits::ConnectionLimits;
 pub use senders::RelayClients;
-pub use server::{BoundListener, Server};
+pub use server::{BoundListener, ContextSwap, Server};
 pub use session::{Session, SessionInfo};
 pub use tls::load_tls_acceptor;
 
@@ -52,7 +52,7 @@ pub struct IngressContext {
     /// Per-session limits.
     pub limits: SessionLimits,
     /// Password checks and AUTH failure counts, shared by all sessions.
-    pub auth: AuthGuard,
+    pub auth: Arc<AuthGuard>,
 }
 
 impl std::fmt::Debug for IngressContext {

@@ -46,14 +46,40 @@ type Sessions = Arc<Mutex<JoinSet<()>>>;
 /// The SMTP server: all listeners sharing one context and one set of connection limits.
 #[derive(Debug, Clone)]
 pub struct Server {
-    ctx: Context,
+    ctx: ContextSwap,
     limits: ConnectionLimits,
+}
+
+/// The context a new connection is given. A reload puts a new one in place: connections
+/// accepted from then on use it (certificate, relay clients, limits), open sessions keep the
+/// one they started with and are not dropped.
+#[derive(Debug, Clone)]
+pub struct ContextSwap(Arc<watch::Sender<Context>>);
+
+impl ContextSwap {
+    /// What new connections get now.
+    pub fn current(&self) -> Context {
+        self.0.borrow().clone()
+    }
+
+    /// Puts `ctx` in place for the connections accepted from now on.
+    pub fn replace(&self, ctx: Context) {
+        self.0.send_replace(ctx);
+    }
 }
 
 impl Server {
     /// A server over `ctx` with `limits`.
     pub fn new(ctx: Context, limits: ConnectionLimits) -> Self {
-        Self { ctx, limits }
+        Self {
+            ctx: ContextSwap(Arc::new(watch::Sender::new(ctx))),
+            limits,
+        }
+    }
+
+    /// Where a reload puts the new context.
+    pub fn context_swap(&self) -> ContextSwap {
+        self.ctx.clone()
     }
 
     /// Serves until `shutdown` turns true; then stops accepting, lets open sessions finish
@@ -125,7 +151,8 @@ impl Server {
                     set.spawn(task.instrument(span));
                 }
                 Err(which) => {
-                    set.spawn(turn_away(stream, peer, which, self.ctx.hostname.clone()));
+                    let host = self.ctx.current().hostname.clone();
+                    set.spawn(turn_away(stream, peer, which, host));
                 }
             }
         }
@@ -141,17 +168,19 @@ impl Server {
         shutdown: watch::Receiver<bool>,
     ) {
         debug!("connection opened");
+        // The whole session runs on the context of the moment it was accepted.
+        let ctx = self.ctx.current();
         let mut info = SessionInfo {
             peer,
             tls: None,
             starttls_allowed: !implicit_tls,
         };
         let stream: crate::io::BoxIo = if implicit_tls {
-            let Some(acceptor) = self.ctx.tls.clone() else {
+            let Some(acceptor) = ctx.tls.clone() else {
                 return;
             };
             let handshake =
-                tokio::time::timeout(self.ctx.limits.command_timeout, acceptor.accept(stream));
+                tokio::time::timeout(ctx.limits.command_timeout, acceptor.accept(stream));
             match handshake.await {
                 Ok(Ok(tls)) => {
                     info.tls = Some(crate::tls::describe(tls.get_ref().1));
@@ -163,9 +192,7 @@ impl Server {
         } else {
             Box::new(stream)
         };
-        Session::new(self.ctx.clone(), info)
-            .run(stream, shutdown)
-            .await;
+        Session::new(ctx, info).run(stream, shutdown).await;
         debug!("connection closed");
     }
 }

@@ -334,7 +334,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve => {
             crate::logging::init(&cfg, cli.log_format, true);
-            crate::serve::serve(cfg, cli.config.is_none()).await
+            crate::serve::serve(cfg, cli.config.clone()).await
         }
         Command::Migrate(args) => {
             crate::logging::init(&cfg, cli.log_format, false);

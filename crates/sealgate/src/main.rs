@@ -13,6 +13,7 @@ mod cmd_queue;
 mod cmd_users;
 mod logging;
 mod portal_jobs;
+mod reload;
 mod serve;
 mod wiring;
 

@@ -1,6 +1,7 @@
 //! `sealgate serve`: wires store, key ring, queue, ingress, delivery and the secure portal,
-//! then runs until SIGTERM/SIGINT.
+//! then runs until SIGTERM/SIGINT, reloading on SIGHUP (`reload.rs`).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use sealgate_config::{Config, ListenerTls};
 use sealgate_crypto::KeyRing;
 use sealgate_ingress::{
     AuthGuard, AuthSettings, BoundListener, ConnectionLimits, IngressContext, RelayClients, Server,
-    SessionLimits, ThrottleLimits, load_tls_acceptor,
+    SessionLimits, ThrottleLimits,
 };
 use sealgate_queue::{Queue, Recorder};
 use tokio::signal::unix::{SignalKind, signal};
@@ -19,11 +20,13 @@ use tracing::{info, warn};
 
 use crate::cli::{open_store, redact};
 
-/// Runs the relay.
-pub(crate) async fn serve(cfg: Config, embedded_defaults: bool) -> anyhow::Result<ExitCode> {
+/// Runs the relay on `cfg`, loaded from `file` (`None`: the embedded defaults).
+pub(crate) async fn serve(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     // One TLS crypto provider for the whole process (aws-lc-rs).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    if embedded_defaults {
+    // The text the configuration was loaded from, to name what a reload cannot apply.
+    let running = crate::reload::raw_table(file.as_deref())?;
+    if file.is_none() {
         info!(
             database = %cfg.database_url(),
             listener = "127.0.0.1:2525",
@@ -41,13 +44,7 @@ pub(crate) async fn serve(cfg: Config, embedded_defaults: bool) -> anyhow::Resul
     if created {
         warn!(file = %key_file.display(), key_id = keys.active_id(), "created a new sealing key: back this file up");
     }
-    let tls = match &cfg.tls {
-        Some(t) => Some(load_tls_acceptor(&t.cert_file, &t.key_file)?),
-        None => {
-            warn!("no [tls] configured: STARTTLS and AUTH are not offered");
-            None
-        }
-    };
+    let tls = crate::reload::tls_acceptor(&cfg)?;
     let listeners = bind_listeners(&cfg).await?;
     let queue = Queue::new(store.clone(), Arc::new(keys));
     // One group commit for the node: sessions' AUTH events and delivery's decisions and marks.
@@ -61,16 +58,18 @@ pub(crate) async fn serve(cfg: Config, embedded_defaults: bool) -> anyhow::Resul
         relay: RelayClients::from_config(&cfg.relay).context("relay.client senders")?,
         postmaster: cfg.postmaster(),
         limits: session_limits(&cfg),
-        auth: AuthGuard::new(auth_settings(&cfg))?,
+        auth: Arc::new(AuthGuard::new(auth_settings(&cfg))?),
     });
     let limits = ConnectionLimits::new(cfg.smtp.max_connections, cfg.smtp.max_connections_per_ip);
     let shutdown = shutdown_on_signals()?;
+    let mut live_delivery = None;
     let delivery = if cfg.delivery.enabled {
         let dctx = Arc::new(crate::wiring::delivery_context(
             &cfg,
             ctx.queue.clone(),
             recorder,
         )?);
+        live_delivery = Some(dctx.clone());
         if let Some(sts) = dctx.discovery.mta_sts().cloned() {
             tokio::spawn(refresh_mta_sts(
                 sts,
@@ -86,8 +85,17 @@ pub(crate) async fn serve(cfg: Config, embedded_defaults: bool) -> anyhow::Resul
     };
     let portal = start_portal(&cfg, &ctx.queue, shutdown.clone()).await?;
     let retention = tokio::spawn(portal_retention(store.clone(), shutdown.clone()));
+    let server = Server::new(ctx, limits);
+    crate::reload::Reloader {
+        file,
+        running,
+        ingress: server.context_swap(),
+        delivery: live_delivery,
+    }
+    .spawn(shutdown.clone())?;
     info!(hostname = %cfg.server.hostname, "sealgate ready");
-    Server::new(ctx, limits)
+    crate::reload::notify(&[sd_notify::NotifyState::Ready]);
+    server
         .run(listeners, shutdown, cfg.server.shutdown_grace.0)
         .await;
     if let Some(d) = delivery {
@@ -161,7 +169,7 @@ async fn portal_retention(store: sealgate_store::Store, mut shutdown: watch::Rec
     }
 }
 
-fn session_limits(cfg: &Config) -> SessionLimits {
+pub(crate) fn session_limits(cfg: &Config) -> SessionLimits {
     let s = &cfg.smtp;
     SessionLimits {
         max_message_size: usize::try_from(s.max_message_size.0).unwrap_or(usize::MAX),
@@ -201,6 +209,7 @@ fn shutdown_on_signals() -> anyhow::Result<watch::Receiver<bool>> {
             signal = which,
             "shutting down: no new connections; open sessions may finish"
         );
+        crate::reload::notify(&[sd_notify::NotifyState::Stopping]);
         let _ = tx.send(true);
     });
     Ok(rx)

@@ -178,7 +178,7 @@ pub(crate) fn delivery_context(
         resolver: sec.resolver,
         client: client_config(cfg),
         tls: TlsPolicy::Opportunistic(sec.verifiers.opportunistic_config()),
-        rules: sec.rules,
+        rules: sealgate_delivery::LiveRules::new(sec.rules),
         discovery: sec.discovery,
         verifiers: sec.verifiers,
         encryption: sec.encryption,

@@ -42,6 +42,7 @@ mod pg_roles;
 mod portal;
 mod portal_backend;
 mod queue_cli;
+mod reload;
 mod senders;
 mod smoke;
 mod trail;

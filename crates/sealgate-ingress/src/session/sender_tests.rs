@@ -53,7 +53,7 @@ async fn world_with_network(senders: &str) -> World {
         relay: RelayClients::from_config(&cfg.relay).expect("relay clients"),
         postmaster: w.ctx.postmaster.clone(),
         limits: w.ctx.limits.clone(),
-        auth: crate::AuthGuard::new(crate::AuthSettings::default()).expect("auth guard"),
+        auth: Arc::new(crate::AuthGuard::new(crate::AuthSettings::default()).expect("auth guard")),
     });
     w
 }

@@ -55,7 +55,7 @@ pub(super) async fn world_with(
         relay: RelayClients::any_sender(vec!["127.0.0.0/8".parse().expect("net")]),
         postmaster: Some(sealgate_types::EmailAddress::parse(POSTMASTER).expect("address")),
         limits,
-        auth: crate::AuthGuard::new(auth).expect("auth guard"),
+        auth: Arc::new(crate::AuthGuard::new(auth).expect("auth guard")),
     });
     World {
         ctx,

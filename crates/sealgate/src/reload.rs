@@ -1,0 +1,214 @@
+//! Reloading on SIGHUP (`systemctl reload`): the configuration file and the certificate files
+//! are read again; what can change in a running process is put in place for the connections
+//! and messages that come next, and nothing open is dropped. A file that does not load, or a
+//! setting that does not check, leaves the running configuration in force and the log says
+//! why. Settings that only a restart can change (listeners, database, delivery, portal, …)
+//! are named in the log when the file changes them.
+//!
+//! Also the service manager's readiness protocol (`Type=notify`): `READY=1` once the relay
+//! serves, `RELOADING=1` … `READY=1` around a reload, `STOPPING=1` on shutdown.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use sealgate_config::Config;
+use sealgate_delivery::DeliveryContext;
+use sealgate_ingress::{ContextSwap, IngressContext, RelayClients, load_tls_acceptor};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+/// Sections a reload puts in place.
+const RELOADED_SECTIONS: &[&str] = &["tls", "relay", "policy"];
+
+/// `[smtp]` settings a reload puts in place (the per-session limits); the rest of `[smtp]`
+/// (listeners, connection limits, AUTH throttling) needs a restart.
+const RELOADED_SMTP: &[&str] = &[
+    "max_message_size",
+    "max_recipients",
+    "command_timeout",
+    "data_timeout",
+    "data_total_timeout",
+    "max_auth_failures",
+    "max_errors",
+];
+
+/// What a reload changes in the running process.
+pub(crate) struct Reloader {
+    /// The configuration file (`None`: running on the embedded defaults, nothing to re-read).
+    pub file: Option<PathBuf>,
+    /// The file's text as last loaded, to tell what a reload could not apply.
+    pub running: toml::Table,
+    /// Where new SMTP connections get their context.
+    pub ingress: ContextSwap,
+    /// Delivery in this process, if enabled (its policy rules are reloaded).
+    pub delivery: Option<Arc<DeliveryContext>>,
+}
+
+/// The ingress context for `cfg`, sharing the long-lived parts of `base` (queue, recorder,
+/// store, AUTH guard with its failure counts) and keeping its host name and postmaster
+/// (`[server]` needs a restart).
+pub(crate) fn ingress_context(
+    cfg: &Config,
+    base: &IngressContext,
+) -> anyhow::Result<IngressContext> {
+    Ok(IngressContext {
+        hostname: base.hostname.clone(),
+        queue: base.queue.clone(),
+        recorder: base.recorder.clone(),
+        store: base.store.clone(),
+        tls: tls_acceptor(cfg)?,
+        relay: RelayClients::from_config(&cfg.relay).context("relay.client senders")?,
+        postmaster: base.postmaster.clone(),
+        limits: crate::serve::session_limits(cfg),
+        auth: base.auth.clone(),
+    })
+}
+
+/// The acceptor for `[tls]`, `None` (with a warning) when there is none.
+pub(crate) fn tls_acceptor(cfg: &Config) -> anyhow::Result<Option<tokio_rustls::TlsAcceptor>> {
+    match &cfg.tls {
+        Some(t) => Ok(Some(load_tls_acceptor(&t.cert_file, &t.key_file)?)),
+        None => {
+            warn!("no [tls] configured: STARTTLS and AUTH are not offered");
+            Ok(None)
+        }
+    }
+}
+
+/// The file's text as a table, for comparing one load with the next.
+pub(crate) fn raw_table(file: Option<&std::path::Path>) -> anyhow::Result<toml::Table> {
+    let Some(path) = file else {
+        return Ok(toml::Table::new());
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+impl Reloader {
+    /// Installs the SIGHUP handler, then reloads on each SIGHUP until shutdown.
+    pub(crate) fn spawn(mut self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    got = hup.recv() => if got.is_none() { return },
+                    _ = shutdown.wait_for(|d| *d) => return,
+                }
+                notify(&[sd_notify::NotifyState::Reloading, monotonic_now()]);
+                info!("SIGHUP: reloading the configuration");
+                match self.reload() {
+                    Ok(()) => {}
+                    Err(e) => error!(
+                        error = %format!("{e:#}"),
+                        "reload failed: the running configuration stays in force"
+                    ),
+                }
+                notify(&[sd_notify::NotifyState::Ready]);
+            }
+        });
+        Ok(())
+    }
+
+    /// One reload: everything is built first and put in place only when all of it loaded.
+    fn reload(&mut self) -> anyhow::Result<()> {
+        let Some(file) = self.file.clone() else {
+            info!("no configuration file (embedded defaults): nothing to reload");
+            return Ok(());
+        };
+        let raw = raw_table(Some(&file))?;
+        let cfg = crate::cli::load_config(Some(&file))
+            .with_context(|| format!("loading {}", file.display()))?;
+        let rules = crate::wiring::rules(&cfg)
+            .map_err(|p| anyhow::anyhow!("invalid [policy]: {}", p.join("; ")))?;
+        let ingress = ingress_context(&cfg, &self.ingress.current())?;
+        // Everything loaded: put it in place.
+        self.ingress.replace(Arc::new(ingress));
+        if let Some(d) = &self.delivery {
+            d.rules.replace(Arc::new(rules));
+        }
+        for setting in restart_only_changes(&self.running, &raw) {
+            warn!(
+                setting = %setting,
+                "changed in the configuration file; takes effect after a restart"
+            );
+        }
+        self.running = raw;
+        info!(
+            file = %file.display(),
+            tls = cfg.tls.as_ref().map_or("none".to_owned(), |t| t.cert_file.display().to_string()),
+            applies_to = "new connections (certificate, relay clients, session limits) and messages planned from now on (policy)",
+            "configuration reloaded"
+        );
+        Ok(())
+    }
+}
+
+/// The settings that differ between `old` and `new` and that a reload does not apply, as
+/// `section` or `section.key`.
+pub(crate) fn restart_only_changes(old: &toml::Table, new: &toml::Table) -> Vec<String> {
+    let mut out = Vec::new();
+    let sections: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    for section in sections {
+        let (a, b) = (old.get(section), new.get(section));
+        if a == b || RELOADED_SECTIONS.contains(&section.as_str()) {
+            continue;
+        }
+        if section == "smtp" {
+            let empty = toml::Table::new();
+            let a = a.and_then(toml::Value::as_table).unwrap_or(&empty);
+            let b = b.and_then(toml::Value::as_table).unwrap_or(&empty);
+            let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            out.extend(
+                keys.into_iter()
+                    .filter(|k| a.get(*k) != b.get(*k) && !RELOADED_SMTP.contains(&k.as_str()))
+                    .map(|k| format!("smtp.{k}")),
+            );
+        } else {
+            out.push(section.clone());
+        }
+    }
+    out
+}
+
+/// Tells the service manager (`NOTIFY_SOCKET`, systemd's `Type=notify`), if there is one.
+pub(crate) fn notify(states: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(states) {
+        warn!(error = %e, "cannot notify the service manager");
+    }
+}
+
+/// `MONOTONIC_USEC=` of now, which systemd wants with `RELOADING=1`.
+fn monotonic_now() -> sd_notify::NotifyState<'static> {
+    sd_notify::NotifyState::monotonic_usec_now().unwrap_or(sd_notify::NotifyState::Ready)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::restart_only_changes;
+
+    fn table(s: &str) -> toml::Table {
+        toml::from_str(s).expect("toml")
+    }
+
+    #[test]
+    fn only_what_a_reload_cannot_apply_is_named() {
+        let old = table(
+            "[server]\nhostname = \"a\"\n[smtp]\nmax_recipients = 10\nmax_connections = 5\n\
+             [tls]\ncert_file = \"a.pem\"\nkey_file = \"k.pem\"\n[policy]\ndefault_level = \"required\"\n",
+        );
+        let new = table(
+            "[server]\nhostname = \"b\"\n[smtp]\nmax_recipients = 20\nmax_connections = 6\n\
+             [tls]\ncert_file = \"b.pem\"\nkey_file = \"k.pem\"\n[policy]\ndefault_level = \"preferred\"\n\
+             [delivery]\nmax_connections = 3\n",
+        );
+        assert_eq!(
+            restart_only_changes(&old, &new),
+            vec!["delivery", "server", "smtp.max_connections"]
+        );
+        assert!(restart_only_changes(&new, &new).is_empty());
+    }
+}
