@@ -214,6 +214,17 @@ pub struct SmtpConfig {
     /// Errors (bad commands, refused recipients) in one session before it is closed. Default 20.
     #[serde(default = "default_max_errors")]
     pub max_errors: u32,
+    /// A message whose header already has this many `Received` fields is refused at the end of
+    /// DATA with 554 5.4.6 (a mail loop somewhere: RFC 5321 §6.3). Default 50, Postfix's
+    /// `hopcount_limit`.
+    #[serde(default = "default_max_hops")]
+    pub max_hops: usize,
+    /// How many times one message may pass this relay: a message that already carries this
+    /// many of our own `Received` fields (`by <server.hostname> (Sealgate)`) is refused with
+    /// 554 5.4.6 instead of going round again, e.g. between Microsoft 365 and Sealgate when a
+    /// connector sends Sealgate's deliveries back to it. Default 3.
+    #[serde(default = "default_max_passes")]
+    pub max_passes: usize,
     /// The operator's address, e.g. "ops@clinic.example": mail to `<Postmaster>` (RFC 5321
     /// §4.5.1) and to `postmaster@<server.hostname>` is queued for it, from any client (it can
     /// reach only this address, so it opens no relay). Default: none, and those recipients get
@@ -430,6 +441,12 @@ fn default_auth_failure_window() -> HumanDuration {
 fn default_max_errors() -> u32 {
     20
 }
+fn default_max_hops() -> usize {
+    50
+}
+fn default_max_passes() -> usize {
+    3
+}
 fn default_relay_networks() -> Vec<IpNet> {
     ["127.0.0.0/8", "::1/128"]
         .iter()
@@ -603,6 +620,8 @@ impl Config {
         let s = &self.smtp;
         for (key, v) in [
             ("smtp.max_recipients", s.max_recipients),
+            ("smtp.max_hops", s.max_hops),
+            ("smtp.max_passes", s.max_passes),
             ("smtp.max_connections", s.max_connections),
             ("smtp.max_connections_per_ip", s.max_connections_per_ip),
             ("smtp.auth_concurrency", s.auth_concurrency),

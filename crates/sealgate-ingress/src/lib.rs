@@ -83,6 +83,10 @@ pub struct SessionLimits {
     pub max_auth_failures: u32,
     /// Refused commands before the session is closed.
     pub max_errors: u32,
+    /// `Received` fields a message may already carry (more: 554 5.4.6, a loop).
+    pub max_hops: usize,
+    /// Times a message may pass this relay (our own `Received` fields; more: 554 5.4.6).
+    pub max_passes: usize,
 }
 
 impl Default for SessionLimits {
@@ -95,6 +99,8 @@ impl Default for SessionLimits {
             data_total_timeout: Duration::from_secs(30 * 60),
             max_auth_failures: 3,
             max_errors: 20,
+            max_hops: 50,
+            max_passes: 3,
         }
     }
 }

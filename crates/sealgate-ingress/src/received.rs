@@ -65,14 +65,59 @@ impl Trace<'_> {
     }
 }
 
-/// The Message-ID header of `data`, if its header section has one (unfolded, trimmed).
-pub(crate) fn header_message_id(data: &[u8]) -> Option<String> {
+/// The trace a message arrives with: its `Received` fields, and how many of them this relay
+/// wrote (`by <hostname> (Sealgate)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Hops {
+    pub total: usize,
+    pub ours: usize,
+}
+
+/// Counts the `Received` fields of the header section of `data`, and those of them that name
+/// `hostname` as the Sealgate that received the message.
+pub(crate) fn hops(data: &[u8], hostname: &str) -> Hops {
+    let ours_marker = format!("by {} (sealgate)", hostname.to_ascii_lowercase());
+    let mut hops = Hops { total: 0, ours: 0 };
+    let mut count = |field: &str| {
+        let Some((name, value)) = field.split_once(':') else {
+            return;
+        };
+        if !name.trim_end().eq_ignore_ascii_case("received") {
+            return;
+        }
+        hops.total += 1;
+        let value = value.split_whitespace().collect::<Vec<_>>().join(" ");
+        if value.to_ascii_lowercase().contains(&ours_marker) {
+            hops.ours += 1;
+        }
+    };
+    let mut field = String::new();
+    for line in header_section(data).split("\r\n") {
+        if line.starts_with([' ', '\t']) {
+            field.push(' ');
+            field.push_str(line);
+            continue;
+        }
+        count(&field);
+        field = line.to_owned();
+    }
+    count(&field);
+    hops
+}
+
+/// The header section of `data` (up to its blank line), as text.
+fn header_section(data: &[u8]) -> std::borrow::Cow<'_, str> {
     let end = data
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .map(|p| p + 2)
         .unwrap_or(data.len());
-    let head = String::from_utf8_lossy(&data[..end]);
+    String::from_utf8_lossy(&data[..end])
+}
+
+/// The Message-ID header of `data`, if its header section has one (unfolded, trimmed).
+pub(crate) fn header_message_id(data: &[u8]) -> Option<String> {
+    let head = header_section(data);
     let mut found: Option<String> = None;
     for line in head.split("\r\n") {
         if let Some(v) = found.as_mut() {
@@ -121,6 +166,36 @@ mod tests {
             "{h}"
         );
         assert_eq!(h.matches("\r\n").count(), h.matches("\r\n\t").count() + 1);
+    }
+
+    #[test]
+    fn hops_count_every_received_field_and_ours_by_host_name_folded_or_not() {
+        let ours = Trace {
+            helo: "m365.example",
+            ip: "192.0.2.7".parse().expect("ip"),
+            hostname: "Relay.Example",
+            esmtp: true,
+            tls: None,
+            authenticated: false,
+            queue_id: "0190-abc",
+            single_recipient: None,
+            date: chrono::DateTime::from_timestamp(0, 0).expect("date"),
+        }
+        .header();
+        let data = format!(
+            "{ours}Received: from a by mx.other.example (Sealgate) with ESMTP; x\r\n\
+             received:from b\r\n by relay.example   (Sealgate)\r\n with SMTP; y\r\n\
+             X-Received: by relay.example (Sealgate)\r\nSubject: s\r\n\r\n\
+             Received: by relay.example (Sealgate) in the body\r\n"
+        );
+        assert_eq!(
+            hops(data.as_bytes(), "relay.example"),
+            Hops { total: 3, ours: 2 }
+        );
+        assert_eq!(
+            hops(b"Subject: s\r\n\r\nbody\r\n", "relay.example"),
+            Hops { total: 0, ours: 0 }
+        );
     }
 
     #[test]

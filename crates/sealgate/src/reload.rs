@@ -33,6 +33,8 @@ const RELOADED_SMTP: &[&str] = &[
     "data_total_timeout",
     "max_auth_failures",
     "max_errors",
+    "max_hops",
+    "max_passes",
 ];
 
 /// What a reload changes in the running process.

@@ -179,6 +179,8 @@ pub(crate) fn session_limits(cfg: &Config) -> SessionLimits {
         data_total_timeout: s.data_total_timeout.0,
         max_auth_failures: s.max_auth_failures,
         max_errors: s.max_errors,
+        max_hops: s.max_hops,
+        max_passes: s.max_passes,
     }
 }
 

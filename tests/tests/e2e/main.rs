@@ -37,6 +37,7 @@ mod keys_cli;
 mod lab;
 mod layering;
 mod lifecycle;
+mod loops;
 mod multinode;
 mod pg_roles;
 mod portal;

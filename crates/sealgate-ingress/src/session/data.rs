@@ -8,7 +8,7 @@ use tracing::{error, info, warn};
 
 use super::{Conn, Next, Session};
 use crate::io::Filled;
-use crate::received::{Trace, header_message_id};
+use crate::received::{Trace, header_message_id, hops};
 
 /// RFC 5322 §2.1.1 / RFC 5321 §4.5.3.1.6: 1000 octets per line, CRLF included.
 const MAX_DATA_LINE: usize = 1000;
@@ -62,8 +62,36 @@ impl Session {
         Next::Continue
     }
 
+    /// A message that has been round too often (RFC 5321 §6.3): refused, so the sending server
+    /// returns it to its sender rather than sending it round again.
+    fn loop_refusal(&mut self, data: &[u8]) -> Option<Reply> {
+        let limits = &self.ctx.limits;
+        let h = hops(data, &self.ctx.hostname);
+        let why = if h.ours >= limits.max_passes {
+            format!(
+                "Mail loop: this message has passed this relay {} times already",
+                h.ours
+            )
+        } else if h.total >= limits.max_hops {
+            format!("Mail loop: too many hops ({} Received fields)", h.total)
+        } else {
+            return None;
+        };
+        warn!(
+            received = h.total,
+            ours = h.ours,
+            "message refused: mail loop"
+        );
+        self.tx = None;
+        // RFC 3463 X.4.6: routing loop detected.
+        Some(Reply::new(554, Some((5, 4, 6)), why))
+    }
+
     /// Queues the message; the client sees 250 only after the commit.
     async fn accept(&mut self, data: Vec<u8>) -> Reply {
+        if let Some(refused) = self.loop_refusal(&data) {
+            return refused;
+        }
         if let Err(refused) = self.check_header_senders(&data).await {
             return refused;
         }
