@@ -45,6 +45,9 @@ def parse_args(argv):
     p.add_argument("--count", type=int, default=1, help="messages to send on this connection")
     p.add_argument("--pipeline", action="store_true", help="send MAIL, RCPT..., DATA in one write (RFC 2920)")
     p.add_argument("--timeout", type=float, default=30.0)
+    p.add_argument("--source", help="connect from this local address (e.g. 127.0.0.2)")
+    p.add_argument("--cert", help="present this TLS client certificate chain (PEM; with --key)")
+    p.add_argument("--key", help="the client certificate's private key (PEM)")
     p.add_argument("--debug", action="store_true", help="smtplib debug output on stderr")
     a = p.parse_args(argv)
     if not a.rcpt:
@@ -57,8 +60,11 @@ def tls_context(a):
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
-        return ctx
-    return ssl.create_default_context(cafile=a.cafile)
+    else:
+        ctx = ssl.create_default_context(cafile=a.cafile)
+    if a.cert:
+        ctx.load_cert_chain(a.cert, a.key)
+    return ctx
 
 
 class NamedSMTP(smtplib.SMTP):
@@ -107,6 +113,8 @@ def build_message(a, index):
 def connect(a):
     cls = NamedSMTPS if a.smtps else NamedSMTP
     kwargs = {"context": tls_context(a)} if a.smtps else {}
+    if a.source:
+        kwargs["source_address"] = (a.source, 0)
     s = cls(timeout=a.timeout, **kwargs)
     s.servername = a.servername or a.host
     if a.debug:

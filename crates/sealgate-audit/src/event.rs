@@ -40,6 +40,10 @@ pub enum AuditEvent {
         /// record without the field (every record from before REQUIRETLS) reads as false.
         #[serde(skip_serializing_if = "is_false")]
         requiretls: bool,
+        /// The cloud tenant (`[[relay.tenant]]`) the message was relayed for, with the
+        /// factors that matched. Stored only for such messages.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tenant: Option<TenantMatch>,
     },
     /// The policy engine's decision for one recipient, written before any delivery attempt:
     /// the protection level, the method chosen, the fallback chain and the evidence.
@@ -483,6 +487,16 @@ impl AuditEvent {
             Self::SenderRefused { .. } => "sender_refused",
         }
     }
+}
+
+/// The cloud tenant a message was relayed for, and which of its factors held (`network`,
+/// `certificate`, `ms-tenant-id`, `secret-header`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TenantMatch {
+    /// The tenant's name in `[[relay.tenant]]`.
+    pub name: String,
+    /// The factors that held.
+    pub factors: Vec<String>,
 }
 
 /// What an attempt record says. Absent fields are left out of the stored data.

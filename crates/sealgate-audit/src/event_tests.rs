@@ -16,6 +16,7 @@ fn received_becomes_a_record_with_its_fields_as_data() {
         body_sha256: "ab".into(),
         header_message_id: None,
         requiretls: false,
+        tenant: None,
     }
     .into_record();
     assert_eq!(rec.kind, "received");
@@ -43,6 +44,7 @@ fn received_records_requiretls_only_when_the_client_asked_for_it() {
         body_sha256: "ab".into(),
         header_message_id: None,
         requiretls,
+        tenant: None,
     };
     let with = event(true).into_record().data;
     assert_eq!(with["requiretls"], Value::Bool(true), "{with}");

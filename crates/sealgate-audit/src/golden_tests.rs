@@ -36,6 +36,7 @@ fn samples() -> Vec<AuditEvent> {
             body_sha256: s("ab01"),
             header_message_id: some("<x@example.org>"),
             requiretls: true,
+            tenant: None,
         },
         AuditEvent::Received {
             message_id: s("m2"),
@@ -49,6 +50,24 @@ fn samples() -> Vec<AuditEvent> {
             body_sha256: s("e3b0"),
             header_message_id: None,
             requiretls: false,
+            tenant: None,
+        },
+        AuditEvent::Received {
+            message_id: s("m3"),
+            client_ip: s("40.92.3.4"),
+            helo: s("mail.protection.outlook.com"),
+            tls: some("TLSv1.3 TLS13_AES_256_GCM_SHA384"),
+            auth_user: None,
+            sender: s("ehr@clinic.example"),
+            recipients: vec![s("b@example.net")],
+            size: 12,
+            body_sha256: s("cd02"),
+            header_message_id: None,
+            requiretls: false,
+            tenant: Some(crate::TenantMatch {
+                name: s("clinic-m365"),
+                factors: vec![s("network"), s("certificate"), s("ms-tenant-id")],
+            }),
         },
         AuditEvent::Decision {
             message_id: s("m1"),

@@ -14,7 +14,7 @@ mod tail;
 mod verify;
 
 pub use error::AuditError;
-pub use event::{AttemptEvidence, AuditEvent};
+pub use event::{AttemptEvidence, AuditEvent, TenantMatch};
 pub use format::{format_json, format_line};
 pub use tail::tail;
 pub use verify::{ChainProblem, VerifyReport, verify};

@@ -56,6 +56,7 @@ fn received(id: &str) -> (NewMessage, AuditRecord) {
         body_sha256: msg.body_sha256.clone(),
         header_message_id: None,
         requiretls: msg.requiretls,
+        tenant: None,
     };
     (msg, event.into_record())
 }

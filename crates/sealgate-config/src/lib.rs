@@ -16,7 +16,7 @@ mod units;
 pub use encryption::{PgpConfig, SmimeCipher, SmimeConfig};
 pub use error::{ConfigError, Problem};
 pub use portal::PortalConfig;
-pub use relay::RelayClientConfig;
+pub use relay::{RelayClientConfig, RelayTenantConfig};
 pub use security::{MtaStsConfig, ProbesConfig};
 pub use units::{ByteSize, HumanDuration};
 
@@ -241,6 +241,12 @@ pub struct TlsConfig {
     pub cert_file: PathBuf,
     /// PEM file: the private key (PKCS#8, PKCS#1 or SEC1).
     pub key_file: PathBuf,
+    /// PEM file of the CAs whose client certificates count for `[[relay.tenant]]`
+    /// `certificate_name`. When set, clients are asked for a certificate in the TLS handshake;
+    /// one is never required, and one that does not verify only counts as absent. Default:
+    /// none (no client certificates asked for).
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
 }
 
 /// `[relay]`
@@ -255,6 +261,10 @@ pub struct RelayConfig {
     /// (`[[relay.client]]`). Default: none.
     #[serde(default, rename = "client")]
     pub clients: Vec<RelayClientConfig>,
+    /// Cloud tenants (Microsoft 365, Google Workspace) that may relay without AUTH when all
+    /// their factors hold (`[[relay.tenant]]`). Default: none.
+    #[serde(default, rename = "tenant")]
+    pub tenants: Vec<RelayTenantConfig>,
 }
 
 /// `[queue]`
@@ -727,10 +737,33 @@ impl Config {
                     bad(key.into(), &format!("file {} does not exist", p.display()));
                 }
             }
+            if let Some(p) = tls.client_ca_file.as_ref().filter(|p| !p.is_file()) {
+                bad(
+                    "tls.client_ca_file".into(),
+                    &format!("file {} does not exist", p.display()),
+                );
+            }
+        }
+        for (i, t) in self.relay.tenants.iter().enumerate() {
+            let files = t
+                .networks_files
+                .iter()
+                .enumerate()
+                .map(|(j, p)| (format!("relay.tenant[{i}].networks_files[{j}]"), p))
+                .chain(
+                    t.secret_file
+                        .iter()
+                        .map(|p| (format!("relay.tenant[{i}].secret_file"), p)),
+                );
+            for (key, p) in files {
+                if !p.is_file() {
+                    bad(key, &format!("file {} does not exist", p.display()));
+                }
+            }
         }
         encryption::validate(self, &mut problems);
         portal::validate(self, &mut problems);
-        relay::validate(&self.relay, &mut problems);
+        relay::validate(&self.relay, self.tls.as_ref(), &mut problems);
         if problems.is_empty() {
             Ok(())
         } else {

@@ -13,6 +13,14 @@ pub enum IngressError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A `[[relay.tenant]]` file (networks, secret) could not be read or used.
+    #[error("relay tenant file {path}: {reason}")]
+    TenantFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// rustls refused the certificate/key pair.
     #[error("tls configuration: {0}")]
     Tls(#[from] rustls::Error),

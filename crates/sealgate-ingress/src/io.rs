@@ -9,7 +9,6 @@ use sealgate_smtp_proto::{LineError, Reply, find_line};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tokio_rustls::TlsAcceptor;
 
 /// Anything a session can run over: TCP, TLS over TCP, or an in-memory duplex in tests.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -140,16 +139,16 @@ impl Conn {
     /// CVE-2011-0411 command-injection class.
     pub(crate) async fn start_tls(
         mut self,
-        acceptor: &TlsAcceptor,
+        tls: &crate::ServerTls,
         timeout: Duration,
-    ) -> std::io::Result<(Conn, String)> {
+    ) -> std::io::Result<(Conn, crate::tls::Handshake)> {
         self.flush().await?;
-        let accept = acceptor.accept(self.stream);
-        let tls = tokio::time::timeout(timeout, accept).await.map_err(|_| {
+        let accept = tls.acceptor.accept(self.stream);
+        let stream = tokio::time::timeout(timeout, accept).await.map_err(|_| {
             std::io::Error::new(std::io::ErrorKind::TimedOut, "tls handshake timed out")
         })??;
-        let info = crate::tls::describe(tls.get_ref().1);
-        Ok((Conn::new(Box::new(tls)), info))
+        let hs = crate::tls::Handshake::of(stream.get_ref().1, tls);
+        Ok((Conn::new(Box::new(stream)), hs))
     }
 
     /// Flushes and shuts the stream down.

@@ -17,6 +17,7 @@ mod relay;
 mod senders;
 mod server;
 mod session;
+mod tenants;
 mod tls;
 
 pub use error::IngressError;
@@ -25,7 +26,8 @@ pub use limits::ConnectionLimits;
 pub use senders::RelayClients;
 pub use server::{BoundListener, ContextSwap, Server};
 pub use session::{Session, SessionInfo};
-pub use tls::load_tls_acceptor;
+pub use tenants::Tenants;
+pub use tls::{ClientCert, ClientCerts, ServerTls, load_tls, load_tls_acceptor};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,10 +45,13 @@ pub struct IngressContext {
     pub recorder: Recorder,
     /// Where AUTH users are looked up.
     pub store: Store,
-    /// Certificate for STARTTLS / implicit TLS; `None` = no TLS offered.
-    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Certificate for STARTTLS / implicit TLS (and the check of client certificates);
+    /// `None` = no TLS offered.
+    pub tls: Option<ServerTls>,
     /// Client networks that may relay without AUTH, each with the senders it may use.
     pub relay: RelayClients,
+    /// Cloud tenants that may relay without AUTH when all their factors hold.
+    pub tenants: Tenants,
     /// Where `<Postmaster>` goes (RFC 5321 §4.5.1): the operator address; `None` = refused.
     pub postmaster: Option<sealgate_types::EmailAddress>,
     /// Per-session limits.

@@ -25,6 +25,15 @@ pub(crate) fn relay_denied() -> Reply {
     )
 }
 
+/// A cloud tenant's factor did not hold (the reply names the factor, never a secret).
+pub(crate) fn tenant_denied(factor: &str) -> Reply {
+    Reply::new(
+        554,
+        Some((5, 7, 1)),
+        format!("Relay access denied: {factor}"),
+    )
+}
+
 fn refuse(code: (u8, u16, u16), text: &str) -> Reply {
     Reply::new(553, Some(code), text)
 }

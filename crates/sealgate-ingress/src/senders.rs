@@ -84,6 +84,8 @@ pub(crate) enum Principal {
     User(String),
     /// A relay network: its `[[relay.client]]` label, or the network for `relay.networks`.
     Network(String),
+    /// A cloud tenant (`[[relay.tenant]]`), by name.
+    Tenant(String),
 }
 
 /// The rules that bind a client, and whose they are.
@@ -178,7 +180,7 @@ pub(crate) fn cut(s: &str) -> String {
 /// name is trimmed (RFC 5322 §4.5 obs-optional allows space before the colon); a line with no
 /// colon is skipped. Unfolding first means a name split across a fold is still found: the
 /// check sees every field any reader could take for `From:`.
-fn header_fields(data: &[u8]) -> Vec<(String, String)> {
+pub(crate) fn header_fields(data: &[u8]) -> Vec<(String, String)> {
     let end = data
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

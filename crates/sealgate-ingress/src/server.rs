@@ -174,17 +174,20 @@ impl Server {
             peer,
             tls: None,
             starttls_allowed: !implicit_tls,
+            client_cert: None,
         };
         let stream: crate::io::BoxIo = if implicit_tls {
-            let Some(acceptor) = ctx.tls.clone() else {
+            let Some(tls) = ctx.tls.clone() else {
                 return;
             };
             let handshake =
-                tokio::time::timeout(ctx.limits.command_timeout, acceptor.accept(stream));
+                tokio::time::timeout(ctx.limits.command_timeout, tls.acceptor.accept(stream));
             match handshake.await {
-                Ok(Ok(tls)) => {
-                    info.tls = Some(crate::tls::describe(tls.get_ref().1));
-                    Box::new(tls)
+                Ok(Ok(stream)) => {
+                    let hs = crate::tls::Handshake::of(stream.get_ref().1, &tls);
+                    info.tls = Some(hs.description);
+                    info.client_cert = hs.client_cert;
+                    Box::new(stream)
                 }
                 Ok(Err(e)) => return debug!(error = %e, "tls handshake failed"),
                 Err(_) => return debug!("tls handshake timed out"),

@@ -292,6 +292,7 @@ pub(crate) fn outgoing(
         tls: None,
         requiretls: false,
         origin: Some(origin.to_owned()),
+        tenant: None,
     }
 }
 

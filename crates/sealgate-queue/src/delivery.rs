@@ -492,6 +492,7 @@ impl Queue {
             requiretls: false,
             // A DSN quotes the original's header: it is not phi-free.
             origin: None,
+            tenant: None,
         })
     }
 

@@ -64,6 +64,9 @@ pub struct IncomingMessage {
     /// for a notice or one-time code Sealgate wrote itself, [`ORIGIN_REPLY`] for a reply
     /// written on the portal.
     pub origin: Option<String>,
+    /// The cloud tenant a client's message was relayed for (`[[relay.tenant]]`), recorded in
+    /// the `received` event.
+    pub tenant: Option<sealgate_audit::TenantMatch>,
 }
 
 /// The origin of messages Sealgate writes itself without protected content (portal notices
@@ -154,6 +157,7 @@ impl Queue {
             body_sha256: msg.client_data_sha256,
             header_message_id: msg.header_message_id,
             requiretls: msg.requiretls,
+            tenant: msg.tenant,
         };
         Ok(NewNotice {
             message,

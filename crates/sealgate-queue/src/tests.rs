@@ -27,6 +27,7 @@ fn incoming(body: &[u8]) -> IncomingMessage {
         tls: None,
         requiretls: false,
         origin: None,
+        tenant: None,
     }
 }
 

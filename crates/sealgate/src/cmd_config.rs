@@ -63,11 +63,20 @@ fn file_problems(cfg: &Config) -> Vec<String> {
     };
     if let Some(tls) = &cfg.tls {
         note(
-            sealgate_ingress::load_tls_acceptor(&tls.cert_file, &tls.key_file)
-                .map(drop)
-                .context("tls.cert_file/key_file"),
+            sealgate_ingress::load_tls(
+                &tls.cert_file,
+                &tls.key_file,
+                tls.client_ca_file.as_deref(),
+            )
+            .map(drop)
+            .context("tls.cert_file/key_file/client_ca_file"),
         );
     }
+    note(
+        sealgate_ingress::Tenants::from_config(&cfg.relay)
+            .map(drop)
+            .context("relay.tenant"),
+    );
     // `serve` builds the resolver for delivery, `sealgate check` always.
     if cfg.delivery.enabled || cfg.dns.trust_anchor_file.is_some() {
         note(crate::wiring::resolver(cfg).map(drop));

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use sealgate_config::Config;
 use sealgate_delivery::DeliveryContext;
-use sealgate_ingress::{ContextSwap, IngressContext, RelayClients, load_tls_acceptor};
+use sealgate_ingress::{ContextSwap, IngressContext, RelayClients, ServerTls, Tenants, load_tls};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
@@ -63,16 +63,21 @@ pub(crate) fn ingress_context(
         store: base.store.clone(),
         tls: tls_acceptor(cfg)?,
         relay: RelayClients::from_config(&cfg.relay).context("relay.client senders")?,
+        tenants: Tenants::from_config(&cfg.relay)?,
         postmaster: base.postmaster.clone(),
         limits: crate::serve::session_limits(cfg),
         auth: base.auth.clone(),
     })
 }
 
-/// The acceptor for `[tls]`, `None` (with a warning) when there is none.
-pub(crate) fn tls_acceptor(cfg: &Config) -> anyhow::Result<Option<tokio_rustls::TlsAcceptor>> {
+/// TLS for `[tls]`, `None` (with a warning) when there is none.
+pub(crate) fn tls_acceptor(cfg: &Config) -> anyhow::Result<Option<ServerTls>> {
     match &cfg.tls {
-        Some(t) => Ok(Some(load_tls_acceptor(&t.cert_file, &t.key_file)?)),
+        Some(t) => Ok(Some(load_tls(
+            &t.cert_file,
+            &t.key_file,
+            t.client_ca_file.as_deref(),
+        )?)),
         None => {
             warn!("no [tls] configured: STARTTLS and AUTH are not offered");
             Ok(None)

@@ -56,6 +56,7 @@ pub(crate) async fn serve(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<
         store: store.clone(),
         tls,
         relay: RelayClients::from_config(&cfg.relay).context("relay.client senders")?,
+        tenants: sealgate_ingress::Tenants::from_config(&cfg.relay)?,
         postmaster: cfg.postmaster(),
         limits: session_limits(&cfg),
         auth: Arc::new(AuthGuard::new(auth_settings(&cfg))?),

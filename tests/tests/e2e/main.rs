@@ -46,5 +46,6 @@ mod queue_cli;
 mod reload;
 mod senders;
 mod smoke;
+mod tenants;
 mod trail;
 mod verified;

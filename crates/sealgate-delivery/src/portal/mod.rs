@@ -333,6 +333,7 @@ fn notice_message(
         tls: None,
         requiretls: false,
         origin: Some(ORIGIN_NOTICE.to_owned()),
+        tenant: None,
     })?;
     Ok(prepared.into_parts())
 }

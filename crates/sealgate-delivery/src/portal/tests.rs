@@ -66,6 +66,7 @@ async fn claimed(queue: &Queue) -> (String, Vec<(Claim, Decision)>) {
             tls: None,
             requiretls: false,
             origin: None,
+            tenant: None,
         })
         .await
         .unwrap();

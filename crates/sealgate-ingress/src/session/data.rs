@@ -1,8 +1,9 @@
 //! DATA: receiving the message under strict framing, and the accept transaction.
 
+use sealgate_audit::TenantMatch;
 use sealgate_queue::{IncomingMessage, data_digest};
 use sealgate_smtp_proto::{DataDecoder, DataEvent, Reply};
-use sealgate_types::MessageId;
+use sealgate_types::{EmailAddress, MessageId};
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
@@ -87,14 +88,65 @@ impl Session {
         Some(Reply::new(554, Some((5, 4, 6)), why))
     }
 
+    /// A transaction let through RCPT for a cloud tenant: the first candidate whose message
+    /// factors hold, whose senders then bind the envelope and the header; or the refusal.
+    async fn tenant_check(&mut self, data: &[u8]) -> Result<Option<TenantMatch>, Reply> {
+        let Some(candidates) = self.tx.as_ref().and_then(|tx| tx.tenant.clone()) else {
+            return Ok(None);
+        };
+        match self.ctx.tenants.at_data(&candidates, data) {
+            Ok(m) => {
+                let sender = self
+                    .tx
+                    .as_ref()
+                    .map(|tx| tx.sender.clone())
+                    .unwrap_or_default();
+                let permitted = if sender.is_empty() {
+                    !m.binding.senders.is_empty()
+                } else {
+                    EmailAddress::parse(&sender)
+                        .is_ok_and(|a| m.binding.senders.permits_address(&a))
+                };
+                if !permitted {
+                    let reply = self
+                        .refuse_sender(&m.binding, "mail-from", sender, "not permitted")
+                        .await;
+                    self.tx = None;
+                    return Err(reply);
+                }
+                info!(tenant = %m.record.name, factors = ?m.record.factors, "relaying for tenant");
+                self.tenant_binding = Some(m.binding);
+                Ok(Some(m.record))
+            }
+            Err(refusal) => {
+                info!(tenant = %refusal.tenant, factor = %refusal.factor, "message refused: tenant factor missing");
+                self.tx = None;
+                // RFC 3463 X.7.1: delivery not authorized.
+                Err(Reply::new(
+                    550,
+                    Some((5, 7, 1)),
+                    format!("Relay refused: {}", refusal.factor),
+                ))
+            }
+        }
+    }
+
     /// Queues the message; the client sees 250 only after the commit.
     async fn accept(&mut self, data: Vec<u8>) -> Reply {
         if let Some(refused) = self.loop_refusal(&data) {
             return refused;
         }
-        if let Err(refused) = self.check_header_senders(&data).await {
+        let tenant = match self.tenant_check(&data).await {
+            Ok(t) => t,
+            Err(refused) => return refused,
+        };
+        let checked = self.check_header_senders(&data).await;
+        self.tenant_binding = None;
+        if let Err(refused) = checked {
             return refused;
         }
+        // No tenant's secret header leaves Sealgate, whoever sent it.
+        let data = self.ctx.tenants.strip_secrets(&data).into_owned();
         let Some(tx) = self.tx.take() else {
             return Reply::new(503, Some((5, 5, 1)), "Send MAIL first");
         };
@@ -131,6 +183,7 @@ impl Session {
             requiretls: tx.requiretls,
             // A client's message: never one of Sealgate's own notices.
             origin: None,
+            tenant,
         };
         let (size, rcpts) = (data.len(), msg.recipients.len());
         match self.ctx.queue.accept(msg).await {

@@ -71,6 +71,7 @@ impl Session {
             smtputf8: params.smtputf8,
             requiretls: params.requiretls,
             recipients: Vec::new(),
+            tenant: None,
         });
         Ok(())
     }
@@ -114,8 +115,22 @@ impl Session {
         let postmaster = self.postmaster_route(to);
         let authenticated = self.auth_user.is_some();
         let may_relay = relay::may_relay(self.info.peer.ip(), &self.ctx.relay, authenticated);
+        let mut tenant = None;
         if postmaster.is_none() && !may_relay {
-            return Err(relay::relay_denied());
+            // A cloud tenant's connection factors, if any tenant's hold; its message factors
+            // are checked at the end of DATA.
+            match self
+                .ctx
+                .tenants
+                .at_connection(self.info.peer.ip(), self.info.client_cert.as_ref())
+            {
+                Ok(candidates) => tenant = Some(candidates),
+                Err(Some(refusal)) => {
+                    info!(tenant = %refusal.tenant, factor = %refusal.factor, "relay refused: tenant factor missing");
+                    return Err(relay::tenant_denied(&refusal.factor));
+                }
+                Err(None) => return Err(relay::relay_denied()),
+            }
         }
         if let Some((key, _)) = params.first() {
             return Err(Reply::new(
@@ -140,6 +155,9 @@ impl Session {
             // RFC 5321 §4.5.3.1.10: the right reply to too many recipients is 452; the client
             // sends the rest in another transaction.
             return Err(Reply::new(452, Some((4, 5, 3)), "Too many recipients"));
+        }
+        if tenant.is_some() {
+            tx.tenant = tenant;
         }
         tx.recipients.push(rcpt);
         Ok(())

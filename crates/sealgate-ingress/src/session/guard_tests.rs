@@ -28,6 +28,7 @@ where
         peer: LOCAL.parse().expect("peer"),
         tls: None,
         starttls_allowed: true,
+        client_cert: None,
     };
     let (_tx, rx) = watch::channel(false);
     let started = Instant::now();
@@ -104,6 +105,7 @@ async fn an_over_long_command_line_is_answered_and_the_session_goes_on() {
         peer: LOCAL.parse::<SocketAddr>().expect("peer"),
         tls: None,
         starttls_allowed: true,
+        client_cert: None,
     };
     let t = dialog_with(&w, info, &input).await;
     assert_eq!(codes(&t), [220, 250, 500, 250, 250, 221], "{t}");
@@ -118,6 +120,7 @@ fn tls_client() -> SessionInfo {
         peer: "192.0.2.50:40000".parse().expect("peer"),
         tls: Some("TLSv1.3 test".into()),
         starttls_allowed: false,
+        client_cert: None,
     }
 }
 

@@ -34,6 +34,9 @@ pub struct SessionInfo {
     pub tls: Option<String>,
     /// Whether STARTTLS may be offered (a plain listener with a certificate configured).
     pub starttls_allowed: bool,
+    /// The certificate the client presented in the TLS handshake, checked against
+    /// `[tls] client_ca_file` (clients are asked for one only when that is set).
+    pub client_cert: Option<crate::ClientCert>,
 }
 
 /// The mail transaction between MAIL and the end of DATA.
@@ -44,6 +47,9 @@ struct Transaction {
     /// REQUIRETLS was given on MAIL FROM (RFC 8689).
     requiretls: bool,
     recipients: Vec<EmailAddress>,
+    /// A recipient was let through RCPT for a cloud tenant whose connection factors hold: the
+    /// message must then meet one of these tenants' message factors at the end of DATA.
+    tenant: Option<crate::tenants::Candidates>,
 }
 
 /// What the dispatcher wants the loop to do next.
@@ -63,6 +69,8 @@ pub struct Session {
     esmtp: bool,
     auth_user: Option<String>,
     sender_binding: Option<crate::senders::Binding>,
+    /// The senders of the cloud tenant the message in hand was matched to (end of DATA).
+    tenant_binding: Option<crate::senders::Binding>,
     auth_failures: u32,
     errors: u32,
     tx: Option<Transaction>,
@@ -78,6 +86,7 @@ impl Session {
             esmtp: false,
             auth_user: None,
             sender_binding: None,
+            tenant_binding: None,
             auth_failures: 0,
             errors: 0,
             tx: None,
@@ -335,20 +344,18 @@ impl Session {
     }
 
     async fn start_tls(&mut self, conn: Conn) -> Option<Conn> {
-        let acceptor = self.ctx.tls.clone()?;
+        let tls = self.ctx.tls.clone()?;
         let pending = conn.input().len();
         if pending > 0 {
             // Logged before the handshake: an injector rarely completes it.
             warn!(bytes = pending, "discarded input pipelined behind STARTTLS");
         }
-        match conn
-            .start_tls(&acceptor, self.ctx.limits.command_timeout)
-            .await
-        {
-            Ok((conn, tls)) => {
-                info!(tls = %tls, "tls established");
+        match conn.start_tls(&tls, self.ctx.limits.command_timeout).await {
+            Ok((conn, hs)) => {
+                info!(tls = %hs.description, client_cert = hs.client_cert.is_some(), "tls established");
                 // RFC 3207 §4.2: forget everything learnt before the handshake.
-                self.info.tls = Some(tls);
+                self.info.tls = Some(hs.description);
+                self.info.client_cert = hs.client_cert;
                 self.helo = None;
                 self.esmtp = false;
                 self.tx = None;

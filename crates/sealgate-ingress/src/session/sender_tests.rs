@@ -51,6 +51,7 @@ async fn world_with_network(senders: &str) -> World {
         store: w.ctx.store.clone(),
         tls: None,
         relay: RelayClients::from_config(&cfg.relay).expect("relay clients"),
+        tenants: crate::Tenants::default(),
         postmaster: w.ctx.postmaster.clone(),
         limits: w.ctx.limits.clone(),
         auth: Arc::new(crate::AuthGuard::new(crate::AuthSettings::default()).expect("auth guard")),
@@ -64,6 +65,7 @@ fn over_tls(peer: &str) -> SessionInfo {
         peer: peer.parse().expect("peer"),
         tls: Some("TLSv1.3 TLS13_AES_256_GCM_SHA384".into()),
         starttls_allowed: false,
+        client_cert: None,
     }
 }
 
@@ -72,6 +74,7 @@ fn plain(peer: &str) -> SessionInfo {
         peer: peer.parse().expect("peer"),
         tls: None,
         starttls_allowed: false,
+        client_cert: None,
     }
 }
 

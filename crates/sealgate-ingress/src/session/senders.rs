@@ -15,6 +15,9 @@ impl Session {
     /// else its relay network's. `None` for a client on no relay network that has not
     /// authenticated: RCPT refuses it anyway.
     async fn binding(&mut self) -> Result<Option<Binding>, Reply> {
+        if let Some(tenant) = &self.tenant_binding {
+            return Ok(Some(tenant.clone()));
+        }
         let Some(user) = self.auth_user.clone() else {
             let ip = self.info.peer.ip();
             return Ok(self.ctx.relay.lookup(ip).map(|n| n.binding()));
@@ -88,7 +91,7 @@ impl Session {
     }
 
     /// Logs and audits a refused sender; the reply for the client.
-    async fn refuse_sender(
+    pub(super) async fn refuse_sender(
         &self,
         binding: &Binding,
         field: &str,
@@ -98,6 +101,7 @@ impl Session {
         let (auth_user, network) = match &binding.who {
             Principal::User(u) => (Some(u.clone()), None),
             Principal::Network(n) => (None, Some(n.clone())),
+            Principal::Tenant(t) => (None, Some(format!("tenant {t}"))),
         };
         info!(
             user = auth_user.as_deref(),

@@ -51,8 +51,12 @@ pub(super) async fn world_with(
         recorder: sealgate_queue::Recorder::start(queue.clone(), "relay.test:1".into()),
         queue,
         store: store.clone(),
-        tls,
+        tls: tls.map(|acceptor| crate::ServerTls {
+            acceptor,
+            clients: None,
+        }),
         relay: RelayClients::any_sender(vec!["127.0.0.0/8".parse().expect("net")]),
+        tenants: crate::Tenants::default(),
         postmaster: Some(sealgate_types::EmailAddress::parse(POSTMASTER).expect("address")),
         limits,
         auth: Arc::new(crate::AuthGuard::new(auth).expect("auth guard")),
@@ -72,6 +76,7 @@ pub(super) async fn dialog(w: &World, peer: &str, input: &[u8]) -> String {
         peer: peer.parse::<SocketAddr>().expect("peer"),
         tls: None,
         starttls_allowed: true,
+        client_cert: None,
     };
     dialog_with(w, info, input).await
 }
@@ -322,6 +327,7 @@ async fn an_idle_client_is_timed_out_with_421() {
         peer: LOCAL.parse().expect("peer"),
         tls: None,
         starttls_allowed: true,
+        client_cert: None,
     };
     let (_tx, rx) = watch::channel(false);
     let session = tokio::spawn(Session::new(w.ctx.clone(), info).run(Box::new(server), rx));
@@ -343,6 +349,7 @@ async fn shutdown_tells_an_idle_session_421() {
         peer: LOCAL.parse().expect("peer"),
         tls: None,
         starttls_allowed: true,
+        client_cert: None,
     };
     let (tx, rx) = watch::channel(false);
     let session = tokio::spawn(Session::new(w.ctx.clone(), info).run(Box::new(server), rx));

@@ -27,6 +27,7 @@ fn plain_listener() -> SessionInfo {
         peer: LOCAL.parse().expect("peer"),
         tls: None,
         starttls_allowed: true,
+        client_cert: None,
     }
 }
 
@@ -180,6 +181,7 @@ async fn requiretls_on_an_implicit_tls_session_needs_ehlo() {
     let info = SessionInfo {
         tls: Some("TLSv1.3 TLS13_AES_256_GCM_SHA384".into()),
         starttls_allowed: false,
+        client_cert: None,
         ..plain_listener()
     };
     let t = dialog_with(

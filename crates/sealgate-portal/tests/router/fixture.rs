@@ -331,6 +331,7 @@ impl Fixture {
                 tls: None,
                 requiretls: false,
                 origin: Some(ORIGIN_NOTICE.to_owned()),
+                tenant: None,
             })
             .expect("prepare")
             .into_parts()
