@@ -81,6 +81,80 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// DKIM signing of what Sealgate sends (`[[dkim.key]]`).
+    #[serde(default)]
+    pub dkim: DkimConfig,
+}
+
+/// `[dkim]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkimConfig {
+    /// Signing keys. Every key of the author's domain (the header `From:`; a key for a parent
+    /// domain serves its subdomains) signs each message Sealgate sends, after every change it
+    /// makes: two keys of one domain are dual signing (rsa-sha256 and ed25519-sha256), or a
+    /// selector rotation. Default: none, and nothing is signed.
+    #[serde(default, rename = "key")]
+    pub keys: Vec<DkimKeyConfig>,
+}
+
+/// `[[dkim.key]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkimKeyConfig {
+    /// The signing domain (`d=`), e.g. "clinic.example".
+    pub domain: String,
+    /// The selector (`s=`): the record is published at `<selector>._domainkey.<domain>`.
+    pub selector: String,
+    /// "rsa-sha256" (default) or "ed25519-sha256".
+    #[serde(default = "default_dkim_algorithm")]
+    pub algorithm: String,
+    /// PEM file of the private key (`sealgate dkim keygen` writes one).
+    pub key_file: PathBuf,
+}
+
+fn validate_dkim(dkim: &DkimConfig, problems: &mut Vec<Problem>) {
+    let mut bad = |key: String, msg: &str| problems.push(Problem::new(key, msg));
+    for (i, k) in dkim.keys.iter().enumerate() {
+        let key = |f: &str| format!("dkim.key[{i}].{f}");
+        if !matches!(k.algorithm.as_str(), "rsa-sha256" | "ed25519-sha256") {
+            bad(key("algorithm"), "must be rsa-sha256 or ed25519-sha256");
+        }
+        let label = |l: &str| {
+            !l.is_empty()
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        if !k.selector.split('.').all(label) {
+            bad(key("selector"), "must be a DNS label such as s2026");
+        }
+        if k.domain.split('.').count() < 2 || !k.domain.trim_end_matches('.').split('.').all(label)
+        {
+            bad(
+                key("domain"),
+                "must be a domain name such as clinic.example",
+            );
+        }
+        if !k.key_file.is_file() {
+            bad(
+                key("key_file"),
+                &format!("file {} does not exist", k.key_file.display()),
+            );
+        }
+        if dkim.keys[..i]
+            .iter()
+            .any(|o| o.domain.eq_ignore_ascii_case(&k.domain) && o.selector == k.selector)
+        {
+            bad(
+                key("selector"),
+                "another key of this domain has this selector",
+            );
+        }
+    }
+}
+
+fn default_dkim_algorithm() -> String {
+    "rsa-sha256".to_owned()
 }
 
 /// `[server]`
@@ -764,6 +838,7 @@ impl Config {
         encryption::validate(self, &mut problems);
         portal::validate(self, &mut problems);
         relay::validate(&self.relay, self.tls.as_ref(), &mut problems);
+        validate_dkim(&self.dkim, &mut problems);
         if problems.is_empty() {
             Ok(())
         } else {

@@ -186,11 +186,24 @@ impl DomainRun<'_> {
         strip.push(crate::portal::PASSPHRASE_HEADER.to_owned());
         let content = facts::rewrite(&content, &strip, d0.subject_tag_to_remove.as_deref())
             .unwrap_or(content);
+        // Signed last, after every change: what leaves is what was signed.
+        let (content, signed) = sign(ctx, content);
         let mut parts: BTreeMap<Way, Part> = BTreeMap::new();
         let mut sealed = BTreeMap::new();
         let mut decisions = Vec::with_capacity(group.len());
         for (claim, mut p) in group.into_iter().zip(planned) {
             let (way, copy) = self.realise(&claim, &mut p, &content);
+            let copy = copy.map(|c| {
+                let (c, how) = sign(ctx, c);
+                p.decision.evidence.extend(how);
+                c
+            });
+            if matches!(
+                way,
+                Way::Verified(_) | Way::Authenticated | Way::Opportunistic
+            ) {
+                p.decision.evidence.extend(signed.clone());
+            }
             if let Some(copy) = copy {
                 sealed.insert(claim.recipient.rcpt.clone(), copy);
             }
@@ -555,6 +568,28 @@ impl DomainRun<'_> {
             c.quit().await;
         }
         reports
+    }
+}
+
+/// `content` with its DKIM signatures in front, and what the decision records about them
+/// (nothing when no key is configured at all). A message that cannot be signed leaves
+/// unsigned, and the decision says why.
+fn sign(ctx: &DeliveryContext, content: Vec<u8>) -> (Vec<u8>, Option<String>) {
+    if ctx.dkim.is_empty() {
+        return (content, None);
+    }
+    match ctx.dkim.sign(&content) {
+        Ok((headers, how)) if !headers.is_empty() => {
+            let mut out = Vec::with_capacity(headers.len() + content.len());
+            out.extend_from_slice(headers.as_bytes());
+            out.extend_from_slice(&content);
+            (out, Some(how.to_string()))
+        }
+        Ok((_, how)) => (content, Some(how.to_string())),
+        Err(e) => {
+            warn!(error = %e, "DKIM signing failed; sent unsigned");
+            (content, Some(format!("dkim: unsigned ({e})")))
+        }
     }
 }
 

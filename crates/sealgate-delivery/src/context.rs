@@ -52,6 +52,8 @@ pub struct DeliveryContext {
     pub shutdown_grace: Duration,
     /// Idle connections kept for reuse.
     pub connections: crate::pool::ConnectionCache,
+    /// DKIM keys: every message sent is signed with its author's domain's keys.
+    pub dkim: Arc<sealgate_crypto::dkim::DkimKeys>,
 }
 
 impl std::fmt::Debug for DeliveryContext {

@@ -63,6 +63,9 @@ pub(crate) enum Command {
     /// Dry run: how a message to ADDRESS would be delivered and why (probes DNS and MTA-STS
     /// like delivery does; sends nothing).
     Check(CheckArgs),
+    /// DKIM signing keys: make one, check what DNS publishes.
+    #[command(subcommand)]
+    Dkim(crate::cmd_dkim::DkimCommand),
 }
 
 /// `sealgate check` options.
@@ -344,6 +347,10 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::logging::init(&cfg, cli.log_format, false);
             crate::cmd_db::run(&cfg, cmd).await
         }
+        Command::Dkim(cmd) => {
+            crate::logging::init(&cfg, cli.log_format, false);
+            crate::cmd_dkim::run(&cfg, cmd).await
+        }
         other => {
             crate::logging::init(&cfg, cli.log_format, false);
             let store = open_store(&cfg).await?;
@@ -358,9 +365,11 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Command::Keys(cmd) => crate::cmd_keys::run(&cfg, &store, cmd).await?,
                 Command::Portal(cmd) => crate::cmd_portal::run(&store, cmd).await?,
                 Command::Check(args) => crate::cmd_check::run(&cfg, &store, args).await?,
-                Command::Serve | Command::Config(_) | Command::Migrate(_) | Command::Db(_) => {
-                    ExitCode::SUCCESS
-                }
+                Command::Serve
+                | Command::Config(_)
+                | Command::Migrate(_)
+                | Command::Db(_)
+                | Command::Dkim(_) => ExitCode::SUCCESS,
             };
             store.close().await;
             Ok(code)

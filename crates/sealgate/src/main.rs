@@ -7,6 +7,7 @@ mod cmd_audit;
 mod cmd_check;
 mod cmd_config;
 mod cmd_db;
+mod cmd_dkim;
 mod cmd_keys;
 mod cmd_portal;
 mod cmd_queue;

@@ -153,6 +153,19 @@ pub(crate) fn security(cfg: &Config, store: Store) -> anyhow::Result<Security> {
     })
 }
 
+/// The `[[dkim.key]]` signing keys, read from their files.
+pub(crate) fn dkim_keys(cfg: &Config) -> anyhow::Result<sealgate_crypto::dkim::DkimKeys> {
+    let mut keys = Vec::with_capacity(cfg.dkim.keys.len());
+    for (i, k) in cfg.dkim.keys.iter().enumerate() {
+        let algorithm = k.algorithm.parse()?;
+        let key =
+            sealgate_crypto::dkim::DkimKey::load(&k.domain, &k.selector, algorithm, &k.key_file)
+                .with_context(|| format!("dkim.key[{i}]"))?;
+        keys.push(key);
+    }
+    Ok(sealgate_crypto::dkim::DkimKeys::new(keys))
+}
+
 /// This process's lease owner name: unique per process, so a restarted node never mistakes
 /// an old lease for its own.
 pub(crate) fn node_owner(cfg: &Config) -> String {
@@ -200,6 +213,7 @@ pub(crate) fn delivery_context(
         poll_interval: d.poll_interval.0,
         shutdown_grace: cfg.server.shutdown_grace.0,
         connections: Default::default(),
+        dkim: Arc::new(dkim_keys(cfg)?),
     })
 }
 

@@ -28,6 +28,7 @@ mod clients;
 mod config_files;
 mod delivery;
 mod disk_full;
+mod dkim;
 mod docs_flow;
 mod durability;
 mod encrypted;
