@@ -3,11 +3,14 @@
 # release binary, SQLite and/or PostgreSQL) and, in the same run, a throwaway Postfix relaying
 # the same load to the same sink. Prints msgs/s for each and the Sealgate/Postfix ratio.
 #
-#   bench/delivery.sh [sqlite|postgres|both] [--small N] [--large N] [--connections N] [--concurrency N]
+#   bench/delivery.sh [sqlite|postgres|both] [--small N] [--large N] [--connections N] [--concurrency N] [--dkim]
 #
 # --small: messages of 2 KB (default 2000); --large: messages of 100 KB (default 300);
 # --connections: client connections (default 20); --concurrency: outbound connections to the
 # one destination, for both relays (default 5, Sealgate's max_connections_per_domain default).
+# --dkim: Sealgate signs every message with an rsa-sha256 and an ed25519-sha256 key (keys from
+# `sealgate dkim keygen`); Postfix does not sign. Sealgate's process CPU per message (user+sys,
+# its own process only, not PostgreSQL's) is printed for every load.
 # PostgreSQL: a fresh database on DATABASE_URL's server if set (dropped afterwards), otherwise a
 # throwaway cluster (scripts/lib.sh). SEALGATE_BIN skips the release build. Needs root (Postfix's
 # master starts as root). Results: bench/out/delivery-*-<time>.json. See bench/README.md.
@@ -23,6 +26,7 @@ small=2000
 large=300
 connections=20
 concurrency=5
+dkim=
 while [[ $# -gt 0 ]]; do
     case "$1" in
         sqlite | postgres | both) backends=$1 ;;
@@ -30,8 +34,9 @@ while [[ $# -gt 0 ]]; do
         --large) large=$2; shift ;;
         --connections) connections=$2; shift ;;
         --concurrency) concurrency=$2; shift ;;
-        -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
-        *) echo "usage: $0 [sqlite|postgres|both] [--small N] [--large N] [--connections N] [--concurrency N]" >&2; exit 2 ;;
+        --dkim) dkim=1 ;;
+        -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
+        *) echo "usage: $0 [sqlite|postgres|both] [--small N] [--large N] [--connections N] [--concurrency N] [--dkim]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -95,11 +100,24 @@ run_load() {
         label="$system${backend:+-$backend}-$((size / 1024))k"
         out="bench/out/delivery-$label-$stamp.json"
         sg_log "$label: $count messages of $size B over $connections connections"
+        local cpu0=
+        [[ "$system" == sealgate && -n "$daemon_pid" ]] && cpu0=$(proc_cpu_ticks "$daemon_pid")
         python3 bench/delivery.py load --port "$port" --ctl "$ctl_port" --messages "$count" \
             --size "$size" --connections "$connections" --domain "$DOMAIN" \
             --system "$system" --backend "$backend" --label "$label" --json "$out" || status=1
+        if [[ -n "$cpu0" ]]; then
+            local cpu1 tck
+            cpu1=$(proc_cpu_ticks "$daemon_pid")
+            tck=$(getconf CLK_TCK)
+            sg_log "$label: sealgate process CPU $(python3 -c "print(f'{($cpu1 - $cpu0) * 1000 / $tck / $count:.3f}')") ms/msg${dkim:+ (DKIM: rsa-sha256 + ed25519-sha256)}"
+        fi
         results+=("$out")
     done
+}
+
+# user+sys clock ticks of process $1 so far.
+proc_cpu_ticks() {
+    awk '{ print $14 + $15 }' "/proc/$1/stat"
 }
 
 # --- Sealgate -----------------------------------------------------------------------------------
@@ -122,6 +140,23 @@ dnssec = false
 [policy]
 default_level = "none"
 EOF
+    if [[ -n "$dkim" ]]; then
+        local sel alg sel_alg
+        for sel_alg in "b1:rsa-sha256" "b2:ed25519-sha256"; do
+            sel=${sel_alg%%:*}
+            alg=${sel_alg#*:}
+            [[ -f "$work/dkim-$sel.pem" ]] || "$bin" dkim keygen client.example.test --selector "$sel" \
+                --algorithm "$alg" --out "$work/dkim-$sel.pem" >/dev/null
+            cat >>"$1/sealgate.toml" <<EOF
+
+[[dkim.key]]
+domain = "client.example.test"
+selector = "$sel"
+algorithm = "$alg"
+key_file = "$work/dkim-$sel.pem"
+EOF
+        done
+    fi
 }
 
 for backend in $backends; do
