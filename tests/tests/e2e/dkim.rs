@@ -19,7 +19,12 @@ use crate::trail::first;
 const WAIT: Duration = Duration::from_secs(30);
 
 /// `sealgate dkim keygen`: the key file and the TXT record's text (between its quotes).
-fn keygen(dir: &Path, domain: &str, selector: &str, algorithm: &str) -> (String, String) {
+pub(crate) fn keygen(
+    dir: &Path,
+    domain: &str,
+    selector: &str,
+    algorithm: &str,
+) -> (String, String) {
     let out = dir.join(format!("{selector}.pem"));
     let run = Command::new(sealgate_bin())
         .args([
@@ -61,7 +66,7 @@ fn keygen(dir: &Path, domain: &str, selector: &str, algorithm: &str) -> (String,
 }
 
 /// A zone line publishing `record` at `name`, in strings of at most 255 characters.
-fn txt(name: &str, record: &str) -> String {
+pub(crate) fn txt(name: &str, record: &str) -> String {
     let strings: Vec<String> = record
         .as_bytes()
         .chunks(255)
@@ -70,14 +75,14 @@ fn txt(name: &str, record: &str) -> String {
     format!("{name} IN TXT {}\n", strings.join(" "))
 }
 
-fn dkim_key(domain: &str, selector: &str, algorithm: &str, file: &str) -> String {
+pub(crate) fn dkim_key(domain: &str, selector: &str, algorithm: &str, file: &str) -> String {
     format!(
         "[[dkim.key]]\ndomain = \"{domain}\"\nselector = \"{selector}\"\nalgorithm = \"{algorithm}\"\nkey_file = \"{file}\"\n"
     )
 }
 
 /// dkimpy's verdict on `message`, keys looked up at `dns`.
-fn dkimpy(dns: std::net::SocketAddr, message: &[u8]) -> (bool, Vec<Value>) {
+pub(crate) fn dkimpy(dns: std::net::SocketAddr, message: &[u8]) -> (bool, Vec<Value>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("message.eml");
     std::fs::write(&file, message).expect("write message");
@@ -99,7 +104,7 @@ fn dkimpy(dns: std::net::SocketAddr, message: &[u8]) -> (bool, Vec<Value>) {
     (out.status.success(), sigs)
 }
 
-fn evidence_mentions(decision: &Value, text: &str) -> bool {
+pub(crate) fn evidence_mentions(decision: &Value, text: &str) -> bool {
     decision["evidence"]
         .as_array()
         .is_some_and(|e| e.iter().any(|v| v.as_str() == Some(text)))

@@ -7,6 +7,7 @@
 
 mod bcc;
 mod discovery;
+mod dkim;
 mod fallback;
 mod pgp;
 mod smime;

@@ -9,6 +9,7 @@
 
 mod access;
 mod battery;
+mod dkim;
 mod flow;
 mod isolation;
 mod xss;
