@@ -49,29 +49,51 @@ pub(crate) struct Reloader {
     pub delivery: Option<Arc<DeliveryContext>>,
 }
 
-/// The ingress context for `cfg`, sharing the long-lived parts of `base` (queue, recorder,
-/// store, AUTH guard with its failure counts) and keeping its host name and postmaster
-/// (`[server]` needs a restart).
-pub(crate) fn ingress_context(
-    cfg: &Config,
-    base: &IngressContext,
-) -> anyhow::Result<IngressContext> {
+/// What every ingress context of the process shares, reloads or not: the queue, the
+/// recorder, the store, the AUTH guard with its failure counts, and the host name and
+/// postmaster (`[server]` needs a restart).
+pub(crate) struct Shared {
+    pub hostname: String,
+    pub queue: sealgate_queue::Queue,
+    pub recorder: sealgate_queue::Recorder,
+    pub store: sealgate_store::Store,
+    pub postmaster: Option<sealgate_types::EmailAddress>,
+    pub auth: Arc<sealgate_ingress::AuthGuard>,
+}
+
+impl Shared {
+    /// The shared parts of a running context.
+    fn of(ctx: &IngressContext) -> Self {
+        Self {
+            hostname: ctx.hostname.clone(),
+            queue: ctx.queue.clone(),
+            recorder: ctx.recorder.clone(),
+            store: ctx.store.clone(),
+            postmaster: ctx.postmaster.clone(),
+            auth: ctx.auth.clone(),
+        }
+    }
+}
+
+/// The ingress context for `cfg` over `shared`: the parts a reload changes (certificate,
+/// relay clients, tenants, session limits) read from `cfg`.
+pub(crate) fn ingress_context(cfg: &Config, shared: Shared) -> anyhow::Result<IngressContext> {
     Ok(IngressContext {
-        hostname: base.hostname.clone(),
-        queue: base.queue.clone(),
-        recorder: base.recorder.clone(),
-        store: base.store.clone(),
-        tls: tls_acceptor(cfg)?,
+        hostname: shared.hostname,
+        queue: shared.queue,
+        recorder: shared.recorder,
+        store: shared.store,
+        tls: server_tls(cfg)?,
         relay: RelayClients::from_config(&cfg.relay).context("relay.client senders")?,
         tenants: Tenants::from_config(&cfg.relay)?,
-        postmaster: base.postmaster.clone(),
+        postmaster: shared.postmaster,
         limits: crate::serve::session_limits(cfg),
-        auth: base.auth.clone(),
+        auth: shared.auth,
     })
 }
 
 /// TLS for `[tls]`, `None` (with a warning) when there is none.
-pub(crate) fn tls_acceptor(cfg: &Config) -> anyhow::Result<Option<ServerTls>> {
+pub(crate) fn server_tls(cfg: &Config) -> anyhow::Result<Option<ServerTls>> {
     match &cfg.tls {
         Some(t) => Ok(Some(load_tls(
             &t.cert_file,
@@ -131,7 +153,7 @@ impl Reloader {
             .with_context(|| format!("loading {}", file.display()))?;
         let rules = crate::wiring::rules(&cfg)
             .map_err(|p| anyhow::anyhow!("invalid [policy]: {}", p.join("; ")))?;
-        let ingress = ingress_context(&cfg, &self.ingress.current())?;
+        let ingress = ingress_context(&cfg, Shared::of(&self.ingress.current()))?;
         // Everything loaded: put it in place.
         self.ingress.replace(Arc::new(ingress));
         if let Some(d) = &self.delivery {

@@ -9,8 +9,7 @@ use anyhow::Context as _;
 use sealgate_config::{Config, ListenerTls};
 use sealgate_crypto::KeyRing;
 use sealgate_ingress::{
-    AuthGuard, AuthSettings, BoundListener, ConnectionLimits, IngressContext, RelayClients, Server,
-    SessionLimits, ThrottleLimits,
+    AuthGuard, AuthSettings, BoundListener, ConnectionLimits, Server, SessionLimits, ThrottleLimits,
 };
 use sealgate_queue::{Queue, Recorder};
 use tokio::signal::unix::{SignalKind, signal};
@@ -44,23 +43,19 @@ pub(crate) async fn serve(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<
     if created {
         warn!(file = %key_file.display(), key_id = keys.active_id(), "created a new sealing key: back this file up");
     }
-    let tls = crate::reload::tls_acceptor(&cfg)?;
     let listeners = bind_listeners(&cfg).await?;
     let queue = Queue::new(store.clone(), Arc::new(keys));
     // One group commit for the node: sessions' AUTH events and delivery's decisions and marks.
     let recorder = Recorder::start(queue.clone(), crate::wiring::node_owner(&cfg));
-    let ctx = Arc::new(IngressContext {
+    let shared = crate::reload::Shared {
         hostname: cfg.server.hostname.clone(),
         queue,
         recorder: recorder.clone(),
         store: store.clone(),
-        tls,
-        relay: RelayClients::from_config(&cfg.relay).context("relay.client senders")?,
-        tenants: sealgate_ingress::Tenants::from_config(&cfg.relay)?,
         postmaster: cfg.postmaster(),
-        limits: session_limits(&cfg),
         auth: Arc::new(AuthGuard::new(auth_settings(&cfg))?),
-    });
+    };
+    let ctx = Arc::new(crate::reload::ingress_context(&cfg, shared)?);
     let limits = ConnectionLimits::new(cfg.smtp.max_connections, cfg.smtp.max_connections_per_ip);
     let shutdown = shutdown_on_signals()?;
     let mut live_delivery = None;
