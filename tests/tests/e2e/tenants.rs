@@ -17,7 +17,7 @@ const ID_HEADER: &str = "X-MS-Exchange-CrossTenant-Id";
 
 struct World {
     daemon: Daemon,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     ca_file: String,
     microsoft: (String, String),
     wrong_name: (String, String),
@@ -70,7 +70,7 @@ fn world(relay_networks: &str) -> World {
     });
     World {
         daemon,
-        _dir: dir,
+        dir,
         ca_file,
         microsoft,
         wrong_name,
@@ -336,4 +336,42 @@ fn the_secret_header_never_leaves_sealgate_and_two_of_them_are_no_secret() {
         sent.describe()
     );
     assert_eq!(db.message_count(), 1);
+}
+
+/// The tenant's networks file is what an operator refreshes from the provider's list: a
+/// reload (SIGHUP) reads it again, and the next connection is judged by the new ranges.
+#[test]
+fn a_refreshed_networks_file_applies_after_a_reload() {
+    let w = world("10.255.0.0/16");
+    let right = tenant_headers(TENANT_ID, SECRET);
+    let before = send(
+        &w,
+        "127.0.0.3",
+        Some(&w.microsoft),
+        "ehr@clinic.example",
+        &right,
+    );
+    assert_eq!(refusal(&before).1, 554, "{}", before.describe());
+
+    let ranges = w.dir.path().join("m365-ranges.txt");
+    std::fs::write(
+        &ranges,
+        "# Exchange Online (test), refreshed\n127.0.0.2/32\n127.0.0.3/32\n",
+    )
+    .expect("write");
+    w.daemon.signal("HUP");
+    w.daemon
+        .wait_for_log(std::time::Duration::from_secs(10), |v| {
+            v.pointer("/fields/message")
+                .and_then(serde_json::Value::as_str)
+                == Some("configuration reloaded")
+        });
+    send(
+        &w,
+        "127.0.0.3",
+        Some(&w.microsoft),
+        "ehr@clinic.example",
+        &right,
+    )
+    .assert_all_queued();
 }
