@@ -625,11 +625,18 @@ impl Config {
 
     /// Reads and parses a file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Ok(Self::load_with_text(path)?.0)
+    }
+
+    /// Reads and parses a file; also returns its text (a reload compares one load's text
+    /// with the next).
+    pub fn load_with_text(path: &Path) -> Result<(Config, String), ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        Self::from_toml(&text).map_err(|e| e.in_file(path))
+        let cfg = Self::from_toml(&text).map_err(|e| e.in_file(path))?;
+        Ok((cfg, text))
     }
 
     /// Applies `SEALGATE_*` overrides from the given variables (the binary passes the

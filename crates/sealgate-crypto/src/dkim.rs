@@ -396,10 +396,15 @@ impl DkimKeys {
         }
     }
 
-    /// The DKIM-Signature fields for `message` (one per key of its author's domain), to be
-    /// put in front of it, and what was done.
-    pub fn sign(&self, message: &[u8]) -> Result<(String, DkimOutcome), DkimError> {
-        let Some(domain) = author_domain(message) else {
+    /// The DKIM-Signature fields for `message` (one per key of its author's domain, taken
+    /// from `from`, the value of its `From:` field), to be put in front of it, and what was
+    /// done.
+    pub fn sign(
+        &self,
+        from: Option<&str>,
+        message: &[u8],
+    ) -> Result<(String, DkimOutcome), DkimError> {
+        let Some(domain) = from.and_then(author_domain) else {
             return Ok((
                 String::new(),
                 DkimOutcome::Unsigned("no From: address".into()),
@@ -426,41 +431,15 @@ impl DkimKeys {
     }
 }
 
-/// The domain of the first address of the first `From:` field in `message`'s header.
-fn author_domain(message: &[u8]) -> Option<String> {
-    let end = message
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(message.len(), |p| p + 2);
-    let head = String::from_utf8_lossy(&message[..end]);
-    let mut value: Option<String> = None;
-    for line in head.split("\r\n") {
-        if let Some(v) = value.as_mut() {
-            if line.starts_with([' ', '\t']) {
-                v.push_str(line);
-                continue;
-            }
-            break;
-        }
-        if let Some((name, v)) = line.split_once(':')
-            && name.trim().eq_ignore_ascii_case("from")
-        {
-            value = Some(v.to_owned());
-        }
-    }
-    let value = value?;
-    // The address is inside <> when there is a display name; else the whole value.
-    let addr = match (value.rfind('<'), value.rfind('>')) {
-        (Some(a), Some(b)) if a < b => value[a + 1..b].to_owned(),
-        _ => value
-            .split(',')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_owned(),
+/// The domain of the first address of a `From:` field's value (the address inside `<>` when
+/// there is a display name).
+fn author_domain(from: &str) -> Option<String> {
+    let addr = match (from.rfind('<'), from.rfind('>')) {
+        (Some(a), Some(b)) if a < b => &from[a + 1..b],
+        _ => from.split(',').next().unwrap_or_default().trim(),
     };
     let (_, domain) = addr.rsplit_once('@')?;
-    let domain = domain.trim().trim_end_matches('>').to_ascii_lowercase();
+    let domain = domain.trim().to_ascii_lowercase();
     (!domain.is_empty()).then_some(domain)
 }
 
@@ -509,9 +488,8 @@ mod tests {
         );
         let keys = DkimKeys::new(vec![rsa, ed]);
         let msg = |from: &str| format!("From: {from}\r\nSubject: s\r\n\r\nbody\r\n");
-        let (headers, how) = keys
-            .sign(msg("\"Dr. A\" <a@mail.Clinic.example>").as_bytes())
-            .expect("sign");
+        let sign = |from: &str| keys.sign(Some(from), msg(from).as_bytes()).expect("sign");
+        let (headers, how) = sign("\"Dr. A\" <a@mail.Clinic.example>");
         assert_eq!(
             how,
             DkimOutcome::Signed {
@@ -521,10 +499,12 @@ mod tests {
         );
         assert_eq!(headers.matches("DKIM-Signature:").count(), 2, "{headers}");
         assert!(headers.contains("a=rsa-sha256") && headers.contains("a=ed25519-sha256"));
-        let (headers, how) = keys.sign(msg("b@example.org").as_bytes()).expect("sign");
+        let (headers, how) = sign("b@example.org");
         assert!(headers.is_empty());
         assert_eq!(how.to_string(), "dkim: unsigned (no key for example.org)");
-        let (_, how) = keys.sign(b"Subject: s\r\n\r\nbody\r\n").expect("sign");
+        let (_, how) = keys
+            .sign(None, b"Subject: s\r\n\r\nbody\r\n")
+            .expect("sign");
         assert_eq!(how.to_string(), "dkim: unsigned (no From: address)");
     }
 }

@@ -186,15 +186,21 @@ impl DomainRun<'_> {
         strip.push(crate::portal::PASSPHRASE_HEADER.to_owned());
         let content = facts::rewrite(&content, &strip, d0.subject_tag_to_remove.as_deref())
             .unwrap_or(content);
-        // Signed last, after every change: what leaves is what was signed.
-        let (content, signed) = sign(ctx, content);
+        // Signed last, after every change: what leaves is what was signed. The author (and
+        // with it the signing domain) is the same for the message and every encrypted copy.
+        let from = message_facts
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("from"))
+            .map(|(_, v)| v.as_str());
+        let (content, signed) = sign(ctx, from, content);
         let mut parts: BTreeMap<Way, Part> = BTreeMap::new();
         let mut sealed = BTreeMap::new();
         let mut decisions = Vec::with_capacity(group.len());
         for (claim, mut p) in group.into_iter().zip(planned) {
             let (way, copy) = self.realise(&claim, &mut p, &content);
             let copy = copy.map(|c| {
-                let (c, how) = sign(ctx, c);
+                let (c, how) = sign(ctx, from, c);
                 p.decision.evidence.extend(how);
                 c
             });
@@ -574,11 +580,11 @@ impl DomainRun<'_> {
 /// `content` with its DKIM signatures in front, and what the decision records about them
 /// (nothing when no key is configured at all). A message that cannot be signed leaves
 /// unsigned, and the decision says why.
-fn sign(ctx: &DeliveryContext, content: Vec<u8>) -> (Vec<u8>, Option<String>) {
+fn sign(ctx: &DeliveryContext, from: Option<&str>, content: Vec<u8>) -> (Vec<u8>, Option<String>) {
     if ctx.dkim.is_empty() {
         return (content, None);
     }
-    match ctx.dkim.sign(&content) {
+    match ctx.dkim.sign(from, &content) {
         Ok((headers, how)) if !headers.is_empty() => {
             let mut out = Vec::with_capacity(headers.len() + content.len());
             out.extend_from_slice(headers.as_bytes());

@@ -19,8 +19,9 @@ pub struct DeliveryContext {
     pub client: ClientConfig,
     /// How to use STARTTLS for opportunistic delivery (`tls-opportunistic`).
     pub tls: TlsPolicy,
-    /// The operator's per-recipient security rules, as of the last (re)load.
-    pub rules: LiveRules,
+    /// The operator's per-recipient security rules, as of the last (re)load: each message is
+    /// planned on the rules of the moment its planning began.
+    pub rules: sealgate_types::Live<sealgate_policy::Rules>,
     /// The probes (DANE, MTA-STS, downgrade memory) and their caches.
     pub discovery: Arc<sealgate_discovery::Discovery>,
     /// Certificate verification for verified TLS (DANE, WebPKI for MTA-STS, pins).
@@ -63,27 +64,5 @@ impl std::fmt::Debug for DeliveryContext {
             .field("smtp_port", &self.smtp_port)
             .field("max_connections", &self.max_connections)
             .finish_non_exhaustive()
-    }
-}
-
-/// The operator's rules as of the last (re)load. Each message is planned on the rules of the
-/// moment its planning began; a reload changes them for the messages planned after it.
-#[derive(Debug)]
-pub struct LiveRules(std::sync::RwLock<Arc<sealgate_policy::Rules>>);
-
-impl LiveRules {
-    /// Starts with `rules`.
-    pub fn new(rules: Arc<sealgate_policy::Rules>) -> Self {
-        Self(std::sync::RwLock::new(rules))
-    }
-
-    /// The rules now.
-    pub fn current(&self) -> Arc<sealgate_policy::Rules> {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// Puts `rules` in place for the messages planned from now on.
-    pub fn replace(&self, rules: Arc<sealgate_policy::Rules>) {
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = rules;
     }
 }

@@ -36,7 +36,7 @@ mod verify;
 mod worker;
 
 pub use client::{ClientConfig, TlsPolicy};
-pub use context::{DeliveryContext, LiveRules};
+pub use context::DeliveryContext;
 pub use encrypt::{Encryption, SmimeOut};
 pub use plan::{CheckReport, check};
 pub use portal::PortalSettings;

@@ -21,6 +21,14 @@ pub enum IngressError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A `[[relay.tenant]]`'s sender rules do not parse.
+    #[error("relay tenant {tenant}: {source}")]
+    TenantSenders {
+        /// The tenant's name.
+        tenant: String,
+        /// What is wrong with its rules.
+        source: sealgate_types::SenderRuleError,
+    },
     /// rustls refused the certificate/key pair.
     #[error("tls configuration: {0}")]
     Tls(#[from] rustls::Error),

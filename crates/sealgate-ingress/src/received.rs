@@ -2,6 +2,8 @@
 
 use std::net::IpAddr;
 
+use crate::senders::Fields;
+
 /// What the header records about the session.
 pub(crate) struct Trace<'a> {
     pub helo: &'a str,
@@ -75,10 +77,10 @@ pub(crate) struct Hops {
 
 /// Counts the `Received` fields of the header section of `data`, and those of them that name
 /// `hostname` as the Sealgate that received the message.
-pub(crate) fn hops(data: &[u8], hostname: &str) -> Hops {
+pub(crate) fn hops(fields: &Fields, hostname: &str) -> Hops {
     let ours_marker = format!("by {} (sealgate)", hostname.to_ascii_lowercase());
     let mut hops = Hops { total: 0, ours: 0 };
-    for (name, value) in crate::senders::header_fields(data) {
+    for (name, value) in fields {
         if !name.eq_ignore_ascii_case("received") {
             continue;
         }
@@ -89,45 +91,6 @@ pub(crate) fn hops(data: &[u8], hostname: &str) -> Hops {
         }
     }
     hops
-}
-
-/// `data` without the header fields called `names` (any case), continuation lines included;
-/// the body is untouched.
-pub(crate) fn without_fields<'a>(data: &'a [u8], names: &[&str]) -> std::borrow::Cow<'a, [u8]> {
-    let end = data
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(data.len(), |p| p + 2);
-    let mut out = Vec::with_capacity(data.len());
-    let mut dropping = false;
-    let mut dropped = false;
-    let mut at = 0;
-    while at < end {
-        let line_end = data[at..end]
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .map_or(end, |p| at + p + 2);
-        let line = &data[at..line_end];
-        let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
-        if !continuation {
-            dropping = line
-                .iter()
-                .position(|b| *b == b':')
-                .map(|colon| String::from_utf8_lossy(&line[..colon]).trim().to_owned())
-                .is_some_and(|name| names.iter().any(|n| n.eq_ignore_ascii_case(&name)));
-        }
-        if dropping {
-            dropped = true;
-        } else {
-            out.extend_from_slice(line);
-        }
-        at = line_end;
-    }
-    if !dropped {
-        return std::borrow::Cow::Borrowed(data);
-    }
-    out.extend_from_slice(&data[end..]);
-    std::borrow::Cow::Owned(out)
 }
 
 /// The header section of `data` (up to its blank line), as text.
@@ -164,6 +127,7 @@ pub(crate) fn header_message_id(data: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::senders::header_fields;
 
     #[test]
     fn received_header_records_tls_and_auth_and_cannot_be_broken_by_helo() {
@@ -214,27 +178,16 @@ mod tests {
              Received: by relay.example (Sealgate) in the body\r\n"
         );
         assert_eq!(
-            hops(data.as_bytes(), "relay.example"),
+            hops(&header_fields(data.as_bytes()), "relay.example"),
             Hops { total: 3, ours: 2 }
         );
         assert_eq!(
-            hops(b"Subject: s\r\n\r\nbody\r\n", "relay.example"),
+            hops(
+                &header_fields(b"Subject: s\r\n\r\nbody\r\n"),
+                "relay.example"
+            ),
             Hops { total: 0, ours: 0 }
         );
-    }
-
-    #[test]
-    fn named_fields_are_removed_with_their_continuations_and_the_body_is_kept() {
-        let data = b"From: a@b\r\nX-Secret: one\r\n two\r\nSubject: s\r\nx-secret:three\r\n\r\nX-Secret: body\r\n";
-        assert_eq!(
-            &*without_fields(data, &["X-Secret"]),
-            b"From: a@b\r\nSubject: s\r\n\r\nX-Secret: body\r\n"
-        );
-        let untouched = b"From: a@b\r\n\r\nbody\r\n";
-        assert!(matches!(
-            without_fields(untouched, &["X-Secret"]),
-            std::borrow::Cow::Borrowed(_)
-        ));
     }
 
     #[test]

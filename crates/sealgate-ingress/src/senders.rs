@@ -123,23 +123,25 @@ pub(crate) struct HeaderRefusal {
     pub(crate) unreadable: bool,
 }
 
-/// Checks every address of every `From:` and `Sender:` field of `data`'s header section
-/// against `senders`. A message without those fields passes: its envelope sender was
-/// checked at MAIL.
-pub(crate) fn check_header(data: &[u8], senders: &AllowedSenders) -> Result<(), HeaderRefusal> {
+/// Header fields as names and unfolded values ([`header_fields`]).
+pub(crate) type Fields = [(String, String)];
+
+/// Checks every address of every `From:` and `Sender:` field of a header section against
+/// `senders`. A message without those fields passes: its envelope sender was checked at MAIL.
+pub(crate) fn check_header(fields: &Fields, senders: &AllowedSenders) -> Result<(), HeaderRefusal> {
     if senders.is_unrestricted() {
         return Ok(());
     }
-    for (name, value) in header_fields(data) {
+    for (name, value) in fields {
         let Some(&(_, field)) = CHECKED_FIELDS
             .iter()
             .find(|(n, _)| name.eq_ignore_ascii_case(n))
         else {
             continue;
         };
-        let list = mailboxes(&value).map_err(|_| HeaderRefusal {
+        let list = mailboxes(value).map_err(|_| HeaderRefusal {
             field,
-            sender: cut(&value),
+            sender: cut(value),
             unreadable: true,
         })?;
         if list.is_empty() && name.eq_ignore_ascii_case("from") {
@@ -147,7 +149,7 @@ pub(crate) fn check_header(data: &[u8], senders: &AllowedSenders) -> Result<(), 
             // a reader could mistake for the author, but it is not a From either).
             return Err(HeaderRefusal {
                 field,
-                sender: cut(&value),
+                sender: cut(value),
                 unreadable: true,
             });
         }
@@ -247,7 +249,7 @@ mod tests {
     }
 
     fn check(message: &str, rules: &[&str]) -> Result<(), HeaderRefusal> {
-        check_header(message.as_bytes(), &senders(rules))
+        check_header(&header_fields(message.as_bytes()), &senders(rules))
     }
 
     #[test]

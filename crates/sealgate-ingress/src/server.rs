@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::limits::{ConnectionLimits, ConnectionPermit, LimitExceeded};
-use crate::{Context, IngressError, Session, SessionInfo};
+use crate::{Context, IngressContext, IngressError, Session, SessionInfo};
 
 /// A bound listener, ready to serve.
 #[derive(Debug)]
@@ -53,26 +53,13 @@ pub struct Server {
 /// The context a new connection is given. A reload puts a new one in place: connections
 /// accepted from then on use it (certificate, relay clients, limits), open sessions keep the
 /// one they started with and are not dropped.
-#[derive(Debug, Clone)]
-pub struct ContextSwap(Arc<watch::Sender<Context>>);
-
-impl ContextSwap {
-    /// What new connections get now.
-    pub fn current(&self) -> Context {
-        self.0.borrow().clone()
-    }
-
-    /// Puts `ctx` in place for the connections accepted from now on.
-    pub fn replace(&self, ctx: Context) {
-        self.0.send_replace(ctx);
-    }
-}
+pub type ContextSwap = Arc<sealgate_types::Live<IngressContext>>;
 
 impl Server {
     /// A server over `ctx` with `limits`.
     pub fn new(ctx: Context, limits: ConnectionLimits) -> Self {
         Self {
-            ctx: ContextSwap(Arc::new(watch::Sender::new(ctx))),
+            ctx: Arc::new(sealgate_types::Live::new(ctx)),
             limits,
         }
     }

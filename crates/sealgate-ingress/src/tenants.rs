@@ -15,7 +15,7 @@ use sealgate_config::{RelayConfig, RelayTenantConfig};
 use sealgate_types::AllowedSenders;
 use subtle::ConstantTimeEq;
 
-use crate::senders::{Binding, Principal, header_fields};
+use crate::senders::{Binding, Fields, Principal};
 use crate::{ClientCert, IngressError};
 
 /// Microsoft 365 stamps the sending tenant's id on mail leaving Exchange Online.
@@ -36,6 +36,8 @@ struct Tenant {
 #[derive(Debug, Clone, Default)]
 pub struct Tenants {
     list: Vec<Tenant>,
+    /// Every tenant's secret header name: removed from every client's message.
+    secret_headers: Vec<String>,
 }
 
 /// The tenants a connection may be relaying for: those whose connection factors all hold.
@@ -110,10 +112,12 @@ impl Tenant {
             (Some(h), Some(f)) => Some((h.clone(), secret_file(f)?)),
             _ => None,
         };
-        let senders = t.allowed_senders().map_err(|e| IngressError::TenantFile {
-            path: format!("relay.tenant {}", t.name).into(),
-            reason: e.to_string(),
-        })?;
+        let senders = t
+            .allowed_senders()
+            .map_err(|source| IngressError::TenantSenders {
+                tenant: t.name.clone(),
+                source,
+            })?;
         Ok(Self {
             name: t.name.clone(),
             networks,
@@ -199,12 +203,19 @@ impl Tenants {
     /// Every `[[relay.tenant]]` of `cfg`, with its networks and secret files read (a reload
     /// reads them again).
     pub fn from_config(cfg: &RelayConfig) -> Result<Self, IngressError> {
-        let list = cfg
+        let list: Vec<Tenant> = cfg
             .tenants
             .iter()
             .map(Tenant::from_config)
             .collect::<Result<_, _>>()?;
-        Ok(Self { list })
+        let secret_headers = list
+            .iter()
+            .filter_map(|t| t.secret.as_ref().map(|(h, _)| h.clone()))
+            .collect();
+        Ok(Self {
+            list,
+            secret_headers,
+        })
     }
 
     /// The tenants whose connection factors this client meets, or why none does.
@@ -234,12 +245,15 @@ impl Tenants {
 
     /// The first candidate whose message factors all hold in `data`'s header, or the reason
     /// the first candidate gave for refusing.
-    pub(crate) fn at_data(&self, candidates: &Candidates, data: &[u8]) -> Result<Matched, Refusal> {
-        let fields = header_fields(data);
+    pub(crate) fn at_data(
+        &self,
+        candidates: &Candidates,
+        fields: &Fields,
+    ) -> Result<Matched, Refusal> {
         let mut first_refusal = None;
         for &i in &candidates.0 {
             let t = &self.list[i];
-            match t.message(&fields) {
+            match t.message(fields) {
                 Ok(factors) => {
                     return Ok(Matched {
                         record: TenantMatch {
@@ -265,21 +279,14 @@ impl Tenants {
 
     /// `data` without any tenant's secret header, so the secret never leaves Sealgate.
     pub(crate) fn strip_secrets<'a>(&self, data: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
-        let names: Vec<&str> = self
-            .list
-            .iter()
-            .filter_map(|t| t.secret.as_ref().map(|(h, _)| h.as_str()))
-            .collect();
-        if names.is_empty() {
-            return std::borrow::Cow::Borrowed(data);
-        }
-        crate::received::without_fields(data, &names)
+        sealgate_queue::without_fields(data, &self.secret_headers).0
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::senders::header_fields;
 
     fn tenants(toml: &str) -> Tenants {
         let cfg = sealgate_config::Config::from_toml(toml).expect("config");
@@ -294,19 +301,17 @@ mod tests {
         let t = tenants(M365);
         let ip: IpAddr = "192.0.2.9".parse().expect("ip");
         let c = t.at_connection(ip, None).expect("candidate");
-        let msg = |h: &str| format!("{h}Subject: s\r\n\r\nbody\r\n");
+        let msg = |h: &str| header_fields(format!("{h}Subject: s\r\n\r\nbody\r\n").as_bytes());
         let ok = t.at_data(
             &c,
-            msg("X-MS-Exchange-CrossTenant-Id: 7D0C1E52-AAAA-BBBB-CCCC-000000000001\r\n")
-                .as_bytes(),
+            &msg("X-MS-Exchange-CrossTenant-Id: 7D0C1E52-AAAA-BBBB-CCCC-000000000001\r\n"),
         );
         let m = ok.expect("match");
         assert_eq!(m.record.name, "clinic");
         assert_eq!(m.record.factors, ["network", "ms-tenant-id"]);
         let other = t.at_data(
             &c,
-            msg("X-MS-Exchange-CrossTenant-Id: 00000000-0000-0000-0000-000000000000\r\n")
-                .as_bytes(),
+            &msg("X-MS-Exchange-CrossTenant-Id: 00000000-0000-0000-0000-000000000000\r\n"),
         );
         let refused = other.expect_err("refused");
         assert_eq!(refused.tenant, "clinic");
@@ -316,13 +321,11 @@ mod tests {
         );
         let twice = t.at_data(
             &c,
-            msg("X-MS-Exchange-CrossTenant-Id: 7d0c1e52-aaaa-bbbb-cccc-000000000001\r\nX-MS-Exchange-CrossTenant-Id: x\r\n").as_bytes(),
+            &msg("X-MS-Exchange-CrossTenant-Id: 7d0c1e52-aaaa-bbbb-cccc-000000000001\r\nX-MS-Exchange-CrossTenant-Id: x\r\n"),
         );
         assert!(twice.is_err());
         assert_eq!(
-            t.at_data(&c, msg("").as_bytes())
-                .expect_err("refused")
-                .factor,
+            t.at_data(&c, &msg("")).expect_err("refused").factor,
             "no X-MS-Exchange-CrossTenant-Id header"
         );
         // Outside the networks: no tenant, and nothing to name.

@@ -14,7 +14,7 @@
 use std::borrow::Cow;
 
 /// Field names removed, compared ASCII case-insensitively.
-const BLIND_FIELDS: &[&[u8]] = &[b"bcc", b"resent-bcc"];
+const BLIND_FIELDS: &[&str] = &["bcc", "resent-bcc"];
 
 /// `message` without its top-level `Bcc:` and `Resent-Bcc:` fields (with their folded
 /// continuation lines), and how many fields were removed. Borrows when there were none.
@@ -23,6 +23,13 @@ const BLIND_FIELDS: &[&[u8]] = &[b"bcc", b"resent-bcc"];
 /// no body. A line that is no header field (no colon) does not end it early: a `Bcc:` after such
 /// a line is removed too, as a mail client might still show it as a field.
 pub fn without_blind_copies(message: &[u8]) -> (Cow<'_, [u8]>, usize) {
+    without_fields(message, BLIND_FIELDS)
+}
+
+/// `message` without its top-level header fields called `names` (ASCII case-insensitive, with
+/// their folded continuation lines), and how many were removed; every other byte as it was,
+/// as for [`without_blind_copies`]. Borrows when there were none.
+pub fn without_fields<'a, N: AsRef<str>>(message: &'a [u8], names: &[N]) -> (Cow<'a, [u8]>, usize) {
     let mut kept: Option<Vec<u8>> = None;
     let mut removed = 0;
     let mut dropping = false;
@@ -35,7 +42,7 @@ pub fn without_blind_copies(message: &[u8]) -> (Cow<'_, [u8]>, usize) {
         }
         let folded = matches!(line[0], b' ' | b'\t');
         if !folded {
-            dropping = is_blind_field(line);
+            dropping = is_named_field(line, names);
             removed += usize::from(dropping);
         }
         if dropping {
@@ -63,10 +70,10 @@ fn line_end(data: &[u8], pos: usize) -> usize {
         .map_or(data.len(), |i| pos + i + 1)
 }
 
-/// Whether `line` starts a field named in [`BLIND_FIELDS`]: the name, optional white space
+/// Whether `line` starts a field called one of `names`: the name, optional white space
 /// (RFC 5322 §4.5.3 `obs-bcc` and §4.5.6 `obs-resent-bcc`, syntax readers must still accept),
 /// then the colon.
-fn is_blind_field(line: &[u8]) -> bool {
+fn is_named_field<N: AsRef<str>>(line: &[u8], names: &[N]) -> bool {
     let Some(colon) = line.iter().position(|&b| b == b':') else {
         return false;
     };
@@ -74,7 +81,9 @@ fn is_blind_field(line: &[u8]) -> bool {
     while let [rest @ .., b' ' | b'\t'] = name {
         name = rest;
     }
-    BLIND_FIELDS.iter().any(|f| name.eq_ignore_ascii_case(f))
+    names
+        .iter()
+        .any(|f| name.eq_ignore_ascii_case(f.as_ref().as_bytes()))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 pub mod address;
 pub mod audit;
 pub mod ids;
+pub mod live;
 pub mod security;
 pub mod senders;
 pub mod state;
@@ -15,5 +16,6 @@ pub mod time;
 pub use address::{AddressError, EmailAddress};
 pub use audit::{AuditEntry, AuditRecord, GENESIS_HASH, chain_hash};
 pub use ids::MessageId;
+pub use live::Live;
 pub use senders::{AllowedSenders, SenderRule, SenderRuleError};
 pub use state::{HoldReason, Outcome, RecipientState};

@@ -287,15 +287,16 @@ pub(crate) enum UsersCommand {
     List,
 }
 
-/// Loads the configuration: file (if any), then environment overrides.
-pub(crate) fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
-    let mut cfg = match path {
-        Some(p) => Config::load(p)?,
-        None => Config::default(),
+/// Loads the configuration: file (if any), then environment overrides; with the file's text
+/// ("" without a file), which a reload compares with the next load.
+pub(crate) fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<(Config, String)> {
+    let (mut cfg, text) = match path {
+        Some(p) => Config::load_with_text(p)?,
+        None => (Config::default(), String::new()),
     };
     cfg.apply_env(std::env::vars());
     cfg.validate()?;
-    Ok(cfg)
+    Ok((cfg, text))
 }
 
 /// Opens the store named by the configuration.
@@ -333,11 +334,11 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Config(ConfigCommand::Check { file }) = &cli.command {
         return Ok(crate::cmd_config::check(file));
     }
-    let cfg = load_config(cli.config.as_deref())?;
+    let (cfg, text) = load_config(cli.config.as_deref())?;
     match cli.command {
         Command::Serve => {
             crate::logging::init(&cfg, cli.log_format, true);
-            crate::serve::serve(cfg, cli.config.clone()).await
+            crate::serve::serve(cfg, &text, cli.config.clone()).await
         }
         Command::Migrate(args) => {
             crate::logging::init(&cfg, cli.log_format, false);

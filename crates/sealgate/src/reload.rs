@@ -107,14 +107,9 @@ pub(crate) fn server_tls(cfg: &Config) -> anyhow::Result<Option<ServerTls>> {
     }
 }
 
-/// The file's text as a table, for comparing one load with the next.
-pub(crate) fn raw_table(file: Option<&std::path::Path>) -> anyhow::Result<toml::Table> {
-    let Some(path) = file else {
-        return Ok(toml::Table::new());
-    };
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+/// A configuration file's text as a table, for comparing one load with the next ("": none).
+pub(crate) fn raw_table(text: &str) -> anyhow::Result<toml::Table> {
+    toml::from_str(text).context("parsing the configuration file as TOML")
 }
 
 impl Reloader {
@@ -148,9 +143,9 @@ impl Reloader {
             info!("no configuration file (embedded defaults): nothing to reload");
             return Ok(());
         };
-        let raw = raw_table(Some(&file))?;
-        let cfg = crate::cli::load_config(Some(&file))
+        let (cfg, text) = crate::cli::load_config(Some(&file))
             .with_context(|| format!("loading {}", file.display()))?;
+        let raw = raw_table(&text)?;
         let rules = crate::wiring::rules(&cfg)
             .map_err(|p| anyhow::anyhow!("invalid [policy]: {}", p.join("; ")))?;
         let ingress = ingress_context(&cfg, Shared::of(&self.ingress.current()))?;

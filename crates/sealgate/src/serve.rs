@@ -19,12 +19,17 @@ use tracing::{info, warn};
 
 use crate::cli::{open_store, redact};
 
-/// Runs the relay on `cfg`, loaded from `file` (`None`: the embedded defaults).
-pub(crate) async fn serve(cfg: Config, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+/// Runs the relay on `cfg`, loaded from `file` (`None`: the embedded defaults) whose text was
+/// `text`.
+pub(crate) async fn serve(
+    cfg: Config,
+    text: &str,
+    file: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
     // One TLS crypto provider for the whole process (aws-lc-rs).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     // The text the configuration was loaded from, to name what a reload cannot apply.
-    let running = crate::reload::raw_table(file.as_deref())?;
+    let running = crate::reload::raw_table(text)?;
     if file.is_none() {
         info!(
             database = %cfg.database_url(),

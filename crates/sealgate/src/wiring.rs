@@ -191,7 +191,7 @@ pub(crate) fn delivery_context(
         resolver: sec.resolver,
         client: client_config(cfg),
         tls: TlsPolicy::Opportunistic(sec.verifiers.opportunistic_config()),
-        rules: sealgate_delivery::LiveRules::new(sec.rules),
+        rules: sealgate_types::Live::new(sec.rules),
         discovery: sec.discovery,
         verifiers: sec.verifiers,
         encryption: sec.encryption,

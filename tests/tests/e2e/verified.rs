@@ -112,6 +112,18 @@ fn delivered_once_over_dane(db_url: &str) {
     assert_eq!(memory.map(|v| v.verified_via), Some("dane".to_owned()));
 }
 
+/// The second lab of the downgrade tests: example.test unsigned (no TLSA any more), its MX
+/// offering STARTTLS with a valid lab certificate for its name.
+fn lab_after_dane_is_gone() -> (SecureLab, SmtpSink) {
+    let b = SecureLab::builder();
+    let cert = b.issue(&[MX]);
+    let lab = b
+        .unsigned("example.test", "@ IN MX 10 mx\nmx IN A 127.0.0.5\n")
+        .start();
+    let sink = lab.tls_sink(MX_IP, &cert);
+    (lab, sink)
+}
+
 /// The store tables behind TLS-RPT and the downgrade memory, read the way an operator's
 /// report job would.
 struct SecurityTables {

@@ -1,15 +1,18 @@
 //! DATA: receiving the message under strict framing, and the accept transaction.
 
+use std::borrow::Cow;
+
 use sealgate_audit::TenantMatch;
 use sealgate_queue::{IncomingMessage, data_digest};
 use sealgate_smtp_proto::{DataDecoder, DataEvent, Reply};
-use sealgate_types::{EmailAddress, MessageId};
+use sealgate_types::MessageId;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use super::{Conn, Next, Session};
 use crate::io::Filled;
 use crate::received::{Trace, header_message_id, hops};
+use crate::senders::{Fields, header_fields};
 
 /// RFC 5322 §2.1.1 / RFC 5321 §4.5.3.1.6: 1000 octets per line, CRLF included.
 const MAX_DATA_LINE: usize = 1000;
@@ -65,9 +68,9 @@ impl Session {
 
     /// A message that has been round too often (RFC 5321 §6.3): refused, so the sending server
     /// returns it to its sender rather than sending it round again.
-    fn loop_refusal(&mut self, data: &[u8]) -> Option<Reply> {
+    fn loop_refusal(&mut self, fields: &Fields) -> Option<Reply> {
         let limits = &self.ctx.limits;
-        let h = hops(data, &self.ctx.hostname);
+        let h = hops(fields, &self.ctx.hostname);
         let why = if h.ours >= limits.max_passes {
             format!(
                 "Mail loop: this message has passed this relay {} times already",
@@ -89,66 +92,58 @@ impl Session {
     }
 
     /// A transaction let through RCPT for a cloud tenant: the first candidate whose message
-    /// factors hold, whose senders then bind the envelope and the header; or the refusal.
-    async fn tenant_check(&mut self, data: &[u8]) -> Result<Option<TenantMatch>, Reply> {
+    /// factors hold, whose senders then bind the envelope (checked here, as at MAIL) and the
+    /// header (with every client's, next); or the refusal.
+    async fn tenant_check(&mut self, fields: &Fields) -> Result<Option<TenantMatch>, Reply> {
         let Some(candidates) = self.tx.as_ref().and_then(|tx| tx.tenant.clone()) else {
             return Ok(None);
         };
-        match self.ctx.tenants.at_data(&candidates, data) {
-            Ok(m) => {
-                let sender = self
-                    .tx
-                    .as_ref()
-                    .map(|tx| tx.sender.clone())
-                    .unwrap_or_default();
-                let permitted = if sender.is_empty() {
-                    !m.binding.senders.is_empty()
-                } else {
-                    EmailAddress::parse(&sender)
-                        .is_ok_and(|a| m.binding.senders.permits_address(&a))
-                };
-                if !permitted {
-                    let reply = self
-                        .refuse_sender(&m.binding, "mail-from", sender, "not permitted")
-                        .await;
-                    self.tx = None;
-                    return Err(reply);
-                }
-                info!(tenant = %m.record.name, factors = ?m.record.factors, "relaying for tenant");
-                self.tenant_binding = Some(m.binding);
-                Ok(Some(m.record))
-            }
-            Err(refusal) => {
-                info!(tenant = %refusal.tenant, factor = %refusal.factor, "message refused: tenant factor missing");
-                self.tx = None;
-                // RFC 3463 X.7.1: delivery not authorized.
-                Err(Reply::new(
-                    550,
-                    Some((5, 7, 1)),
-                    format!("Relay refused: {}", refusal.factor),
-                ))
-            }
+        let m = self.ctx.tenants.at_data(&candidates, fields).map_err(|refusal| {
+            info!(tenant = %refusal.tenant, factor = %refusal.factor, "message refused: tenant factor missing");
+            self.tx = None;
+            // RFC 3463 X.7.1: delivery not authorized.
+            Reply::new(
+                550,
+                Some((5, 7, 1)),
+                format!("Relay refused: {}", refusal.factor),
+            )
+        })?;
+        self.tenant_binding = Some(m.binding);
+        // The sender was checked against the client's rules at MAIL; the tenant's rules apply
+        // only now that the tenant is known.
+        let sender = self.tx.as_ref().and_then(|tx| tx.sender.clone());
+        if let Err(refused) = self.check_envelope_sender(sender.as_ref()).await {
+            self.tenant_binding = None;
+            self.tx = None;
+            return Err(refused);
         }
+        info!(tenant = %m.record.name, factors = ?m.record.factors, "relaying for tenant");
+        Ok(Some(m.record))
     }
 
     /// Queues the message; the client sees 250 only after the commit.
     async fn accept(&mut self, data: Vec<u8>) -> Reply {
-        if let Some(refused) = self.loop_refusal(&data) {
+        let fields = header_fields(&data);
+        if let Some(refused) = self.loop_refusal(&fields) {
             return refused;
         }
-        let tenant = match self.tenant_check(&data).await {
+        let tenant = match self.tenant_check(&fields).await {
             Ok(t) => t,
             Err(refused) => return refused,
         };
-        let checked = self.check_header_senders(&data).await;
+        let checked = self.check_header_senders(&fields).await;
         self.tenant_binding = None;
         if let Err(refused) = checked {
             return refused;
         }
-        // No tenant's secret header leaves Sealgate, whoever sent it.
-        let data = self.ctx.tenants.strip_secrets(&data).into_owned();
         let Some(tx) = self.tx.take() else {
             return Reply::new(503, Some((5, 5, 1)), "Send MAIL first");
+        };
+        // No tenant's secret header leaves Sealgate, whoever sent it (a copy only when one
+        // was there).
+        let data = match self.ctx.tenants.strip_secrets(&data) {
+            Cow::Owned(stripped) => stripped,
+            Cow::Borrowed(_) => data,
         };
         let id = MessageId::new();
         let id_text = id.to_string();
@@ -170,7 +165,7 @@ impl Session {
         content.extend_from_slice(&data);
         let msg = IncomingMessage {
             id,
-            sender: tx.sender,
+            sender: tx.sender.map(|s| s.to_string()).unwrap_or_default(),
             recipients: tx.recipients.iter().map(ToString::to_string).collect(),
             client_data_sha256: data_digest(&data),
             client_data_size: data.len() as u64,

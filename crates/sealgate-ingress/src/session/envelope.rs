@@ -67,7 +67,7 @@ impl Session {
         };
         self.check_envelope_sender(sender.as_ref()).await?;
         self.tx = Some(Transaction {
-            sender: sender.map(|s| s.to_string()).unwrap_or_default(),
+            sender,
             smtputf8: params.smtputf8,
             requiretls: params.requiretls,
             recipients: Vec::new(),

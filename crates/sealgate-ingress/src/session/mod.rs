@@ -42,7 +42,8 @@ pub struct SessionInfo {
 /// The mail transaction between MAIL and the end of DATA.
 #[derive(Debug)]
 struct Transaction {
-    sender: String,
+    /// `None` for the null reverse-path.
+    sender: Option<EmailAddress>,
     smtputf8: bool,
     /// REQUIRETLS was given on MAIL FROM (RFC 8689).
     requiretls: bool,

@@ -8,7 +8,7 @@ use sealgate_types::EmailAddress;
 use tracing::{info, warn};
 
 use super::Session;
-use crate::senders::{Binding, Principal, check_header, cut, sender_refused};
+use crate::senders::{Binding, Fields, Principal, check_header, cut, sender_refused};
 
 impl Session {
     /// The rules binding this client: its user's (read from the store once per session),
@@ -68,9 +68,9 @@ impl Session {
 
     /// End of DATA, before the message is queued: every address of every header `From:` and
     /// `Sender:` must be permitted. A refusal ends the transaction; nothing is queued.
-    pub(super) async fn check_header_senders(&mut self, data: &[u8]) -> Result<(), Reply> {
+    pub(super) async fn check_header_senders(&mut self, fields: &Fields) -> Result<(), Reply> {
         let checked = match self.binding().await {
-            Ok(Some(binding)) => match check_header(data, &binding.senders) {
+            Ok(Some(binding)) => match check_header(fields, &binding.senders) {
                 Ok(()) => Ok(()),
                 Err(r) => {
                     let why = if r.unreadable {

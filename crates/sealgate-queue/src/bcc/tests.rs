@@ -116,3 +116,17 @@ fn a_leading_continuation_line_is_kept() {
 fn an_empty_message_stays_empty() {
     assert_eq!(strip(b""), (Vec::new(), 0));
 }
+
+#[test]
+fn named_fields_are_removed_with_their_continuations_and_the_body_is_kept() {
+    let data = b"From: a@b\r\nX-Secret: one\r\n two\r\nSubject: s\r\nx-secret:three\r\n\r\nX-Secret: body\r\n";
+    assert_eq!(
+        &*without_fields(data, &["X-Secret"]).0,
+        b"From: a@b\r\nSubject: s\r\n\r\nX-Secret: body\r\n"
+    );
+    let untouched = b"From: a@b\r\n\r\nbody\r\n";
+    assert!(matches!(
+        without_fields(untouched, &["X-Secret"]).0,
+        std::borrow::Cow::Borrowed(_)
+    ));
+}

@@ -281,12 +281,7 @@ fn authenticated_tls_is_used_only_with_a_valid_certificate_for_the_mx_name_over_
 fn an_operator_may_let_a_once_verified_domain_fall_to_authenticated_tls_with_the_alert_raised() {
     let db = fresh_db(TestBackend::Sqlite);
     delivered_once_over_dane(&db.url);
-    let b = SecureLab::builder();
-    let cert = b.issue(&[MX]);
-    let lab = b
-        .unsigned("example.test", "@ IN MX 10 mx\nmx IN A 127.0.0.5\n")
-        .start();
-    let sink = lab.tls_sink(MX_IP, &cert);
+    let (lab, sink) = lab_after_dane_is_gone();
     let daemon = lab.daemon(&db.url, "authenticated_after_verified = true\n");
     let id = send(&daemon, RCPT, &["--subject", SUBJECT]);
     let db = inspect(&daemon);

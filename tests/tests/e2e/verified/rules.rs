@@ -99,12 +99,7 @@ fn a_subject_tag_and_the_security_header_are_removed_before_the_message_leaves()
 fn a_domain_that_loses_dane_after_a_verified_delivery_raises_a_downgrade_alert_and_gets_nothing() {
     let db = fresh_db(TestBackend::Sqlite);
     delivered_once_over_dane(&db.url);
-    let b = SecureLab::builder();
-    let cert = b.issue(&[MX]);
-    let lab = b
-        .unsigned("example.test", "@ IN MX 10 mx\nmx IN A 127.0.0.5\n")
-        .start();
-    let sink = lab.tls_sink(MX_IP, &cert);
+    let (lab, sink) = lab_after_dane_is_gone();
     let daemon = lab.daemon(&db.url, "");
     let id = send(&daemon, RCPT, &[]);
     let db = inspect(&daemon);
