@@ -10,6 +10,7 @@ mod encryption;
 mod error;
 mod portal;
 mod relay;
+mod routes;
 mod security;
 mod units;
 
@@ -17,6 +18,7 @@ pub use encryption::{PgpConfig, SmimeCipher, SmimeConfig};
 pub use error::{ConfigError, Problem};
 pub use portal::PortalConfig;
 pub use relay::{RelayClientConfig, RelayTenantConfig};
+pub use routes::{RouteConfig, RouteTls, address_literal};
 pub use security::{MtaStsConfig, ProbesConfig};
 pub use units::{ByteSize, HumanDuration};
 
@@ -407,6 +409,10 @@ pub struct DeliveryConfig {
     /// a lab CA). Default: none.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// `[[delivery.route]]`: next hops for some domains instead of their MX hosts, and the
+    /// smarthost (`domains = ["*"]`). Default: none (every domain by its MX hosts).
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteConfig>,
 }
 
 /// `[dns]`
@@ -846,6 +852,7 @@ impl Config {
         portal::validate(self, &mut problems);
         relay::validate(&self.relay, self.tls.as_ref(), &mut problems);
         validate_dkim(&self.dkim, &mut problems);
+        routes::validate(&self.delivery.routes, &mut problems);
         if problems.is_empty() {
             Ok(())
         } else {

@@ -133,3 +133,53 @@ fn the_postmaster_address_is_optional_and_must_be_a_plain_address() {
     };
     assert_eq!(problems[0].key, "smtp.postmaster");
 }
+
+#[test]
+fn routes_load_and_each_mistake_names_its_key() {
+    let ok = "[[delivery.route]]\nname = \"partner\"\ndomains = [\"partner.example\", \".partner.example\"]\n\
+              hosts = [\"gw.partner.example\", \"[192.0.2.7]\"]\ntls = \"pinned\"\n\
+              pins = [\"AB:CD:0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab\"]\n\
+              [[delivery.route]]\nname = \"perimeter\"\ndomains = [\"*\"]\nhosts = [\"[10.0.0.25]\"]\n\
+              port = 2525\ntls = \"webpki\"\ntls_name = \"smtp.perimeter.example\"\n";
+    let c = Config::from_toml(ok).expect("valid routes");
+    assert_eq!(c.delivery.routes.len(), 2);
+    assert_eq!(c.delivery.routes[1].port, Some(2525));
+    assert_eq!(c.delivery.routes[0].tls, RouteTls::Pinned);
+
+    let bad = "[[delivery.route]]\nname = \"a b\"\ndomains = [\"x..example\"]\nhosts = [\"[192.0.2.7]\"]\n\
+               tls = \"dane\"\npins = [\"abc\"]\n\
+               [[delivery.route]]\nname = \"c\"\ndomains = [\"*\"]\nhosts = [\"[192.0.2.8]\"]\ntls = \"webpki\"\n\
+               [[delivery.route]]\nname = \"c\"\ndomains = [\"*\"]\nhosts = []\ntls = \"pinned\"\n";
+    let Err(ConfigError::Invalid(problems)) = Config::from_toml(bad) else {
+        panic!("expected validation errors");
+    };
+    let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    let has = |key: &str, words: &str| {
+        assert!(
+            text.iter().any(|t| t.starts_with(key) && t.contains(words)),
+            "{key}: {words}: {text:#?}"
+        );
+    };
+    has("delivery.route[0].name", "without spaces");
+    has("delivery.route[0].domains", "subdomain patterns");
+    has("delivery.route[0].tls", "DANE needs host names");
+    has("delivery.route[0].pins", "only used with tls = \"pinned\"");
+    has("delivery.route[0].pins", "64 digits");
+    has(
+        "delivery.route[1].tls_name",
+        "needs the name its certificate carries",
+    );
+    has("delivery.route[2].name", "another route has this name");
+    has(
+        "delivery.route[2].domains",
+        "* is routed by delivery.route[1] already",
+    );
+    has("delivery.route[2].hosts", "at least one host");
+    has("delivery.route[2].pins", "needs at least one pin");
+
+    let err = Config::from_toml(
+        "[[delivery.route]]\nname = \"x\"\ndomains = [\"*\"]\nhosts = [\"h.example\"]\n",
+    )
+    .expect_err("tls has no default");
+    assert!(err.to_string().contains("tls"), "{err}");
+}

@@ -85,6 +85,9 @@ struct DomainRun<'a> {
     targets: Vec<Target>,
     probe: DomainProbe,
     evidence: DomainEvidence,
+    /// The operator's route for the domain, when it has one: every session goes to its hosts
+    /// under its TLS requirement.
+    hop: Option<connect::Hop>,
     /// Open sessions by cache key (opportunistic, or verified with a set of pins).
     open: BTreeMap<String, (SmtpConnection, Target)>,
 }
@@ -96,15 +99,34 @@ pub(crate) async fn deliver_domain(
     domain: &str,
     claims: Vec<Claim>,
 ) {
-    let targets = match route::resolve_targets(ctx.resolver.as_ref(), ctx.smtp_port, domain).await {
-        Ok(t) => t,
-        Err(f) => return settle(ctx, failure_reports(&claims, &f).into()).await,
+    let next_hop = ctx.routes.current().for_domain(domain);
+    let (targets, probe, evidence, hop) = match next_hop {
+        Some(next) => {
+            let targets = match route::hop_targets(ctx.resolver.as_ref(), &next).await {
+                Ok(t) => t,
+                Err(f) => return settle(ctx, failure_reports(&claims, &f).into()).await,
+            };
+            let hop = connect::Hop::look_up(ctx.resolver.as_ref(), next).await;
+            let evidence = DomainEvidence {
+                route: Some(hop.evidence()),
+                ..DomainEvidence::default()
+            };
+            (targets, DomainProbe::routed(domain), evidence, Some(hop))
+        }
+        None => {
+            let targets =
+                match route::resolve_targets(ctx.resolver.as_ref(), ctx.smtp_port, domain).await {
+                    Ok(t) => t,
+                    Err(f) => return settle(ctx, failure_reports(&claims, &f).into()).await,
+                };
+            let probe = ctx
+                .discovery
+                .probe(domain, &route::hosts_of(&targets))
+                .await;
+            let evidence = probe.evidence();
+            (targets, probe, evidence, None)
+        }
     };
-    let probe = ctx
-        .discovery
-        .probe(domain, &route::hosts_of(&targets))
-        .await;
-    let evidence = probe.evidence();
     let mut run = DomainRun {
         ctx,
         recorder,
@@ -112,6 +134,7 @@ pub(crate) async fn deliver_domain(
         targets,
         probe,
         evidence,
+        hop,
         open: BTreeMap::new(),
     };
     let mut messages: BTreeMap<String, Vec<Claim>> = BTreeMap::new();
@@ -389,6 +412,16 @@ impl DomainRun<'_> {
         content: &[u8],
     ) -> Result<Vec<AttemptReport>, Failure> {
         let key = format!("{}\u{0}{method}\u{0}{}", self.domain, pins.join(","));
+        if let Some(hop) = self.hop.clone() {
+            // A routed domain: the route's requirement, whatever the decision's pins.
+            let key = format!("{}\u{0}{}\u{0}verified", hop.next.cache_key(), self.domain);
+            let open = match self.take_open(&key).await {
+                Some(open) => Ok(open),
+                None => connect::connect_hop(self.ctx, &hop, &self.targets, true).await,
+            };
+            let (c, target) = open?;
+            return Ok(self.send(key, c, target, part, content).await);
+        }
         let open = match self.take_open(&key).await {
             Some(open) => Ok(open),
             None if method == Method::TlsAuthenticated => {
@@ -489,10 +522,26 @@ impl DomainRun<'_> {
         part: &[(Claim, Decision)],
         content: &[u8],
     ) -> Vec<AttemptReport> {
-        let key = format!("{}\u{0}opportunistic", self.domain);
-        let open = match self.take_open_opportunistic(&key).await {
-            Some(open) => Ok(open),
-            None => connect::connect_opportunistic(self.ctx, &self.probe, &self.targets).await,
+        let (key, open) = match self.hop.clone() {
+            // A routed domain: the route's own requirement is the floor of every session.
+            Some(hop) => {
+                let key = format!("{}\u{0}{}\u{0}any", hop.next.cache_key(), self.domain);
+                let open = match self.take_open(&key).await {
+                    Some(open) => Ok(open),
+                    None => connect::connect_hop(self.ctx, &hop, &self.targets, false).await,
+                };
+                (key, open)
+            }
+            None => {
+                let key = format!("{}\u{0}opportunistic", self.domain);
+                let open = match self.take_open_opportunistic(&key).await {
+                    Some(open) => Ok(open),
+                    None => {
+                        connect::connect_opportunistic(self.ctx, &self.probe, &self.targets).await
+                    }
+                };
+                (key, open)
+            }
         };
         match open {
             Ok((c, target)) => self.send(key, c, target, part, content).await,

@@ -4,6 +4,7 @@
 //! MX host name), counting every TLS session for TLS-RPT.
 
 use sealgate_discovery::DomainProbe;
+use sealgate_discovery::dane::HostDane;
 use sealgate_discovery::mta_sts::StsMode;
 use sealgate_store::{TlsRptFailure, TlsRptSession};
 use sealgate_types::time::now_micros;
@@ -12,7 +13,7 @@ use tracing::{debug, info};
 use crate::client::{ClientError, SmtpConnection, TlsPolicy};
 use crate::context::DeliveryContext;
 use crate::plan::{self, Via};
-use crate::route::{Failure, Target};
+use crate::route::{Failure, HopTls, Target};
 use crate::verify::{PeerAuth, classify_failure};
 
 /// An opportunistic session: STARTTLS when offered, and required (unauthenticated) by a host
@@ -243,4 +244,163 @@ async fn report_tls(
         at: now_micros(),
     };
     ctx.discovery.record_tls(&[session]).await;
+}
+
+/// A domain's route for this run: the hop, and for a DANE hop what each host's TLSA records
+/// said (looked up once per run, before the decisions).
+#[derive(Debug, Clone)]
+pub(crate) struct Hop {
+    pub(crate) next: std::sync::Arc<crate::route::NextHop>,
+    pub(crate) tlsa: Vec<(String, sealgate_discovery::dane::HostDane)>,
+}
+
+impl Hop {
+    /// The hop, with its hosts' TLSA records looked up when it is a DANE hop.
+    pub(crate) async fn look_up(
+        resolver: &dyn sealgate_dns::Resolver,
+        next: std::sync::Arc<crate::route::NextHop>,
+    ) -> Self {
+        let mut tlsa = Vec::new();
+        if next.tls == HopTls::Dane {
+            for h in &next.hosts {
+                let state = sealgate_discovery::dane::host_tlsa(resolver, h, next.port).await;
+                tlsa.push((h.to_ascii_lowercase(), state));
+            }
+        }
+        Self { next, tlsa }
+    }
+
+    /// What the policy is told about the route: `unverified` says why it gives no verified
+    /// TLS now (an opportunistic route, or a DANE route none of whose hosts has usable
+    /// DNSSEC-secure TLSA records).
+    pub(crate) fn evidence(&self) -> sealgate_policy::RouteEvidence {
+        let unverified = match &self.next.tls {
+            HopTls::Opportunistic => Some("tls = \"opportunistic\": no verified TLS".to_owned()),
+            HopTls::Dane
+                if !self
+                    .tlsa
+                    .iter()
+                    .any(|(_, s)| matches!(s, HostDane::Usable { .. })) =>
+            {
+                let states: Vec<String> = self
+                    .tlsa
+                    .iter()
+                    .map(|(h, s)| format!("{h}: {}", dane_state(s)))
+                    .collect();
+                Some(format!(
+                    "no host with usable DNSSEC-secure TLSA records ({})",
+                    states.join("; ")
+                ))
+            }
+            _ => None,
+        };
+        sealgate_policy::RouteEvidence {
+            name: self.next.name.clone(),
+            tls: self.next.describe(),
+            unverified,
+        }
+    }
+
+    /// How `host` must prove itself on this hop, or why it cannot: `None` for an
+    /// opportunistic hop.
+    pub(crate) fn auth(&self, host: &str) -> Option<Result<(PeerAuth, Via), String>> {
+        Some(match &self.next.tls {
+            HopTls::Opportunistic => return None,
+            HopTls::WebPki { .. } => Ok((PeerAuth::WebPki, Via::WebPki)),
+            HopTls::Pinned(pins) => Ok((
+                PeerAuth::Pinned {
+                    sha256: pins.clone(),
+                },
+                Via::Pinned,
+            )),
+            HopTls::Dane => match self.tlsa.iter().find(|(h, _)| h == host) {
+                Some((_, HostDane::Usable { records, .. })) => Ok((
+                    PeerAuth::Dane {
+                        records: records.clone(),
+                        names: vec![host.to_owned()],
+                    },
+                    Via::Dane,
+                )),
+                Some((_, state)) => Err(format!("{host}: {}", dane_state(state))),
+                None => Err(format!("{host}: TLSA records not looked up")),
+            },
+        })
+    }
+}
+
+fn dane_state(s: &HostDane) -> String {
+    match s {
+        HostDane::Usable { .. } => "usable TLSA records".to_owned(),
+        HostDane::Unusable => "TLSA records, none usable for SMTP".to_owned(),
+        HostDane::NoTlsa => "no TLSA records (secure denial)".to_owned(),
+        HostDane::Insecure => "unsigned: DANE does not apply".to_owned(),
+        HostDane::Bogus { reason } => format!("DNSSEC-bogus: {reason}"),
+        HostDane::Failed { reason } => format!("lookup failed: {reason}"),
+    }
+}
+
+/// A session to a routed domain's hop. Whatever the recipient's decision, the session is
+/// what the route demands: its hosts prove themselves as the route says (so nothing leaves
+/// in the clear by a route that demands verification); an opportunistic hop uses STARTTLS
+/// when offered, and cannot serve `verified` (a decision for verified TLS). Routes are the
+/// operator's, not the domain's: no TLS-RPT, no downgrade memory.
+pub(crate) async fn connect_hop(
+    ctx: &DeliveryContext,
+    hop: &Hop,
+    targets: &[Target],
+    verified: bool,
+) -> Result<(SmtpConnection, Target), Failure> {
+    let name = &hop.next.name;
+    let mut reasons: Vec<String> = Vec::new();
+    let mut last_target = None;
+    for t in targets {
+        let (policy, via) = match hop.auth(&t.host) {
+            None if verified => {
+                return Err(Failure::temporary(
+                    format!("4.7.5 route {name} gives no verified TLS (tls = \"opportunistic\")"),
+                    None,
+                ));
+            }
+            None => (ctx.tls.clone(), None),
+            Some(Err(why)) => {
+                reasons.push(why);
+                continue;
+            }
+            Some(Ok((auth, via))) => (
+                TlsPolicy::Required(ctx.verifiers.client_config(&auth)),
+                Some(via),
+            ),
+        };
+        match SmtpConnection::connect(t.addr, &t.host, &ctx.client, &policy).await {
+            Ok(c) => {
+                info!(route = %name, host = %t.host, addr = %t.addr,
+                    via = via.map_or("none", Via::as_str), "route session");
+                let target = Target { via, ..t.clone() };
+                return Ok((c, target));
+            }
+            Err(e) => {
+                info!(route = %name, host = %t.host, addr = %t.addr, error = %e, "route host failed, trying the next");
+                let how = via.map_or(String::new(), |v| format!(" ({})", v.as_str()));
+                let (kind, detail) = match via {
+                    Some(_) => failure_kind(&e),
+                    None => ("failed", e.to_string()),
+                };
+                reasons.push(format!("{} [{}]{how}: {kind}: {detail}", t.host, t.addr));
+                last_target = Some(t.clone());
+            }
+        }
+    }
+    reasons.dedup();
+    let reason = match hop.next.tls {
+        HopTls::Opportunistic => format!(
+            "route {name}: no host could be reached: {}",
+            reasons.join("; ")
+        ),
+        _ => format!(
+            "4.7.5 route {name}: {} impossible: {}",
+            hop.next.describe(),
+            reasons.join("; ")
+        ),
+    };
+    Err(Failure::temporary(reason, last_target))
 }

@@ -22,6 +22,9 @@ pub struct DeliveryContext {
     /// The operator's per-recipient security rules, as of the last (re)load: each message is
     /// planned on the rules of the moment its planning began.
     pub rules: sealgate_types::Live<sealgate_policy::Rules>,
+    /// The operator's routes (`[[delivery.route]]`), as of the last (re)load: a routed
+    /// domain's mail goes to the route's hosts under the route's TLS requirement.
+    pub routes: sealgate_types::Live<crate::route::Routes>,
     /// The probes (DANE, MTA-STS, downgrade memory) and their caches.
     pub discovery: Arc<sealgate_discovery::Discovery>,
     /// Certificate verification for verified TLS (DANE, WebPKI for MTA-STS, pins).

@@ -40,5 +40,6 @@ pub use context::DeliveryContext;
 pub use encrypt::{Encryption, SmimeOut};
 pub use plan::{CheckReport, check};
 pub use portal::PortalSettings;
+pub use route::{HopTls, NextHop, Routes};
 pub use verify::Verifiers;
 pub use worker::run;

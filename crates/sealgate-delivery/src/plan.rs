@@ -232,6 +232,7 @@ pub async fn check(
     resolver: &dyn sealgate_dns::Resolver,
     discovery: &sealgate_discovery::Discovery,
     rules: &Rules,
+    routes: &crate::route::Routes,
     address: &str,
     facts: &MessageFacts,
 ) -> CheckReport {
@@ -240,6 +241,9 @@ pub async fn check(
         .map_or(address, |(_, d)| d)
         .trim_end_matches('.')
         .to_ascii_lowercase();
+    if let Some(next) = routes.for_domain(&domain) {
+        return check_routed(resolver, discovery, rules, next, address, &domain, facts).await;
+    }
     let keep_order = |_: &mut [sealgate_dns::Route]| {};
     let (hosts, route_error) = match sealgate_dns::route(resolver, &domain, keep_order).await {
         Ok(sealgate_dns::Routing::Hosts(routes)) => {
@@ -278,5 +282,46 @@ pub async fn check(
         decision,
         hosts,
         route_error,
+    }
+}
+
+/// [`check`] for a domain an operator's route carries: the route's hosts, and how each must
+/// prove itself.
+async fn check_routed(
+    resolver: &dyn sealgate_dns::Resolver,
+    discovery: &sealgate_discovery::Discovery,
+    rules: &Rules,
+    next: std::sync::Arc<crate::route::NextHop>,
+    address: &str,
+    domain: &str,
+    facts: &MessageFacts,
+) -> CheckReport {
+    let hop = crate::connect::Hop::look_up(resolver, next).await;
+    let probe = DomainProbe::routed(domain);
+    let evidence = DomainEvidence {
+        route: Some(hop.evidence()),
+        ..DomainEvidence::default()
+    };
+    let decision = plan_recipient(discovery, rules, address, &probe, &evidence, facts)
+        .await
+        .decision;
+    let hosts = hop
+        .next
+        .hosts
+        .iter()
+        .map(|h| {
+            let how = match hop.auth(h) {
+                None => "opportunistic (route)".to_owned(),
+                Some(Ok((_, via))) => format!("{} (route {})", via.as_str(), hop.next.name),
+                Some(Err(why)) => format!("not verifiable: {why}"),
+            };
+            (format!("{h}:{}", hop.next.port), how)
+        })
+        .collect();
+    CheckReport {
+        address: address.to_owned(),
+        decision,
+        hosts,
+        route_error: None,
     }
 }

@@ -191,7 +191,18 @@ async fn probe_host(
             );
         }
     }
-    let state = match resolver.tlsa(host, port).await {
+    let state = host_tlsa(resolver, host, port).await;
+    if let HostDane::Bogus { reason } | HostDane::Failed { reason } = &state {
+        tracing::debug!(domain = %domain, host = %host, reason = %reason, "dane probe: mx host bogus or lookup failed");
+    }
+    (true, state)
+}
+
+/// The DANE state of `host` from its TLSA records at `_{port}._tcp.{host}` alone, for a host
+/// whose name is trusted as it is (an MX host reached by a secure route, or a host the
+/// operator configured as a route's next hop).
+pub async fn host_tlsa(resolver: &dyn Resolver, host: &str, port: u16) -> HostDane {
+    match resolver.tlsa(host, port).await {
         Ok(TlsaAnswer::Secure { records, ttl }) => usable(records, ttl),
         Ok(TlsaAnswer::SecureNone) => HostDane::NoTlsa,
         Ok(TlsaAnswer::Insecure) => HostDane::Insecure,
@@ -199,11 +210,7 @@ async fn probe_host(
         Err(e) => HostDane::Failed {
             reason: describe(&e),
         },
-    };
-    if let HostDane::Bogus { reason } | HostDane::Failed { reason } = &state {
-        tracing::debug!(domain = %domain, host = %host, reason = %reason, "dane probe: mx host bogus or lookup failed");
     }
-    (true, state)
 }
 
 /// Keep the records usable for SMTP (RFC 7672 §3.1.3), dropping any whose association

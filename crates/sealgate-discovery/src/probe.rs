@@ -66,6 +66,21 @@ pub struct DomainProbe {
 }
 
 impl DomainProbe {
+    /// A domain whose mail goes by an operator's route: its MX hosts are not probed, so
+    /// nothing about them is known.
+    pub fn routed(domain: &str) -> Self {
+        Self {
+            domain: domain.to_owned(),
+            dane: DaneProbe {
+                route_secure: false,
+                hosts: Vec::new(),
+            },
+            sts: None,
+            verified_before: None,
+            notes: Vec::new(),
+        }
+    }
+
     /// What the probes found, as the policy engine reads it (pins come from the rules, and
     /// STARTTLS is not probed ahead of a connection).
     pub fn evidence(&self) -> DomainEvidence {
@@ -75,6 +90,7 @@ impl DomainProbe {
             pins: Vec::new(),
             starttls_seen: false,
             seen_verified_before: self.verified_before.is_some(),
+            route: None,
         }
     }
 }

@@ -434,6 +434,12 @@ impl Availability<'_> {
 
     fn tls_verified(&self) -> Result<(), String> {
         let d = self.domain;
+        if let Some(r) = &d.route {
+            return match &r.unverified {
+                None => Ok(()),
+                Some(why) => Err(format!("route {}: {why}", r.name)),
+            };
+        }
         if d.dane == DaneStatus::Bogus {
             return Err(BOGUS.to_owned());
         }
@@ -458,6 +464,12 @@ impl Availability<'_> {
     /// connect time; here it is ruled out where it would be a downgrade or cannot serve.
     fn tls_authenticated(&self) -> Result<(), String> {
         let d = self.domain;
+        if let Some(r) = &d.route {
+            return Err(format!(
+                "the domain's mail goes by route {}, whose own TLS requirement applies ({})",
+                r.name, r.tls
+            ));
+        }
         if d.dane == DaneStatus::Bogus {
             return Err(BOGUS.to_owned());
         }
@@ -492,6 +504,21 @@ impl Availability<'_> {
     /// One evidence line per probe, in a fixed order.
     fn describe(&self, pins: usize) -> Vec<String> {
         let d = self.domain;
+        if let Some(r) = &d.route {
+            let verified = match &r.unverified {
+                None => "yes".to_owned(),
+                Some(why) => format!("no ({why})"),
+            };
+            return vec![
+                format!(
+                    "route: {} ({}); the domain's MX hosts are not used",
+                    r.name, r.tls
+                ),
+                format!("route gives verified tls: {verified}"),
+                format!("pgp key: {}", self.recipient.pgp.describe()),
+                format!("smime certificate: {}", self.recipient.smime.describe()),
+            ];
+        }
         let dane = match d.dane {
             DaneStatus::Valid => "dane: valid (DNSSEC-secure usable TLSA)",
             DaneStatus::Unusable => {

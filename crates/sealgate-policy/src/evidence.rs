@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 pub use sealgate_types::security::{
-    Credential, DaneStatus, DomainEvidence, MtaStsMode, RecipientEvidence, Unusable,
+    Credential, DaneStatus, DomainEvidence, MtaStsMode, RecipientEvidence, RouteEvidence, Unusable,
 };
 
 /// The facts of a message that content triggers look at.

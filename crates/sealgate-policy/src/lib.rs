@@ -31,7 +31,8 @@ pub use decide::{KeysThatMatter, Prepared, decide, prepare};
 pub use decision::{Decision, Failed, Source};
 pub use error::PolicyError;
 pub use evidence::{
-    Credential, DaneStatus, DomainEvidence, MessageFacts, MtaStsMode, RecipientEvidence, Unusable,
+    Credential, DaneStatus, DomainEvidence, MessageFacts, MtaStsMode, RecipientEvidence,
+    RouteEvidence, Unusable,
 };
 pub use method::{Level, Method};
 pub use rules::{ContentTriggers, DlpPattern, Override, Rules, default_preference};

@@ -84,17 +84,38 @@ pub struct DomainEvidence {
     /// Downgrade memory: the domain was once seen with verified TLS (DANE or MTA-STS
     /// enforce).
     pub seen_verified_before: bool,
+    /// The operator's route that carries the domain's mail instead of its MX hosts
+    /// (`[[delivery.route]]`); the MX facts above are then not probed.
+    pub route: Option<RouteEvidence>,
+}
+
+/// A route of the operator's (`[[delivery.route]]`) that carries a domain's mail: verified
+/// TLS for the domain means what the route demands of its hosts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteEvidence {
+    /// The route's name.
+    pub name: String,
+    /// What its hosts must prove, e.g. "pinned TLS to [192.0.2.7]:25".
+    pub tls: String,
+    /// Why the route gives no verified TLS now; `None` when it does.
+    pub unverified: Option<String>,
 }
 
 impl DomainEvidence {
-    /// Whether the domain shows verified TLS from DNS or HTTPS now (pins aside).
+    /// Whether the domain shows verified TLS from DNS or HTTPS now (pins aside), or its
+    /// route demands verified TLS of its hosts.
     pub fn shows_verified_tls(&self) -> bool {
+        if let Some(r) = &self.route {
+            return r.unverified.is_none();
+        }
         self.dane == DaneStatus::Valid || self.mta_sts == MtaStsMode::Enforce
     }
 
     /// The domain once showed verified TLS and now shows none: a possible downgrade attack.
+    /// Never for a routed domain: its MX hosts are not what the mail goes to.
     pub fn downgraded(&self) -> bool {
-        self.seen_verified_before && !self.shows_verified_tls()
+        self.route.is_none() && self.seen_verified_before && !self.shows_verified_tls()
     }
 }
 

@@ -34,6 +34,7 @@ pub(crate) async fn run(cfg: &Config, store: &Store, args: CheckArgs) -> anyhow:
         sec.resolver.as_ref(),
         &sec.discovery,
         &sec.rules,
+        &crate::wiring::routes(cfg),
         &args.address,
         &facts,
     )

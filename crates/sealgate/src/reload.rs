@@ -37,6 +37,9 @@ const RELOADED_SMTP: &[&str] = &[
     "max_passes",
 ];
 
+/// `[delivery]` settings a reload puts in place (the routes); the rest needs a restart.
+const RELOADED_DELIVERY: &[&str] = &["route"];
+
 /// What a reload changes in the running process.
 pub(crate) struct Reloader {
     /// The configuration file (`None`: running on the embedded defaults, nothing to re-read).
@@ -153,6 +156,7 @@ impl Reloader {
         self.ingress.replace(Arc::new(ingress));
         if let Some(d) = &self.delivery {
             d.rules.replace(Arc::new(rules));
+            d.routes.replace(Arc::new(crate::wiring::routes(&cfg)));
         }
         for setting in restart_only_changes(&self.running, &raw) {
             warn!(
@@ -164,7 +168,7 @@ impl Reloader {
         info!(
             file = %file.display(),
             tls = cfg.tls.as_ref().map_or("none".to_owned(), |t| t.cert_file.display().to_string()),
-            applies_to = "new connections (certificate, relay clients, session limits) and messages planned from now on (policy)",
+            applies_to = "new connections (certificate, relay clients, session limits) and messages planned from now on (policy, routes)",
             "configuration reloaded"
         );
         Ok(())
@@ -181,15 +185,20 @@ pub(crate) fn restart_only_changes(old: &toml::Table, new: &toml::Table) -> Vec<
         if a == b || RELOADED_SECTIONS.contains(&section.as_str()) {
             continue;
         }
-        if section == "smtp" {
+        let reloaded_keys = match section.as_str() {
+            "smtp" => Some(RELOADED_SMTP),
+            "delivery" => Some(RELOADED_DELIVERY),
+            _ => None,
+        };
+        if let Some(reloaded) = reloaded_keys {
             let empty = toml::Table::new();
             let a = a.and_then(toml::Value::as_table).unwrap_or(&empty);
             let b = b.and_then(toml::Value::as_table).unwrap_or(&empty);
             let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
             out.extend(
                 keys.into_iter()
-                    .filter(|k| a.get(*k) != b.get(*k) && !RELOADED_SMTP.contains(&k.as_str()))
-                    .map(|k| format!("smtp.{k}")),
+                    .filter(|k| a.get(*k) != b.get(*k) && !reloaded.contains(&k.as_str()))
+                    .map(|k| format!("{section}.{k}")),
             );
         } else {
             out.push(section.clone());
@@ -227,11 +236,11 @@ mod tests {
         let new = table(
             "[server]\nhostname = \"b\"\n[smtp]\nmax_recipients = 20\nmax_connections = 6\n\
              [tls]\ncert_file = \"b.pem\"\nkey_file = \"k.pem\"\n[policy]\ndefault_level = \"preferred\"\n\
-             [delivery]\nmax_connections = 3\n",
+             [delivery]\nmax_connections = 3\n[[delivery.route]]\nname = \"r\"\n",
         );
         assert_eq!(
             restart_only_changes(&old, &new),
-            vec!["delivery", "server", "smtp.max_connections"]
+            vec!["delivery.max_connections", "server", "smtp.max_connections"]
         );
         assert!(restart_only_changes(&new, &new).is_empty());
     }

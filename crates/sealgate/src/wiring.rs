@@ -57,6 +57,35 @@ pub(crate) fn rules(cfg: &Config) -> Result<Rules, Vec<String>> {
     }
 }
 
+/// The `[[delivery.route]]` table (checked when the configuration was loaded).
+pub(crate) fn routes(cfg: &Config) -> sealgate_delivery::Routes {
+    use sealgate_config::RouteTls;
+    use sealgate_delivery::{HopTls, NextHop};
+    let d = &cfg.delivery;
+    sealgate_delivery::Routes::new(
+        d.routes
+            .iter()
+            .map(|r| {
+                let tls = match r.tls {
+                    RouteTls::Dane => HopTls::Dane,
+                    RouteTls::Webpki => HopTls::WebPki {
+                        name: r.tls_name.clone(),
+                    },
+                    RouteTls::Pinned => HopTls::Pinned(r.pins.clone()),
+                    RouteTls::Opportunistic => HopTls::Opportunistic,
+                };
+                let hop = NextHop {
+                    name: r.name.clone(),
+                    hosts: r.hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+                    port: r.port.unwrap_or(d.smtp_port),
+                    tls,
+                };
+                (r.domains.clone(), hop)
+            })
+            .collect(),
+    )
+}
+
 /// The certificate verifiers for verified TLS, and the extra roots they trust.
 pub(crate) fn verifiers(
     cfg: &Config,
@@ -192,6 +221,7 @@ pub(crate) fn delivery_context(
         client: client_config(cfg),
         tls: TlsPolicy::Opportunistic(sec.verifiers.opportunistic_config()),
         rules: sealgate_types::Live::new(sec.rules),
+        routes: sealgate_types::Live::new(Arc::new(routes(cfg))),
         discovery: sec.discovery,
         verifiers: sec.verifiers,
         encryption: sec.encryption,

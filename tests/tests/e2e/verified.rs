@@ -10,6 +10,7 @@ mod dane;
 mod holds;
 mod mta_sts;
 mod requiretls;
+mod routes;
 mod rules;
 
 use std::time::Duration;

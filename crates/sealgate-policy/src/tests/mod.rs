@@ -4,6 +4,7 @@
 mod authenticated;
 mod phi_free;
 mod props;
+mod routes;
 mod unit;
 
 use crate::{

@@ -62,6 +62,7 @@ fn domain_evidence() -> impl Strategy<Value = DomainEvidence> {
                 pins,
                 starttls_seen,
                 seen_verified_before,
+                route: None,
             },
         )
 }
