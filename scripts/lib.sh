@@ -25,6 +25,7 @@ SG_PACKAGES=(
     openssl:openssl # the S/MIME oracle: openssl cms -decrypt / -verify
     systemd:systemd-analyze # verifies deploy/sealgate.service
     python3-dkim:/usr/bin/dkimverify # dkimpy, the DKIM oracle (tests/py/dkim_verify.py, run by /usr/bin/python3)
+    python3-authres:/usr/lib/python3/dist-packages/authres/__init__.py # dkimpy's ARC signing and verification (tests/py/arc_tool.py)
     chromium:/usr/bin/chromium # the portal's browser tests (driven by playwright-core, tests/browser)
     nodejs:node # runs tests/browser/portal.mjs
     npm:npm     # installs tests/browser's playwright-core from its lock file

@@ -86,6 +86,26 @@ pub struct Config {
     /// DKIM signing of what Sealgate sends (`[[dkim.key]]`).
     #[serde(default)]
     pub dkim: DkimConfig,
+    /// ARC sealing (RFC 8617) of what arrived DKIM-signed or ARC-sealed; absent = no sealing.
+    #[serde(default)]
+    pub arc: Option<ArcConfig>,
+}
+
+/// `[arc]`: arriving messages are checked (DKIM, ARC) and the results recorded in an
+/// `Authentication-Results` field under `server.hostname`; each message that arrived signed
+/// leaves with an ARC set over it, signed by this key, so a receiver that trusts this relay
+/// sees the original authentication although Sealgate's changes broke the signature.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArcConfig {
+    /// The sealing domain (`d=` of `ARC-Message-Signature` and `ARC-Seal`), e.g. the relay's
+    /// own domain.
+    pub domain: String,
+    /// The selector: the RSA key's record is published at `<selector>._domainkey.<domain>`.
+    pub selector: String,
+    /// PEM file of the RSA private key, 2048 bits or more (`sealgate dkim keygen DOMAIN
+    /// --selector S --algorithm rsa-sha256 --out FILE` writes one and prints the record).
+    pub key_file: PathBuf,
 }
 
 /// `[dkim]`
@@ -152,6 +172,31 @@ fn validate_dkim(dkim: &DkimConfig, problems: &mut Vec<Problem>) {
                 "another key of this domain has this selector",
             );
         }
+    }
+}
+
+fn validate_arc(arc: Option<&ArcConfig>, problems: &mut Vec<Problem>) {
+    let Some(a) = arc else { return };
+    let label = |l: &str| {
+        !l.is_empty()
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if !a.selector.split('.').all(label) {
+        problems.push(Problem::new(
+            "arc.selector".into(),
+            "must be a DNS label such as arc2026",
+        ));
+    }
+    if a.domain.split('.').count() < 2 || !a.domain.trim_end_matches('.').split('.').all(label) {
+        problems.push(Problem::new(
+            "arc.domain".into(),
+            "must be a domain name such as relay.example",
+        ));
+    }
+    if !a.key_file.is_file() {
+        let msg = format!("file {} does not exist", a.key_file.display());
+        problems.push(Problem::new("arc.key_file".into(), &msg));
     }
 }
 
@@ -852,6 +897,7 @@ impl Config {
         portal::validate(self, &mut problems);
         relay::validate(&self.relay, self.tls.as_ref(), &mut problems);
         validate_dkim(&self.dkim, &mut problems);
+        validate_arc(self.arc.as_ref(), &mut problems);
         routes::validate(&self.delivery.routes, &mut problems);
         if problems.is_empty() {
             Ok(())

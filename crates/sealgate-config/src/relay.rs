@@ -47,6 +47,11 @@ pub struct RelayTenantConfig {
     /// The file holding the secret header's value.
     #[serde(default)]
     pub secret_file: Option<PathBuf>,
+    /// Require a DKIM signature that verified on arrival, made by the domain of the header
+    /// `From:` or a parent of it (which `senders` must allow): only the tenant holds its
+    /// domain's signing key. Checked with the relay's DNS servers (`[dns]`).
+    #[serde(default)]
+    pub dkim: bool,
     /// The senders the tenant may use in the envelope and in `From:`/`Sender:`, at least one
     /// (rules as in `[[relay.client]]`: `@clinic.example`, an address, `@.domain`, `*`).
     pub senders: Vec<String>,
@@ -77,10 +82,10 @@ fn validate_tenants(relay: &RelayConfig, tls: Option<&TlsConfig>, problems: &mut
                 "a tenant needs networks, networks_files or certificate_name to say where its mail comes from",
             ));
         }
-        if t.ms_tenant_id.is_none() && t.secret_header.is_none() {
+        if t.ms_tenant_id.is_none() && t.secret_header.is_none() && !t.dkim {
             problems.push(Problem::new(
                 key("ms_tenant_id"),
-                "a tenant needs ms_tenant_id or secret_header: the cloud's addresses and certificate are shared by all its tenants",
+                "a tenant needs ms_tenant_id, secret_header or dkim = true: the cloud's addresses and certificate are shared by all its tenants",
             ));
         }
         if t.ms_tenant_id.as_deref().is_some_and(|id| !is_word(id)) {
@@ -307,7 +312,7 @@ mod tests {
             [
                 "relay.tenant[0].name: must be a word without spaces",
                 "relay.tenant[0].networks: a tenant needs networks, networks_files or certificate_name to say where its mail comes from",
-                "relay.tenant[0].ms_tenant_id: a tenant needs ms_tenant_id or secret_header: the cloud's addresses and certificate are shared by all its tenants",
+                "relay.tenant[0].ms_tenant_id: a tenant needs ms_tenant_id, secret_header or dkim = true: the cloud's addresses and certificate are shared by all its tenants",
                 "relay.tenant[0].senders: at least one sender is needed (\"*\" for any sender)",
                 "relay.tenant[1].secret_file: secret_header needs secret_file, the file holding its value",
                 "relay.tenant[1].certificate_name: must be a DNS name such as mail.protection.outlook.com",

@@ -217,6 +217,9 @@ impl DomainRun<'_> {
             .find(|(n, _)| n.eq_ignore_ascii_case("from"))
             .map(|(_, v)| v.as_str());
         let (content, signed) = sign(ctx, from, content);
+        // The ARC set goes on last: its message signature covers ours.
+        let (content, arc) = arc_seal(ctx, content);
+        let signed: Vec<String> = signed.into_iter().chain(arc).collect();
         let mut parts: BTreeMap<Way, Part> = BTreeMap::new();
         let mut sealed = BTreeMap::new();
         let mut decisions = Vec::with_capacity(group.len());
@@ -644,6 +647,30 @@ fn sign(ctx: &DeliveryContext, from: Option<&str>, content: Vec<u8>) -> (Vec<u8>
         Err(e) => {
             warn!(error = %e, "DKIM signing failed; sent unsigned");
             (content, Some(format!("dkim: unsigned ({e})")))
+        }
+    }
+}
+
+/// `content` with an ARC set in front when it arrived signed and `[arc]` is on, and what the
+/// decision records about it (nothing when sealing is off or there was nothing to attest).
+/// A message that cannot be sealed leaves without a set, and the decision says why.
+fn arc_seal(ctx: &DeliveryContext, content: Vec<u8>) -> (Vec<u8>, Option<String>) {
+    use sealgate_crypto::arc::Sealed;
+    let Some(sealer) = &ctx.arc else {
+        return (content, None);
+    };
+    match sealer.seal(&content) {
+        Ok((set, how @ Sealed::Added { .. })) => {
+            let mut out = Vec::with_capacity(set.len() + content.len());
+            out.extend_from_slice(set.as_bytes());
+            out.extend_from_slice(&content);
+            (out, Some(how.to_string()))
+        }
+        Ok((_, Sealed::NotNeeded(_))) => (content, None),
+        Ok((_, how)) => (content, Some(how.to_string())),
+        Err(e) => {
+            warn!(error = %e, "ARC sealing failed; sent without a set");
+            (content, Some(format!("arc: not sealed ({e})")))
         }
     }
 }

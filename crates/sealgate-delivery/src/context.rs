@@ -58,6 +58,8 @@ pub struct DeliveryContext {
     pub connections: crate::pool::ConnectionCache,
     /// DKIM keys: every message sent is signed with its author's domain's keys.
     pub dkim: Arc<sealgate_crypto::dkim::DkimKeys>,
+    /// ARC sealing (`[arc]`) of messages that arrived signed; `None`: off.
+    pub arc: Option<Arc<sealgate_crypto::arc::ArcSealer>>,
 }
 
 impl std::fmt::Debug for DeliveryContext {

@@ -223,6 +223,12 @@ impl Resolver for HickoryResolver {
     }
 }
 
+/// A plain (not validating) resolver with the configured servers and options, for libraries
+/// that take hickory's own type (DKIM and ARC verification of arriving messages).
+pub fn plain_resolver(cfg: &DnsConfig) -> Result<TokioResolver, DnsError> {
+    builder(cfg)?.build().map_err(config_error)
+}
+
 /// A resolver builder with the configured servers and options (no hosts file).
 fn builder(cfg: &DnsConfig) -> Result<ResolverBuilder<TokioRuntimeProvider>, DnsError> {
     let mut builder = if cfg.nameservers.is_empty() {

@@ -25,7 +25,7 @@ use std::net::IpAddr;
 use std::pin::Pin;
 
 pub use error::DnsError;
-pub use hickory::{DnsConfig, HickoryResolver};
+pub use hickory::{DnsConfig, HickoryResolver, plain_resolver};
 pub use route::{Route, Routing, random_shuffle, route};
 
 /// A boxed, `Send` future: the return type of [`Resolver`] methods, so the trait

@@ -52,6 +52,9 @@ pub struct IngressContext {
     pub relay: RelayClients,
     /// Cloud tenants that may relay without AUTH when all their factors hold.
     pub tenants: Tenants,
+    /// Checks arriving messages' DKIM signatures and ARC chains and records the results in
+    /// the stored message (`[arc]`, or a tenant with `dkim = true`); `None`: not checked.
+    pub inbound: Option<Arc<sealgate_crypto::arc::Inbound>>,
     /// Where `<Postmaster>` goes (RFC 5321 §4.5.1): the operator address; `None` = refused.
     pub postmaster: Option<sealgate_types::EmailAddress>,
     /// Per-session limits.

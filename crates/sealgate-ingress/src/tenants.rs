@@ -12,6 +12,7 @@ use std::path::Path;
 use ipnet::IpNet;
 use sealgate_audit::TenantMatch;
 use sealgate_config::{RelayConfig, RelayTenantConfig};
+use sealgate_crypto::arc::Arrival;
 use sealgate_types::AllowedSenders;
 use subtle::ConstantTimeEq;
 
@@ -29,6 +30,8 @@ struct Tenant {
     certificate_name: Option<String>,
     ms_tenant_id: Option<String>,
     secret: Option<(String, Vec<u8>)>,
+    /// A DKIM signature of the author's domain must have verified on arrival.
+    dkim: bool,
     senders: AllowedSenders,
 }
 
@@ -124,6 +127,7 @@ impl Tenant {
             certificate_name: t.certificate_name.clone(),
             ms_tenant_id: t.ms_tenant_id.clone(),
             secret,
+            dkim: t.dkim,
             senders,
         })
     }
@@ -157,8 +161,13 @@ impl Tenant {
         }
     }
 
-    /// The message factors: `Ok(factors that held)` or the first that did not.
-    fn message(&self, fields: &[(String, String)]) -> Result<Vec<String>, Refusal> {
+    /// The message factors: `Ok(factors that held)` or the first that did not. `arrival`
+    /// is what the message proved on arrival (`None`: not checked).
+    fn message(
+        &self,
+        fields: &[(String, String)],
+        arrival: Option<&Arrival>,
+    ) -> Result<Vec<String>, Refusal> {
         let mut held = Vec::new();
         if !self.networks.is_empty() {
             held.push("network".to_owned());
@@ -194,6 +203,24 @@ impl Tenant {
                 // Never echo what was sent or what was expected.
                 _ => return Err(self.refusal(format!("the {header} header is wrong"))),
             }
+        }
+        if self.dkim {
+            // The author's domain signed it, and that domain is one the tenant may send as
+            // (the header senders are checked against `senders` next).
+            let author = values("From")
+                .first()
+                .and_then(|v| crate::mailbox_list::mailboxes(v).ok())
+                .and_then(|m| m.first().map(|b| b.domain.clone()));
+            let signed = match (arrival, &author) {
+                (Some(a), Some(domain)) => a.dkim_aligned(domain).is_some(),
+                _ => false,
+            };
+            if !signed {
+                return Err(
+                    self.refusal("no DKIM signature of the From: domain verified".to_owned())
+                );
+            }
+            held.push("dkim".to_owned());
         }
         Ok(held)
     }
@@ -249,11 +276,12 @@ impl Tenants {
         &self,
         candidates: &Candidates,
         fields: &Fields,
+        arrival: Option<&Arrival>,
     ) -> Result<Matched, Refusal> {
         let mut first_refusal = None;
         for &i in &candidates.0 {
             let t = &self.list[i];
-            match t.message(fields) {
+            match t.message(fields, arrival) {
                 Ok(factors) => {
                     return Ok(Matched {
                         record: TenantMatch {
@@ -275,6 +303,11 @@ impl Tenants {
             tenant: String::new(),
             factor: "no tenant matches this connection".to_owned(),
         }))
+    }
+
+    /// Whether a tenant needs the DKIM result of its messages.
+    pub fn need_dkim(&self) -> bool {
+        self.list.iter().any(|t| t.dkim)
     }
 
     /// `data` without any tenant's secret header, so the secret never leaves Sealgate.
@@ -305,6 +338,7 @@ mod tests {
         let ok = t.at_data(
             &c,
             &msg("X-MS-Exchange-CrossTenant-Id: 7D0C1E52-AAAA-BBBB-CCCC-000000000001\r\n"),
+            None,
         );
         let m = ok.expect("match");
         assert_eq!(m.record.name, "clinic");
@@ -312,6 +346,7 @@ mod tests {
         let other = t.at_data(
             &c,
             &msg("X-MS-Exchange-CrossTenant-Id: 00000000-0000-0000-0000-000000000000\r\n"),
+            None,
         );
         let refused = other.expect_err("refused");
         assert_eq!(refused.tenant, "clinic");
@@ -322,10 +357,11 @@ mod tests {
         let twice = t.at_data(
             &c,
             &msg("X-MS-Exchange-CrossTenant-Id: 7d0c1e52-aaaa-bbbb-cccc-000000000001\r\nX-MS-Exchange-CrossTenant-Id: x\r\n"),
+            None,
         );
         assert!(twice.is_err());
         assert_eq!(
-            t.at_data(&c, &msg("")).expect_err("refused").factor,
+            t.at_data(&c, &msg(""), None).expect_err("refused").factor,
             "no X-MS-Exchange-CrossTenant-Id header"
         );
         // Outside the networks: no tenant, and nothing to name.

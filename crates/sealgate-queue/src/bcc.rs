@@ -30,26 +30,37 @@ pub fn without_blind_copies(message: &[u8]) -> (Cow<'_, [u8]>, usize) {
 /// their folded continuation lines), and how many were removed; every other byte as it was,
 /// as for [`without_blind_copies`]. Borrows when there were none.
 pub fn without_fields<'a, N: AsRef<str>>(message: &'a [u8], names: &[N]) -> (Cow<'a, [u8]>, usize) {
+    without_fields_where(message, |field| is_named_field(field, names))
+}
+
+/// `message` without the top-level header fields `drop` picks (it sees each whole field, its
+/// folded continuation lines included), and how many were removed; every other byte as it
+/// was. Borrows when there were none.
+pub fn without_fields_where(
+    message: &[u8],
+    drop: impl Fn(&[u8]) -> bool,
+) -> (Cow<'_, [u8]>, usize) {
     let mut kept: Option<Vec<u8>> = None;
     let mut removed = 0;
-    let mut dropping = false;
     let mut pos = 0;
     while pos < message.len() {
-        let end = line_end(message, pos);
-        let line = &message[pos..end];
+        let first = line_end(message, pos);
+        let line = &message[pos..first];
         if line == b"\r\n" || line == b"\n" {
             break;
         }
-        let folded = matches!(line[0], b' ' | b'\t');
-        if !folded {
-            dropping = is_named_field(line, names);
-            removed += usize::from(dropping);
+        // The field runs on over its continuation lines.
+        let mut end = first;
+        while end < message.len() && matches!(message[end], b' ' | b'\t') {
+            end = line_end(message, end);
         }
-        if dropping {
-            // At the first removed line, everything before it is copied as it was.
+        let field = &message[pos..end];
+        if drop(field) {
+            removed += 1;
+            // At the first removed field, everything before it is copied as it was.
             kept.get_or_insert_with(|| message[..pos].to_vec());
         } else if let Some(out) = kept.as_mut() {
-            out.extend_from_slice(line);
+            out.extend_from_slice(field);
         }
         pos = end;
     }

@@ -78,6 +78,7 @@ fn file_problems(cfg: &Config) -> Vec<String> {
             .context("relay.tenant"),
     );
     note(crate::wiring::dkim_keys(cfg).map(drop));
+    note(crate::wiring::arc_sealer(cfg).map(drop));
     // `serve` builds the resolver for delivery, `sealgate check` always.
     if cfg.delivery.enabled || cfg.dns.trust_anchor_file.is_some() {
         note(crate::wiring::resolver(cfg).map(drop));

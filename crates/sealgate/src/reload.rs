@@ -81,6 +81,19 @@ impl Shared {
 /// The ingress context for `cfg` over `shared`: the parts a reload changes (certificate,
 /// relay clients, tenants, session limits) read from `cfg`.
 pub(crate) fn ingress_context(cfg: &Config, shared: Shared) -> anyhow::Result<IngressContext> {
+    let tenants = Tenants::from_config(&cfg.relay)?;
+    let inbound = if cfg.arc.is_some() || tenants.need_dkim() {
+        let resolver = sealgate_dns::plain_resolver(&crate::wiring::dns_config(cfg))
+            .context("setting up the DNS resolver ([dns]) for DKIM and ARC checks")?;
+        let timeout = cfg.dns.timeout.0 * u32::try_from(cfg.dns.attempts.max(1)).unwrap_or(1) * 2;
+        Some(Arc::new(sealgate_crypto::arc::Inbound::new(
+            resolver,
+            &shared.hostname,
+            timeout,
+        )))
+    } else {
+        None
+    };
     Ok(IngressContext {
         hostname: shared.hostname,
         queue: shared.queue,
@@ -88,7 +101,8 @@ pub(crate) fn ingress_context(cfg: &Config, shared: Shared) -> anyhow::Result<In
         store: shared.store,
         tls: server_tls(cfg)?,
         relay: RelayClients::from_config(&cfg.relay).context("relay.client senders")?,
-        tenants: Tenants::from_config(&cfg.relay)?,
+        tenants,
+        inbound,
         postmaster: shared.postmaster,
         limits: crate::serve::session_limits(cfg),
         auth: shared.auth,

@@ -25,15 +25,20 @@ use tracing::warn;
 
 /// The resolver for routing and DANE.
 pub(crate) fn resolver(cfg: &Config) -> anyhow::Result<Arc<dyn Resolver>> {
-    let resolver = HickoryResolver::new(&DnsConfig {
+    let resolver =
+        HickoryResolver::new(&dns_config(cfg)).context("setting up the DNS resolver ([dns])")?;
+    Ok(Arc::new(resolver))
+}
+
+/// The resolver settings of `[dns]`.
+pub(crate) fn dns_config(cfg: &Config) -> DnsConfig {
+    DnsConfig {
         nameservers: cfg.dns.nameservers.clone(),
         timeout: cfg.dns.timeout.0,
         attempts: cfg.dns.attempts,
         dnssec: cfg.dns.dnssec,
         trust_anchor_file: cfg.dns.trust_anchor_file.clone(),
-    })
-    .context("setting up the DNS resolver ([dns])")?;
-    Ok(Arc::new(resolver))
+    }
 }
 
 /// The `[policy]` rules, or every problem with them (each naming its key).
@@ -195,6 +200,21 @@ pub(crate) fn dkim_keys(cfg: &Config) -> anyhow::Result<sealgate_crypto::dkim::D
     Ok(sealgate_crypto::dkim::DkimKeys::new(keys))
 }
 
+/// The ARC sealer of `[arc]`, if configured.
+pub(crate) fn arc_sealer(
+    cfg: &Config,
+) -> anyhow::Result<Option<Arc<sealgate_crypto::arc::ArcSealer>>> {
+    let Some(a) = &cfg.arc else { return Ok(None) };
+    let sealer = sealgate_crypto::arc::ArcSealer::load(
+        &a.domain,
+        &a.selector,
+        &a.key_file,
+        &cfg.server.hostname,
+    )
+    .context("arc.key_file")?;
+    Ok(Some(Arc::new(sealer)))
+}
+
 /// This process's lease owner name: unique per process, so a restarted node never mistakes
 /// an old lease for its own.
 pub(crate) fn node_owner(cfg: &Config) -> String {
@@ -244,6 +264,7 @@ pub(crate) fn delivery_context(
         shutdown_grace: cfg.server.shutdown_grace.0,
         connections: Default::default(),
         dkim: Arc::new(dkim_keys(cfg)?),
+        arc: arc_sealer(cfg)?,
     })
 }
 

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 
 use sealgate_audit::TenantMatch;
+use sealgate_crypto::arc::{Arrival, RESULTS_FIELD, is_results_of};
 use sealgate_queue::{IncomingMessage, data_digest};
 use sealgate_smtp_proto::{DataDecoder, DataEvent, Reply};
 use sealgate_types::MessageId;
@@ -94,11 +95,15 @@ impl Session {
     /// A transaction let through RCPT for a cloud tenant: the first candidate whose message
     /// factors hold, whose senders then bind the envelope (checked here, as at MAIL) and the
     /// header (with every client's, next); or the refusal.
-    async fn tenant_check(&mut self, fields: &Fields) -> Result<Option<TenantMatch>, Reply> {
+    async fn tenant_check(
+        &mut self,
+        fields: &Fields,
+        arrival: Option<&Arrival>,
+    ) -> Result<Option<TenantMatch>, Reply> {
         let Some(candidates) = self.tx.as_ref().and_then(|tx| tx.tenant.clone()) else {
             return Ok(None);
         };
-        let m = self.ctx.tenants.at_data(&candidates, fields).map_err(|refusal| {
+        let m = self.ctx.tenants.at_data(&candidates, fields, arrival).map_err(|refusal| {
             info!(tenant = %refusal.tenant, factor = %refusal.factor, "message refused: tenant factor missing");
             self.tx = None;
             // RFC 3463 X.7.1: delivery not authorized.
@@ -127,7 +132,12 @@ impl Session {
         if let Some(refused) = self.loop_refusal(&fields) {
             return refused;
         }
-        let tenant = match self.tenant_check(&fields).await {
+        // What the message proves as the client sent it, before anything is changed.
+        let arrival = match &self.ctx.inbound {
+            Some(inbound) => Some(inbound.verify(&data, self.info.peer.ip()).await),
+            None => None,
+        };
+        let tenant = match self.tenant_check(&fields, arrival.as_ref()).await {
             Ok(t) => t,
             Err(refused) => return refused,
         };
@@ -145,6 +155,20 @@ impl Session {
             Cow::Owned(stripped) => stripped,
             Cow::Borrowed(_) => data,
         };
+        // Results under our own name are ours alone (RFC 8601 §5): a client's are forged.
+        let data = if fields
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(RESULTS_FIELD))
+        {
+            let ours = |f: &[u8]| is_results_of(f, &self.ctx.hostname);
+            match sealgate_queue::without_fields_where(&data, ours).0 {
+                Cow::Owned(stripped) => stripped,
+                Cow::Borrowed(_) => data,
+            }
+        } else {
+            data
+        };
+        let results = arrival.as_ref().map(Arrival::field).unwrap_or_default();
         let id = MessageId::new();
         let id_text = id.to_string();
         let single = (tx.recipients.len() == 1).then(|| tx.recipients[0].to_string());
@@ -160,8 +184,9 @@ impl Session {
             date: chrono::Utc::now(),
         }
         .header();
-        let mut content = Vec::with_capacity(trace.len() + data.len());
+        let mut content = Vec::with_capacity(trace.len() + results.len() + data.len());
         content.extend_from_slice(trace.as_bytes());
+        content.extend_from_slice(results.as_bytes());
         content.extend_from_slice(&data);
         let msg = IncomingMessage {
             id,

@@ -52,6 +52,7 @@ async fn world_with_network(senders: &str) -> World {
         tls: None,
         relay: RelayClients::from_config(&cfg.relay).expect("relay clients"),
         tenants: crate::Tenants::default(),
+        inbound: None,
         postmaster: w.ctx.postmaster.clone(),
         limits: w.ctx.limits.clone(),
         auth: Arc::new(crate::AuthGuard::new(crate::AuthSettings::default()).expect("auth guard")),

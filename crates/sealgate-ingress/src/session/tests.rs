@@ -57,6 +57,7 @@ pub(super) async fn world_with(
         }),
         relay: RelayClients::any_sender(vec!["127.0.0.0/8".parse().expect("net")]),
         tenants: crate::Tenants::default(),
+        inbound: None,
         postmaster: Some(sealgate_types::EmailAddress::parse(POSTMASTER).expect("address")),
         limits,
         auth: Arc::new(crate::AuthGuard::new(auth).expect("auth guard")),
