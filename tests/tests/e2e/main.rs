@@ -33,6 +33,7 @@ mod docs_flow;
 mod durability;
 mod encrypted;
 mod envelope_edges;
+mod guides;
 mod inspect;
 mod keys_cli;
 mod lab;
