@@ -27,6 +27,7 @@ mod bcc;
 mod clients;
 mod config_files;
 mod delivery;
+mod deploy_files;
 mod disk_full;
 mod dkim;
 mod docs_flow;
