@@ -24,6 +24,7 @@ SG_PACKAGES=(
     gnupg:gpg # the OpenPGP oracle: decrypts and verifies what we send
     openssl:openssl # the S/MIME oracle: openssl cms -decrypt / -verify
     systemd:systemd-analyze # verifies deploy/sealgate.service
+    python3-yaml:/usr/lib/python3/dist-packages/yaml/__init__.py # parses deploy/compose.yaml (tests/tests/e2e/deploy_files.rs)
     python3-dkim:/usr/bin/dkimverify # dkimpy, the DKIM oracle (tests/py/dkim_verify.py, run by /usr/bin/python3)
     python3-authres:/usr/lib/python3/dist-packages/authres/__init__.py # dkimpy's ARC signing and verification (tests/py/arc_tool.py)
     chromium:/usr/bin/chromium # the portal's browser tests (driven by playwright-core, tests/browser)

@@ -78,7 +78,7 @@ impl Drop for PgRoles {
 }
 
 /// Runs `sql` connected with `url`; the error with all its sources.
-fn as_role(url: &str, sql: &str) -> Result<u64, String> {
+pub(crate) fn as_role(url: &str, sql: &str) -> Result<u64, String> {
     let rt = runtime();
     rt.block_on(async {
         let store = Store::connect(url, 1, Duration::from_secs(10))
