@@ -8,6 +8,7 @@
 mod ehr;
 mod google_workspace;
 mod microsoft_365;
+mod partner_route;
 
 use std::path::Path;
 use std::process::Command;
@@ -120,17 +121,23 @@ impl Site {
         ]
     }
 
-    /// Makes each `[[dkim.key]]` of `block` the way the guide says, with
+    /// Makes each `[[dkim.key]]` of `block`, and its `[arc]` key, the way the guide says, with
     /// `sealgate dkim keygen DOMAIN --selector S --out FILE` (which must print the TXT
     /// record to publish), and returns the swaps of their key files.
     pub(crate) fn dkim_keys(&self, block: &str) -> Vec<(String, String)> {
         let table: toml::Table = block.parse().expect("the guide's block is TOML");
-        let keys = table
+        let mut keys = table
             .get("dkim")
             .and_then(|d| d.get("key"))
             .and_then(toml::Value::as_array)
             .cloned()
             .unwrap_or_default();
+        if let Some(toml::Value::Table(arc)) = table.get("arc") {
+            // ARC seals with RSA.
+            let mut key = arc.clone();
+            key.insert("algorithm".into(), "rsa-sha256".into());
+            keys.push(toml::Value::Table(key));
+        }
         let text = |k: &toml::Value, field: &str| {
             k.get(field)
                 .and_then(toml::Value::as_str)
@@ -254,6 +261,7 @@ fn every_guide_has_its_tested_block() {
         ("google-workspace.md", "google_workspace"),
         ("ehr.md", "ehr_submission"),
         ("ehr.md", "ehr_allow_list"),
+        ("partner-route.md", "partner_route"),
     ] {
         let block = tested_block(file, name);
         let parsed: Result<toml::Table, _> = block.parse();
