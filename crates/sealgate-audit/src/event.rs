@@ -414,6 +414,27 @@ pub enum AuditEvent {
         /// Who ran the command (the operating-system user), as far as known.
         operator: String,
     },
+    /// An operator stored a DKIM signing key in the database (`sealgate dkim keygen --store`):
+    /// from the next (re)load, messages of its domain are signed with it.
+    DkimKeyAdded {
+        /// The signing domain (`d=`).
+        domain: String,
+        /// The selector (`s=`).
+        selector: String,
+        /// `rsa-sha256` or `ed25519-sha256`.
+        algorithm: String,
+        /// Who ran the command (the operating-system user), as far as known.
+        operator: String,
+    },
+    /// An operator removed a stored DKIM signing key (`sealgate dkim remove`).
+    DkimKeyRemoved {
+        /// The signing domain (`d=`).
+        domain: String,
+        /// The selector (`s=`).
+        selector: String,
+        /// Who ran the command (the operating-system user), as far as known.
+        operator: String,
+    },
     /// A client tried to send as an address its sender binding does not permit, in the
     /// envelope or in the header: refused with 553 5.7.1, nothing queued.
     SenderRefused {
@@ -485,6 +506,8 @@ impl AuditEvent {
             Self::PortalSignedOut { .. } => "portal_signed_out",
             Self::UserSendersChanged { .. } => "user_senders_changed",
             Self::SenderRefused { .. } => "sender_refused",
+            Self::DkimKeyAdded { .. } => "dkim_key_added",
+            Self::DkimKeyRemoved { .. } => "dkim_key_removed",
         }
     }
 }

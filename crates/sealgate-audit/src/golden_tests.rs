@@ -322,6 +322,17 @@ fn samples() -> Vec<AuditEvent> {
             field: s("From"),
             sender: s("x@other.example"),
         },
+        AuditEvent::DkimKeyAdded {
+            domain: s("clinic.example"),
+            selector: s("s2026"),
+            algorithm: s("ed25519-sha256"),
+            operator: s("root"),
+        },
+        AuditEvent::DkimKeyRemoved {
+            domain: s("clinic.example"),
+            selector: s("s2025"),
+            operator: s("root"),
+        },
     ]
 }
 
@@ -382,10 +393,12 @@ fn variant(e: &AuditEvent) -> usize {
         AuditEvent::PortalSignedOut { .. } => 29,
         AuditEvent::UserSendersChanged { .. } => 30,
         AuditEvent::SenderRefused { .. } => 31,
+        AuditEvent::DkimKeyAdded { .. } => 32,
+        AuditEvent::DkimKeyRemoved { .. } => 33,
     }
 }
 
-const VARIANTS: usize = 32;
+const VARIANTS: usize = 34;
 
 #[test]
 fn every_kind_has_a_golden_sample() {

@@ -100,7 +100,9 @@ impl AuditEvent {
             | Self::AuthThrottled { .. }
             | Self::PortalThrottled { .. }
             | Self::UserSendersChanged { .. }
-            | Self::SenderRefused { .. } => (None, None),
+            | Self::SenderRefused { .. }
+            | Self::DkimKeyAdded { .. }
+            | Self::DkimKeyRemoved { .. } => (None, None),
         }
     }
 }

@@ -141,9 +141,9 @@ impl fmt::Debug for DkimKey {
     }
 }
 
-fn key_error(path: &Path, reason: impl fmt::Display) -> DkimError {
+fn key_error(source: &str, reason: impl fmt::Display) -> DkimError {
     DkimError::Key {
-        path: path.display().to_string(),
+        path: source.to_owned(),
         reason: reason.to_string(),
     }
 }
@@ -156,9 +156,23 @@ impl DkimKey {
         algorithm: DkimAlgorithm,
         path: &Path,
     ) -> Result<Self, DkimError> {
+        let source = path.display().to_string();
+        let pem = std::fs::read(path).map_err(|e| key_error(&source, e))?;
+        Self::from_pem(domain, selector, algorithm, &pem, &source)
+    }
+
+    /// A PEM private key (PKCS#8, or PKCS#1 for RSA) of `algorithm`; `source` names where it
+    /// came from in errors (a file, or the database).
+    pub fn from_pem(
+        domain: &str,
+        selector: &str,
+        algorithm: DkimAlgorithm,
+        pem: &[u8],
+        source: &str,
+    ) -> Result<Self, DkimError> {
+        let path = source;
         let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-        let pem = std::fs::read(path).map_err(|e| key_error(path, e))?;
-        let der = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| key_error(path, e))?;
+        let der = PrivateKeyDer::from_pem_slice(pem).map_err(|e| key_error(path, e))?;
         let (secret, public) = match algorithm {
             DkimAlgorithm::RsaSha256 => {
                 let pair = match &der {
@@ -278,6 +292,16 @@ impl DkimKey {
         .map_err(fail)?;
         Ok(signature.to_header())
     }
+}
+
+/// The associated data a stored key is sealed under: it binds the sealed key to its domain and
+/// selector, so a row's key cannot be moved to another row.
+pub fn sealing_context(domain: &str, selector: &str) -> Vec<u8> {
+    format!(
+        "dkim-key\0{}\0{selector}",
+        domain.trim_end_matches('.').to_ascii_lowercase()
+    )
+    .into_bytes()
 }
 
 fn record_text(algorithm: DkimAlgorithm, public: &[u8]) -> String {

@@ -633,10 +633,11 @@ impl DomainRun<'_> {
 /// (nothing when no key is configured at all). A message that cannot be signed leaves
 /// unsigned, and the decision says why.
 fn sign(ctx: &DeliveryContext, from: Option<&str>, content: Vec<u8>) -> (Vec<u8>, Option<String>) {
-    if ctx.dkim.is_empty() {
+    let keys = ctx.dkim.current();
+    if keys.is_empty() {
         return (content, None);
     }
-    match ctx.dkim.sign(from, &content) {
+    match keys.sign(from, &content) {
         Ok((headers, how)) if !headers.is_empty() => {
             let mut out = Vec::with_capacity(headers.len() + content.len());
             out.extend_from_slice(headers.as_bytes());

@@ -56,8 +56,9 @@ pub struct DeliveryContext {
     pub shutdown_grace: Duration,
     /// Idle connections kept for reuse.
     pub connections: crate::pool::ConnectionCache,
-    /// DKIM keys: every message sent is signed with its author's domain's keys.
-    pub dkim: Arc<sealgate_crypto::dkim::DkimKeys>,
+    /// DKIM keys (`[[dkim.key]]` files and the keys stored in the database), as of the last
+    /// (re)load: every message sent is signed with its author's domain's keys.
+    pub dkim: sealgate_types::Live<sealgate_crypto::dkim::DkimKeys>,
     /// ARC sealing (`[arc]`) of messages that arrived signed; `None`: off.
     pub arc: Option<Arc<sealgate_crypto::arc::ArcSealer>>,
 }

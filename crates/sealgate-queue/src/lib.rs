@@ -98,6 +98,11 @@ impl Queue {
     }
 
     /// The store underneath.
+    pub fn key_ring(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    /// The store underneath.
     pub fn store(&self) -> &Store {
         &self.store
     }

@@ -55,6 +55,15 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    /// Reading or changing stored DKIM keys failed.
+    #[error("DKIM key {op} failed")]
+    DkimKeys {
+        /// `add`, `list` or `remove`.
+        op: &'static str,
+        /// Why.
+        #[source]
+        source: sqlx::Error,
+    },
     /// Reading or writing per-domain security state (downgrade memory, TLS-RPT counts) failed.
     #[error("domain security {op} failed")]
     Security {
@@ -176,6 +185,7 @@ impl StoreError {
             | Self::ReadAudit(e)
             | Self::ReadQueue(e)
             | Self::Users { source: e, .. }
+            | Self::DkimKeys { source: e, .. }
             | Self::MtaSts { source: e, .. }
             | Self::Keys { source: e, .. }
             | Self::Security { source: e, .. }

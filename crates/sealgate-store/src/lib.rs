@@ -10,6 +10,7 @@
 //! Depends only on `sealgate-types`; it must not depend on any other Sealgate crate.
 
 mod audit;
+mod dkim;
 pub mod error;
 mod keys;
 mod lease;
@@ -26,6 +27,7 @@ mod test_support;
 mod users;
 
 pub use audit::AuditListener;
+pub use dkim::StoredDkimKey;
 pub use error::StoreError;
 pub use keys::StoredKey;
 pub use lease::{NewNotice, OperatorAction, SettleItem, Settlement};

@@ -46,6 +46,11 @@ const SERVING_GRANTS: &[(&str, &str, &str)] = &[
     ("portal_grants", READ_WRITE, "the secure portal"),
     ("portal_sessions", READ_WRITE, "the secure portal"),
     (
+        "dkim_keys",
+        READ_WRITE,
+        "DKIM signing keys, sealed under the node key ring",
+    ),
+    (
         "_sqlx_migrations",
         "SELECT",
         "which migrations are applied: read only",

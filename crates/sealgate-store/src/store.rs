@@ -71,6 +71,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "holds",
         include_str!("../../../migrations/sqlite/0008_holds.sql"),
     ),
+    (
+        9,
+        "dkim_keys",
+        include_str!("../../../migrations/sqlite/0009_dkim_keys.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -113,6 +118,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "holds",
         include_str!("../../../migrations/postgres/0008_holds.sql"),
+    ),
+    (
+        9,
+        "dkim_keys",
+        include_str!("../../../migrations/postgres/0009_dkim_keys.sql"),
     ),
 ];
 

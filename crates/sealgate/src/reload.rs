@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 /// Sections a reload puts in place.
-const RELOADED_SECTIONS: &[&str] = &["tls", "relay", "policy"];
+const RELOADED_SECTIONS: &[&str] = &["tls", "relay", "policy", "dkim"];
 
 /// `[smtp]` settings a reload puts in place (the per-session limits); the rest of `[smtp]`
 /// (listeners, connection limits, AUTH throttling) needs a restart.
@@ -141,7 +141,7 @@ impl Reloader {
                 }
                 notify(&[sd_notify::NotifyState::Reloading, monotonic_now()]);
                 info!("SIGHUP: reloading the configuration");
-                match self.reload() {
+                match self.reload().await {
                     Ok(()) => {}
                     Err(e) => error!(
                         error = %format!("{e:#}"),
@@ -155,7 +155,7 @@ impl Reloader {
     }
 
     /// One reload: everything is built first and put in place only when all of it loaded.
-    fn reload(&mut self) -> anyhow::Result<()> {
+    async fn reload(&mut self) -> anyhow::Result<()> {
         let Some(file) = self.file.clone() else {
             info!("no configuration file (embedded defaults): nothing to reload");
             return Ok(());
@@ -166,11 +166,18 @@ impl Reloader {
         let rules = crate::wiring::rules(&cfg)
             .map_err(|p| anyhow::anyhow!("invalid [policy]: {}", p.join("; ")))?;
         let ingress = ingress_context(&cfg, Shared::of(&self.ingress.current()))?;
+        let dkim = match &self.delivery {
+            Some(d) => Some(crate::wiring::all_dkim_keys(&cfg, &d.queue).await?),
+            None => None,
+        };
         // Everything loaded: put it in place.
         self.ingress.replace(Arc::new(ingress));
         if let Some(d) = &self.delivery {
             d.rules.replace(Arc::new(rules));
             d.routes.replace(Arc::new(crate::wiring::routes(&cfg)));
+        }
+        if let (Some(d), Some(keys)) = (&self.delivery, dkim) {
+            d.dkim.replace(Arc::new(keys));
         }
         for setting in restart_only_changes(&self.running, &raw) {
             warn!(
@@ -182,7 +189,7 @@ impl Reloader {
         info!(
             file = %file.display(),
             tls = cfg.tls.as_ref().map_or("none".to_owned(), |t| t.cert_file.display().to_string()),
-            applies_to = "new connections (certificate, relay clients, session limits) and messages planned from now on (policy, routes)",
+            applies_to = "new connections (certificate, relay clients, session limits) and messages planned from now on (policy, routes, DKIM keys)",
             "configuration reloaded"
         );
         Ok(())

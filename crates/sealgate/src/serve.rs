@@ -65,11 +65,8 @@ pub(crate) async fn serve(
     let shutdown = shutdown_on_signals()?;
     let mut live_delivery = None;
     let delivery = if cfg.delivery.enabled {
-        let dctx = Arc::new(crate::wiring::delivery_context(
-            &cfg,
-            ctx.queue.clone(),
-            recorder,
-        )?);
+        let dctx =
+            Arc::new(crate::wiring::delivery_context(&cfg, ctx.queue.clone(), recorder).await?);
         live_delivery = Some(dctx.clone());
         if let Some(sts) = dctx.discovery.mta_sts().cloned() {
             tokio::spawn(refresh_mta_sts(

@@ -189,12 +189,50 @@ pub(crate) fn security(cfg: &Config, store: Store) -> anyhow::Result<Security> {
 
 /// The `[[dkim.key]]` signing keys, read from their files.
 pub(crate) fn dkim_keys(cfg: &Config) -> anyhow::Result<sealgate_crypto::dkim::DkimKeys> {
+    Ok(sealgate_crypto::dkim::DkimKeys::new(file_dkim_keys(cfg)?))
+}
+
+/// The `[[dkim.key]]` files' keys.
+fn file_dkim_keys(cfg: &Config) -> anyhow::Result<Vec<sealgate_crypto::dkim::DkimKey>> {
     let mut keys = Vec::with_capacity(cfg.dkim.keys.len());
     for (i, k) in cfg.dkim.keys.iter().enumerate() {
         let algorithm = k.algorithm.parse()?;
         let key =
             sealgate_crypto::dkim::DkimKey::load(&k.domain, &k.selector, algorithm, &k.key_file)
                 .with_context(|| format!("dkim.key[{i}]"))?;
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
+/// Every DKIM key: the `[[dkim.key]]` files, then the keys stored in the database (opened with
+/// the node key ring). A stored key that cannot be opened or used is named in the error.
+pub(crate) async fn all_dkim_keys(
+    cfg: &Config,
+    queue: &Queue,
+) -> anyhow::Result<sealgate_crypto::dkim::DkimKeys> {
+    let mut keys = file_dkim_keys(cfg)?;
+    for k in queue
+        .store()
+        .dkim_keys()
+        .await
+        .context("reading the stored DKIM keys")?
+    {
+        let source = format!("stored key {} (selector {})", k.domain, k.selector);
+        let pem = queue
+            .key_ring()
+            .open(
+                &k.key_sealed,
+                &sealgate_crypto::dkim::sealing_context(&k.domain, &k.selector),
+            )
+            .with_context(|| format!("opening the {source}"))?;
+        let key = sealgate_crypto::dkim::DkimKey::from_pem(
+            &k.domain,
+            &k.selector,
+            k.algorithm.parse()?,
+            &pem,
+            &source,
+        )?;
         keys.push(key);
     }
     Ok(sealgate_crypto::dkim::DkimKeys::new(keys))
@@ -227,13 +265,14 @@ pub(crate) fn node_owner(cfg: &Config) -> String {
 }
 
 /// The delivery context for this process; it records through the node's `recorder`.
-pub(crate) fn delivery_context(
+pub(crate) async fn delivery_context(
     cfg: &Config,
     queue: Queue,
     recorder: Recorder,
 ) -> anyhow::Result<DeliveryContext> {
     let d = &cfg.delivery;
     let sec = security(cfg, queue.store().clone())?;
+    let dkim = all_dkim_keys(cfg, &queue).await?;
     let owner = recorder.owner().to_owned();
     Ok(DeliveryContext {
         queue,
@@ -263,7 +302,7 @@ pub(crate) fn delivery_context(
         poll_interval: d.poll_interval.0,
         shutdown_grace: cfg.server.shutdown_grace.0,
         connections: Default::default(),
-        dkim: Arc::new(dkim_keys(cfg)?),
+        dkim: sealgate_types::Live::new(Arc::new(dkim)),
         arc: arc_sealer(cfg)?,
     })
 }

@@ -239,3 +239,160 @@ fn dkim_check_names_a_key_dns_does_not_publish() {
         "{said}"
     );
 }
+
+/// The record `sealgate dkim keygen --store` printed (between its quotes).
+fn printed_record(out: &std::process::Output, name: &str) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{name}. IN TXT ")))
+        .unwrap_or_else(|| panic!("no record in:\n{stdout}"));
+    line.split_once('"')
+        .expect("quoted")
+        .1
+        .trim_end_matches('"')
+        .to_owned()
+}
+
+#[test]
+fn a_key_stored_in_the_database_signs_after_a_reload_and_stops_when_removed() {
+    let lab = Lab::new(&[("example.test", "@ IN MX 10 mx1\nmx1 IN A 127.0.0.5\n")]);
+    let far = lab.sink([127, 0, 0, 5], SinkScript::default());
+    let store = fresh_db(TestBackend::Postgres);
+    let daemon = lab.daemon_with(&store.url, "1s", "");
+    let db = Inspect::new(daemon.db_url(), Some(&daemon.data_dir().join("seal.key")));
+
+    // Stored, not in a file: the database holds it sealed, and the audit log says who.
+    let made = daemon.cli([
+        "dkim",
+        "keygen",
+        "clinic.test",
+        "--selector",
+        "db2026",
+        "--algorithm",
+        "ed25519-sha256",
+        "--store",
+    ]);
+    let record = printed_record(&made, "db2026._domainkey.clinic.test");
+    let again = daemon.cli([
+        "dkim",
+        "keygen",
+        "clinic.test",
+        "--selector",
+        "db2026",
+        "--store",
+    ]);
+    assert!(!again.status.success(), "a second key under one selector");
+    assert!(
+        String::from_utf8_lossy(&again.stderr)
+            .contains("already has a stored key under selector db2026"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let listed = daemon.cli(["dkim", "list"]);
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["clinic.test", "db2026", "ed25519-sha256", "database"]),
+        "{listed}"
+    );
+    let added: Vec<Value> = db
+        .audit()
+        .into_iter()
+        .filter(|e| e.kind == "dkim_key_added")
+        .map(|e| serde_json::from_str(&e.data).expect("audit data is JSON"))
+        .collect();
+    assert_eq!(added.len(), 1, "{added:?}");
+    assert_eq!(added[0]["selector"], "db2026");
+    // The private key is not in the database in the clear.
+    let raw = std::process::Command::new("psql")
+        .arg(daemon.db_url())
+        .args([
+            "-At",
+            "-c",
+            "SELECT encode(key_sealed, 'escape') FROM dkim_keys",
+        ])
+        .output()
+        .expect("psql");
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&raw.stdout).contains("PRIVATE KEY"));
+
+    // A reload picks the key up; the next message is signed with it.
+    daemon.signal("HUP");
+    daemon.wait_for_log(WAIT, |v| {
+        v.pointer("/fields/message")
+            .or_else(|| v.get("message"))
+            .and_then(Value::as_str)
+            == Some("configuration reloaded")
+    });
+    let signed = send(&daemon, "ehr@clinic.test", "jane@example.test");
+    eventually(WAIT, "the signed message", || !far.received().is_empty());
+    let arrived = far.received()[0].data.clone();
+    // dkimpy looks the key up at a DNS server that publishes the printed record.
+    let published = Lab::new(&[("clinic.test", &txt("db2026._domainkey", &record))]);
+    let (ok, sigs) = dkimpy(published.dns.addr, &arrived);
+    assert!(
+        ok,
+        "dkimpy: {sigs:?}\n{}",
+        String::from_utf8_lossy(&arrived)
+    );
+    assert_eq!(sigs[0]["s"], "db2026");
+    let decision = first(&db, &signed, "decision");
+    assert!(
+        evidence_mentions(&decision, "dkim: signed d=clinic.test s=db2026"),
+        "{decision}"
+    );
+    let check = daemon.cli(["dkim", "check", "clinic.test"]);
+    assert_eq!(check.status.code(), Some(1), "lab DNS does not publish it");
+    assert!(
+        String::from_utf8_lossy(&check.stdout).contains("PROBLEM  db2026._domainkey.clinic.test"),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+
+    // Removed and reloaded: no longer signed, and the decision says so.
+    let removed = daemon.cli(["dkim", "remove", "clinic.test", "--selector", "db2026"]);
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    daemon.signal("HUP");
+    eventually(WAIT, "the second reload", || {
+        daemon
+            .log_events()
+            .iter()
+            .filter(|v| {
+                v.pointer("/fields/message")
+                    .or_else(|| v.get("message"))
+                    .and_then(Value::as_str)
+                    == Some("configuration reloaded")
+            })
+            .count()
+            >= 2
+    });
+    let unsigned = send(&daemon, "ehr@clinic.test", "jane@example.test");
+    eventually(WAIT, "the unsigned message", || far.received().len() >= 2);
+    assert!(!String::from_utf8_lossy(&far.received()[1].data).contains("DKIM-Signature"));
+    // No key is left at all, so signing is off, as with no key configured: no dkim line.
+    let decision = first(&db, &unsigned, "decision");
+    assert!(
+        !decision["evidence"].as_array().is_some_and(|e| e
+            .iter()
+            .any(|v| v.as_str().is_some_and(|t| t.starts_with("dkim:")))),
+        "{decision}"
+    );
+    let gone = daemon.cli(["dkim", "remove", "clinic.test", "--selector", "db2026"]);
+    assert_eq!(gone.status.code(), Some(1));
+}

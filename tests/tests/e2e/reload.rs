@@ -284,7 +284,11 @@ fn sighup_applies_new_relay_clients_and_names_what_needs_a_restart() {
     let restart = daemon.wait_for_log(WAIT, |v| {
         log_message(v) == Some("changed in the configuration file; takes effect after a restart")
     });
-    assert_eq!(field(&restart, "setting"), Some("delivery"), "{restart}");
+    assert_eq!(
+        field(&restart, "setting"),
+        Some("delivery.max_connections"),
+        "{restart}"
+    );
     assert_eq!(
         daemon
             .log_events()
@@ -293,7 +297,7 @@ fn sighup_applies_new_relay_clients_and_names_what_needs_a_restart() {
                 .is_some_and(|m| m.starts_with("changed in the configuration file")))
             .count(),
         1,
-        "only [delivery] needs a restart"
+        "only delivery.max_connections needs a restart"
     );
 
     // A new connection from loopback may no longer relay ...
