@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# DKIM signing cost per message: Sealgate's signer (mail-auth over aws-lc-rs, in process,
+# DKIM signing and ARC sealing cost per message: Sealgate's signer (mail-auth over aws-lc-rs, in process,
 # release build) for rsa-sha256, ed25519-sha256 and both, beside `openssl speed` for the bare
 # RSA-2048 and Ed25519 signatures on the same machine (the floor any signer pays).
 #
