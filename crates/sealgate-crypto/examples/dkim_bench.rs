@@ -89,8 +89,9 @@ fn arc_seal(dir: &std::path::Path, msg: &[u8], seconds: u64) {
     let (pem, _) = generate(DkimAlgorithm::RsaSha256).expect("generate");
     let path = dir.join("arc.pem");
     std::fs::write(&path, pem).expect("write key");
-    let sealer = sealgate_crypto::arc::ArcSealer::load("relay.example", "arc", &path, "relay.example")
-        .expect("load the ARC key");
+    let sealer =
+        sealgate_crypto::arc::ArcSealer::load("relay.example", "arc", &path, "relay.example")
+            .expect("load the ARC key");
     let upstream = DkimKeys::new(vec![key(dir, "up", DkimAlgorithm::RsaSha256)]);
     let (signature, _) = upstream
         .sign(Some("\"EHR\" <ehr@clinic.example>"), msg)
