@@ -435,6 +435,42 @@ pub enum AuditEvent {
         /// Who ran the command (the operating-system user), as far as known.
         operator: String,
     },
+    /// An operator added an API key (`sealgate api-keys add`); its secret is never recorded.
+    ApiKeyAdded {
+        /// The key's public id.
+        key_id: String,
+        /// Its name.
+        name: String,
+        /// What it may do: `send`, `read`, `admin`.
+        scopes: Vec<String>,
+        /// The senders it may use (empty: any sender).
+        senders: Vec<String>,
+        /// Who ran the command (the operating-system user), as far as known.
+        operator: String,
+    },
+    /// An operator revoked an API key: it opens nothing from now on.
+    ApiKeyRevoked {
+        /// The key's public id.
+        key_id: String,
+        /// Its name.
+        name: String,
+        /// Who ran the command (the operating-system user), as far as known.
+        operator: String,
+    },
+    /// A request to the API under a known key id, served or refused (a revoked key, a wrong
+    /// secret, a scope it lacks): who asked for what, and the answer.
+    ApiRequest {
+        /// The key's public id.
+        key_id: String,
+        /// The HTTP method.
+        method: String,
+        /// The path asked for.
+        path: String,
+        /// The status answered.
+        status: u16,
+        /// The client's address.
+        client_ip: String,
+    },
     /// A client tried to send as an address its sender binding does not permit, in the
     /// envelope or in the header: refused with 553 5.7.1, nothing queued.
     SenderRefused {
@@ -508,6 +544,9 @@ impl AuditEvent {
             Self::SenderRefused { .. } => "sender_refused",
             Self::DkimKeyAdded { .. } => "dkim_key_added",
             Self::DkimKeyRemoved { .. } => "dkim_key_removed",
+            Self::ApiKeyAdded { .. } => "api_key_added",
+            Self::ApiKeyRevoked { .. } => "api_key_revoked",
+            Self::ApiRequest { .. } => "api_request",
         }
     }
 }

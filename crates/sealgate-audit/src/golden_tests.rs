@@ -333,6 +333,25 @@ fn samples() -> Vec<AuditEvent> {
             selector: s("s2025"),
             operator: s("root"),
         },
+        AuditEvent::ApiKeyAdded {
+            key_id: s("0123456789abcdef"),
+            name: s("ehr-prod"),
+            scopes: vec![s("send"), s("read")],
+            senders: vec![s("@clinic.example")],
+            operator: s("root"),
+        },
+        AuditEvent::ApiKeyRevoked {
+            key_id: s("0123456789abcdef"),
+            name: s("ehr-prod"),
+            operator: s("root"),
+        },
+        AuditEvent::ApiRequest {
+            key_id: s("0123456789abcdef"),
+            method: s("GET"),
+            path: s("/v1/messages/m1"),
+            status: 200,
+            client_ip: s("192.0.2.7"),
+        },
     ]
 }
 
@@ -395,10 +414,13 @@ fn variant(e: &AuditEvent) -> usize {
         AuditEvent::SenderRefused { .. } => 31,
         AuditEvent::DkimKeyAdded { .. } => 32,
         AuditEvent::DkimKeyRemoved { .. } => 33,
+        AuditEvent::ApiKeyAdded { .. } => 34,
+        AuditEvent::ApiKeyRevoked { .. } => 35,
+        AuditEvent::ApiRequest { .. } => 36,
     }
 }
 
-const VARIANTS: usize = 34;
+const VARIANTS: usize = 37;
 
 #[test]
 fn every_kind_has_a_golden_sample() {

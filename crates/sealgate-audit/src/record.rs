@@ -102,7 +102,10 @@ impl AuditEvent {
             | Self::UserSendersChanged { .. }
             | Self::SenderRefused { .. }
             | Self::DkimKeyAdded { .. }
-            | Self::DkimKeyRemoved { .. } => (None, None),
+            | Self::DkimKeyRemoved { .. }
+            | Self::ApiKeyAdded { .. }
+            | Self::ApiKeyRevoked { .. }
+            | Self::ApiRequest { .. } => (None, None),
         }
     }
 }

@@ -80,6 +80,9 @@ pub struct Config {
     /// The secure portal: sealed messages read in a browser, notices, links.
     #[serde(default)]
     pub portal: PortalConfig,
+    /// The REST API for EHRs and other systems (off by default).
+    #[serde(default)]
+    pub api: ApiConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -89,6 +92,69 @@ pub struct Config {
     /// ARC sealing (RFC 8617) of what arrived DKIM-signed or ARC-sealed; absent = no sealing.
     #[serde(default)]
     pub arc: Option<ArcConfig>,
+}
+
+/// `[api]`: the REST API on its own HTTPS listener; requests carry keys made by `sealgate
+/// api-keys add`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Serve the API. Default false.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Where it listens. Default "127.0.0.1:8444".
+    #[serde(default = "default_api_listen")]
+    pub listen: SocketAddr,
+    /// PEM certificate chain of its own; default: `[tls] cert_file`.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of its own; default: `[tls] key_file`.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// Requests each key may make per minute (429 with Retry-After beyond). Default 600.
+    #[serde(default = "default_api_rate")]
+    pub requests_per_minute: u32,
+}
+
+fn default_api_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8444))
+}
+
+fn default_api_rate() -> u32 {
+    600
+}
+
+impl ApiConfig {
+    /// The certificate chain and key the API serves with, if any: its own, else `[tls]`'s.
+    pub fn tls(&self, tls: Option<&TlsConfig>) -> Option<(PathBuf, PathBuf)> {
+        match (&self.cert_file, &self.key_file) {
+            (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+            _ => tls.map(|t| (t.cert_file.clone(), t.key_file.clone())),
+        }
+    }
+}
+
+fn validate_api(cfg: &Config, problems: &mut Vec<Problem>) {
+    let a = &cfg.api;
+    if a.cert_file.is_some() != a.key_file.is_some() {
+        problems.push(Problem::new(
+            "api.cert_file".into(),
+            "cert_file and key_file go together",
+        ));
+    }
+    if a.requests_per_minute == 0 {
+        problems.push(Problem::new(
+            "api.requests_per_minute".into(),
+            "must be at least 1",
+        ));
+    }
+    // Keys are bearer secrets: never over plain HTTP except to a proxy on this machine.
+    if a.enabled && a.tls(cfg.tls.as_ref()).is_none() && !a.listen.ip().is_loopback() {
+        problems.push(Problem::new(
+            "api.listen".into(),
+            "without a certificate (api.cert_file/key_file or [tls]) the API may listen only on loopback, behind a TLS proxy",
+        ));
+    }
 }
 
 /// `[arc]`: arriving messages are checked (DKIM, ARC) and the results recorded in an
@@ -663,7 +729,8 @@ default_from_serde!(
     ProbesConfig,
     PgpConfig,
     SmimeConfig,
-    PortalConfig
+    PortalConfig,
+    ApiConfig
 );
 
 impl Config {
@@ -898,6 +965,7 @@ impl Config {
         relay::validate(&self.relay, self.tls.as_ref(), &mut problems);
         validate_dkim(&self.dkim, &mut problems);
         validate_arc(self.arc.as_ref(), &mut problems);
+        validate_api(self, &mut problems);
         routes::validate(&self.delivery.routes, &mut problems);
         if problems.is_empty() {
             Ok(())

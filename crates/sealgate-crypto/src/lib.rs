@@ -5,6 +5,7 @@
 //! ([`portal`]), and password hashing for SMTP AUTH users (Argon2id). Depends on no
 //! other Sealgate crate but `sealgate-types`; never logs key material.
 
+pub mod api_key;
 pub mod arc;
 pub mod dkim;
 mod error;

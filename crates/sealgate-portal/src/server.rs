@@ -56,11 +56,19 @@ impl PortalListener {
 
 /// Loads the certificate chain and key, and binds `settings.listen`.
 pub async fn bind(settings: &PortalSettings) -> Result<PortalListener, PortalError> {
-    let tls = match &settings.tls {
+    bind_https(settings.listen, settings.tls.as_ref()).await
+}
+
+/// Loads the certificate chain and key (`None`: plain HTTP behind a proxy) and binds `addr`:
+/// the listener of any of Sealgate's web servers (the portal, the API).
+pub async fn bind_https(
+    addr: SocketAddr,
+    tls: Option<&(std::path::PathBuf, std::path::PathBuf)>,
+) -> Result<PortalListener, PortalError> {
+    let tls = match tls {
         Some((cert, key)) => Some(acceptor(cert, key)?),
         None => None,
     };
-    let addr = settings.listen;
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| PortalError::Bind { addr, source })?;
@@ -115,13 +123,19 @@ pub async fn serve(ctx: PortalContext, shutdown: watch::Receiver<bool>) -> Resul
 
 /// Serves `listener` until `shutdown` turns true; then stops accepting and lets open
 /// connections finish their requests for up to the shutdown grace.
-pub async fn run(
-    ctx: PortalContext,
+pub async fn run(ctx: PortalContext, listener: PortalListener, shutdown: watch::Receiver<bool>) {
+    let grace = ctx.settings.shutdown_grace;
+    run_app(router(ctx), listener, grace, shutdown).await;
+}
+
+/// Serves `app` on `listener` as [`run`] serves the portal: bounded connections, handshake
+/// and header timeouts, and `grace` for open requests after `shutdown` turns true.
+pub async fn run_app(
+    app: Router,
     listener: PortalListener,
+    grace: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let grace = ctx.settings.shutdown_grace;
-    let app = router(ctx);
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {

@@ -55,6 +55,15 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    /// Reading or changing API keys failed.
+    #[error("API key {op} failed")]
+    ApiKeys {
+        /// `add`, `lookup`, `list` or `revoke`.
+        op: &'static str,
+        /// Why.
+        #[source]
+        source: sqlx::Error,
+    },
     /// Reading or changing stored DKIM keys failed.
     #[error("DKIM key {op} failed")]
     DkimKeys {
@@ -186,6 +195,7 @@ impl StoreError {
             | Self::ReadQueue(e)
             | Self::Users { source: e, .. }
             | Self::DkimKeys { source: e, .. }
+            | Self::ApiKeys { source: e, .. }
             | Self::MtaSts { source: e, .. }
             | Self::Keys { source: e, .. }
             | Self::Security { source: e, .. }

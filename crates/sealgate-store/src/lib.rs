@@ -9,6 +9,7 @@
 //!
 //! Depends only on `sealgate-types`; it must not depend on any other Sealgate crate.
 
+mod api_keys;
 mod audit;
 mod dkim;
 pub mod error;
@@ -26,6 +27,7 @@ mod store;
 mod test_support;
 mod users;
 
+pub use api_keys::ApiKeyRow;
 pub use audit::AuditListener;
 pub use dkim::StoredDkimKey;
 pub use error::StoreError;

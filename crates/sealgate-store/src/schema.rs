@@ -51,6 +51,11 @@ const SERVING_GRANTS: &[(&str, &str, &str)] = &[
         "DKIM signing keys, sealed under the node key ring",
     ),
     (
+        "api_keys",
+        READ_WRITE,
+        "API keys (secrets hashed): added, listed and revoked",
+    ),
+    (
         "_sqlx_migrations",
         "SELECT",
         "which migrations are applied: read only",

@@ -76,6 +76,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "dkim_keys",
         include_str!("../../../migrations/sqlite/0009_dkim_keys.sql"),
     ),
+    (
+        10,
+        "api_keys",
+        include_str!("../../../migrations/sqlite/0010_api_keys.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -123,6 +128,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "dkim_keys",
         include_str!("../../../migrations/postgres/0009_dkim_keys.sql"),
+    ),
+    (
+        10,
+        "api_keys",
+        include_str!("../../../migrations/postgres/0010_api_keys.sql"),
     ),
 ];
 

@@ -48,6 +48,9 @@ pub(crate) enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// REST API keys: add (printed once), list, revoke.
+    #[command(subcommand, name = "api-keys")]
+    ApiKeys(crate::cmd_api_keys::ApiKeysCommand),
     /// SMTP AUTH users.
     #[command(subcommand)]
     Users(UsersCommand),
@@ -362,6 +365,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     crate::cmd_audit::tail(&store, args).await?
                 }
                 Command::Users(cmd) => crate::cmd_users::run(&store, cmd).await?,
+                Command::ApiKeys(cmd) => crate::cmd_api_keys::run(&store, cmd).await?,
                 Command::Queue(cmd) => crate::cmd_queue::run(&cfg, &store, cmd).await?,
                 Command::Keys(cmd) => crate::cmd_keys::run(&cfg, &store, cmd).await?,
                 Command::Portal(cmd) => crate::cmd_portal::run(&store, cmd).await?,

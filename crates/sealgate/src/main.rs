@@ -3,6 +3,7 @@
 //! the environment, initialises tracing, installs signal handlers or uses `anyhow`.
 
 mod cli;
+mod cmd_api_keys;
 mod cmd_audit;
 mod cmd_check;
 mod cmd_config;

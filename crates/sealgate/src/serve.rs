@@ -82,6 +82,7 @@ pub(crate) async fn serve(
         None
     };
     let portal = start_portal(&cfg, &ctx.queue, shutdown.clone()).await?;
+    let api = start_api(&cfg, &store, shutdown.clone()).await?;
     let retention = tokio::spawn(portal_retention(store.clone(), shutdown.clone()));
     let server = Server::new(ctx, limits);
     crate::reload::Reloader {
@@ -103,6 +104,9 @@ pub(crate) async fn serve(
     if let Some(p) = portal {
         // Open requests finish, bounded by the shutdown grace.
         let _ = p.await;
+    }
+    if let Some(a) = api {
+        let _ = a.await;
     }
     let _ = retention.await;
     store.close().await;
@@ -146,6 +150,40 @@ async fn start_portal(
     };
     Ok(Some(tokio::spawn(sealgate_portal::run(
         ctx, listener, shutdown,
+    ))))
+}
+
+/// Binds and starts the REST API when `[api] enabled`.
+async fn start_api(
+    cfg: &Config,
+    store: &sealgate_store::Store,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<Option<JoinHandle<()>>> {
+    if !cfg.api.enabled {
+        return Ok(None);
+    }
+    let settings = sealgate_api::ApiSettings {
+        listen: cfg.api.listen,
+        tls: cfg.api.tls(cfg.tls.as_ref()),
+        shutdown_grace: cfg.server.shutdown_grace.0,
+    };
+    let listener = sealgate_portal::bind_https(settings.listen, settings.tls.as_ref())
+        .await
+        .context("starting the API ([api])")?;
+    info!(addr = %listener.local_addr, tls = listener.is_tls(), "api listener bound");
+    if !listener.is_tls() {
+        warn!("the API serves plain HTTP on loopback: put a TLS-terminating proxy in front of it");
+    }
+    let ctx = std::sync::Arc::new(sealgate_api::ApiContext {
+        store: store.clone(),
+        limit: sealgate_api::RateLimit::new(cfg.api.requests_per_minute),
+    });
+    let app = sealgate_api::router(ctx);
+    Ok(Some(tokio::spawn(sealgate_portal::run_app(
+        app,
+        listener,
+        settings.shutdown_grace,
+        shutdown,
     ))))
 }
 

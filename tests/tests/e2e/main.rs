@@ -19,6 +19,7 @@ macro_rules! on_both_backends {
     };
 }
 
+mod api;
 mod arc;
 mod audit_cli;
 mod audit_fixture;
