@@ -23,6 +23,8 @@ use crate::{ApiContext, ApiError};
 #[derive(Debug, Clone)]
 pub(crate) struct Caller {
     pub(crate) key: ApiKeyRow,
+    /// The client's address.
+    pub(crate) client_ip: String,
 }
 
 impl Caller {
@@ -139,7 +141,10 @@ pub(crate) async fn authenticate(
     let response = match verdict {
         Err(refusal) => refusal.into_response(),
         Ok(()) => {
-            req.extensions_mut().insert(Caller { key });
+            req.extensions_mut().insert(Caller {
+                key,
+                client_ip: client_ip.clone(),
+            });
             next.run(req).await
         }
     };

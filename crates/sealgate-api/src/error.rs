@@ -41,6 +41,30 @@ impl ApiError {
         }
     }
 
+    /// The body could not be read as the request needs (the extractor's own status: 400,
+    /// 413 for an oversize body, 415 for another content type).
+    pub fn rejected(status: StatusCode, message: impl Into<String>) -> Self {
+        Self::new(status, "bad_request", message)
+    }
+
+    /// A field that does not check (it is named).
+    pub fn unprocessable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
+    }
+
+    /// The message is larger than `[smtp] max_message_size`.
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
+    }
+
+    /// Could not be done now; nothing was written; retry.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self {
+            retry_after: Some(30),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+        }
+    }
+
     /// Our own failure (the log says more).
     pub fn internal() -> Self {
         Self::new(

@@ -7,18 +7,22 @@
 //! budget per minute (429 with `Retry-After` beyond it). Every request under a known key id is
 //! audited (`api_request`: key id, method, path, status, client address; never the secret).
 //!
-//! Endpoints so far: `GET /v1/messages/{id}` (scope `read`).
+//! Endpoints so far: `POST /v1/messages` (scope `send`) and `GET /v1/messages/{id}` (scope
+//! `read`).
 
 mod auth;
 mod error;
 mod messages;
+mod submit;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use sealgate_queue::Queue;
 use sealgate_store::Store;
 
 pub use auth::RateLimit;
@@ -31,6 +35,14 @@ pub struct ApiContext {
     pub store: Store,
     /// Requests each key may make per minute.
     pub limit: RateLimit,
+    /// The queue messages are accepted into.
+    pub queue: Queue,
+    /// This relay's host name (Message-ID, Received).
+    pub hostname: String,
+    /// `[smtp] max_message_size`: the largest message built from a request.
+    pub max_message_size: usize,
+    /// `[smtp] max_recipients`.
+    pub max_recipients: usize,
 }
 
 /// How the API is served (`[api]`).
@@ -46,8 +58,12 @@ pub struct ApiSettings {
 
 /// The API's routes over `ctx`.
 pub fn router(ctx: Arc<ApiContext>) -> Router {
+    // A request carries attachments in base64 (4 bytes per 3) and some JSON around them.
+    let body_limit = ctx.max_message_size / 3 * 4 + 64 * 1024;
     Router::new()
+        .route("/v1/messages", post(submit::post_message))
         .route("/v1/messages/{id}", get(messages::get_message))
+        .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(
             ctx.clone(),
             auth::authenticate,

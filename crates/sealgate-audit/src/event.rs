@@ -44,6 +44,14 @@ pub enum AuditEvent {
         /// factors that matched. Stored only for such messages.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tenant: Option<TenantMatch>,
+        /// The API key (public id) a message submitted through the REST API came with.
+        /// Stored only for such messages.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        api_key: Option<String>,
+        /// Who wrote the message when not an SMTP client: `api`, `portal-notice`,
+        /// `portal-reply`. Stored only then.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<String>,
     },
     /// The policy engine's decision for one recipient, written before any delivery attempt:
     /// the protection level, the method chosen, the fallback chain and the evidence.

@@ -17,6 +17,8 @@ fn received_becomes_a_record_with_its_fields_as_data() {
         header_message_id: None,
         requiretls: false,
         tenant: None,
+        api_key: None,
+        origin: None,
     }
     .into_record();
     assert_eq!(rec.kind, "received");
@@ -45,6 +47,8 @@ fn received_records_requiretls_only_when_the_client_asked_for_it() {
         header_message_id: None,
         requiretls,
         tenant: None,
+        api_key: None,
+        origin: None,
     };
     let with = event(true).into_record().data;
     assert_eq!(with["requiretls"], Value::Bool(true), "{with}");

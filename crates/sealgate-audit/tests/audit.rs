@@ -57,6 +57,8 @@ fn received(id: &str) -> (NewMessage, AuditRecord) {
         header_message_id: None,
         requiretls: msg.requiretls,
         tenant: None,
+        api_key: None,
+        origin: None,
     };
     (msg, event.into_record())
 }

@@ -293,6 +293,7 @@ pub(crate) fn outgoing(
         requiretls: false,
         origin: Some(origin.to_owned()),
         tenant: None,
+        api_key: None,
     }
 }
 

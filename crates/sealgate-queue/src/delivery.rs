@@ -493,6 +493,7 @@ impl Queue {
             // A DSN quotes the original's header: it is not phi-free.
             origin: None,
             tenant: None,
+            api_key: None,
         })
     }
 

@@ -67,6 +67,9 @@ pub struct IncomingMessage {
     /// The cloud tenant a client's message was relayed for (`[[relay.tenant]]`), recorded in
     /// the `received` event.
     pub tenant: Option<sealgate_audit::TenantMatch>,
+    /// The API key a message submitted through the REST API came with (its public id),
+    /// recorded in the `received` event.
+    pub api_key: Option<String>,
 }
 
 /// The origin of messages Sealgate writes itself without protected content (portal notices
@@ -148,7 +151,7 @@ impl Queue {
             requiretls: msg.requiretls,
             key_id: sealed.key_id,
             sealed_body: sealed.blob,
-            origin: msg.origin,
+            origin: msg.origin.clone(),
         };
         let event = AuditEvent::Received {
             message_id: id,
@@ -163,6 +166,8 @@ impl Queue {
             header_message_id: msg.header_message_id,
             requiretls: msg.requiretls,
             tenant: msg.tenant,
+            api_key: msg.api_key,
+            origin: msg.origin,
         };
         Ok(NewNotice {
             message,

@@ -28,6 +28,7 @@ fn incoming(body: &[u8]) -> IncomingMessage {
         requiretls: false,
         origin: None,
         tenant: None,
+        api_key: None,
     }
 }
 

@@ -82,7 +82,7 @@ pub(crate) async fn serve(
         None
     };
     let portal = start_portal(&cfg, &ctx.queue, shutdown.clone()).await?;
-    let api = start_api(&cfg, &store, shutdown.clone()).await?;
+    let api = start_api(&cfg, &ctx.queue, shutdown.clone()).await?;
     let retention = tokio::spawn(portal_retention(store.clone(), shutdown.clone()));
     let server = Server::new(ctx, limits);
     crate::reload::Reloader {
@@ -156,7 +156,7 @@ async fn start_portal(
 /// Binds and starts the REST API when `[api] enabled`.
 async fn start_api(
     cfg: &Config,
-    store: &sealgate_store::Store,
+    queue: &Queue,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<JoinHandle<()>>> {
     if !cfg.api.enabled {
@@ -175,8 +175,12 @@ async fn start_api(
         warn!("the API serves plain HTTP on loopback: put a TLS-terminating proxy in front of it");
     }
     let ctx = std::sync::Arc::new(sealgate_api::ApiContext {
-        store: store.clone(),
+        store: queue.store().clone(),
         limit: sealgate_api::RateLimit::new(cfg.api.requests_per_minute),
+        queue: queue.clone(),
+        hostname: cfg.server.hostname.clone(),
+        max_message_size: usize::try_from(cfg.smtp.max_message_size.0).unwrap_or(usize::MAX),
+        max_recipients: cfg.smtp.max_recipients,
     });
     let app = sealgate_api::router(ctx);
     Ok(Some(tokio::spawn(sealgate_portal::run_app(

@@ -260,3 +260,225 @@ fn keys_scopes_sender_domains_revocation_and_budgets_hold_and_every_use_is_audit
     assert!(!listed.contains(&reader[21..]));
     let _ = Path::new(&api.ca);
 }
+
+/// `curl` with a JSON body to the plain-HTTP loopback API at `port`: status and body.
+fn post(port: u16, key: &str, body: &str) -> (u16, Value) {
+    let out = Command::new("curl")
+        .args(["-sS", "-o", "-", "-w", "\n%{http_code}", "-X", "POST"])
+        .args(["-H", &format!("Authorization: Bearer {key}")])
+        .args([
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            "@-",
+        ])
+        .arg(format!("http://127.0.0.1:{port}/v1/messages"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(body.as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').expect("status line");
+    (
+        status.trim().parse().expect("status"),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
+}
+
+#[test]
+fn a_json_message_is_built_queued_and_delivered_and_bad_input_is_refused_by_field_with_nothing_written()
+ {
+    use sealgate_testkit::db::TestBackend;
+    use sealgate_testkit::smtp_sink::SinkScript;
+
+    use crate::lab::{Lab, eventually};
+    use crate::trail::first;
+
+    let lab = Lab::new(&[("example.test", "@ IN MX 10 mx1\nmx1 IN A 127.0.0.5\n")]);
+    let sink = lab.sink([127, 0, 0, 5], SinkScript::default());
+    let store = crate::inspect::fresh_db(TestBackend::Sqlite);
+    let daemon = lab.daemon_with(
+        &store.url,
+        "1s",
+        "[api]\nenabled = true\nlisten = \"127.0.0.1:0\"\n\
+         [smtp]\nmax_recipients = 4\nmax_message_size = \"32KiB\"\n",
+    );
+    let bound = daemon.wait_for_log(Duration::from_secs(10), |v| {
+        v.pointer("/fields/message").and_then(Value::as_str) == Some("api listener bound")
+    });
+    let port: u16 = bound
+        .pointer("/fields/addr")
+        .and_then(Value::as_str)
+        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+        .map(|a| a.port())
+        .expect("api address");
+    let add = |name: &str, args: &[&str]| {
+        let mut all = vec!["api-keys", "add", name];
+        all.extend_from_slice(args);
+        let out = daemon.cli(&all);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let sender = add(
+        "ehr",
+        &["--scope", "send,read", "--sender-domain", "clinic.test"],
+    );
+    let reader = add("viewer", &["--scope", "read"]);
+
+    let good = serde_json::json!({
+        "from": {"name": "Dr Grey", "address": "grey@clinic.test"},
+        "to": ["jane@example.test"],
+        "cc": [{"name": "Joe", "address": "joe@example.test"}],
+        "bcc": ["audit@example.test"],
+        "subject": "Your results",
+        "text": "Your results are ready.",
+        "html": "<p>Your results are ready.</p>",
+        "attachments": [{"filename": "results.pdf", "content_type": "application/pdf",
+                         "content": "JVBERi0xLjQKJcfsj6IK"}],
+        "headers": {"X-Ehr-Order": "A-1234"}
+    });
+    let (status, body) = post(port, &sender, &good.to_string());
+    assert_eq!(status, 202, "{body}");
+    let id = body["id"].as_str().expect("queue id").to_owned();
+    assert_eq!(
+        body["recipients"],
+        serde_json::json!([
+            "jane@example.test",
+            "joe@example.test",
+            "audit@example.test"
+        ])
+    );
+    eventually(Duration::from_secs(30), "delivery to the sink", || {
+        !sink.received().is_empty()
+    });
+    let got = &sink.received()[0];
+    let text = String::from_utf8_lossy(&got.data).into_owned();
+    assert_eq!(got.rcpts.len(), 3, "{:?}", got.rcpts);
+    assert!(text.contains("X-Ehr-Order: A-1234"), "{text}");
+    assert!(text.contains("results.pdf"), "{text}");
+    assert!(text.contains("Dr Grey"), "{text}");
+    assert!(
+        !text.to_ascii_lowercase().contains("audit@example.test"),
+        "a blind copy shows:\n{text}"
+    );
+    assert!(text.contains("with HTTPS"), "{text}");
+    let db = Inspect::new(daemon.db_url(), Some(&daemon.data_dir().join("seal.key")));
+    let received = first(&db, &id, "received");
+    assert_eq!(received["origin"], "api", "{received}");
+    assert_eq!(
+        received["api_key"].as_str(),
+        Some(&sender[4..20]),
+        "{received}"
+    );
+
+    // Refusals: each names the field (or the scope), and nothing is queued.
+    let with = |patch: Value| {
+        let mut m = good.clone();
+        for (k, v) in patch.as_object().expect("object") {
+            m[k] = v.clone();
+        }
+        m.to_string()
+    };
+    let attachment = "A".repeat(40 * 1024);
+    let cases: Vec<(String, String, u16, &str)> = vec![
+        (sender.clone(), "{not json".to_owned(), 400, "the body"),
+        (
+            sender.clone(),
+            with(serde_json::json!({"priority": "high"})),
+            422,
+            "priority",
+        ),
+        (
+            sender.clone(),
+            with(serde_json::json!({"subject": "a\r\nBcc: x@evil.test"})),
+            422,
+            "subject: control characters",
+        ),
+        (
+            sender.clone(),
+            with(serde_json::json!({"headers": {"X-A": "b\u{0}c"}})),
+            422,
+            "headers.X-A",
+        ),
+        (
+            sender.clone(),
+            with(serde_json::json!({"headers": {"Bcc": "x@evil.test"}})),
+            422,
+            "headers.Bcc",
+        ),
+        (
+            sender.clone(),
+            with(serde_json::json!({"to": ["jane%evil.test@example.test"]})),
+            422,
+            "to[0]",
+        ),
+        (
+            sender.clone(),
+            with(serde_json::json!({"to": ["a@example.test\r\nRCPT TO:<x@evil.test>"]})),
+            422,
+            "to[0]",
+        ),
+        (
+            sender.clone(),
+            with(serde_json::json!({"to": ["a@x.test", "b@x.test", "c@x.test", "d@x.test"]})),
+            422,
+            "at most 4 recipients",
+        ),
+        (
+            sender.clone(),
+            with(
+                serde_json::json!({"attachments": [{"filename": "a", "content_type": "text/plain", "content": "**"}]}),
+            ),
+            422,
+            "attachments[0].content: is not base64",
+        ),
+        (
+            sender.clone(),
+            with(
+                serde_json::json!({"attachments": [{"filename": "a", "content_type": "application/octet-stream", "content": attachment}]}),
+            ),
+            413,
+            "bytes; at most",
+        ),
+        (
+            sender.clone(),
+            with(serde_json::json!({"from": "grey@other.test"})),
+            403,
+            "from: this key may not send as grey@other.test",
+        ),
+        (
+            reader.clone(),
+            good.to_string(),
+            403,
+            "lacks the send scope",
+        ),
+    ];
+    for (key, body, want, needle) in cases {
+        let (status, answer) = post(port, &key, &body);
+        let message = answer["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert_eq!(status, want, "{body}\n{answer}");
+        assert!(message.contains(needle), "{needle:?} not in {message:?}");
+    }
+    let received: Vec<_> = db
+        .audit()
+        .into_iter()
+        .filter(|e| e.kind == "received")
+        .collect();
+    assert_eq!(received.len(), 1, "a refused request queued something");
+}

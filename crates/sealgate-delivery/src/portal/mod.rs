@@ -334,6 +334,7 @@ fn notice_message(
         requiretls: false,
         origin: Some(ORIGIN_NOTICE.to_owned()),
         tenant: None,
+        api_key: None,
     })?;
     Ok(prepared.into_parts())
 }

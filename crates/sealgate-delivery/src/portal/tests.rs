@@ -67,6 +67,7 @@ async fn claimed(queue: &Queue) -> (String, Vec<(Claim, Decision)>) {
             requiretls: false,
             origin: None,
             tenant: None,
+            api_key: None,
         })
         .await
         .unwrap();

@@ -204,6 +204,7 @@ impl Session {
             // A client's message: never one of Sealgate's own notices.
             origin: None,
             tenant,
+            api_key: None,
         };
         let (size, rcpts) = (data.len(), msg.recipients.len());
         match self.ctx.queue.accept(msg).await {

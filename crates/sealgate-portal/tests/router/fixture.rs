@@ -332,6 +332,7 @@ impl Fixture {
                 requiretls: false,
                 origin: Some(ORIGIN_NOTICE.to_owned()),
                 tenant: None,
+                api_key: None,
             })
             .expect("prepare")
             .into_parts()

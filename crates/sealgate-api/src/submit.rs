@@ -1,0 +1,371 @@
+//! `POST /v1/messages` (scope `send`): a message described in JSON, built into RFC 5322 with
+//! `mail-builder`, and queued through the same accept transaction as SMTP (its `received`
+//! event carries origin `api` and the key id). Every field is checked before anything is
+//! written; a refusal names the field.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use base64::Engine as _;
+use mail_builder::MessageBuilder;
+use mail_builder::headers::raw::Raw;
+use sealgate_queue::{IncomingMessage, data_digest};
+use sealgate_types::{EmailAddress, MessageId};
+use serde::{Deserialize, Serialize};
+use tracing::{error, info};
+
+use crate::auth::Caller;
+use crate::{ApiContext, ApiError};
+
+/// Fields Sealgate writes itself or that carry the envelope: never set through `headers`.
+const RESERVED: &[&str] = &[
+    "from",
+    "sender",
+    "to",
+    "cc",
+    "bcc",
+    "reply-to",
+    "subject",
+    "date",
+    "message-id",
+    "mime-version",
+    "content-type",
+    "content-transfer-encoding",
+    "content-disposition",
+    "received",
+    "return-path",
+    "authentication-results",
+    "arc-seal",
+    "arc-message-signature",
+    "arc-authentication-results",
+    "dkim-signature",
+    "resent-from",
+    "resent-to",
+    "resent-cc",
+    "resent-bcc",
+    "resent-date",
+    "resent-sender",
+    "resent-message-id",
+];
+
+/// A mailbox: an address, or a name and an address.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Mailbox {
+    /// `"jane@example.org"`
+    Plain(String),
+    /// `{"name": "Jane Doe", "address": "jane@example.org"}`
+    Named {
+        /// The display name.
+        name: String,
+        /// The address.
+        address: String,
+    },
+}
+
+impl Mailbox {
+    fn parts(&self) -> (Option<&str>, &str) {
+        match self {
+            Mailbox::Plain(a) => (None, a),
+            Mailbox::Named { name, address } => (Some(name), address),
+        }
+    }
+}
+
+/// One attachment.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Attachment {
+    filename: String,
+    content_type: String,
+    /// Base64 (standard alphabet).
+    content: String,
+}
+
+/// The request body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewMessage {
+    from: Mailbox,
+    #[serde(default)]
+    to: Vec<Mailbox>,
+    #[serde(default)]
+    cc: Vec<Mailbox>,
+    /// Envelope recipients that appear in no header.
+    #[serde(default)]
+    bcc: Vec<String>,
+    #[serde(default)]
+    reply_to: Option<Mailbox>,
+    subject: String,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    html: Option<String>,
+    #[serde(default)]
+    attachments: Vec<Attachment>,
+    /// Extra header fields (`X-…` and the like).
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, String>,
+}
+
+/// The answer: the queue id and the recipients queued.
+#[derive(Debug, Serialize)]
+pub(crate) struct Accepted {
+    id: String,
+    recipients: Vec<String>,
+}
+
+fn invalid(field: &str, why: &str) -> ApiError {
+    ApiError::unprocessable(format!("{field}: {why}"))
+}
+
+/// Text that goes into a header: no control characters (CR, LF, NUL and the rest).
+fn header_text(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(invalid(
+            field,
+            "control characters (CR, LF, NUL, …) are not allowed",
+        ));
+    }
+    Ok(())
+}
+
+/// A plain `local@domain` address: no quoting, no routing tricks, a host-name domain.
+fn address(field: &str, text: &str) -> Result<EmailAddress, ApiError> {
+    header_text(field, text)?;
+    let bad = |why: &str| invalid(field, &format!("{text:?} {why}"));
+    if text.contains(['%', '!', '"', ' ', '<', '>', ',', ';', '\\']) || text.starts_with('@') {
+        return Err(bad("is not a plain address (local@domain)"));
+    }
+    let a = EmailAddress::parse(text).map_err(|e| bad(&format!("is not an address: {e}")))?;
+    let label_ok = |l: &str| {
+        !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if a.local().is_empty() || !a.domain().contains('.') || !a.domain().split('.').all(label_ok) {
+        return Err(bad("is not an address with a host-name domain"));
+    }
+    Ok(a)
+}
+
+/// `POST /v1/messages`.
+pub(crate) async fn post_message(
+    State(ctx): State<Arc<ApiContext>>,
+    Extension(caller): Extension<Caller>,
+    body: Result<Json<NewMessage>, JsonRejection>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    caller.require("send")?;
+    let Json(m) =
+        body.map_err(|e| ApiError::rejected(e.status(), format!("the body: {}", e.body_text())))?;
+    let (from_name, from_text) = m.from.parts();
+    let from = address("from", from_text)?;
+    if let Some(n) = from_name {
+        header_text("from.name", n)?;
+    }
+    if !caller.may_use_sender(&from.to_string()) {
+        return Err(ApiError::forbidden(format!(
+            "from: this key may not send as {from} (its sender domains: {})",
+            caller.key.senders.join(", ")
+        )));
+    }
+    let mut recipients: Vec<String> = Vec::new();
+    let mut add = |field: &str, text: &str| -> Result<(), ApiError> {
+        let a = address(field, text)?.to_string();
+        if !recipients.contains(&a) {
+            recipients.push(a);
+        }
+        Ok(())
+    };
+    for (i, b) in m.to.iter().enumerate() {
+        let (n, a) = b.parts();
+        add(&format!("to[{i}]"), a)?;
+        if let Some(n) = n {
+            header_text(&format!("to[{i}].name"), n)?;
+        }
+    }
+    for (i, b) in m.cc.iter().enumerate() {
+        let (n, a) = b.parts();
+        add(&format!("cc[{i}]"), a)?;
+        if let Some(n) = n {
+            header_text(&format!("cc[{i}].name"), n)?;
+        }
+    }
+    for (i, a) in m.bcc.iter().enumerate() {
+        add(&format!("bcc[{i}]"), a)?;
+    }
+    if recipients.is_empty() {
+        return Err(invalid(
+            "to",
+            "at least one recipient (to, cc or bcc) is needed",
+        ));
+    }
+    if recipients.len() > ctx.max_recipients {
+        return Err(invalid(
+            "to",
+            &format!("at most {} recipients per message", ctx.max_recipients),
+        ));
+    }
+    if let Some(r) = &m.reply_to {
+        let (n, a) = r.parts();
+        address("reply_to", a)?;
+        if let Some(n) = n {
+            header_text("reply_to.name", n)?;
+        }
+    }
+    header_text("subject", &m.subject)?;
+    if m.text.is_none() && m.html.is_none() {
+        return Err(invalid("text", "a text or an html body is needed"));
+    }
+    for (name, value) in &m.headers {
+        let field = format!("headers.{name}");
+        let name_ok =
+            !name.is_empty() && name.bytes().all(|b| (33..=126).contains(&b) && b != b':');
+        if !name_ok {
+            return Err(invalid(&field, "is not a header field name"));
+        }
+        if RESERVED.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err(invalid(
+                &field,
+                "is set by Sealgate or from the message's fields; not here",
+            ));
+        }
+        header_text(&field, value)?;
+    }
+    let mut files = Vec::with_capacity(m.attachments.len());
+    for (i, a) in m.attachments.iter().enumerate() {
+        header_text(&format!("attachments[{i}].filename"), &a.filename)?;
+        let ct_ok = a.content_type.split_once('/').is_some_and(|(t, s)| {
+            let tok = |x: &str| {
+                !x.is_empty()
+                    && x.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+            };
+            tok(t) && tok(s)
+        });
+        if !ct_ok {
+            return Err(invalid(
+                &format!("attachments[{i}].content_type"),
+                "is not a media type such as application/pdf",
+            ));
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(a.content.as_bytes())
+            .map_err(|e| {
+                invalid(
+                    &format!("attachments[{i}].content"),
+                    &format!("is not base64: {e}"),
+                )
+            })?;
+        files.push(bytes);
+    }
+
+    let id = MessageId::new();
+    let message_id = format!("<{}@{}>", id.as_uuid().simple(), ctx.hostname);
+    let mut builder = MessageBuilder::new()
+        .from(match from_name {
+            Some(n) => mail_builder::headers::address::Address::new_address(
+                Some(n.to_owned()),
+                from.to_string(),
+            ),
+            None => mail_builder::headers::address::Address::new_address(
+                None::<String>,
+                from.to_string(),
+            ),
+        })
+        .subject(m.subject.clone())
+        .message_id(message_id.trim_matches(['<', '>']).to_owned());
+    let to_list = |list: &[Mailbox]| -> Vec<mail_builder::headers::address::Address<'static>> {
+        list.iter()
+            .map(|b| {
+                let (n, a) = b.parts();
+                mail_builder::headers::address::Address::new_address(
+                    n.map(str::to_owned),
+                    a.to_owned(),
+                )
+            })
+            .collect()
+    };
+    if !m.to.is_empty() {
+        builder = builder.to(to_list(&m.to));
+    }
+    if !m.cc.is_empty() {
+        builder = builder.cc(to_list(&m.cc));
+    }
+    if let Some(r) = &m.reply_to {
+        builder = builder.reply_to(to_list(std::slice::from_ref(r)));
+    }
+    for (name, value) in &m.headers {
+        builder = builder.header(name.clone(), Raw::new(value.clone()));
+    }
+    if let Some(t) = &m.text {
+        builder = builder.text_body(t.clone());
+    }
+    if let Some(h) = &m.html {
+        builder = builder.html_body(h.clone());
+    }
+    for (a, bytes) in m.attachments.iter().zip(files) {
+        builder = builder.attachment(a.content_type.clone(), a.filename.clone(), bytes);
+    }
+    let data = builder.write_to_vec().map_err(|e| {
+        error!(error = %e, "api: building the message failed");
+        ApiError::internal()
+    })?;
+    if data.len() > ctx.max_message_size {
+        return Err(ApiError::too_large(format!(
+            "the message is {} bytes; at most {} are accepted",
+            data.len(),
+            ctx.max_message_size
+        )));
+    }
+    let received = format!(
+        "Received: from api (key {}) by {} (Sealgate) with HTTPS\r\n\tid {id}; {}\r\n",
+        caller.key.id,
+        ctx.hostname,
+        chrono::Utc::now().to_rfc2822()
+    );
+    let mut content = Vec::with_capacity(received.len() + data.len());
+    content.extend_from_slice(received.as_bytes());
+    content.extend_from_slice(&data);
+    let msg = IncomingMessage {
+        id,
+        sender: from.to_string(),
+        recipients: recipients.clone(),
+        client_data_sha256: data_digest(&data),
+        client_data_size: data.len() as u64,
+        header_message_id: Some(message_id),
+        content,
+        client_ip: caller.client_ip.clone(),
+        helo: "api".to_owned(),
+        auth_user: None,
+        tls: Some("HTTPS".to_owned()),
+        requiretls: false,
+        origin: Some("api".to_owned()),
+        tenant: None,
+        api_key: Some(caller.key.id.clone()),
+    };
+    match ctx.queue.accept(msg).await {
+        Ok(id) => {
+            info!(msg_id = %id, key_id = %caller.key.id, rcpts = recipients.len(), "message queued (api)");
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(Accepted {
+                    id: id.to_string(),
+                    recipients,
+                }),
+            ))
+        }
+        Err(e) if e.is_full() => {
+            error!(error = %e, "api: queueing failed: storage full");
+            Err(ApiError::unavailable("insufficient storage; retry later"))
+        }
+        Err(e) => {
+            error!(error = %e, "api: queueing failed");
+            Err(ApiError::unavailable(
+                "the message could not be queued; retry later",
+            ))
+        }
+    }
+}
