@@ -2,14 +2,20 @@
 //! `mail-builder`, and queued through the same accept transaction as SMTP (its `received`
 //! event carries origin `api` and the key id). Every field is checked before anything is
 //! written; a refusal names the field.
+//!
+//! `Idempotency-Key` (IETF httpapi draft): the same key with the same body answers the first
+//! answer again (`Idempotent-Replayed: true`) and creates nothing; with another body, 422. The
+//! key's row is written in the message's accept transaction and honoured for 24 hours.
 
 use std::sync::Arc;
 
 use axum::Extension;
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
-use axum::http::StatusCode;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use mail_builder::MessageBuilder;
 use mail_builder::headers::raw::Raw;
@@ -112,6 +118,9 @@ pub(crate) struct NewMessage {
     headers: std::collections::BTreeMap<String, String>,
 }
 
+/// How long an idempotency key is honoured.
+const IDEMPOTENCY_WINDOW_MICROS: i64 = 24 * 3600 * 1_000_000;
+
 /// The answer: the queue id and the recipients queued.
 #[derive(Debug, Serialize)]
 pub(crate) struct Accepted {
@@ -155,11 +164,48 @@ fn address(field: &str, text: &str) -> Result<EmailAddress, ApiError> {
 pub(crate) async fn post_message(
     State(ctx): State<Arc<ApiContext>>,
     Extension(caller): Extension<Caller>,
-    body: Result<Json<NewMessage>, JsonRejection>,
-) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     caller.require("send")?;
-    let Json(m) =
+    let body =
         body.map_err(|e| ApiError::rejected(e.status(), format!("the body: {}", e.body_text())))?;
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if !json {
+        return Err(ApiError::rejected(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type: send application/json",
+        ));
+    }
+    let idem_key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => match v.to_str().ok().filter(|k| {
+            !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| (0x21..=0x7e).contains(&b))
+        }) {
+            Some(k) => Some(k.to_owned()),
+            None => {
+                return Err(ApiError::rejected(
+                    StatusCode::BAD_REQUEST,
+                    "Idempotency-Key: 1 to 255 visible ASCII characters",
+                ));
+            }
+        },
+    };
+    let m: NewMessage = serde_json::from_slice(&body).map_err(|e| {
+        let status = if e.is_data() {
+            StatusCode::UNPROCESSABLE_ENTITY
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        ApiError::rejected(status, format!("the body: {e}"))
+    })?;
     let (from_name, from_text) = m.from.parts();
     let from = address("from", from_text)?;
     if let Some(n) = from_name {
@@ -346,16 +392,50 @@ pub(crate) async fn post_message(
         tenant: None,
         api_key: Some(caller.key.id.clone()),
     };
-    match ctx.queue.accept(msg).await {
-        Ok(id) => {
-            info!(msg_id = %id, key_id = %caller.key.id, rcpts = recipients.len(), "message queued (api)");
-            Ok((
+    let accepted = Accepted {
+        id: id.to_string(),
+        recipients,
+    };
+    let answer = serde_json::to_string(&accepted).map_err(|_| ApiError::internal())?;
+    let queued = match &idem_key {
+        None => ctx.queue.accept(msg).await.map(|_| None),
+        Some(k) => {
+            let row = sealgate_store::IdempotencyRow {
+                api_key_id: caller.key.id.clone(),
+                idem_key: k.clone(),
+                request_sha256: sealgate_crypto::sha256_hex(&body),
+                message_id: accepted.id.clone(),
+                response: answer,
+            };
+            let window_start = sealgate_types::time::now_micros() - IDEMPOTENCY_WINDOW_MICROS;
+            ctx.queue.accept_idempotent(msg, &row, window_start).await
+        }
+    };
+    match queued {
+        Ok(None) => {
+            info!(msg_id = %accepted.id, key_id = %caller.key.id, rcpts = accepted.recipients.len(), "message queued (api)");
+            Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
+        }
+        Ok(Some(first)) => {
+            if first.request_sha256 != sealgate_crypto::sha256_hex(&body) {
+                return Err(ApiError::unprocessable(
+                    "Idempotency-Key: this key was used with another request in the last 24 hours",
+                ));
+            }
+            info!(msg_id = %first.message_id, key_id = %caller.key.id, "idempotent replay (api): nothing queued");
+            let mut response = (
                 StatusCode::ACCEPTED,
-                Json(Accepted {
-                    id: id.to_string(),
-                    recipients,
-                }),
-            ))
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                first.response,
+            )
+                .into_response();
+            response
+                .headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            Ok(response)
         }
         Err(e) if e.is_full() => {
             error!(error = %e, "api: queueing failed: storage full");

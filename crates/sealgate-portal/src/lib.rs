@@ -43,7 +43,7 @@ use sealgate_queue::Queue;
 use sealgate_store::Store;
 
 pub use error::PortalError;
-pub use server::{PortalListener, bind, bind_https, check_tls, run, run_app, serve};
+pub use server::{PortalListener, bind, check_tls, run, serve};
 pub use web::{CSRF_COOKIE, SESSION_COOKIE, cookie_name};
 
 /// The portal's settings, from `[portal]` and `[server]`.

@@ -122,6 +122,28 @@ impl Queue {
         Ok(id)
     }
 
+    /// [`Queue::accept`] under an API idempotency key (`key` names the message and the answer
+    /// it gets): `Ok(None)` when queued now, `Ok(Some(first))` when the key was used in the
+    /// window already — then nothing was written.
+    pub async fn accept_idempotent(
+        &self,
+        msg: IncomingMessage,
+        key: &sealgate_store::IdempotencyRow,
+        window_start: i64,
+    ) -> Result<Option<sealgate_store::IdempotencyRow>, QueueError> {
+        let notice = self.prepare(msg)?;
+        Ok(self
+            .store
+            .enqueue_idempotent(
+                &notice.message,
+                &notice.recipients,
+                &notice.audit,
+                key,
+                window_start,
+            )
+            .await?)
+    }
+
     /// Seals a message and builds its rows and `received` audit record, without writing them
     /// (for callers that queue it together with another change, such as the portal's
     /// deposits and one-time codes: see [`NewNotice::into_parts`]).

@@ -36,6 +36,7 @@ pub use lease::{NewNotice, OperatorAction, SettleItem, Settlement};
 pub use model::{AuditFilter, Envelope, MessageRow, NewMessage, RecipientRow, UserRow};
 pub use mta_sts::StsPolicyRow;
 pub use portal::{GrantRow, PortalDeposit, PortalMessageRow, PortalOutgoing, PortalSessionRow};
+pub use queue::IdempotencyRow;
 pub use schema::{SchemaStatus, serving_role_sql};
 pub use security::{
     TlsRptCounts, TlsRptFailure, TlsRptFailureCount, TlsRptSession, VerifiedDomain,

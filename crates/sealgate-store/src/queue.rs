@@ -143,6 +143,75 @@ impl Store {
         tx.commit().await.map_err(fail)
     }
 
+    /// [`Store::enqueue`] under an idempotency key: in the same transaction, the key's row is
+    /// looked up first (a row older than `window_start` is dropped) and, when there is one,
+    /// nothing is written and it is returned; otherwise it is written with the message. Two
+    /// requests racing with one key: one commits, the other finds its row (`Ok(Some)`) or, if
+    /// it looked before that commit, fails on the key's uniqueness and looks again.
+    pub async fn enqueue_idempotent(
+        &self,
+        msg: &NewMessage,
+        recipients: &[String],
+        audit: &AuditRecord,
+        key: &IdempotencyRow,
+        window_start: i64,
+    ) -> Result<Option<IdempotencyRow>, StoreError> {
+        let fail = |source| StoreError::Enqueue {
+            message_id: msg.id.clone(),
+            source,
+        };
+        let attempt = async {
+            let mut tx = self.begin_write().await?;
+            sqlx::query(
+                "DELETE FROM idempotency_keys WHERE api_key_id = $1 AND idem_key = $2 \
+                 AND created_at < $3",
+            )
+            .bind(key.api_key_id.clone())
+            .bind(key.idem_key.clone())
+            .bind(window_start)
+            .execute(&mut **tx)
+            .await?;
+            if let Some(first) = idempotency_row(&mut tx, &key.api_key_id, &key.idem_key).await? {
+                return Ok(Some(first));
+            }
+            append_in_tx(&mut tx, audit).await?;
+            sqlx::query(
+                "INSERT INTO idempotency_keys (api_key_id, idem_key, request_sha256, message_id, \
+                 response, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(key.api_key_id.clone())
+            .bind(key.idem_key.clone())
+            .bind(key.request_sha256.clone())
+            .bind(key.message_id.clone())
+            .bind(key.response.clone())
+            .bind(now_micros())
+            .execute(&mut **tx)
+            .await?;
+            insert_message(&mut tx, msg).await?;
+            let now = now_micros();
+            for rcpt in recipients {
+                insert_recipient(&mut tx, &msg.id, rcpt, now).await?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(None)
+        };
+        match attempt.await {
+            Ok(found) => Ok(found),
+            Err(e) => {
+                // Lost a race with the same key: the winner's row is there now.
+                let mut tx = self.begin_write().await.map_err(fail)?;
+                let first = idempotency_row(&mut tx, &key.api_key_id, &key.idem_key)
+                    .await
+                    .map_err(fail)?;
+                drop(tx);
+                match first {
+                    Some(row) => Ok(Some(row)),
+                    None => Err(fail(e)),
+                }
+            }
+        }
+    }
+
     /// One message by queue id.
     pub async fn message(&self, id: &str) -> Result<Option<MessageRow>, StoreError> {
         let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1");
@@ -257,4 +326,44 @@ impl Store {
         .map_err(StoreError::ReadQueue)?;
         rows.iter().map(recipient_from_row).collect()
     }
+}
+
+/// The first answer to an API idempotency key (`idempotency_keys`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRow {
+    /// The API key's id.
+    pub api_key_id: String,
+    /// The client's idempotency key.
+    pub idem_key: String,
+    /// SHA-256 (hex) of the first request's body.
+    pub request_sha256: String,
+    /// The message it created.
+    pub message_id: String,
+    /// The first answer's JSON body.
+    pub response: String,
+}
+
+async fn idempotency_row(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    api_key_id: &str,
+    idem_key: &str,
+) -> Result<Option<IdempotencyRow>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT request_sha256, message_id, response FROM idempotency_keys \
+         WHERE api_key_id = $1 AND idem_key = $2",
+    )
+    .bind(api_key_id.to_owned())
+    .bind(idem_key.to_owned())
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.map(|r| {
+        Ok(IdempotencyRow {
+            api_key_id: api_key_id.to_owned(),
+            idem_key: idem_key.to_owned(),
+            request_sha256: r.try_get("request_sha256")?,
+            message_id: r.try_get("message_id")?,
+            response: r.try_get("response")?,
+        })
+    })
+    .transpose()
 }

@@ -56,6 +56,11 @@ const SERVING_GRANTS: &[(&str, &str, &str)] = &[
         "API keys (secrets hashed): added, listed and revoked",
     ),
     (
+        "idempotency_keys",
+        READ_WRITE,
+        "the first answer to each API idempotency key",
+    ),
+    (
         "_sqlx_migrations",
         "SELECT",
         "which migrations are applied: read only",

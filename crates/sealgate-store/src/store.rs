@@ -81,6 +81,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "api_keys",
         include_str!("../../../migrations/sqlite/0010_api_keys.sql"),
     ),
+    (
+        11,
+        "idempotency",
+        include_str!("../../../migrations/sqlite/0011_idempotency.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -133,6 +138,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         10,
         "api_keys",
         include_str!("../../../migrations/postgres/0010_api_keys.sql"),
+    ),
+    (
+        11,
+        "idempotency",
+        include_str!("../../../migrations/postgres/0011_idempotency.sql"),
     ),
 ];
 

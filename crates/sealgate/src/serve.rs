@@ -167,7 +167,7 @@ async fn start_api(
         tls: cfg.api.tls(cfg.tls.as_ref()),
         shutdown_grace: cfg.server.shutdown_grace.0,
     };
-    let listener = sealgate_portal::bind_https(settings.listen, settings.tls.as_ref())
+    let listener = sealgate_web::bind(settings.listen, settings.tls.as_ref())
         .await
         .context("starting the API ([api])")?;
     info!(addr = %listener.local_addr, tls = listener.is_tls(), "api listener bound");
@@ -183,7 +183,7 @@ async fn start_api(
         max_recipients: cfg.smtp.max_recipients,
     });
     let app = sealgate_api::router(ctx);
-    Ok(Some(tokio::spawn(sealgate_portal::run_app(
+    Ok(Some(tokio::spawn(sealgate_web::run_app(
         app,
         listener,
         settings.shutdown_grace,

@@ -482,3 +482,156 @@ fn a_json_message_is_built_queued_and_delivered_and_bad_input_is_refused_by_fiel
         .collect();
     assert_eq!(received.len(), 1, "a refused request queued something");
 }
+
+/// `curl` POST with extra request headers: status, response headers (lowercase) and body.
+fn post_full(port: u16, key: &str, body: &str, extra: &[&str]) -> (u16, String, Value) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "-D", "-", "-X", "POST"])
+        .args(["-H", &format!("Authorization: Bearer {key}")])
+        .args(["--data-binary", "@-"]);
+    for h in extra {
+        cmd.args(["-H", h]);
+    }
+    let out = cmd
+        .arg(format!("http://127.0.0.1:{port}/v1/messages"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(body.as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("headers and body");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    (
+        status,
+        head.to_ascii_lowercase(),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
+}
+
+#[test]
+fn an_idempotency_key_makes_retries_and_concurrent_duplicates_one_message() {
+    use sealgate_testkit::db::TestBackend;
+
+    use crate::lab::Lab;
+
+    let lab = Lab::new(&[]);
+    let store = crate::inspect::fresh_db(TestBackend::Postgres);
+    let daemon = lab.daemon_with(
+        &store.url,
+        "1h",
+        "[api]\nenabled = true\nlisten = \"127.0.0.1:0\"\n",
+    );
+    let bound = daemon.wait_for_log(Duration::from_secs(10), |v| {
+        v.pointer("/fields/message").and_then(Value::as_str) == Some("api listener bound")
+    });
+    let port: u16 = bound
+        .pointer("/fields/addr")
+        .and_then(Value::as_str)
+        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+        .map(|a| a.port())
+        .expect("api address");
+    let out = daemon.cli(["api-keys", "add", "ehr", "--scope", "send"]);
+    let key = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let json = "Content-Type: application/json";
+    let body = |subject: &str| {
+        serde_json::json!({"from": "ehr@clinic.test", "to": ["jane@example.test"],
+                           "subject": subject, "text": "x"})
+        .to_string()
+    };
+
+    // A retry after a lost answer: the first answer again, and nothing new.
+    let (s1, h1, b1) = post_full(
+        port,
+        &key,
+        &body("one"),
+        &[json, "Idempotency-Key: order-1"],
+    );
+    let (s2, h2, b2) = post_full(
+        port,
+        &key,
+        &body("one"),
+        &[json, "Idempotency-Key: order-1"],
+    );
+    assert_eq!((s1, s2), (202, 202), "{b1} {b2}");
+    assert_eq!(b1["id"], b2["id"]);
+    assert!(!h1.contains("idempotent-replayed"), "{h1}");
+    assert!(h2.contains("idempotent-replayed: true"), "{h2}");
+
+    // The same key with another body: refused, nothing written.
+    let (s3, _, b3) = post_full(
+        port,
+        &key,
+        &body("two"),
+        &[json, "Idempotency-Key: order-1"],
+    );
+    assert_eq!(s3, 422, "{b3}");
+    assert!(
+        b3["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Idempotency-Key:")),
+        "{b3}"
+    );
+
+    // Eight concurrent requests with one new key: one message, eight equal answers.
+    let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                scope.spawn(|| {
+                    let (s, _, b) = post_full(
+                        port,
+                        &key,
+                        &body("three"),
+                        &[json, "Idempotency-Key: order-3"],
+                    );
+                    (s, b)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    assert!(answers.iter().all(|(s, _)| *s == 202), "{answers:?}");
+    assert!(
+        answers.iter().all(|(_, b)| b["id"] == answers[0].1["id"]),
+        "{answers:?}"
+    );
+
+    // Not JSON: 415; a malformed key: 400.
+    assert_eq!(
+        post_full(port, &key, &body("x"), &["Content-Type: text/plain"]).0,
+        415
+    );
+    assert_eq!(
+        post_full(
+            port,
+            &key,
+            &body("x"),
+            &[json, "Idempotency-Key: two words"]
+        )
+        .0,
+        400
+    );
+
+    let db = Inspect::new(daemon.db_url(), Some(&daemon.data_dir().join("seal.key")));
+    let received = db
+        .audit()
+        .into_iter()
+        .filter(|e| e.kind == "received")
+        .count();
+    assert_eq!(received, 2, "one message per idempotency key");
+}

@@ -25,6 +25,7 @@ const LAYERS: &[(&str, Class)] = &[
     ("sealgate-crypto", Class::Prod(1)),
     ("sealgate-encrypt", Class::Prod(1)),
     ("sealgate-store", Class::Prod(1)),
+    ("sealgate-web", Class::Prod(1)),
     ("sealgate-audit", Class::Prod(2)),
     ("sealgate-discovery", Class::Prod(2)),
     ("sealgate-policy", Class::Prod(2)),
