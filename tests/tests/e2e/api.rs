@@ -635,3 +635,83 @@ fn an_idempotency_key_makes_retries_and_concurrent_duplicates_one_message() {
         .count();
     assert_eq!(received, 2, "one message per idempotency key");
 }
+
+#[test]
+fn an_smtp_retry_with_the_same_idempotency_key_after_a_lost_reply_queues_nothing_new() {
+    use sealgate_testkit::db::TestBackend;
+    use sealgate_testkit::smtp_sink::SinkScript;
+
+    use crate::lab::{Lab, eventually};
+
+    let lab = Lab::new(&[("example.test", "@ IN MX 10 mx1\nmx1 IN A 127.0.0.5\n")]);
+    let sink = lab.sink([127, 0, 0, 5], SinkScript::default());
+    let store = crate::inspect::fresh_db(TestBackend::Sqlite);
+    let daemon = lab.daemon(&store.url);
+    // The EHR's message, byte for byte the same on a retry (its Message-ID and Date too).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = |name: &str, subject: &str, key: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "From: ehr@clinic.test\r\nTo: jane@example.test\r\nSubject: {subject}\r\n\
+                 Date: Mon, 07 Dec 2026 10:00:00 +0000\r\nMessage-ID: <{name}@clinic.test>\r\n\
+                 Sealgate-Idempotency-Key: {key}\r\n\r\nbody\r\n"
+            ),
+        )
+        .expect("write");
+        path.display().to_string()
+    };
+    let send = |path: &str| {
+        py_send(
+            daemon.addr("starttls"),
+            &[
+                "--from",
+                "ehr@clinic.test",
+                "--to",
+                "jane@example.test",
+                "--body-file",
+                path,
+            ],
+        )
+    };
+    let results = file("m1", "results", "ehr-msg-42");
+    let other_file = file("m2", "other", "ehr-msg-42");
+    let bad_file = file("m3", "bad", "two words");
+    // The EHR sent, lost the 250 and sends the very same message again.
+    let first = send(&results);
+    let again = send(&results);
+    first.assert_all_queued();
+    again.assert_all_queued();
+    assert_eq!(first.queue_ids(), again.queue_ids());
+    let text = again.results[0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        text.contains("(already, by its Sealgate-Idempotency-Key)"),
+        "{text}"
+    );
+    // The key with another message is refused; a malformed one too.
+    let other = send(&other_file);
+    assert_eq!(other.results[0]["code"], 554, "{:?}", other.results);
+    let bad = send(&bad_file);
+    assert_eq!(bad.results[0]["code"], 550, "{:?}", bad.results);
+    eventually(Duration::from_secs(30), "delivery", || {
+        !sink.received().is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(sink.received().len(), 1, "delivered twice");
+    let delivered = String::from_utf8_lossy(&sink.received()[0].data).into_owned();
+    assert!(
+        !delivered.contains("ehr-msg-42"),
+        "the key left Sealgate:\n{delivered}"
+    );
+    let db = Inspect::new(daemon.db_url(), Some(&daemon.data_dir().join("seal.key")));
+    let received = db
+        .audit()
+        .into_iter()
+        .filter(|e| e.kind == "received")
+        .count();
+    assert_eq!(received, 1);
+}

@@ -155,6 +155,19 @@ impl Session {
             Cow::Owned(stripped) => stripped,
             Cow::Borrowed(_) => data,
         };
+        // The client's idempotency key (one field, visible ASCII); it never leaves Sealgate.
+        let idem_key = match idempotency_key(&fields) {
+            Ok(k) => k,
+            Err(refused) => return refused,
+        };
+        let data = if idem_key.is_some() {
+            match sealgate_queue::without_fields(&data, &[IDEMPOTENCY_HEADER]).0 {
+                Cow::Owned(stripped) => stripped,
+                Cow::Borrowed(_) => data,
+            }
+        } else {
+            data
+        };
         // Results under our own name are ours alone (RFC 8601 §5): a client's are forged.
         let data = if fields
             .iter()
@@ -171,6 +184,7 @@ impl Session {
         let results = arrival.as_ref().map(Arrival::field).unwrap_or_default();
         let id = MessageId::new();
         let id_text = id.to_string();
+        let digest = data_digest(&data);
         let single = (tx.recipients.len() == 1).then(|| tx.recipients[0].to_string());
         let trace = Trace {
             helo: self.helo.as_deref().unwrap_or_default(),
@@ -192,7 +206,7 @@ impl Session {
             id,
             sender: tx.sender.map(|s| s.to_string()).unwrap_or_default(),
             recipients: tx.recipients.iter().map(ToString::to_string).collect(),
-            client_data_sha256: data_digest(&data),
+            client_data_sha256: digest.clone(),
             client_data_size: data.len() as u64,
             header_message_id: header_message_id(&data),
             content,
@@ -207,10 +221,54 @@ impl Session {
             api_key: None,
         };
         let (size, rcpts) = (data.len(), msg.recipients.len());
-        match self.ctx.queue.accept(msg).await {
-            Ok(id) => {
-                info!(msg_id = %id, size, rcpts, requiretls = tx.requiretls, "message queued");
-                Reply::new(250, Some((2, 0, 0)), format!("Ok: queued as {id}"))
+        let queued = match idem_key {
+            None => self.ctx.queue.accept(msg).await.map(|_| None),
+            Some(key) => {
+                // Scoped to the client: its AUTH user, else its address.
+                let scope = match &self.auth_user {
+                    Some(u) => format!("smtp-user:{u}"),
+                    None => format!("smtp-ip:{}", self.info.peer.ip()),
+                };
+                let row = sealgate_store::IdempotencyRow {
+                    api_key_id: scope,
+                    idem_key: key,
+                    request_sha256: msg.client_data_sha256.clone(),
+                    message_id: id_text.clone(),
+                    response: id_text.clone(),
+                };
+                let window_start = sealgate_types::time::now_micros() - IDEMPOTENCY_WINDOW_MICROS;
+                self.ctx
+                    .queue
+                    .accept_idempotent(msg, &row, window_start)
+                    .await
+            }
+        };
+        match queued {
+            Ok(None) => {
+                info!(msg_id = %id_text, size, rcpts, requiretls = tx.requiretls, "message queued");
+                Reply::new(250, Some((2, 0, 0)), format!("Ok: queued as {id_text}"))
+            }
+            Ok(Some(first)) if first.request_sha256 == digest => {
+                info!(msg_id = %first.message_id, "idempotent retry: already queued, nothing new");
+                Reply::new(
+                    250,
+                    Some((2, 0, 0)),
+                    format!(
+                        "Ok: queued as {} (already, by its {IDEMPOTENCY_HEADER})",
+                        first.message_id
+                    ),
+                )
+            }
+            Ok(Some(_)) => {
+                info!("idempotency key reused for another message; refused");
+                // RFC 3463 X.6.0: a problem with the message's content.
+                Reply::new(
+                    554,
+                    Some((5, 6, 0)),
+                    format!(
+                        "{IDEMPOTENCY_HEADER} was used for another message in the last 24 hours"
+                    ),
+                )
             }
             Err(e) if e.is_full() => {
                 error!(error = %e, "queueing failed: storage full; client told to retry");
@@ -227,5 +285,32 @@ impl Session {
                 )
             }
         }
+    }
+}
+
+/// The header an SMTP client puts its idempotency key in (the API's `Idempotency-Key`): a
+/// retry after a lost `250` is answered with the first queue id and queues nothing.
+const IDEMPOTENCY_HEADER: &str = "Sealgate-Idempotency-Key";
+
+/// How long a key is honoured.
+const IDEMPOTENCY_WINDOW_MICROS: i64 = 24 * 3600 * 1_000_000;
+
+/// The message's idempotency key, if it has one; a refusal when it is malformed or repeated.
+fn idempotency_key(fields: &Fields) -> Result<Option<String>, Reply> {
+    let values: Vec<&str> = fields
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(IDEMPOTENCY_HEADER))
+        .map(|(_, v)| v.trim())
+        .collect();
+    match values.as_slice() {
+        [] => Ok(None),
+        [v] if !v.is_empty() && v.len() <= 255 && v.bytes().all(|b| (0x21..=0x7e).contains(&b)) => {
+            Ok(Some((*v).to_owned()))
+        }
+        _ => Err(Reply::new(
+            550,
+            Some((5, 6, 0)),
+            format!("{IDEMPOTENCY_HEADER} must be one field of 1 to 255 visible characters"),
+        )),
     }
 }
