@@ -7,9 +7,10 @@
 //! budget per minute (429 with `Retry-After` beyond it). Every request under a known key id is
 //! audited (`api_request`: key id, method, path, status, client address; never the secret).
 //!
-//! Endpoints so far: `POST /v1/messages` (scope `send`) and `GET /v1/messages/{id}` (scope
-//! `read`).
+//! Endpoints so far: `POST /v1/messages` (scope `send`), `GET /v1/messages/{id}` (scope
+//! `read`) and `GET /v1/audit` (scope `admin`).
 
+mod audit;
 mod auth;
 mod error;
 mod messages;
@@ -63,6 +64,7 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
     Router::new()
         .route("/v1/messages", post(submit::post_message))
         .route("/v1/messages/{id}", get(messages::get_message))
+        .route("/v1/audit", get(audit::get_audit))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(
             ctx.clone(),
