@@ -111,12 +111,11 @@ pub(crate) async fn get_audit(
         body,
     )
         .into_response();
-    if i64::try_from(entries.len()).unwrap_or(i64::MAX) == limit {
-        if let Some(last) = entries.last() {
-            response
-                .headers_mut()
-                .insert("sealgate-next-after", HeaderValue::from(last.seq));
-        }
+    let full = i64::try_from(entries.len()).unwrap_or(i64::MAX) == limit;
+    if let Some(last) = entries.last().filter(|_| full) {
+        response
+            .headers_mut()
+            .insert("sealgate-next-after", HeaderValue::from(last.seq));
     }
     Ok(response)
 }
