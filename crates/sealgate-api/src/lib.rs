@@ -8,7 +8,7 @@
 //! audited (`api_request`: key id, method, path, status, client address; never the secret).
 //!
 //! Endpoints so far: `POST /v1/messages` (scope `send`), `GET /v1/messages/{id}` (scope
-//! `read`) and `GET /v1/audit` (scope `admin`).
+//! `read`), `GET /v1/messages` (scope `read`) and `GET /v1/audit` (scope `admin`).
 
 mod audit;
 mod auth;
@@ -62,7 +62,10 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
     // A request carries attachments in base64 (4 bytes per 3) and some JSON around them.
     let body_limit = ctx.max_message_size / 3 * 4 + 64 * 1024;
     Router::new()
-        .route("/v1/messages", post(submit::post_message))
+        .route(
+            "/v1/messages",
+            post(submit::post_message).get(messages::list_messages),
+        )
         .route("/v1/messages/{id}", get(messages::get_message))
         .route("/v1/audit", get(audit::get_audit))
         .layer(DefaultBodyLimit::max(body_limit))

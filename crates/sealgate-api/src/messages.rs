@@ -86,3 +86,102 @@ pub(crate) async fn get_message(
             .collect(),
     }))
 }
+
+/// Most recipients one page holds.
+const MAX_PAGE: i64 = 1000;
+
+/// `GET /v1/messages` query.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListQuery {
+    /// Only recipients in this state (`queued`, `deferred`, `delivered`, `bounced`, …).
+    #[serde(default)]
+    state: Option<String>,
+    /// Only recipients changed at or after this time (RFC 3339).
+    #[serde(default)]
+    since: Option<String>,
+    /// The cursor: recipients after this one (`Sealgate-Next-After` of the previous page).
+    #[serde(default)]
+    after: i64,
+    /// At most this many rows scanned (default 100, at most 1000).
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+/// One recipient of one message, as `GET /v1/messages` lists it.
+#[derive(Debug, Serialize)]
+pub(crate) struct ListedRecipient {
+    message_id: String,
+    sender: String,
+    #[serde(flatten)]
+    recipient: RecipientView,
+}
+
+/// `GET /v1/messages` (scope `read`): recipients with their messages, oldest first, a page at
+/// a time (`Sealgate-Next-After` is the next page's cursor). A key limited to sender domains
+/// sees only its senders' messages (a page may then hold fewer rows than scanned).
+pub(crate) async fn list_messages(
+    State(ctx): State<Arc<ApiContext>>,
+    Extension(caller): Extension<Caller>,
+    query: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse as _;
+    caller.require("read")?;
+    let axum::extract::Query(q) = query
+        .map_err(|e| ApiError::rejected(axum::http::StatusCode::BAD_REQUEST, e.body_text()))?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::unprocessable(format!(
+            "limit: from 1 to {MAX_PAGE}"
+        )));
+    }
+    let state = match &q.state {
+        None => None,
+        Some(s) => Some(s.parse::<sealgate_types::RecipientState>().map_err(|_| {
+            ApiError::unprocessable(format!(
+                "state: {s:?} is not a state (queued, inflight, deferred, delivered, bounced)"
+            ))
+        })?),
+    };
+    let since = match &q.since {
+        None => None,
+        Some(t) => Some(
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map_err(|e| ApiError::unprocessable(format!("since: not an RFC 3339 time: {e}")))?
+                .timestamp_micros(),
+        ),
+    };
+    let rows = ctx
+        .store
+        .recipients_page(q.after, state, since, limit)
+        .await
+        .map_err(|e| {
+            error!(error = %e, "api: listing recipients failed");
+            ApiError::internal()
+        })?;
+    let last = rows.last().map(|(r, _)| r.id);
+    let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) == limit;
+    let listed: Vec<ListedRecipient> = rows
+        .into_iter()
+        .filter(|(_, sender)| caller.may_use_sender(sender))
+        .map(|(r, sender)| ListedRecipient {
+            message_id: r.message_id.clone(),
+            sender,
+            recipient: RecipientView {
+                address: r.rcpt,
+                state: r.state.as_str().to_owned(),
+                attempts: r.attempts,
+                held: r.held,
+                last_reply: r.last_reply,
+                updated_at: rfc3339(r.updated_at),
+            },
+        })
+        .collect();
+    let mut response = Json(serde_json::json!({ "recipients": listed })).into_response();
+    if let Some(last) = last.filter(|_| full) {
+        response
+            .headers_mut()
+            .insert("sealgate-next-after", axum::http::HeaderValue::from(last));
+    }
+    Ok(response)
+}

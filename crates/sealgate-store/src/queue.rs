@@ -328,6 +328,44 @@ impl Store {
     }
 }
 
+impl Store {
+    /// One page of recipients in id order after `after_id`, each with its message's envelope
+    /// sender: only `state` when given, only those updated at or after `since` when given.
+    pub async fn recipients_page(
+        &self,
+        after_id: i64,
+        state: Option<RecipientState>,
+        since: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<(RecipientRow, String)>, StoreError> {
+        let columns: Vec<String> = RECIPIENT_COLUMNS
+            .split(',')
+            .map(|c| format!("r.{}", c.trim()))
+            .collect();
+        let sql = format!(
+            "SELECT {}, m.sender AS message_sender FROM recipients r \
+             JOIN messages m ON m.id = r.message_id \
+             WHERE r.id > $1 AND ($2 = '' OR r.state = $2) AND r.updated_at >= $3 \
+             ORDER BY r.id LIMIT $4",
+            columns.join(", ")
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(after_id)
+            .bind(state.map_or(String::new(), |s| s.as_str().to_owned()))
+            .bind(since.unwrap_or(i64::MIN))
+            .bind(limit.max(0))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::ReadQueue)?;
+        rows.iter()
+            .map(|r| {
+                let sender: String = r.try_get("message_sender").map_err(StoreError::ReadQueue)?;
+                Ok((recipient_from_row(r)?, sender))
+            })
+            .collect()
+    }
+}
+
 /// The first answer to an API idempotency key (`idempotency_keys`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyRow {

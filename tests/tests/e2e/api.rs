@@ -38,6 +38,11 @@ impl Api {
     }
 
     fn start_with(per_minute: u32) -> Self {
+        Self::start_on(per_minute, None)
+    }
+
+    /// On PostgreSQL at `db_url` when given, else SQLite.
+    fn start_on(per_minute: u32, db_url: Option<String>) -> Self {
         let ca = TestCa::new();
         let cert = ca.issue(&[HOST, "127.0.0.1"]);
         let dir = tempfile::tempdir().expect("tempdir");
@@ -47,6 +52,7 @@ impl Api {
             extra_toml: format!(
                 "[api]\nenabled = true\nlisten = \"127.0.0.1:0\"\nrequests_per_minute = {per_minute}\n"
             ),
+            db_url,
             ..DaemonOpts::default()
         });
         let bound = daemon.wait_for_log(Duration::from_secs(10), |v| {
@@ -785,4 +791,54 @@ fn the_audit_log_reads_page_by_page_as_json_lines_for_an_admin_key_only() {
     // Not for a read key, nor for a key limited to some senders.
     assert_eq!(api.get("/v1/audit", Some(&reader)).status, 403);
     assert_eq!(api.get("/v1/audit", Some(&limited)).status, 403);
+}
+
+#[test]
+fn messages_are_listed_page_by_page_and_a_sender_limited_key_sees_only_its_senders() {
+    let db = crate::inspect::fresh_db(sealgate_testkit::db::TestBackend::Postgres);
+    let api = Api::start_on(1000, Some(db.url.clone()));
+    let clinic: Vec<String> = (0..3).map(|_| message(&api, "ehr@clinic.test")).collect();
+    let lab = message(&api, "results@lab.test");
+    let reader = api.key("viewer", &["--scope", "read"]);
+    let lab_key = api.key("lab", &["--scope", "read", "--sender-domain", "lab.test"]);
+
+    let mut seen = Vec::new();
+    let mut after = 0;
+    for _ in 0..10 {
+        let page = api.get(
+            &format!("/v1/messages?after={after}&limit=2"),
+            Some(&reader),
+        );
+        assert_eq!(page.status, 200, "{}", page.text);
+        for r in page.body["recipients"].as_array().expect("recipients") {
+            seen.push(r["message_id"].as_str().expect("id").to_owned());
+            assert_eq!(r["address"], "jane@example.org", "{r}");
+        }
+        match page
+            .headers
+            .lines()
+            .find_map(|l| l.strip_prefix("sealgate-next-after: "))
+        {
+            Some(next) => after = next.trim().parse().expect("cursor"),
+            None => break,
+        }
+    }
+    let mut all = clinic.clone();
+    all.push(lab.clone());
+    assert_eq!(seen, all, "every message once, in order");
+
+    let only_lab = api.get("/v1/messages", Some(&lab_key));
+    let ids: Vec<&str> = only_lab.body["recipients"]
+        .as_array()
+        .expect("recipients")
+        .iter()
+        .filter_map(|r| r["message_id"].as_str())
+        .collect();
+    assert_eq!(ids, [lab.as_str()], "{}", only_lab.text);
+
+    let bad = api.get("/v1/messages?state=lost", Some(&reader));
+    assert_eq!(bad.status, 422);
+    assert!(error_of(&bad).starts_with("state:"), "{}", bad.body);
+    let unknown = api.get("/v1/messages?colour=red", Some(&reader));
+    assert_eq!(unknown.status, 400, "{}", unknown.text);
 }
