@@ -12,8 +12,8 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -164,24 +164,23 @@ fn address(field: &str, text: &str) -> Result<EmailAddress, ApiError> {
 pub(crate) async fn post_message(
     State(ctx): State<Arc<ApiContext>>,
     Extension(caller): Extension<Caller>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     caller.require("send")?;
     let body =
         body.map_err(|e| ApiError::rejected(e.status(), format!("the body: {}", e.body_text())))?;
-    let json = headers
+    let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim()
-                .to_ascii_lowercase()
-                .starts_with("application/json")
-        });
-    if !json {
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let raw = content_type.starts_with("message/rfc822");
+    if !raw && !content_type.starts_with("application/json") {
         return Err(ApiError::rejected(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Content-Type: send application/json",
+            "Content-Type: send application/json, or message/rfc822 with ?from=&to= as the envelope",
         ));
     }
     let idem_key = match headers.get("idempotency-key") {
@@ -198,7 +197,26 @@ pub(crate) async fn post_message(
             }
         },
     };
-    let m: NewMessage = serde_json::from_slice(&body).map_err(|e| {
+    let built = if raw {
+        raw_message(&ctx, &caller, query.as_deref(), &body)?
+    } else {
+        json_message(&ctx, &caller, &body)?
+    };
+    queue(&ctx, &caller, idem_key, &body, built).await
+}
+
+/// A message ready to queue: the envelope and the data, as the client gave it or as built.
+struct Built {
+    id: MessageId,
+    from: String,
+    recipients: Vec<String>,
+    data: Vec<u8>,
+    header_message_id: Option<String>,
+}
+
+/// A JSON message, checked field by field and built with mail-builder.
+fn json_message(ctx: &ApiContext, caller: &Caller, body: &[u8]) -> Result<Built, ApiError> {
+    let m: NewMessage = serde_json::from_slice(body).map_err(|e| {
         let status = if e.is_data() {
             StatusCode::UNPROCESSABLE_ENTITY
         } else {
@@ -366,6 +384,31 @@ pub(crate) async fn post_message(
             ctx.max_message_size
         )));
     }
+    Ok(Built {
+        id,
+        from: from.to_string(),
+        recipients,
+        data,
+        header_message_id: Some(message_id),
+    })
+}
+
+/// Queues `built` through the one accept transaction (under the idempotency key, if any) and
+/// answers 202, or the first answer again.
+async fn queue(
+    ctx: &ApiContext,
+    caller: &Caller,
+    idem_key: Option<String>,
+    body: &[u8],
+    built: Built,
+) -> Result<Response, ApiError> {
+    let Built {
+        id,
+        from,
+        recipients,
+        data,
+        header_message_id,
+    } = built;
     let received = format!(
         "Received: from api (key {}) by {} (Sealgate) with HTTPS\r\n\tid {id}; {}\r\n",
         caller.key.id,
@@ -377,11 +420,11 @@ pub(crate) async fn post_message(
     content.extend_from_slice(&data);
     let msg = IncomingMessage {
         id,
-        sender: from.to_string(),
+        sender: from,
         recipients: recipients.clone(),
         client_data_sha256: data_digest(&data),
         client_data_size: data.len() as u64,
-        header_message_id: Some(message_id),
+        header_message_id,
         content,
         client_ip: caller.client_ip.clone(),
         helo: "api".to_owned(),
@@ -403,7 +446,7 @@ pub(crate) async fn post_message(
             let row = sealgate_store::IdempotencyRow {
                 api_key_id: caller.key.id.clone(),
                 idem_key: k.clone(),
-                request_sha256: sealgate_crypto::sha256_hex(&body),
+                request_sha256: sealgate_crypto::sha256_hex(body),
                 message_id: accepted.id.clone(),
                 response: answer,
             };
@@ -417,7 +460,7 @@ pub(crate) async fn post_message(
             Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
         }
         Ok(Some(first)) => {
-            if first.request_sha256 != sealgate_crypto::sha256_hex(&body) {
+            if first.request_sha256 != sealgate_crypto::sha256_hex(body) {
                 return Err(ApiError::unprocessable(
                     "Idempotency-Key: this key was used with another request in the last 24 hours",
                 ));
@@ -448,4 +491,91 @@ pub(crate) async fn post_message(
             ))
         }
     }
+}
+
+/// `message/rfc822` with the envelope in the query (`from=`, one `to=` per recipient): the
+/// message is taken as it is, with the framing SMTP enforces (CRLF line ends only, no NUL), and
+/// its `From:`/`Sender:` held to the key's sender domains like the envelope sender.
+fn raw_message(
+    ctx: &ApiContext,
+    caller: &Caller,
+    query: Option<&str>,
+    body: &[u8],
+) -> Result<Built, ApiError> {
+    let mut from = None;
+    let mut recipients: Vec<String> = Vec::new();
+    for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match k.as_ref() {
+            "from" if from.is_none() => from = Some(address("from", &v)?.to_string()),
+            "from" => return Err(invalid("from", "give one envelope sender")),
+            "to" => {
+                let a = address(&format!("to[{}]", recipients.len()), &v)?.to_string();
+                if !recipients.contains(&a) {
+                    recipients.push(a);
+                }
+            }
+            other => return Err(invalid(other, "unknown parameter (from, to)")),
+        }
+    }
+    let from = from.ok_or_else(|| invalid("from", "the envelope sender is needed (?from=)"))?;
+    if !caller.may_use_sender(&from) {
+        return Err(ApiError::forbidden(format!(
+            "from: this key may not send as {from} (its sender domains: {})",
+            caller.key.senders.join(", ")
+        )));
+    }
+    if recipients.is_empty() {
+        return Err(invalid("to", "at least one recipient is needed (?to=)"));
+    }
+    if recipients.len() > ctx.max_recipients {
+        return Err(invalid(
+            "to",
+            &format!("at most {} recipients per message", ctx.max_recipients),
+        ));
+    }
+    if body.len() > ctx.max_message_size {
+        return Err(ApiError::too_large(format!(
+            "the message is {} bytes; at most {} are accepted",
+            body.len(),
+            ctx.max_message_size
+        )));
+    }
+    for (i, b) in body.iter().enumerate() {
+        let bare = match b {
+            b'\r' => body.get(i + 1) != Some(&b'\n'),
+            b'\n' => i == 0 || body[i - 1] != b'\r',
+            _ => false,
+        };
+        if bare {
+            return Err(invalid("message", "a bare CR or LF (lines end with CRLF)"));
+        }
+        if *b == 0 {
+            return Err(invalid("message", "a NUL byte"));
+        }
+    }
+    let parsed = mail_parser::MessageParser::default()
+        .parse_headers(body)
+        .ok_or_else(|| invalid("message", "no header section"))?;
+    let authors: Vec<String> = parsed
+        .from()
+        .into_iter()
+        .chain(parsed.sender())
+        .flat_map(|a| a.iter())
+        .filter_map(|a| a.address().map(str::to_owned))
+        .collect();
+    if authors.is_empty() {
+        return Err(invalid("message", "no From: address"));
+    }
+    if let Some(bad) = authors.iter().find(|a| !caller.may_use_sender(a)) {
+        return Err(ApiError::forbidden(format!(
+            "message: this key may not send as {bad} (From:/Sender:)"
+        )));
+    }
+    Ok(Built {
+        id: MessageId::new(),
+        from,
+        recipients,
+        data: body.to_vec(),
+        header_message_id: parsed.message_id().map(|m| format!("<{m}>")),
+    })
 }

@@ -498,6 +498,11 @@ fn a_json_message_is_built_queued_and_delivered_and_bad_input_is_refused_by_fiel
 
 /// `curl` POST with extra request headers: status, response headers (lowercase) and body.
 fn post_full(port: u16, key: &str, body: &str, extra: &[&str]) -> (u16, String, Value) {
+    post_to(port, "", key, body, extra)
+}
+
+/// [`post_full`] with a query string (`?from=…&to=…`, or empty).
+fn post_to(port: u16, query: &str, key: &str, body: &str, extra: &[&str]) -> (u16, String, Value) {
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "-D", "-", "-X", "POST"])
         .args(["-H", &format!("Authorization: Bearer {key}")])
@@ -506,7 +511,7 @@ fn post_full(port: u16, key: &str, body: &str, extra: &[&str]) -> (u16, String, 
         cmd.args(["-H", h]);
     }
     let out = cmd
-        .arg(format!("http://127.0.0.1:{port}/v1/messages"))
+        .arg(format!("http://127.0.0.1:{port}/v1/messages{query}"))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -841,4 +846,124 @@ fn messages_are_listed_page_by_page_and_a_sender_limited_key_sees_only_its_sende
     assert!(error_of(&bad).starts_with("state:"), "{}", bad.body);
     let unknown = api.get("/v1/messages?colour=red", Some(&reader));
     assert_eq!(unknown.status, 400, "{}", unknown.text);
+}
+
+#[test]
+fn a_raw_message_with_its_envelope_in_the_query_is_queued_as_it_is_and_held_to_the_keys_senders() {
+    use sealgate_testkit::db::TestBackend;
+    use sealgate_testkit::smtp_sink::SinkScript;
+
+    use crate::lab::{Lab, eventually};
+
+    let lab = Lab::new(&[("example.test", "@ IN MX 10 mx1\nmx1 IN A 127.0.0.5\n")]);
+    let sink = lab.sink([127, 0, 0, 5], SinkScript::default());
+    let store = crate::inspect::fresh_db(TestBackend::Sqlite);
+    let daemon = lab.daemon_with(
+        &store.url,
+        "1s",
+        "[api]\nenabled = true\nlisten = \"127.0.0.1:0\"\n",
+    );
+    let bound = daemon.wait_for_log(Duration::from_secs(10), |v| {
+        v.pointer("/fields/message").and_then(Value::as_str) == Some("api listener bound")
+    });
+    let port: u16 = bound
+        .pointer("/fields/addr")
+        .and_then(Value::as_str)
+        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+        .map(|a| a.port())
+        .expect("api address");
+    let out = daemon.cli([
+        "api-keys",
+        "add",
+        "ehr",
+        "--scope",
+        "send",
+        "--sender-domain",
+        "clinic.test",
+    ]);
+    let key = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let rfc822 = "Content-Type: message/rfc822";
+    let message = |from: &str| {
+        format!(
+            "From: {from}\r\nTo: jane@example.test\r\nSubject: raw\r\n\
+             Message-ID: <raw-1@clinic.test>\r\nX-Ehr-Batch: 7\r\n\r\nAs the EHR wrote it.\r\n"
+        )
+    };
+    let envelope = "?from=ehr%40clinic.test&to=jane%40example.test";
+    let (status, _, body) = post_to(
+        port,
+        envelope,
+        &key,
+        &message("Dr Grey <grey@clinic.test>"),
+        &[rfc822],
+    );
+    assert_eq!(status, 202, "{body}");
+    let id = body["id"].as_str().expect("id").to_owned();
+    eventually(Duration::from_secs(30), "delivery", || {
+        !sink.received().is_empty()
+    });
+    let got = &sink.received()[0];
+    assert_eq!(got.rcpts, ["jane@example.test"]);
+    let text = String::from_utf8_lossy(&got.data).into_owned();
+    assert!(
+        text.contains("X-Ehr-Batch: 7\r\n\r\nAs the EHR wrote it."),
+        "{text}"
+    );
+    assert!(text.contains(&format!("id {id}")), "{text}");
+
+    let refused: Vec<(String, String, u16, &str)> = vec![
+        (
+            envelope.to_owned(),
+            message("someone@other.test"),
+            403,
+            "message: this key may not send as someone@other.test",
+        ),
+        (
+            "?from=x%40other.test&to=jane%40example.test".to_owned(),
+            message("grey@clinic.test"),
+            403,
+            "from: this key may not send",
+        ),
+        (
+            "?from=ehr%40clinic.test".to_owned(),
+            message("grey@clinic.test"),
+            422,
+            "to: at least one recipient",
+        ),
+        (
+            format!("{envelope}&cc=x%40example.test"),
+            message("grey@clinic.test"),
+            422,
+            "cc: unknown parameter",
+        ),
+        (
+            envelope.to_owned(),
+            message("grey@clinic.test").replace("\r\nSubject", "\nSubject"),
+            422,
+            "message: a bare CR or LF",
+        ),
+        (
+            envelope.to_owned(),
+            "no header at all".to_owned(),
+            422,
+            "message:",
+        ),
+    ];
+    for (query, msg, want, needle) in refused {
+        let (status, _, answer) = post_to(port, &query, &key, &msg, &[rfc822]);
+        let said = answer["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert_eq!(status, want, "{query} {answer}");
+        assert!(said.contains(needle), "{needle:?} not in {said:?}");
+    }
+    let db = Inspect::new(daemon.db_url(), Some(&daemon.data_dir().join("seal.key")));
+    assert_eq!(
+        db.audit()
+            .into_iter()
+            .filter(|e| e.kind == "received")
+            .count(),
+        1
+    );
 }
