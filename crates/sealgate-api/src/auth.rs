@@ -1,6 +1,8 @@
 //! Who is asking: the API key of each request, checked before any handler runs, and the
 //! audit record of each request under a known key id, written before the answer leaves (an
-//! answer that could not be audited is not given: 500 instead).
+//! answer that could not be audited is not given: 500 instead). A request that queued a
+//! message is on record by its `received` event (origin `api`, the key id), written with the
+//! message.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -52,6 +54,12 @@ impl Caller {
             .is_ok_and(|rules| rules.permits(local, domain))
     }
 }
+
+/// Set on a response whose request is on record already: a message queued now, whose
+/// `received` event names the key (written in the same transaction as the message), so no
+/// `api_request` record is added for it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OnRecord;
 
 /// Each key's request budget: a fixed one-minute window per key.
 #[derive(Debug)]
@@ -148,6 +156,9 @@ pub(crate) async fn authenticate(
             next.run(req).await
         }
     };
+    if response.extensions().get::<OnRecord>().is_some() {
+        return response;
+    }
     let record = AuditEvent::ApiRequest {
         key_id: key_id.clone(),
         method,

@@ -457,7 +457,9 @@ async fn queue(
     match queued {
         Ok(None) => {
             info!(msg_id = %accepted.id, key_id = %caller.key.id, rcpts = accepted.recipients.len(), "message queued (api)");
-            Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
+            let mut response = (StatusCode::ACCEPTED, Json(accepted)).into_response();
+            response.extensions_mut().insert(crate::auth::OnRecord);
+            Ok(response)
         }
         Ok(Some(first)) => {
             if first.request_sha256 != sealgate_crypto::sha256_hex(body) {
