@@ -8,10 +8,12 @@
 //! audited (`api_request`: key id, method, path, status, client address; never the secret).
 //!
 //! Endpoints so far: `POST /v1/messages` (scope `send`), `GET /v1/messages/{id}` (scope
-//! `read`), `GET /v1/messages` (scope `read`) and `GET /v1/audit` (scope `admin`).
+//! `read`), `GET /v1/messages` and `POST /v1/check` (scope `read`), and `GET /v1/audit` (scope
+//! `admin`).
 
 mod audit;
 mod auth;
+mod check;
 mod error;
 mod messages;
 mod submit;
@@ -27,6 +29,7 @@ use sealgate_queue::Queue;
 use sealgate_store::Store;
 
 pub use auth::RateLimit;
+pub use check::{CheckFuture, Checker};
 pub use error::ApiError;
 
 /// What the API's handlers share.
@@ -44,6 +47,8 @@ pub struct ApiContext {
     pub max_message_size: usize,
     /// `[smtp] max_recipients`.
     pub max_recipients: usize,
+    /// Delivery's dry run for `POST /v1/check`; `None` when delivery is off in this process.
+    pub checker: Option<Arc<dyn Checker>>,
 }
 
 /// How the API is served (`[api]`).
@@ -68,6 +73,7 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         )
         .route("/v1/messages/{id}", get(messages::get_message))
         .route("/v1/audit", get(audit::get_audit))
+        .route("/v1/check", post(check::post_check))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(
             ctx.clone(),

@@ -133,7 +133,7 @@ fn invalid(field: &str, why: &str) -> ApiError {
 }
 
 /// Text that goes into a header: no control characters (CR, LF, NUL and the rest).
-fn header_text(field: &str, value: &str) -> Result<(), ApiError> {
+pub(crate) fn header_text(field: &str, value: &str) -> Result<(), ApiError> {
     if value.chars().any(|c| c.is_control() && c != '\t') {
         return Err(invalid(
             field,
@@ -144,7 +144,7 @@ fn header_text(field: &str, value: &str) -> Result<(), ApiError> {
 }
 
 /// A plain `local@domain` address: no quoting, no routing tricks, a host-name domain.
-fn address(field: &str, text: &str) -> Result<EmailAddress, ApiError> {
+pub(crate) fn address(field: &str, text: &str) -> Result<EmailAddress, ApiError> {
     header_text(field, text)?;
     let bad = |why: &str| invalid(field, &format!("{text:?} {why}"));
     if text.contains(['%', '!', '"', ' ', '<', '>', ',', ';', '\\']) || text.starts_with('@') {

@@ -82,7 +82,10 @@ pub(crate) async fn serve(
         None
     };
     let portal = start_portal(&cfg, &ctx.queue, shutdown.clone()).await?;
-    let api = start_api(&cfg, &ctx.queue, shutdown.clone()).await?;
+    let checker = live_delivery.clone().map(|d| {
+        std::sync::Arc::new(DeliveryChecker(d)) as std::sync::Arc<dyn sealgate_api::Checker>
+    });
+    let api = start_api(&cfg, &ctx.queue, checker, shutdown.clone()).await?;
     let retention = tokio::spawn(portal_retention(store.clone(), shutdown.clone()));
     let server = Server::new(ctx, limits);
     crate::reload::Reloader {
@@ -153,10 +156,49 @@ async fn start_portal(
     ))))
 }
 
+/// `POST /v1/check` over this process's delivery: probes and decides as delivery would, with
+/// the rules and routes of the moment, and sends nothing.
+#[derive(Debug)]
+struct DeliveryChecker(std::sync::Arc<sealgate_delivery::DeliveryContext>);
+
+impl sealgate_api::Checker for DeliveryChecker {
+    fn check<'a>(
+        &'a self,
+        address: &'a str,
+        subject: &'a str,
+        headers: &'a [(String, String)],
+        requiretls: bool,
+    ) -> sealgate_api::CheckFuture<'a> {
+        Box::pin(async move {
+            let d = &self.0;
+            let mut all = headers.to_vec();
+            all.push(("Subject".to_owned(), subject.to_owned()));
+            let facts = sealgate_policy::MessageFacts {
+                subject: subject.to_owned(),
+                headers: all,
+                body_sample: String::new(),
+                requiretls,
+                phi_free: false,
+            };
+            let report = sealgate_delivery::check(
+                d.resolver.as_ref(),
+                &d.discovery,
+                &d.rules.current(),
+                &d.routes.current(),
+                address,
+                &facts,
+            )
+            .await;
+            serde_json::to_value(&report).unwrap_or(serde_json::Value::Null)
+        })
+    }
+}
+
 /// Binds and starts the REST API when `[api] enabled`.
 async fn start_api(
     cfg: &Config,
     queue: &Queue,
+    checker: Option<std::sync::Arc<dyn sealgate_api::Checker>>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<JoinHandle<()>>> {
     if !cfg.api.enabled {
@@ -181,6 +223,7 @@ async fn start_api(
         hostname: cfg.server.hostname.clone(),
         max_message_size: usize::try_from(cfg.smtp.max_message_size.0).unwrap_or(usize::MAX),
         max_recipients: cfg.smtp.max_recipients,
+        checker,
     });
     let app = sealgate_api::router(ctx);
     Ok(Some(tokio::spawn(sealgate_web::run_app(

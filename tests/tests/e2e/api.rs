@@ -967,3 +967,93 @@ fn a_raw_message_with_its_envelope_in_the_query_is_queued_as_it_is_and_held_to_t
         1
     );
 }
+
+#[test]
+fn post_check_answers_what_sealgate_check_does_for_many_addresses_and_sends_nothing() {
+    use sealgate_testkit::db::TestBackend;
+    use sealgate_testkit::smtp_sink::SinkScript;
+
+    use crate::lab::Lab;
+
+    let lab = Lab::new(&[
+        ("example.test", "@ IN MX 10 mx1\nmx1 IN A 127.0.0.5\n"),
+        ("other.test", "@ IN MX 0 .\n"),
+    ]);
+    let sink = lab.sink([127, 0, 0, 5], SinkScript::default());
+    let store = crate::inspect::fresh_db(TestBackend::Sqlite);
+    let daemon = lab.daemon_with(
+        &store.url,
+        "1s",
+        "[api]\nenabled = true\nlisten = \"127.0.0.1:0\"\n",
+    );
+    let bound = daemon.wait_for_log(Duration::from_secs(10), |v| {
+        v.pointer("/fields/message").and_then(Value::as_str) == Some("api listener bound")
+    });
+    let port: u16 = bound
+        .pointer("/fields/addr")
+        .and_then(Value::as_str)
+        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+        .map(|a| a.port())
+        .expect("api address");
+    let key = |name: &str, scope: &str| {
+        let out = daemon.cli(["api-keys", "add", name, "--scope", scope]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let reader = key("viewer", "read");
+    let sender = key("ehr", "send");
+    let check = |key: &str, body: &str| -> (u16, Value) {
+        let out = Command::new("curl")
+            .args(["-sS", "-o", "-", "-w", "\n%{http_code}", "-X", "POST"])
+            .args(["-H", &format!("Authorization: Bearer {key}")])
+            .args(["-H", "Content-Type: application/json", "-d", body])
+            .arg(format!("http://127.0.0.1:{port}/v1/check"))
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (b, s) = text.rsplit_once('\n').expect("status");
+        (
+            s.trim().parse().expect("status"),
+            serde_json::from_str(b).unwrap_or(Value::Null),
+        )
+    };
+    let (status, body) = check(
+        &reader,
+        r#"{"addresses": ["jane@example.test", "x@other.test"], "subject": "hello"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let reports = body["reports"].as_array().expect("reports");
+    assert_eq!(reports[0]["address"], "jane@example.test");
+    assert_eq!(reports[0]["decision"]["level"], "none", "{}", reports[0]);
+    assert_eq!(
+        reports[0]["hosts"][0][0], "mx1.example.test",
+        "{}",
+        reports[0]
+    );
+    assert!(
+        reports[1]["route_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("null MX")),
+        "{}",
+        reports[1]
+    );
+
+    let (status, body) = check(
+        &reader,
+        r#"{"addresses": ["jane@example.test", "not an address"]}"#,
+    );
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("addresses[1]")),
+        "{body}"
+    );
+    assert_eq!(
+        check(&sender, r#"{"addresses": ["jane@example.test"]}"#).0,
+        403
+    );
+    assert!(
+        sink.received().is_empty() && sink.connections() == 0,
+        "a check sent something"
+    );
+}
