@@ -29,6 +29,11 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    /// The state does not allow it (done already).
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
     /// Over the key's budget; retry after `seconds`.
     pub fn too_many(seconds: u64) -> Self {
         Self {

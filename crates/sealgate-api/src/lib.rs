@@ -8,7 +8,8 @@
 //! audited (`api_request`: key id, method, path, status, client address; never the secret).
 //!
 //! Endpoints so far: `POST /v1/messages` (scope `send`), `GET /v1/messages/{id}` (scope
-//! `read`), `GET /v1/messages` and `POST /v1/check` (scope `read`), and `GET /v1/audit` (scope
+//! `read`), `GET /v1/messages` and `POST /v1/check` (scope `read`),
+//! `POST /v1/messages/{id}/recipients/{rcpt}/revoke` (scope `send`), and `GET /v1/audit` (scope
 //! `admin`).
 
 mod audit;
@@ -72,6 +73,10 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
             post(submit::post_message).get(messages::list_messages),
         )
         .route("/v1/messages/{id}", get(messages::get_message))
+        .route(
+            "/v1/messages/{id}/recipients/{rcpt}/revoke",
+            post(messages::revoke_grant),
+        )
         .route("/v1/audit", get(audit::get_audit))
         .route("/v1/check", post(check::post_check))
         .layer(DefaultBodyLimit::max(body_limit))

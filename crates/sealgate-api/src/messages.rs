@@ -185,3 +185,53 @@ pub(crate) async fn list_messages(
     }
     Ok(response)
 }
+
+/// `POST /v1/messages/{id}/recipients/{rcpt}/revoke` (scope `send`, a key that may act for the
+/// message's sender): withdraws the recipient's portal grant — a recall. The link opens nothing
+/// from now on; audited (`portal_revoked`, operator `api:<key id>`).
+pub(crate) async fn revoke_grant(
+    State(ctx): State<Arc<ApiContext>>,
+    Extension(caller): Extension<Caller>,
+    Path((id, rcpt)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require("send")?;
+    let internal = |e: sealgate_store::StoreError| {
+        error!(error = %e, "api: revoking a grant failed");
+        ApiError::internal()
+    };
+    let not_found = || ApiError::not_found(format!("no portal grant of {rcpt} for message {id}"));
+    let Some(message) = ctx.store.message(&id).await.map_err(internal)? else {
+        return Err(not_found());
+    };
+    if !caller.may_use_sender(&message.sender) {
+        return Err(not_found());
+    }
+    let Some(grant) = ctx
+        .store
+        .portal_grant_for(&id, &rcpt)
+        .await
+        .map_err(internal)?
+    else {
+        return Err(not_found());
+    };
+    let record = sealgate_audit::AuditEvent::PortalRevoked {
+        grant_id: grant.id.clone(),
+        operator: format!("api:{}", caller.key.id),
+        expires: grant.expires_at,
+    }
+    .into_record();
+    let now = sealgate_types::time::now_micros();
+    if !ctx
+        .store
+        .portal_revoke(&grant.id, now, &record)
+        .await
+        .map_err(internal)?
+    {
+        return Err(ApiError::conflict(format!(
+            "the portal grant of {rcpt} for message {id} was revoked already"
+        )));
+    }
+    Ok(Json(
+        serde_json::json!({"grant": grant.id, "recipient": rcpt, "revoked": true}),
+    ))
+}

@@ -369,6 +369,32 @@ impl Store {
             .map_err(portal_err("read"))
     }
 
+    /// The grant recipient `rcpt` holds for queue message `message_id` (its deposit, not the
+    /// replies of its thread), if any.
+    pub async fn portal_grant_for(
+        &self,
+        message_id: &str,
+        rcpt: &str,
+    ) -> Result<Option<GrantRow>, StoreError> {
+        let fail = portal_err("read");
+        let columns: Vec<String> = GRANT_COLUMNS
+            .split(',')
+            .map(|c| format!("g.{}", c.trim()))
+            .collect();
+        let sql = format!(
+            "SELECT {} FROM portal_grants g JOIN portal_messages m ON g.portal_message_id = m.id \
+             WHERE m.message_id = $1 AND m.id = m.thread_id AND g.recipient = $2",
+            columns.join(", ")
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(message_id.to_owned())
+            .bind(rcpt.to_owned())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(&fail)?;
+        row.as_ref().map(grant_from_row).transpose().map_err(&fail)
+    }
+
     /// The grant whose link token hashes to `token_hash`.
     pub async fn portal_grant_by_token_hash(
         &self,

@@ -12,6 +12,7 @@ mod battery;
 mod dkim;
 mod flow;
 mod isolation;
+mod recall;
 mod xss;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -64,6 +65,12 @@ impl PortalLab {
     /// Starts everything; `portal` holds extra `[portal]` keys (TOML lines) such as
     /// `grant_days = 0`.
     fn start(backend: TestBackend, portal: &str) -> Self {
+        Self::start_with(backend, portal, "")
+    }
+
+    /// [`PortalLab::start`] with `more` (whole TOML tables, such as `[api]`) in the
+    /// configuration too.
+    fn start_with(backend: TestBackend, portal: &str, more: &str) -> Self {
         let builder = SecureLab::builder();
         let clinic_cert = builder.issue(&["mx.clinic.test"]);
         let tlsa = format!(
@@ -83,7 +90,10 @@ impl PortalLab {
         let dir = tempfile::tempdir().expect("tempdir");
         let listen = free_addr(Ipv4Addr::LOCALHOST);
         let base = format!("https://{listen}");
-        let extra = portal_table(&lab, dir.path(), listen, &base, portal);
+        let extra = format!(
+            "{}{more}",
+            portal_table(&lab, dir.path(), listen, &base, portal)
+        );
         let db = match backend {
             TestBackend::Sqlite => None,
             TestBackend::Postgres => Some(fresh_db(backend)),
