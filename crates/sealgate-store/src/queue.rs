@@ -212,6 +212,17 @@ impl Store {
         }
     }
 
+    /// Deletes the idempotency rows written before `before` (their keys are no longer
+    /// honoured); how many.
+    pub async fn prune_idempotency(&self, before: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::ReadQueue)?;
+        Ok(done.rows_affected())
+    }
+
     /// One message by queue id.
     pub async fn message(&self, id: &str) -> Result<Option<MessageRow>, StoreError> {
         let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1");
@@ -404,4 +415,88 @@ async fn idempotency_row(
         })
     })
     .transpose()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // STYLE.md: unwrap is fine in tests
+mod idempotency_tests {
+    use sealgate_testkit::db::TestBackend;
+    use serde_json::json;
+
+    use super::*;
+    use crate::test_support::{audit_kinds, open};
+
+    fn message(id: &str) -> NewMessage {
+        NewMessage {
+            id: id.into(),
+            received_at: 1,
+            sender: "ehr@clinic.test".into(),
+            size: 3,
+            body_sha256: "ab".repeat(32),
+            header_message_id: None,
+            client_ip: "127.0.0.1".into(),
+            helo: "api".into(),
+            auth_user: None,
+            tls: None,
+            requiretls: false,
+            key_id: "k1".into(),
+            sealed_body: vec![1, 2, 3],
+            origin: Some("api".into()),
+        }
+    }
+
+    fn key(message_id: &str, body: &str) -> IdempotencyRow {
+        IdempotencyRow {
+            api_key_id: "0123456789abcdef".into(),
+            idem_key: "order-1".into(),
+            request_sha256: body.into(),
+            message_id: message_id.into(),
+            response: format!("{{\"id\":\"{message_id}\"}}"),
+        }
+    }
+
+    fn received(id: &str) -> AuditRecord {
+        AuditRecord {
+            kind: "received".into(),
+            message_id: Some(id.into()),
+            recipient: None,
+            data: json!({ "sender": "ehr@clinic.test" }),
+        }
+    }
+
+    async fn a_key_is_honoured_in_its_window_then_replaced_and_pruned(backend: TestBackend) {
+        let (_db, store) = open(backend).await;
+        let rcpts = ["jane@example.test".to_owned()];
+        let first = store
+            .enqueue_idempotent(&message("m1"), &rcpts, &received("m1"), &key("m1", "b1"), 0)
+            .await
+            .unwrap();
+        assert_eq!(first, None, "queued");
+        // Within the window: the first answer, and nothing written.
+        let again = store
+            .enqueue_idempotent(&message("m2"), &rcpts, &received("m2"), &key("m2", "b1"), 0)
+            .await
+            .unwrap();
+        assert_eq!(again.map(|r| r.message_id), Some("m1".to_owned()));
+        assert!(store.message("m2").await.unwrap().is_none());
+        assert_eq!(audit_kinds(&store).await, ["received"]);
+        // Once the window has passed (its row is older than window_start), the key is new.
+        let later = store
+            .enqueue_idempotent(
+                &message("m3"),
+                &rcpts,
+                &received("m3"),
+                &key("m3", "b3"),
+                i64::MAX,
+            )
+            .await
+            .unwrap();
+        assert_eq!(later, None);
+        assert!(store.message("m3").await.unwrap().is_some());
+        // Pruning drops what is older than the cut-off, and only that.
+        assert_eq!(store.prune_idempotency(0).await.unwrap(), 0);
+        assert_eq!(store.prune_idempotency(i64::MAX).await.unwrap(), 1);
+    }
+
+    sealgate_testkit::on_each_backend!(a_key_is_honoured_in_its_window_then_replaced_and_pruned,);
 }

@@ -86,7 +86,7 @@ pub(crate) async fn serve(
         std::sync::Arc::new(DeliveryChecker(d)) as std::sync::Arc<dyn sealgate_api::Checker>
     });
     let api = start_api(&cfg, &ctx.queue, checker, shutdown.clone()).await?;
-    let retention = tokio::spawn(portal_retention(store.clone(), shutdown.clone()));
+    let retention = tokio::spawn(hourly_retention(store.clone(), shutdown.clone()));
     let server = Server::new(ctx, limits);
     crate::reload::Reloader {
         file,
@@ -234,10 +234,10 @@ async fn start_api(
     ))))
 }
 
-/// Portal retention, hourly until shutdown (the first pass at start): empties the content of
-/// portal messages whose links all ended. Runs whether or not the portal is enabled now, so
-/// content left from when it was still goes.
-async fn portal_retention(store: sealgate_store::Store, mut shutdown: watch::Receiver<bool>) {
+/// Retention, hourly until shutdown (the first pass at start): empties the content of portal
+/// messages whose links all ended (whether or not the portal is enabled now, so content left
+/// from when it was still goes), and removes idempotency keys past their 24 hours.
+async fn hourly_retention(store: sealgate_store::Store, mut shutdown: watch::Receiver<bool>) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -248,6 +248,14 @@ async fn portal_retention(store: sealgate_store::Store, mut shutdown: watch::Rec
         let now = sealgate_types::time::now_micros();
         if let Err(e) = crate::portal_jobs::retention_once(&store, now).await {
             warn!(error = %format!("{e:#}"), "portal retention failed; trying again in an hour");
+        }
+        // Idempotency keys are honoured for 24 hours; their rows go after that.
+        match store.prune_idempotency(now - 24 * 3600 * 1_000_000).await {
+            Ok(0) => {}
+            Ok(n) => info!(rows = n, "expired idempotency keys removed"),
+            Err(e) => {
+                warn!(error = %e, "removing expired idempotency keys failed; trying again in an hour")
+            }
         }
     }
 }
