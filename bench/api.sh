@@ -43,21 +43,6 @@ write_config() { # dir db_url
     printf '[delivery]\nenabled = false\n[api]\nenabled = true\nlisten = "127.0.0.1:0"\nrequests_per_minute = 10000000\n' >>"$1/sealgate.toml"
 }
 
-api_port() { # log
-    python3 - "$1" <<'PY'
-import json, sys
-for line in open(sys.argv[1]):
-    try:
-        v = json.loads(line)
-    except ValueError:
-        continue
-    f = v.get("fields", v)
-    if f.get("message") == "api listener bound":
-        print(f["addr"].rsplit(":", 1)[1])
-        break
-PY
-}
-
 mkdir -p bench/out
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 status=0
@@ -74,7 +59,7 @@ for backend in $backends; do
         || { cat "$dir/migrate.log" >&2; keep_work=1; exit 1; }
     key=$("$bin" --config "$dir/sealgate.toml" api-keys add bench --scope send 2>/dev/null)
     bench_start_sealgate "$dir"
-    aport=$(api_port "$dir/serve.log")
+    aport=$(bench_listener_port "$dir/serve.log" api)
     [[ -n "$aport" ]] || { sg_log "no 'api listener bound' line"; keep_work=1; exit 1; }
     sg_log "$backend: API on 127.0.0.1:$aport, SMTP on 127.0.0.1:$port"
     python3 bench/api.py --port "$aport" --key "$key" --label "$backend" \

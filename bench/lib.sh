@@ -126,17 +126,21 @@ bench_binary() {
     unset SEALGATE_CONFIG SEALGATE_DATABASE_URL
 }
 
-# Prints the port of the first listener of MODE ("starttls" or "implicit") in a serve log.
+# Prints the port of the first listener of MODE in a serve log: an SMTP listener's mode
+# ("starttls" or "implicit"), or "api" for the REST API's listener.
 bench_listener_port() { # log mode
     python3 - "$1" "$2" <<'EOF'
 import json, sys
+mode = sys.argv[2]
 for line in open(sys.argv[1]):
     try:
         v = json.loads(line)
     except ValueError:
         continue
     f = v.get("fields", v)
-    if f.get("message") == "smtp listener bound" and f.get("mode") == sys.argv[2]:
+    api = mode == "api" and f.get("message") == "api listener bound"
+    smtp = f.get("message") == "smtp listener bound" and f.get("mode") == mode
+    if api or smtp:
         print(f["addr"].rsplit(":", 1)[1])
         break
 EOF

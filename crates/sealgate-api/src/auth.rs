@@ -27,6 +27,8 @@ pub(crate) struct Caller {
     pub(crate) key: ApiKeyRow,
     /// The client's address.
     pub(crate) client_ip: String,
+    /// The key's sender rules, parsed once; `None`: any sender.
+    senders: Option<AllowedSenders>,
 }
 
 impl Caller {
@@ -44,14 +46,12 @@ impl Caller {
 
     /// Whether the key may act for `sender` (its sender domains; none: any sender).
     pub(crate) fn may_use_sender(&self, sender: &str) -> bool {
-        if self.key.senders.is_empty() {
+        let Some(rules) = &self.senders else {
             return true;
-        }
-        let Some((local, domain)) = sender.rsplit_once('@') else {
-            return false;
         };
-        AllowedSenders::parse_list(&self.key.senders)
-            .is_ok_and(|rules| rules.permits(local, domain))
+        sender
+            .rsplit_once('@')
+            .is_some_and(|(local, domain)| rules.permits(local, domain))
     }
 }
 
@@ -148,13 +148,24 @@ pub(crate) async fn authenticate(
     let key_id = key.id.clone();
     let response = match verdict {
         Err(refusal) => refusal.into_response(),
-        Ok(()) => {
-            req.extensions_mut().insert(Caller {
-                key,
-                client_ip: client_ip.clone(),
-            });
-            next.run(req).await
-        }
+        Ok(()) => match (!key.senders.is_empty())
+            .then(|| AllowedSenders::parse_list(&key.senders))
+            .transpose()
+        {
+            Ok(senders) => {
+                req.extensions_mut().insert(Caller {
+                    key,
+                    client_ip: client_ip.clone(),
+                    senders,
+                });
+                next.run(req).await
+            }
+            // Rules are checked when the key is added; a row that does not parse opens nothing.
+            Err(e) => {
+                error!(key_id = %key_id, error = %e, "api: the key's sender rules do not parse");
+                ApiError::forbidden("this key's sender rules cannot be read").into_response()
+            }
+        },
     };
     if response.extensions().get::<OnRecord>().is_some() {
         return response;

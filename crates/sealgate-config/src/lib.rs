@@ -201,68 +201,70 @@ pub struct DkimKeyConfig {
     pub key_file: PathBuf,
 }
 
+/// Whether `s` is a DKIM selector: DNS labels (letters, digits, `-`, `_`) joined by dots.
+pub fn is_selector(s: &str) -> bool {
+    s.split('.').all(is_label)
+}
+
+fn is_label(l: &str) -> bool {
+    !l.is_empty()
+        && l.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The checks every signing key shares (`[[dkim.key]]`, `[arc]`): its selector, its domain and
+/// its file, each named under `prefix`.
+fn validate_signing_key(
+    prefix: &str,
+    domain: &str,
+    selector: &str,
+    key_file: &Path,
+    problems: &mut Vec<Problem>,
+) {
+    let key = |f: &str| format!("{prefix}.{f}");
+    if !is_selector(selector) {
+        problems.push(Problem::new(
+            key("selector"),
+            "must be a DNS label such as s2026",
+        ));
+    }
+    if domain.split('.').count() < 2 || !domain.trim_end_matches('.').split('.').all(is_label) {
+        problems.push(Problem::new(
+            key("domain"),
+            "must be a domain name such as clinic.example",
+        ));
+    }
+    if !key_file.is_file() {
+        let msg = format!("file {} does not exist", key_file.display());
+        problems.push(Problem::new(key("key_file"), &msg));
+    }
+}
+
 fn validate_dkim(dkim: &DkimConfig, problems: &mut Vec<Problem>) {
-    let mut bad = |key: String, msg: &str| problems.push(Problem::new(key, msg));
     for (i, k) in dkim.keys.iter().enumerate() {
-        let key = |f: &str| format!("dkim.key[{i}].{f}");
+        let prefix = format!("dkim.key[{i}]");
         if !matches!(k.algorithm.as_str(), "rsa-sha256" | "ed25519-sha256") {
-            bad(key("algorithm"), "must be rsa-sha256 or ed25519-sha256");
+            problems.push(Problem::new(
+                format!("{prefix}.algorithm"),
+                "must be rsa-sha256 or ed25519-sha256",
+            ));
         }
-        let label = |l: &str| {
-            !l.is_empty()
-                && l.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        };
-        if !k.selector.split('.').all(label) {
-            bad(key("selector"), "must be a DNS label such as s2026");
-        }
-        if k.domain.split('.').count() < 2 || !k.domain.trim_end_matches('.').split('.').all(label)
-        {
-            bad(
-                key("domain"),
-                "must be a domain name such as clinic.example",
-            );
-        }
-        if !k.key_file.is_file() {
-            bad(
-                key("key_file"),
-                &format!("file {} does not exist", k.key_file.display()),
-            );
-        }
+        validate_signing_key(&prefix, &k.domain, &k.selector, &k.key_file, problems);
         if dkim.keys[..i]
             .iter()
             .any(|o| o.domain.eq_ignore_ascii_case(&k.domain) && o.selector == k.selector)
         {
-            bad(
-                key("selector"),
+            problems.push(Problem::new(
+                format!("{prefix}.selector"),
                 "another key of this domain has this selector",
-            );
+            ));
         }
     }
 }
 
 fn validate_arc(arc: Option<&ArcConfig>, problems: &mut Vec<Problem>) {
-    let Some(a) = arc else { return };
-    let label = |l: &str| {
-        !l.is_empty()
-            && l.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
-    if !a.selector.split('.').all(label) {
-        problems.push(Problem::new(
-            "arc.selector".into(),
-            "must be a DNS label such as arc2026",
-        ));
-    }
-    if a.domain.split('.').count() < 2 || !a.domain.trim_end_matches('.').split('.').all(label) {
-        problems.push(Problem::new(
-            "arc.domain".into(),
-            "must be a domain name such as relay.example",
-        ));
-    }
-    if !a.key_file.is_file() {
-        let msg = format!("file {} does not exist", a.key_file.display());
-        problems.push(Problem::new("arc.key_file".into(), &msg));
+    if let Some(a) = arc {
+        validate_signing_key("arc", &a.domain, &a.selector, &a.key_file, problems);
     }
 }
 

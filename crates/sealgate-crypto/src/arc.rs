@@ -35,22 +35,6 @@ use crate::dkim::DkimError;
 /// The name of the field that records the arrival.
 pub const RESULTS_FIELD: &str = "Authentication-Results";
 
-/// Header fields the ARC message signature covers when present.
-const SEALED_HEADERS: &[&str] = &[
-    "From",
-    "Sender",
-    "Reply-To",
-    "Subject",
-    "Date",
-    "Message-ID",
-    "To",
-    "Cc",
-    "MIME-Version",
-    "Content-Type",
-    "Content-Transfer-Encoding",
-    "DKIM-Signature",
-];
-
 /// Verifies arriving messages with the configured DNS servers.
 pub struct Inbound {
     authenticator: MessageAuthenticator,
@@ -174,17 +158,21 @@ pub fn is_results_of(field: &[u8], authserv_id: &str) -> bool {
     let Some((name, value)) = text.split_once(':') else {
         return false;
     };
-    if !name.trim().eq_ignore_ascii_case(RESULTS_FIELD) {
-        return false;
-    }
-    let id = value
+    name.trim().eq_ignore_ascii_case(RESULTS_FIELD)
+        && authserv_id_of(value.as_bytes()).eq_ignore_ascii_case(authserv_id)
+}
+
+/// The authserv-id an `Authentication-Results` value begins with (its first word, before `;`).
+fn authserv_id_of(value: &[u8]) -> String {
+    let value = String::from_utf8_lossy(value);
+    value
         .split(';')
         .next()
         .unwrap_or_default()
         .split_whitespace()
         .next()
-        .unwrap_or_default();
-    id.eq_ignore_ascii_case(authserv_id)
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Seals with one RSA key (RFC 8617 §4.1: rsa-sha256).
@@ -243,33 +231,26 @@ impl ArcSealer {
         path: &Path,
         authserv_id: &str,
     ) -> Result<Self, DkimError> {
+        let source = path.display().to_string();
         let key_error = |reason: String| DkimError::Key {
-            path: path.display().to_string(),
+            path: source.clone(),
             reason,
         };
         let pem = std::fs::read(path).map_err(|e| key_error(e.to_string()))?;
         let der = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| key_error(e.to_string()))?;
-        let bits_ok = match &der {
-            PrivateKeyDer::Pkcs8(k) => aws_lc_rs::rsa::KeyPair::from_pkcs8(k.secret_pkcs8_der()),
-            PrivateKeyDer::Pkcs1(k) => aws_lc_rs::rsa::KeyPair::from_der(k.secret_pkcs1_der()),
-            _ => {
-                return Err(key_error(
-                    "ARC seals with RSA: not an RSA private key".into(),
-                ));
-            }
-        }
-        .map_err(|e| key_error(format!("not a usable RSA key: {e}")))?
-        .public_modulus_len()
-            >= 256;
-        if !bits_ok {
-            return Err(key_error("RSA keys must have at least 2048 bits".into()));
-        }
-        let key = RsaKey::<Sha256>::from_key_der(der).map_err(|e| key_error(e.to_string()))?;
+        // ARC seals with RSA (RFC 8617 §4.1), loaded as DKIM's RSA keys are.
+        let (key, _) = crate::dkim::rsa_key(&der, &source)?;
         let domain = domain.trim_end_matches('.').to_ascii_lowercase();
         let sealer = Sealer::from_key(key)
             .domain(domain.clone())
             .selector(selector.to_owned())
-            .headers(SEALED_HEADERS.iter().copied());
+            .headers(
+                // What DKIM signs, and Sealgate's own DKIM signature above them.
+                crate::dkim::SIGNED_HEADERS
+                    .iter()
+                    .copied()
+                    .chain(["DKIM-Signature"]),
+            );
         Ok(Self {
             sealer,
             domain,
@@ -355,13 +336,15 @@ impl ArcSealer {
 
     /// The results recorded at arrival under our name (the first such field: ours is on top).
     fn recorded(&self, parsed: &AuthenticatedMessage<'_>) -> Option<String> {
-        parsed.headers.iter().find_map(|(name, value)| {
-            let mut field = name.to_vec();
-            field.push(b':');
-            field.extend_from_slice(value);
-            is_results_of(&field, &self.authserv_id)
-                .then(|| one_line(&String::from_utf8_lossy(value)))
-        })
+        parsed
+            .headers
+            .iter()
+            .filter(|(name, _)| {
+                name.trim_ascii()
+                    .eq_ignore_ascii_case(RESULTS_FIELD.as_bytes())
+            })
+            .find(|(_, value)| authserv_id_of(value).eq_ignore_ascii_case(&self.authserv_id))
+            .map(|(_, value)| one_line(&String::from_utf8_lossy(value)))
     }
 }
 

@@ -17,7 +17,7 @@ use rustls_pki_types::pem::PemObject as _;
 
 /// The header fields signed when present (RFC 6376 §5.4.1: those a verifier shows or acts
 /// on). `From` is listed twice so a second `From:` added later breaks the signature.
-const SIGNED_HEADERS: &[&str] = &[
+pub(crate) const SIGNED_HEADERS: &[&str] = &[
     "From",
     "From",
     "Sender",
@@ -175,29 +175,8 @@ impl DkimKey {
         let der = PrivateKeyDer::from_pem_slice(pem).map_err(|e| key_error(path, e))?;
         let (secret, public) = match algorithm {
             DkimAlgorithm::RsaSha256 => {
-                let pair = match &der {
-                    PrivateKeyDer::Pkcs8(k) => {
-                        aws_lc_rs::rsa::KeyPair::from_pkcs8(k.secret_pkcs8_der())
-                    }
-                    PrivateKeyDer::Pkcs1(k) => {
-                        aws_lc_rs::rsa::KeyPair::from_der(k.secret_pkcs1_der())
-                    }
-                    _ => return Err(key_error(path, "not an RSA private key")),
-                }
-                .map_err(|e| key_error(path, format!("not a usable RSA key: {e}")))?;
-                if pair.public_modulus_len() < 256 {
-                    return Err(key_error(path, "RSA keys must have at least 2048 bits"));
-                }
-                let spki = aws_lc_rs::encoding::AsDer::<
-                    aws_lc_rs::encoding::PublicKeyX509Der<'static>,
-                >::as_der(pair.public_key())
-                .map_err(|e| key_error(path, e))?;
-                let secret = RsaKey::<Sha256>::from_key_der(der.clone_key())
-                    .map_err(|e| key_error(path, e))?;
-                (
-                    Secret::Rsa(signer(secret, &domain, selector)),
-                    spki.as_ref().to_vec(),
-                )
+                let (secret, spki) = rsa_key(&der, path)?;
+                (Secret::Rsa(signer(secret, &domain, selector)), spki)
             }
             DkimAlgorithm::Ed25519Sha256 => {
                 let PrivateKeyDer::Pkcs8(k) = &der else {
@@ -302,6 +281,31 @@ pub fn sealing_context(domain: &str, selector: &str) -> Vec<u8> {
         domain.trim_end_matches('.').to_ascii_lowercase()
     )
     .into_bytes()
+}
+
+/// An RSA signing key (PKCS#8 or PKCS#1, 2048 bits or more) and its SubjectPublicKeyInfo;
+/// `source` names it in errors. DKIM's and ARC's RSA keys load the same way.
+pub(crate) fn rsa_key(
+    der: &PrivateKeyDer<'_>,
+    source: &str,
+) -> Result<(RsaKey<Sha256>, Vec<u8>), DkimError> {
+    let pair = match der {
+        PrivateKeyDer::Pkcs8(k) => aws_lc_rs::rsa::KeyPair::from_pkcs8(k.secret_pkcs8_der()),
+        PrivateKeyDer::Pkcs1(k) => aws_lc_rs::rsa::KeyPair::from_der(k.secret_pkcs1_der()),
+        _ => return Err(key_error(source, "not an RSA private key")),
+    }
+    .map_err(|e| key_error(source, format!("not a usable RSA key: {e}")))?;
+    if pair.public_modulus_len() < 256 {
+        return Err(key_error(source, "RSA keys must have at least 2048 bits"));
+    }
+    let spki =
+        aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::PublicKeyX509Der<'static>>::as_der(
+            pair.public_key(),
+        )
+        .map_err(|e| key_error(source, e))?;
+    let secret =
+        RsaKey::<Sha256>::from_key_der(der.clone_key()).map_err(|e| key_error(source, e))?;
+    Ok((secret, spki.as_ref().to_vec()))
 }
 
 fn record_text(algorithm: DkimAlgorithm, public: &[u8]) -> String {

@@ -30,7 +30,7 @@ pub fn without_blind_copies(message: &[u8]) -> (Cow<'_, [u8]>, usize) {
 /// their folded continuation lines), and how many were removed; every other byte as it was,
 /// as for [`without_blind_copies`]. Borrows when there were none.
 pub fn without_fields<'a, N: AsRef<str>>(message: &'a [u8], names: &[N]) -> (Cow<'a, [u8]>, usize) {
-    without_fields_where(message, |field| is_named_field(field, names))
+    without_fields_where(message, |field| field_named(field, names))
 }
 
 /// `message` without the top-level header fields `drop` picks (it sees each whole field, its
@@ -81,10 +81,10 @@ fn line_end(data: &[u8], pos: usize) -> usize {
         .map_or(data.len(), |i| pos + i + 1)
 }
 
-/// Whether `line` starts a field called one of `names`: the name, optional white space
-/// (RFC 5322 §4.5.3 `obs-bcc` and §4.5.6 `obs-resent-bcc`, syntax readers must still accept),
-/// then the colon.
-fn is_named_field<N: AsRef<str>>(line: &[u8], names: &[N]) -> bool {
+/// Whether `line` starts a field called one of `names` (ASCII case-insensitive): the name,
+/// optional white space (RFC 5322 §4.5.3 `obs-bcc` and §4.5.6 `obs-resent-bcc`, syntax readers
+/// must still accept), then the colon.
+pub fn field_named<N: AsRef<str>>(line: &[u8], names: &[N]) -> bool {
     let Some(colon) = line.iter().position(|&b| b == b':') else {
         return false;
     };

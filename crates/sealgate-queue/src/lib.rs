@@ -12,7 +12,7 @@ mod error;
 mod recorder;
 mod retry;
 
-pub use bcc::{without_blind_copies, without_fields, without_fields_where};
+pub use bcc::{field_named, without_blind_copies, without_fields, without_fields_where};
 pub use delivery::{
     AttemptReport, Claim, Group, NoticeBuilder, NoticeContent, NoticeKind, NoticeRecipient,
     NoticeRequest, Settled,

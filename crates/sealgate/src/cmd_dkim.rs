@@ -75,15 +75,10 @@ pub(crate) async fn run(cfg: &Config, cmd: DkimCommand) -> anyhow::Result<ExitCo
     }
 }
 
-/// The selector's shape (a DNS label, or dot-separated labels).
+/// The selector's shape, as the configuration checks it.
 fn check_selector(selector: &str) -> anyhow::Result<()> {
-    let label = |l: &str| {
-        !l.is_empty()
-            && l.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
     anyhow::ensure!(
-        selector.split('.').all(label),
+        sealgate_config::is_selector(selector),
         "the selector must be a DNS label such as s2026"
     );
     Ok(())
@@ -149,12 +144,9 @@ async fn open(cfg: &Config) -> anyhow::Result<Store> {
 /// Every key, from files and from the database.
 async fn every_key(cfg: &Config) -> anyhow::Result<DkimKeys> {
     let store = open(cfg).await?;
-    let ring =
-        std::sync::Arc::new(KeyRing::load(&cfg.seal_key_file()).with_context(|| {
-            format!("reading the sealing key {}", cfg.seal_key_file().display())
-        })?);
-    let queue = sealgate_queue::Queue::new(store.clone(), ring);
-    let keys = crate::wiring::all_dkim_keys(cfg, &queue).await;
+    let ring = KeyRing::load(&cfg.seal_key_file())
+        .with_context(|| format!("reading the sealing key {}", cfg.seal_key_file().display()))?;
+    let keys = crate::wiring::all_dkim_keys(cfg, &store, &ring).await;
     store.close().await;
     keys
 }

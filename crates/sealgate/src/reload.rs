@@ -167,7 +167,9 @@ impl Reloader {
             .map_err(|p| anyhow::anyhow!("invalid [policy]: {}", p.join("; ")))?;
         let ingress = ingress_context(&cfg, Shared::of(&self.ingress.current()))?;
         let dkim = match &self.delivery {
-            Some(d) => Some(crate::wiring::all_dkim_keys(&cfg, &d.queue).await?),
+            Some(d) => {
+                Some(crate::wiring::all_dkim_keys(&cfg, d.queue.store(), d.queue.key_ring()).await?)
+            }
             None => None,
         };
         // Everything loaded: put it in place.

@@ -209,18 +209,17 @@ fn file_dkim_keys(cfg: &Config) -> anyhow::Result<Vec<sealgate_crypto::dkim::Dki
 /// the node key ring). A stored key that cannot be opened or used is named in the error.
 pub(crate) async fn all_dkim_keys(
     cfg: &Config,
-    queue: &Queue,
+    store: &sealgate_store::Store,
+    ring: &sealgate_crypto::KeyRing,
 ) -> anyhow::Result<sealgate_crypto::dkim::DkimKeys> {
     let mut keys = file_dkim_keys(cfg)?;
-    for k in queue
-        .store()
+    for k in store
         .dkim_keys()
         .await
         .context("reading the stored DKIM keys")?
     {
         let source = format!("stored key {} (selector {})", k.domain, k.selector);
-        let pem = queue
-            .key_ring()
+        let pem = ring
             .open(
                 &k.key_sealed,
                 &sealgate_crypto::dkim::sealing_context(&k.domain, &k.selector),
@@ -272,7 +271,7 @@ pub(crate) async fn delivery_context(
 ) -> anyhow::Result<DeliveryContext> {
     let d = &cfg.delivery;
     let sec = security(cfg, queue.store().clone())?;
-    let dkim = all_dkim_keys(cfg, &queue).await?;
+    let dkim = all_dkim_keys(cfg, queue.store(), queue.key_ring()).await?;
     let owner = recorder.owner().to_owned();
     Ok(DeliveryContext {
         queue,

@@ -24,11 +24,74 @@ struct Api {
 }
 
 /// The status, headers and body of one request.
-struct Answer {
-    status: u16,
-    headers: String,
-    body: Value,
-    text: String,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) headers: String,
+    pub(crate) body: Value,
+    pub(crate) text: String,
+}
+
+/// The daemon's API listener: its address and its "api listener bound" log line.
+pub(crate) fn api_bound(daemon: &Daemon) -> (std::net::SocketAddr, Value) {
+    let bound = daemon.wait_for_log(Duration::from_secs(10), |v| {
+        v.pointer("/fields/message").and_then(Value::as_str) == Some("api listener bound")
+    });
+    let addr = bound
+        .pointer("/fields/addr")
+        .and_then(Value::as_str)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {bound}"));
+    (addr, bound)
+}
+
+/// One request with curl: `args` are curl's own (more headers, the CA), `body` goes on stdin.
+pub(crate) fn curl(
+    method: &str,
+    url: &str,
+    key: Option<&str>,
+    args: &[&str],
+    body: Option<&str>,
+) -> Answer {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "-D", "-", "-X", method]).args(args);
+    if let Some(k) = key {
+        cmd.args(["-H", &format!("Authorization: Bearer {k}")]);
+    }
+    if body.is_some() {
+        cmd.args(["--data-binary", "@-"]);
+    }
+    let out = cmd
+        .arg(url)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin.write_all(body.unwrap_or_default().as_bytes())?;
+            drop(stdin);
+            child.wait_with_output()
+        })
+        .expect("run curl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (headers, body) = text.split_once("\r\n\r\n").expect("headers and body");
+    let status = headers
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    Answer {
+        status,
+        headers: headers.to_ascii_lowercase(),
+        body: serde_json::from_str(body).unwrap_or(Value::Null),
+        text: body.to_owned(),
+    }
 }
 
 impl Api {
@@ -55,14 +118,7 @@ impl Api {
             db_url,
             ..DaemonOpts::default()
         });
-        let bound = daemon.wait_for_log(Duration::from_secs(10), |v| {
-            v.pointer("/fields/message").and_then(Value::as_str) == Some("api listener bound")
-        });
-        let addr: std::net::SocketAddr = bound
-            .pointer("/fields/addr")
-            .and_then(Value::as_str)
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {bound}"));
+        let (addr, bound) = api_bound(&daemon);
         assert_eq!(
             bound.pointer("/fields/tls"),
             Some(&Value::Bool(true)),
@@ -94,38 +150,13 @@ impl Api {
     fn get(&self, path: &str, key: Option<&str>) -> Answer {
         let url = format!("https://{HOST}:{}{path}", self.port);
         let resolve = format!("{HOST}:{}:127.0.0.1", self.port);
-        let mut cmd = Command::new("curl");
-        cmd.args([
-            "-sS",
-            "-D",
-            "-",
-            "--cacert",
-            &self.ca,
-            "--resolve",
-            &resolve,
-        ]);
-        if let Some(k) = key {
-            cmd.args(["-H", &format!("Authorization: Bearer {k}")]);
-        }
-        let out = cmd.arg(&url).output().expect("run curl");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (headers, body) = text.split_once("\r\n\r\n").expect("headers and body");
-        let status = headers
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .expect("status");
-        Answer {
-            status,
-            headers: headers.to_ascii_lowercase(),
-            body: serde_json::from_str(body).unwrap_or(Value::Null),
-            text: body.to_owned(),
-        }
+        curl(
+            "GET",
+            &url,
+            key,
+            &["--cacert", &self.ca, "--resolve", &resolve],
+            None,
+        )
     }
 }
 
@@ -276,35 +307,8 @@ fn keys_scopes_sender_domains_revocation_and_budgets_hold_and_every_use_is_audit
 
 /// `curl` with a JSON body to the plain-HTTP loopback API at `port`: status and body.
 fn post(port: u16, key: &str, body: &str) -> (u16, Value) {
-    let out = Command::new("curl")
-        .args(["-sS", "-o", "-", "-w", "\n%{http_code}", "-X", "POST"])
-        .args(["-H", &format!("Authorization: Bearer {key}")])
-        .args([
-            "-H",
-            "Content-Type: application/json",
-            "--data-binary",
-            "@-",
-        ])
-        .arg(format!("http://127.0.0.1:{port}/v1/messages"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write as _;
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(body.as_bytes())?;
-            child.wait_with_output()
-        })
-        .expect("run curl");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, status) = text.rsplit_once('\n').expect("status line");
-    (
-        status.trim().parse().expect("status"),
-        serde_json::from_str(body).unwrap_or(Value::Null),
-    )
+    let (status, _, body) = post_full(port, key, body, &["Content-Type: application/json"]);
+    (status, body)
 }
 
 #[test]
@@ -325,15 +329,7 @@ fn a_json_message_is_built_queued_and_delivered_and_bad_input_is_refused_by_fiel
         "[api]\nenabled = true\nlisten = \"127.0.0.1:0\"\n\
          [smtp]\nmax_recipients = 4\nmax_message_size = \"32KiB\"\n",
     );
-    let bound = daemon.wait_for_log(Duration::from_secs(10), |v| {
-        v.pointer("/fields/message").and_then(Value::as_str) == Some("api listener bound")
-    });
-    let port: u16 = bound
-        .pointer("/fields/addr")
-        .and_then(Value::as_str)
-        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
-        .map(|a| a.port())
-        .expect("api address");
+    let port = api_bound(&daemon).0.port();
     let add = |name: &str, args: &[&str]| {
         let mut all = vec!["api-keys", "add", name];
         all.extend_from_slice(args);
@@ -503,40 +499,10 @@ fn post_full(port: u16, key: &str, body: &str, extra: &[&str]) -> (u16, String, 
 
 /// [`post_full`] with a query string (`?from=…&to=…`, or empty).
 fn post_to(port: u16, query: &str, key: &str, body: &str, extra: &[&str]) -> (u16, String, Value) {
-    let mut cmd = Command::new("curl");
-    cmd.args(["-sS", "-D", "-", "-X", "POST"])
-        .args(["-H", &format!("Authorization: Bearer {key}")])
-        .args(["--data-binary", "@-"]);
-    for h in extra {
-        cmd.args(["-H", h]);
-    }
-    let out = cmd
-        .arg(format!("http://127.0.0.1:{port}/v1/messages{query}"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write as _;
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(body.as_bytes())?;
-            child.wait_with_output()
-        })
-        .expect("run curl");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").expect("headers and body");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    (
-        status,
-        head.to_ascii_lowercase(),
-        serde_json::from_str(body).unwrap_or(Value::Null),
-    )
+    let args: Vec<&str> = extra.iter().flat_map(|h| ["-H", h]).collect();
+    let url = format!("http://127.0.0.1:{port}/v1/messages{query}");
+    let a = curl("POST", &url, Some(key), &args, Some(body));
+    (a.status, a.headers, a.body)
 }
 
 #[test]
@@ -552,15 +518,7 @@ fn an_idempotency_key_makes_retries_and_concurrent_duplicates_one_message() {
         "1h",
         "[api]\nenabled = true\nlisten = \"127.0.0.1:0\"\n",
     );
-    let bound = daemon.wait_for_log(Duration::from_secs(10), |v| {
-        v.pointer("/fields/message").and_then(Value::as_str) == Some("api listener bound")
-    });
-    let port: u16 = bound
-        .pointer("/fields/addr")
-        .and_then(Value::as_str)
-        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
-        .map(|a| a.port())
-        .expect("api address");
+    let port = api_bound(&daemon).0.port();
     let out = daemon.cli(["api-keys", "add", "ehr", "--scope", "send"]);
     let key = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     let json = "Content-Type: application/json";
@@ -863,15 +821,7 @@ fn a_raw_message_with_its_envelope_in_the_query_is_queued_as_it_is_and_held_to_t
         "1s",
         "[api]\nenabled = true\nlisten = \"127.0.0.1:0\"\n",
     );
-    let bound = daemon.wait_for_log(Duration::from_secs(10), |v| {
-        v.pointer("/fields/message").and_then(Value::as_str) == Some("api listener bound")
-    });
-    let port: u16 = bound
-        .pointer("/fields/addr")
-        .and_then(Value::as_str)
-        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
-        .map(|a| a.port())
-        .expect("api address");
+    let port = api_bound(&daemon).0.port();
     let out = daemon.cli([
         "api-keys",
         "add",
@@ -986,15 +936,7 @@ fn post_check_answers_what_sealgate_check_does_for_many_addresses_and_sends_noth
         "1s",
         "[api]\nenabled = true\nlisten = \"127.0.0.1:0\"\n",
     );
-    let bound = daemon.wait_for_log(Duration::from_secs(10), |v| {
-        v.pointer("/fields/message").and_then(Value::as_str) == Some("api listener bound")
-    });
-    let port: u16 = bound
-        .pointer("/fields/addr")
-        .and_then(Value::as_str)
-        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
-        .map(|a| a.port())
-        .expect("api address");
+    let port = api_bound(&daemon).0.port();
     let key = |name: &str, scope: &str| {
         let out = daemon.cli(["api-keys", "add", name, "--scope", scope]);
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
@@ -1002,19 +944,10 @@ fn post_check_answers_what_sealgate_check_does_for_many_addresses_and_sends_noth
     let reader = key("viewer", "read");
     let sender = key("ehr", "send");
     let check = |key: &str, body: &str| -> (u16, Value) {
-        let out = Command::new("curl")
-            .args(["-sS", "-o", "-", "-w", "\n%{http_code}", "-X", "POST"])
-            .args(["-H", &format!("Authorization: Bearer {key}")])
-            .args(["-H", "Content-Type: application/json", "-d", body])
-            .arg(format!("http://127.0.0.1:{port}/v1/check"))
-            .output()
-            .expect("curl");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (b, s) = text.rsplit_once('\n').expect("status");
-        (
-            s.trim().parse().expect("status"),
-            serde_json::from_str(b).unwrap_or(Value::Null),
-        )
+        let url = format!("http://127.0.0.1:{port}/v1/check");
+        let args = ["-H", "Content-Type: application/json"];
+        let a = curl("POST", &url, Some(key), &args, Some(body));
+        (a.status, a.body)
     };
     let (status, body) = check(
         &reader,

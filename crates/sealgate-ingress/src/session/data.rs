@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use sealgate_audit::TenantMatch;
 use sealgate_crypto::arc::{Arrival, RESULTS_FIELD, is_results_of};
-use sealgate_queue::{IncomingMessage, data_digest};
+use sealgate_queue::{IncomingMessage, data_digest, field_named};
 use sealgate_smtp_proto::{DataDecoder, DataEvent, Reply};
 use sealgate_types::MessageId;
 use tokio::time::Instant;
@@ -149,32 +149,29 @@ impl Session {
         let Some(tx) = self.tx.take() else {
             return Reply::new(503, Some((5, 5, 1)), "Send MAIL first");
         };
-        // No tenant's secret header leaves Sealgate, whoever sent it (a copy only when one
-        // was there).
-        let data = match self.ctx.tenants.strip_secrets(&data) {
-            Cow::Owned(stripped) => stripped,
-            Cow::Borrowed(_) => data,
-        };
-        // The client's idempotency key (one field, visible ASCII); it never leaves Sealgate.
+        // The client's idempotency key (one field, visible ASCII).
         let idem_key = match idempotency_key(&fields) {
             Ok(k) => k,
             Err(refused) => return refused,
         };
-        let data = if idem_key.is_some() {
-            match sealgate_queue::without_fields(&data, &[IDEMPOTENCY_HEADER]).0 {
-                Cow::Owned(stripped) => stripped,
-                Cow::Borrowed(_) => data,
-            }
-        } else {
-            data
-        };
-        // Results under our own name are ours alone (RFC 8601 §5): a client's are forged.
-        let data = if fields
+        // What never leaves Sealgate, whoever sent it, removed in one pass over the header (a
+        // copy only when there is something to remove): any tenant's secret header, the
+        // idempotency key, and results written under our own name (RFC 8601 §5: forged).
+        let secrets = self.ctx.tenants.secret_headers();
+        let ours = fields
             .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case(RESULTS_FIELD))
-        {
-            let ours = |f: &[u8]| is_results_of(f, &self.ctx.hostname);
-            match sealgate_queue::without_fields_where(&data, ours).0 {
+            .any(|(n, _)| n.eq_ignore_ascii_case(RESULTS_FIELD));
+        let named = fields.iter().any(|(n, _)| {
+            secrets.iter().any(|s| s.eq_ignore_ascii_case(n))
+                || (idem_key.is_some() && n.eq_ignore_ascii_case(IDEMPOTENCY_HEADER))
+        });
+        let data = if ours || named {
+            let remove = |f: &[u8]| {
+                field_named(f, secrets)
+                    || (idem_key.is_some() && field_named(f, &[IDEMPOTENCY_HEADER]))
+                    || (ours && is_results_of(f, &self.ctx.hostname))
+            };
+            match sealgate_queue::without_fields_where(&data, remove).0 {
                 Cow::Owned(stripped) => stripped,
                 Cow::Borrowed(_) => data,
             }

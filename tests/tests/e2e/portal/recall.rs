@@ -3,22 +3,13 @@
 //! the revocation is audited under the API key, and keys for other senders cannot see or touch
 //! the grant.
 
-use std::process::Command;
-
 use sealgate_testkit::db::TestBackend;
 
 use super::*;
 
 /// The status of a GET of `url` (the lab CA is not trusted here: `-k`, loopback only).
 fn status_of(url: &str) -> u16 {
-    let out = Command::new("curl")
-        .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", url])
-        .output()
-        .expect("curl");
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .expect("status")
+    crate::api::curl("GET", url, None, &["-k"], None).status
 }
 
 #[test]
@@ -36,14 +27,7 @@ fn the_senders_system_recalls_a_portal_message_and_its_link_opens_nothing_more()
     let link = p.link_for(RCPT);
     assert_eq!(status_of(&link), 200, "the link works before the recall");
 
-    let bound = p.daemon.wait_for_log(Duration::from_secs(10), |v| {
-        v.pointer("/fields/message").and_then(Value::as_str) == Some("api listener bound")
-    });
-    let api = bound
-        .pointer("/fields/addr")
-        .and_then(Value::as_str)
-        .expect("api address")
-        .to_owned();
+    let api = crate::api::api_bound(&p.daemon).0;
     let key = |name: &str, domain: &str| {
         let out = p.daemon.cli([
             "api-keys",
@@ -59,20 +43,9 @@ fn the_senders_system_recalls_a_portal_message_and_its_link_opens_nothing_more()
     let clinic = key("ehr", "clinic.test");
     let stranger = key("other", "other.test");
     let revoke = |key: &str, rcpt: &str| -> (u16, Value) {
-        let out = Command::new("curl")
-            .args(["-sS", "-o", "-", "-w", "\n%{http_code}", "-X", "POST"])
-            .args(["-H", &format!("Authorization: Bearer {key}")])
-            .arg(format!(
-                "http://{api}/v1/messages/{id}/recipients/{rcpt}/revoke"
-            ))
-            .output()
-            .expect("curl");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (b, s) = text.rsplit_once('\n').expect("status");
-        (
-            s.trim().parse().expect("status"),
-            serde_json::from_str(b).unwrap_or(Value::Null),
-        )
+        let url = format!("http://{api}/v1/messages/{id}/recipients/{rcpt}/revoke");
+        let a = crate::api::curl("POST", &url, Some(key), &[], None);
+        (a.status, a.body)
     };
 
     // Another sender's key sees no grant; an unknown recipient has none.
