@@ -1,6 +1,7 @@
 # Shared shell functions for scripts/test and bench/. Source it; do not run it.
 #
 #   sg_ensure_packages         install the missing Debian packages of SG_PACKAGES
+#   sg_py_env                  the tests' PyPI packages in target/py-venv; exports SG_PYTHON
 #   sg_pg_start / sg_pg_stop   a throwaway PostgreSQL cluster; exports DATABASE_URL
 #   sg_log MSG                 a progress line on stderr
 
@@ -20,6 +21,7 @@ SG_PACKAGES=(
     libnet-ssleay-perl # swaks --tls (only a Recommends of swaks)
     postgresql:initdb
     python3:python3
+    python3-venv # /usr/bin/python3 -m venv for sg_py_env (its files are in python3.X-venv: no fixed probe)
     postfix:/usr/sbin/postfix # a real MX / relay on loopback (sealgate-testkit::postfix)
     gnupg:gpg # the OpenPGP oracle: decrypts and verifies what we send
     openssl:openssl # the S/MIME oracle: openssl cms -decrypt / -verify
@@ -77,6 +79,30 @@ sg_ensure_packages() {
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     sg_pg_path
+}
+
+# The tests' PyPI packages (tests/py/requirements.txt, exact pins) in a venv of Debian's
+# /usr/bin/python3 at target/py-venv. Exports SG_PYTHON, its interpreter (the Rust tests read
+# SG_PYTHON, else target/py-venv/bin/python under the workspace root). The venv keeps a copy of
+# the requirements it was made from, written once pip succeeded; when tests/py/requirements.txt
+# differs or the venv is missing or half made, it is made anew. Otherwise this returns at
+# once, without asking PyPI.
+sg_py_env() {
+    local root venv req
+    root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+    venv=$root/target/py-venv
+    req=$root/tests/py/requirements.txt
+    export SG_PYTHON=$venv/bin/python
+    if [[ -x "$SG_PYTHON" ]] && cmp -s "$req" "$venv/requirements.txt"; then
+        return 0
+    fi
+    sg_log "python venv $venv (tests/py/requirements.txt)"
+    rm -rf "$venv"
+    mkdir -p "$root/target"
+    /usr/bin/python3 -m venv "$venv" || { sg_log "python3 -m venv failed (install python3-venv)"; return 1; }
+    "$venv/bin/pip" install -q --disable-pip-version-check -r "$req" || { sg_log "pip install failed"; return 1; }
+    # Written last: an interrupted install leaves no copy, so the next call starts over.
+    cp "$req" "$venv/requirements.txt"
 }
 
 # A free TCP port on 127.0.0.1 (the kernel's choice; racy but retried by sg_pg_start).

@@ -479,6 +479,70 @@ pub enum AuditEvent {
         /// The client's address.
         client_ip: String,
     },
+    /// An operator added a webhook endpoint (`sealgate webhooks add`, or the API); its secret is
+    /// never recorded, and its URL only up to the host and port (a path may carry a token).
+    WebhookAdded {
+        /// The endpoint's id.
+        endpoint_id: String,
+        /// Scheme, host and port of its URL.
+        target: String,
+        /// The event types it takes (`*`: every type).
+        events: Vec<String>,
+        /// Who added it: the operating-system user, or `api:<key id>`.
+        operator: String,
+    },
+    /// An operator removed a webhook endpoint with its undelivered events.
+    WebhookRemoved {
+        /// The endpoint's id.
+        endpoint_id: String,
+        /// Who removed it.
+        operator: String,
+    },
+    /// A webhook endpoint was disabled: it answered `410 Gone`, or an operator disabled it. Its
+    /// pending events wait; none are written for it until it is enabled.
+    WebhookDisabled {
+        /// The endpoint's id.
+        endpoint_id: String,
+        /// Why.
+        reason: String,
+        /// Who: an operator, or `dispatcher` for a `410`.
+        operator: String,
+    },
+    /// An operator enabled a disabled webhook endpoint again.
+    WebhookEnabled {
+        /// The endpoint's id.
+        endpoint_id: String,
+        /// Who.
+        operator: String,
+    },
+    /// An operator gave a webhook endpoint a new secret; the old one signs too until
+    /// `previous_until`.
+    WebhookRotated {
+        /// The endpoint's id.
+        endpoint_id: String,
+        /// Until when the previous secret signs too; stored as RFC 3339.
+        #[serde(serialize_with = "rfc3339")]
+        previous_until: i64,
+        /// Who.
+        operator: String,
+    },
+    /// An operator made webhook events written in a time range due again.
+    WebhookReplayed {
+        /// The endpoint, or every endpoint when absent.
+        endpoint_id: Option<String>,
+        /// From (inclusive); stored as RFC 3339.
+        #[serde(serialize_with = "rfc3339")]
+        since: i64,
+        /// To (exclusive); stored as RFC 3339.
+        #[serde(serialize_with = "rfc3339")]
+        until: i64,
+        /// Delivered events were replayed too, not only dead ones.
+        include_delivered: bool,
+        /// How many events.
+        events: u64,
+        /// Who.
+        operator: String,
+    },
     /// A client tried to send as an address its sender binding does not permit, in the
     /// envelope or in the header: refused with 553 5.7.1, nothing queued.
     SenderRefused {
@@ -555,6 +619,12 @@ impl AuditEvent {
             Self::ApiKeyAdded { .. } => "api_key_added",
             Self::ApiKeyRevoked { .. } => "api_key_revoked",
             Self::ApiRequest { .. } => "api_request",
+            Self::WebhookAdded { .. } => "webhook_added",
+            Self::WebhookRemoved { .. } => "webhook_removed",
+            Self::WebhookDisabled { .. } => "webhook_disabled",
+            Self::WebhookEnabled { .. } => "webhook_enabled",
+            Self::WebhookRotated { .. } => "webhook_rotated",
+            Self::WebhookReplayed { .. } => "webhook_replayed",
         }
     }
 }

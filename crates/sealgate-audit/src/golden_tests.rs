@@ -374,6 +374,38 @@ fn samples() -> Vec<AuditEvent> {
             status: 200,
             client_ip: s("192.0.2.7"),
         },
+        AuditEvent::WebhookAdded {
+            endpoint_id: s("wh_0123456789abcdef"),
+            target: s("https://ehr.clinic.example:443"),
+            events: vec![s("recipient.delivered"), s("recipient.returned")],
+            operator: s("root"),
+        },
+        AuditEvent::WebhookRemoved {
+            endpoint_id: s("wh_0123456789abcdef"),
+            operator: s("api:0123456789abcdef"),
+        },
+        AuditEvent::WebhookDisabled {
+            endpoint_id: s("wh_0123456789abcdef"),
+            reason: s("the endpoint answered 410 Gone"),
+            operator: s("dispatcher"),
+        },
+        AuditEvent::WebhookEnabled {
+            endpoint_id: s("wh_0123456789abcdef"),
+            operator: s("root"),
+        },
+        AuditEvent::WebhookRotated {
+            endpoint_id: s("wh_0123456789abcdef"),
+            previous_until: 1_700_086_400_000_000,
+            operator: s("root"),
+        },
+        AuditEvent::WebhookReplayed {
+            endpoint_id: None,
+            since: 1_700_000_000_000_000,
+            until: 1_700_003_600_000_000,
+            include_delivered: false,
+            events: 12,
+            operator: s("root"),
+        },
     ]
 }
 
@@ -439,10 +471,16 @@ fn variant(e: &AuditEvent) -> usize {
         AuditEvent::ApiKeyAdded { .. } => 34,
         AuditEvent::ApiKeyRevoked { .. } => 35,
         AuditEvent::ApiRequest { .. } => 36,
+        AuditEvent::WebhookAdded { .. } => 37,
+        AuditEvent::WebhookRemoved { .. } => 38,
+        AuditEvent::WebhookDisabled { .. } => 39,
+        AuditEvent::WebhookEnabled { .. } => 40,
+        AuditEvent::WebhookRotated { .. } => 41,
+        AuditEvent::WebhookReplayed { .. } => 42,
     }
 }
 
-const VARIANTS: usize = 37;
+const VARIANTS: usize = 43;
 
 #[test]
 fn every_kind_has_a_golden_sample() {

@@ -105,7 +105,13 @@ impl AuditEvent {
             | Self::DkimKeyRemoved { .. }
             | Self::ApiKeyAdded { .. }
             | Self::ApiKeyRevoked { .. }
-            | Self::ApiRequest { .. } => (None, None),
+            | Self::ApiRequest { .. }
+            | Self::WebhookAdded { .. }
+            | Self::WebhookRemoved { .. }
+            | Self::WebhookDisabled { .. }
+            | Self::WebhookEnabled { .. }
+            | Self::WebhookRotated { .. }
+            | Self::WebhookReplayed { .. } => (None, None),
         }
     }
 }

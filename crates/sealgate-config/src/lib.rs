@@ -13,6 +13,7 @@ mod relay;
 mod routes;
 mod security;
 mod units;
+mod webhooks;
 
 pub use encryption::{PgpConfig, SmimeCipher, SmimeConfig};
 pub use error::{ConfigError, Problem};
@@ -21,6 +22,7 @@ pub use relay::{RelayClientConfig, RelayTenantConfig};
 pub use routes::{RouteConfig, RouteTls, address_literal};
 pub use security::{MtaStsConfig, ProbesConfig};
 pub use units::{ByteSize, HumanDuration};
+pub use webhooks::WebhooksConfig;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -83,6 +85,9 @@ pub struct Config {
     /// The REST API for EHRs and other systems (off by default).
     #[serde(default)]
     pub api: ApiConfig,
+    /// How webhook events are posted (endpoints: `sealgate webhooks add`).
+    #[serde(default)]
+    pub webhooks: WebhooksConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -968,6 +973,7 @@ impl Config {
         validate_dkim(&self.dkim, &mut problems);
         validate_arc(self.arc.as_ref(), &mut problems);
         validate_api(self, &mut problems);
+        webhooks::validate(&self.webhooks, &mut problems);
         routes::validate(&self.delivery.routes, &mut problems);
         if problems.is_empty() {
             Ok(())

@@ -12,6 +12,7 @@ mod error;
 mod keyring;
 mod password;
 pub mod portal;
+pub mod webhook;
 
 pub use error::CryptoError;
 pub use keyring::{KeyRing, Sealed};

@@ -100,9 +100,14 @@ impl Queue {
         Self { store, keys }
     }
 
-    /// The store underneath.
+    /// The sealing key ring.
     pub fn key_ring(&self) -> &KeyRing {
         &self.keys
+    }
+
+    /// The sealing key ring, shared (for workers that outlive a borrow).
+    pub fn shared_key_ring(&self) -> Arc<KeyRing> {
+        self.keys.clone()
     }
 
     /// The store underneath.

@@ -20,9 +20,34 @@ const AUDIT_COLUMNS: &str = "seq, at, kind, message_id, recipient, data, prev_ha
 
 /// Appends one audit row inside `tx`, bumping the head first. Call it before any other write
 /// in the transaction (the bump is what orders concurrent appenders), once per row.
+///
+/// When the row announces a webhook event, the event's outbox rows are written too (see
+/// `webhooks::fan_out_in_tx`).
 pub(crate) async fn append_in_tx(
     tx: &mut Transaction<'static, Any>,
     rec: &AuditRecord,
+) -> Result<AuditEntry, sqlx::Error> {
+    append_after(tx, rec, None).await
+}
+
+/// Appends `recs` in order inside `tx` (see [`append_in_tx`]); each row's webhook event may read
+/// the one before it (a delivery's attempt).
+pub(crate) async fn append_all_in_tx(
+    tx: &mut Transaction<'static, Any>,
+    recs: &[AuditRecord],
+) -> Result<(), sqlx::Error> {
+    let mut before = None;
+    for rec in recs {
+        append_after(tx, rec, before).await?;
+        before = Some(rec);
+    }
+    Ok(())
+}
+
+async fn append_after(
+    tx: &mut Transaction<'static, Any>,
+    rec: &AuditRecord,
+    before: Option<&AuditRecord>,
 ) -> Result<AuditEntry, sqlx::Error> {
     let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
         .fetch_one(&mut **tx)
@@ -58,7 +83,7 @@ pub(crate) async fn append_in_tx(
         .bind(hash.clone())
         .execute(&mut **tx)
         .await?;
-    Ok(AuditEntry {
+    let entry = AuditEntry {
         seq,
         at,
         kind: rec.kind.clone(),
@@ -67,7 +92,9 @@ pub(crate) async fn append_in_tx(
         data,
         prev_hash,
         hash,
-    })
+    };
+    crate::webhooks::fan_out_in_tx(tx, &entry, before).await?;
+    Ok(entry)
 }
 
 fn entry_from_row(row: &AnyRow) -> Result<AuditEntry, sqlx::Error> {

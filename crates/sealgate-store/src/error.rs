@@ -73,6 +73,15 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    /// Reading or changing webhook endpoints or the webhook outbox failed.
+    #[error("webhook {op} failed")]
+    Webhooks {
+        /// What was being done (`add endpoint`, `claim`, `settle`, `replay`, ...).
+        op: &'static str,
+        /// Why.
+        #[source]
+        source: sqlx::Error,
+    },
     /// Reading or writing per-domain security state (downgrade memory, TLS-RPT counts) failed.
     #[error("domain security {op} failed")]
     Security {
@@ -195,6 +204,7 @@ impl StoreError {
             | Self::ReadQueue(e)
             | Self::Users { source: e, .. }
             | Self::DkimKeys { source: e, .. }
+            | Self::Webhooks { source: e, .. }
             | Self::ApiKeys { source: e, .. }
             | Self::MtaSts { source: e, .. }
             | Self::Keys { source: e, .. }

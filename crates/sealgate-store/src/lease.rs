@@ -9,7 +9,7 @@
 
 use sealgate_types::{AuditRecord, RecipientState};
 
-use crate::audit::append_in_tx;
+use crate::audit::{append_all_in_tx, append_in_tx};
 use crate::error::StoreError;
 use crate::model::RecipientRow;
 use crate::portal::{PortalDeposit, deposit_in_tx, lock_audit_head};
@@ -160,18 +160,16 @@ impl Store {
                 .await
                 .map_err(&fail)?;
         }
-        for rec in before {
-            append_in_tx(&mut tx, rec).await.map_err(&fail)?;
-        }
+        append_all_in_tx(&mut tx, before).await.map_err(&fail)?;
         if let Some(d) = deposit {
             deposit_in_tx(&mut tx, d).await.map_err(&fail)?;
         }
         let now = sealgate_types::time::now_micros();
         for item in items {
             // Audit first: its head row lock comes before any recipient row lock everywhere.
-            for rec in &item.audit {
-                append_in_tx(&mut tx, rec).await.map_err(&fail)?;
-            }
+            append_all_in_tx(&mut tx, &item.audit)
+                .await
+                .map_err(&fail)?;
             let s = &item.settlement;
             let done = sqlx::query(
                 "UPDATE recipients SET state = $1, next_attempt_at = $2, last_reply = $3, \

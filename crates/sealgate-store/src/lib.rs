@@ -26,6 +26,7 @@ mod store;
 #[cfg(test)]
 mod test_support;
 mod users;
+mod webhooks;
 
 pub use api_keys::ApiKeyRow;
 pub use audit::AuditListener;
@@ -42,3 +43,6 @@ pub use security::{
     TlsRptCounts, TlsRptFailure, TlsRptFailureCount, TlsRptSession, VerifiedDomain,
 };
 pub use store::{Backend, Store};
+pub use webhooks::{
+    NewWebhookEndpoint, OutboxRow, WebhookEndpointRow, WebhookOutcome, WebhookReplay,
+};

@@ -61,6 +61,16 @@ const SERVING_GRANTS: &[(&str, &str, &str)] = &[
         "the first answer to each API idempotency key",
     ),
     (
+        "webhook_endpoints",
+        READ_WRITE,
+        "webhook endpoints (secrets sealed under the node key ring)",
+    ),
+    (
+        "webhook_outbox",
+        READ_WRITE,
+        "webhook events: written with their audit rows, delivered, pruned",
+    ),
+    (
         "_sqlx_migrations",
         "SELECT",
         "which migrations are applied: read only",

@@ -86,6 +86,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "idempotency",
         include_str!("../../../migrations/sqlite/0011_idempotency.sql"),
     ),
+    (
+        12,
+        "webhooks",
+        include_str!("../../../migrations/sqlite/0012_webhooks.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -143,6 +148,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         11,
         "idempotency",
         include_str!("../../../migrations/postgres/0011_idempotency.sql"),
+    ),
+    (
+        12,
+        "webhooks",
+        include_str!("../../../migrations/postgres/0012_webhooks.sql"),
     ),
 ];
 

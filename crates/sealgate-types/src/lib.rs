@@ -12,6 +12,7 @@ pub mod security;
 pub mod senders;
 pub mod state;
 pub mod time;
+pub mod webhook;
 
 pub use address::{AddressError, EmailAddress};
 pub use audit::{AuditEntry, AuditRecord, GENESIS_HASH, chain_hash};

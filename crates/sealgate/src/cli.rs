@@ -51,6 +51,10 @@ pub(crate) enum Command {
     /// REST API keys: add (printed once), list, revoke.
     #[command(subcommand, name = "api-keys")]
     ApiKeys(crate::cmd_api_keys::ApiKeysCommand),
+    /// Webhook endpoints: add (secret printed once), list, remove, disable, enable, rotate;
+    /// events and replay.
+    #[command(subcommand)]
+    Webhooks(crate::cmd_webhooks::WebhooksCommand),
     /// SMTP AUTH users.
     #[command(subcommand)]
     Users(UsersCommand),
@@ -366,6 +370,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 Command::Users(cmd) => crate::cmd_users::run(&store, cmd).await?,
                 Command::ApiKeys(cmd) => crate::cmd_api_keys::run(&store, cmd).await?,
+                Command::Webhooks(cmd) => crate::cmd_webhooks::run(&cfg, &store, cmd).await?,
                 Command::Queue(cmd) => crate::cmd_queue::run(&cfg, &store, cmd).await?,
                 Command::Keys(cmd) => crate::cmd_keys::run(&cfg, &store, cmd).await?,
                 Command::Portal(cmd) => crate::cmd_portal::run(&store, cmd).await?,

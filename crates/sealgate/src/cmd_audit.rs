@@ -58,7 +58,7 @@ pub(crate) async fn tail(store: &Store, args: TailArgs) -> anyhow::Result<ExitCo
 }
 
 /// RFC 3339, or an age such as "15m" meaning that long ago.
-fn parse_since(s: &str) -> anyhow::Result<i64> {
+pub(crate) fn parse_since(s: &str) -> anyhow::Result<i64> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Ok(t.timestamp_micros());
     }

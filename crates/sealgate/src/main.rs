@@ -13,6 +13,7 @@ mod cmd_keys;
 mod cmd_portal;
 mod cmd_queue;
 mod cmd_users;
+mod cmd_webhooks;
 mod logging;
 mod portal_jobs;
 mod reload;

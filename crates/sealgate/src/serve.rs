@@ -81,6 +81,19 @@ pub(crate) async fn serve(
         info!("delivery is disabled in this process ([delivery] enabled = false)");
         None
     };
+    // Webhook events are posted by the nodes that deliver.
+    let webhooks = if cfg.delivery.enabled {
+        let d = sealgate_webhooks::Dispatcher::new(
+            store.clone(),
+            ctx.queue.shared_key_ring(),
+            sealgate_webhooks::Settings::from_config(&cfg.webhooks),
+            crate::wiring::node_owner(&cfg),
+        )
+        .context("building the webhook client")?;
+        Some(tokio::spawn(d.run(shutdown.clone())))
+    } else {
+        None
+    };
     let portal = start_portal(&cfg, &ctx.queue, shutdown.clone()).await?;
     let checker = live_delivery.clone().map(|d| {
         std::sync::Arc::new(DeliveryChecker(d)) as std::sync::Arc<dyn sealgate_api::Checker>
@@ -110,6 +123,10 @@ pub(crate) async fn serve(
     }
     if let Some(a) = api {
         let _ = a.await;
+    }
+    if let Some(w) = webhooks {
+        // Posts in flight finish (bounded by the webhook timeout) and are recorded.
+        let _ = w.await;
     }
     let _ = retention.await;
     store.close().await;

@@ -30,6 +30,7 @@ const LAYERS: &[(&str, Class)] = &[
     ("sealgate-discovery", Class::Prod(2)),
     ("sealgate-policy", Class::Prod(2)),
     ("sealgate-queue", Class::Prod(3)),
+    ("sealgate-webhooks", Class::Prod(3)),
     ("sealgate-ingress", Class::Prod(4)),
     ("sealgate-delivery", Class::Prod(4)),
     ("sealgate-api", Class::Prod(4)),
