@@ -25,7 +25,8 @@ is answered 401 whatever the mode. A verified one is answered as the mode says:
 
 Each mode takes "count": N, to apply it to the next N verified requests only and then go back
 to "ok"; without "count" it lasts until the next change. Set the mode with POST /_control and
-such a JSON body (answered 200 {"ok": true}). GET /_control answers
+such a JSON body (answered 200 {"ok": true}); {"secrets": ["whsec_..."]} replaces the secrets
+instead (with none, every webhook is unverified). GET /_control answers
   {"requests": N, "verified_ok": K, "ids_ok": [...], "mode": {...}}
 N counting every webhook request, K the verified ones answered 2xx, ids_ok the sorted distinct
 webhook-ids of those.
@@ -215,6 +216,14 @@ class Handler(BaseHTTPRequestHandler):
     def control(self, body):
         try:
             mode = json.loads(body)
+            if "secrets" in mode:
+                # {"secrets": [...]}: verify with these from now on (the relay prints an
+                # endpoint's secret only once the endpoint, whose URL names our port, exists).
+                hooks = [Webhook(s) for s in mode["secrets"]]
+                with self.state.lock:
+                    self.state.hooks = hooks
+                self.answer(200, {"ok": True})
+                return
             kind = mode["mode"]
             if kind not in ("ok", "status", "hang", "down"):
                 raise ValueError("unknown mode %r" % kind)
@@ -302,8 +311,9 @@ def main():
     p = argparse.ArgumentParser(description="Standard Webhooks test receiver")
     p.add_argument("--port-file", required=True)
     p.add_argument("--log", required=True)
-    p.add_argument("--secret", action="append", required=True,
-                   help="whsec_... secret; repeat for several (key rotation)")
+    p.add_argument("--secret", action="append", default=[],
+                   help="whsec_... secret; repeat for several (key rotation); or set them "
+                        "later with POST /_control {\"secrets\": [...]}")
     a = p.parse_args()
 
     server = Server(("127.0.0.1", 0), Handler)

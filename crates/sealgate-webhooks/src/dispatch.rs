@@ -119,7 +119,8 @@ impl Dispatcher {
         let permits = Arc::new(Semaphore::new(me.settings.concurrency));
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         let settler = tokio::spawn(me.clone().settle_loop(done_rx));
-        let lease = me.settings.timeout.saturating_mul(2) + Duration::from_secs(30);
+        // A post takes at most the timeout; its outcome is written right after.
+        let lease = me.settings.timeout + Duration::from_secs(10);
         let mut housekeeping = tokio::time::interval(Duration::from_secs(60));
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_prune = 0i64;

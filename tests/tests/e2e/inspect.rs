@@ -112,6 +112,13 @@ impl Inspect {
             .map_err(|e| chain(&e))
     }
 
+    /// The webhook outbox's rows in `state` (all when `None`), oldest first.
+    pub(crate) fn webhook_events(&self, state: Option<&str>) -> Vec<sealgate_store::OutboxRow> {
+        self.rt
+            .block_on(self.store.webhook_events(state, None, 0, 1_000_000))
+            .expect("webhook events")
+    }
+
     /// Every audit event, oldest first.
     pub(crate) fn audit(&self) -> Vec<AuditEntry> {
         self.rt

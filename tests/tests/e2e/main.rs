@@ -54,3 +54,4 @@ mod smoke;
 mod tenants;
 mod trail;
 mod verified;
+mod webhooks;
