@@ -18,6 +18,7 @@ is answered 401 whatever the mode. A verified one is answered as the mode says:
   {"mode": "ok"}                            204 No Content (the default)
   {"mode": "status", "status": 500}         that status, with a small JSON body; with
       "retry_after": SECONDS                also a Retry-After header (for 429 or 503)
+      "location": URL                       also a Location header (for a redirect)
   {"mode": "hang", "seconds": S}            waits S seconds (less if the client goes away
                                             first), then 200
   {"mode": "down"}                          closes the connection without an answer, so the
@@ -290,6 +291,8 @@ class Handler(BaseHTTPRequestHandler):
             extra = ()
             if mode.get("retry_after") is not None:
                 extra = (("Retry-After", str(mode["retry_after"])),)
+            if mode.get("location") is not None:
+                extra = tuple(extra) + (("Location", str(mode["location"])),)
         else:
             status, reply, extra = 204, None, ()
         entry["status"] = status

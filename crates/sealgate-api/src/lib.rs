@@ -9,8 +9,8 @@
 //!
 //! Endpoints so far: `POST /v1/messages` (scope `send`), `GET /v1/messages/{id}` (scope
 //! `read`), `GET /v1/messages` and `POST /v1/check` (scope `read`),
-//! `POST /v1/messages/{id}/recipients/{rcpt}/revoke` (scope `send`), and `GET /v1/audit` (scope
-//! `admin`).
+//! `POST /v1/messages/{id}/recipients/{rcpt}/revoke` (scope `send`), `GET /v1/audit` (scope
+//! `admin`), and the webhook endpoints under `/v1/webhooks` (scope `admin`).
 
 mod audit;
 mod auth;
@@ -18,6 +18,7 @@ mod check;
 mod error;
 mod messages;
 mod submit;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -50,6 +51,8 @@ pub struct ApiContext {
     pub max_recipients: usize,
     /// Delivery's dry run for `POST /v1/check`; `None` when delivery is off in this process.
     pub checker: Option<Arc<dyn Checker>>,
+    /// `[webhooks] rotation_overlap`: how long a rotated-out secret signs too.
+    pub webhook_rotation_overlap: Duration,
 }
 
 /// How the API is served (`[api]`).
@@ -79,6 +82,11 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         )
         .route("/v1/audit", get(audit::get_audit))
         .route("/v1/check", post(check::post_check))
+        .route("/v1/webhooks", get(webhooks::list).post(webhooks::add))
+        .route("/v1/webhooks/events", get(webhooks::events))
+        .route("/v1/webhooks/replay", post(webhooks::replay))
+        .route("/v1/webhooks/{id}", axum::routing::delete(webhooks::remove))
+        .route("/v1/webhooks/{id}/{action}", post(webhooks::change))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(
             ctx.clone(),

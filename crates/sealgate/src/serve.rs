@@ -241,6 +241,7 @@ async fn start_api(
         max_message_size: usize::try_from(cfg.smtp.max_message_size.0).unwrap_or(usize::MAX),
         max_recipients: cfg.smtp.max_recipients,
         checker,
+        webhook_rotation_overlap: cfg.webhooks.rotation_overlap.0,
     });
     let app = sealgate_api::router(ctx);
     Ok(Some(tokio::spawn(sealgate_web::run_app(

@@ -524,3 +524,266 @@ fn two_nodes_on_postgres_post_each_event_once() {
     assert!(twice.is_empty(), "posted more than once: {twice:?}");
     drop((first, second));
 }
+
+/// Endpoints managed over the API (scope admin, not limited to senders), the SSRF guard on
+/// the address connected to, and redirects not followed.
+#[test]
+fn endpoints_over_the_api_and_the_guard_against_ssrf_and_redirects() {
+    use sealgate_testkit::tls::TestCa;
+
+    use crate::api::{api_bound, curl};
+
+    let lab = Lab::new(&[ZONE]);
+    let _sink = lab.sink(MX_IP, SinkScript::default());
+    let rx = Receiver::start();
+    let ca = TestCa::new();
+    let cert = ca.issue(&["relay.example.test", "127.0.0.1"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca_file = ca.write_to(dir.path()).display().to_string();
+    // Only 127.0.0.1 is allowed: 127.0.0.2 is loopback like it, but not allowed.
+    let toml = format!(
+        "{}retry_first = \"1s\"\nretry_max = \"1s\"\n[webhooks]\nallow_networks = [\"127.0.0.1/32\"]\n\
+         retry_schedule = [\"1s\", \"1s\", \"1s\"]\ntimeout = \"2s\"\npoll_interval = \"100ms\"\n\
+         [api]\nenabled = true\nlisten = \"127.0.0.1:0\"\n",
+        lab.config()
+    );
+    let d = Daemon::start(DaemonOpts {
+        tls: Some(&cert),
+        extra_toml: toml,
+        ..DaemonOpts::default()
+    });
+    let (addr, _) = api_bound(&d);
+    let key = |name: &str, args: &[&str]| {
+        let mut all = vec!["api-keys", "add", name];
+        all.extend_from_slice(args);
+        String::from_utf8_lossy(&d.cli(&all).stdout)
+            .trim()
+            .to_owned()
+    };
+    let admin = key("ops", &["--scope", "admin"]);
+    let reader = key("ehr", &["--scope", "read,send"]);
+    let limited = key(
+        "clinic-ops",
+        &["--scope", "admin", "--sender-domain", "clinic.example"],
+    );
+    let base = format!("https://relay.example.test:{}", addr.port());
+    let resolve = format!("relay.example.test:{}:127.0.0.1", addr.port());
+    let call = |method: &str, path: &str, k: &str, body: Option<&str>| {
+        curl(
+            method,
+            &format!("{base}{path}"),
+            Some(k),
+            &[
+                "--cacert",
+                &ca_file,
+                "--resolve",
+                &resolve,
+                "-H",
+                "content-type: application/json",
+            ],
+            body,
+        )
+    };
+
+    // Who may: an admin key for every sender only.
+    let hook = json!({ "url": rx.url(), "events": ["message.received", "recipient.delivered"] })
+        .to_string();
+    assert_eq!(
+        call("POST", "/v1/webhooks", &reader, Some(&hook)).status,
+        403
+    );
+    let limited_answer = call("POST", "/v1/webhooks", &limited, Some(&hook));
+    assert_eq!(limited_answer.status, 403, "{}", limited_answer.text);
+    // Bad input names the field and writes nothing.
+    for (body, field) in [
+        (json!({ "url": "ftp://x.example/" }), "url"),
+        (
+            json!({ "url": rx.url(), "events": ["recipient.teleported"] }),
+            "events",
+        ),
+        (json!({ "url": "https://u:p@x.example/" }), "url"),
+    ] {
+        let a = call("POST", "/v1/webhooks", &admin, Some(&body.to_string()));
+        assert_eq!(a.status, 422, "{}", a.text);
+        assert!(
+            a.body["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with(field),
+            "{}",
+            a.text
+        );
+    }
+    let unknown_field = call(
+        "POST",
+        "/v1/webhooks",
+        &admin,
+        Some(r#"{"url": "https://x.example/", "secret": "mine"}"#),
+    );
+    assert!(
+        unknown_field.status == 422 || unknown_field.status == 400,
+        "{}",
+        unknown_field.text
+    );
+    let listed = call("GET", "/v1/webhooks", &admin, None);
+    assert_eq!(
+        listed.body["endpoints"].as_array().map(Vec::len),
+        Some(0),
+        "{}",
+        listed.text
+    );
+
+    // Added over the API: 201 with the secret once; the receiver verifies with it.
+    let added = call("POST", "/v1/webhooks", &admin, Some(&hook));
+    assert_eq!(added.status, 201, "{}", added.text);
+    let id = added.body["id"].as_str().expect("id").to_owned();
+    rx.control(json!({ "secrets": [added.body["secret"]] }));
+    let listed = call("GET", "/v1/webhooks", &admin, None);
+    assert!(
+        !listed.text.contains("whsec_"),
+        "a listing shows no secret: {}",
+        listed.text
+    );
+    assert_eq!(listed.body["endpoints"][0]["id"], id.as_str());
+
+    // A redirect is a failure, and its target is never asked.
+    rx.control(json!({ "mode": "status", "status": 302, "count": 1,
+        "location": format!("http://127.0.0.1:{}/elsewhere", rx.port) }));
+    let db = Inspect::new(d.db_url(), None);
+    py_send(d.addr("starttls"), &["--to", "pat@example.test"]).assert_all_queued();
+    all_posted(&db, 1, Duration::from_secs(30), "events past a redirect");
+    assert_receiver_matches_outbox(&db, &rx);
+    assert!(rx.log().iter().all(|e| e["path"] != "/elsewhere"));
+    assert!(rx.log().iter().any(|e| e["status"] == 302));
+
+    // Endpoints the guard refuses: a loopback address outside allow_networks, plain http
+    // there, and the cloud metadata address. Their events fail without a connection.
+    let rx2 = Receiver::start();
+    for url in [
+        format!("http://127.0.0.2:{}/h", rx2.port),
+        "https://169.254.169.254/latest/meta-data".to_owned(),
+    ] {
+        let body = json!({ "url": url, "events": ["message.received"] }).to_string();
+        assert_eq!(
+            call("POST", "/v1/webhooks", &admin, Some(&body)).status,
+            201
+        );
+    }
+    py_send(d.addr("starttls"), &["--to", "pat@example.test"]).assert_all_queued();
+    eventually(
+        Duration::from_secs(30),
+        "the refused endpoints' events to be dead",
+        || {
+            let dead = db.webhook_events(Some("dead"));
+            dead.len() == 2
+        },
+    );
+    for r in db.webhook_events(Some("dead")) {
+        let status = r.last_status.unwrap_or_default();
+        assert!(status.starts_with("refused by the SSRF guard"), "{status}");
+    }
+    assert!(
+        rx2.log().is_empty(),
+        "the guard let a request through: {:?}",
+        rx2.log()
+    );
+    let dead = call("GET", "/v1/webhooks/events?state=dead", &admin, None);
+    assert_eq!(
+        dead.body["events"].as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        dead.text
+    );
+
+    // Disable, enable, rotate (both secrets sign for the overlap), replay, remove: each audited
+    // under the key's id.
+    assert_eq!(
+        call("POST", &format!("/v1/webhooks/{id}/disable"), &admin, None).status,
+        200
+    );
+    assert_eq!(
+        call("POST", &format!("/v1/webhooks/{id}/disable"), &admin, None).status,
+        404
+    );
+    assert_eq!(
+        call("POST", &format!("/v1/webhooks/{id}/enable"), &admin, None).status,
+        200
+    );
+    let rotated = call("POST", &format!("/v1/webhooks/{id}/rotate"), &admin, None);
+    assert_eq!(rotated.status, 200, "{}", rotated.text);
+    // The receiver knows only the new secret: the old one's signature rides along, unused.
+    rx.control(json!({ "secrets": [rotated.body["secret"]] }));
+    py_send(d.addr("starttls"), &["--to", "doc@example.test"]).assert_all_queued();
+    eventually(
+        Duration::from_secs(30),
+        "events signed with the new secret",
+        || {
+            db.recipients_in(Some(RecipientState::Delivered)).len() == 3
+                && db
+                    .webhook_events(None)
+                    .iter()
+                    .filter(|r| r.endpoint_id == id)
+                    .all(|r| r.state == "delivered")
+        },
+    );
+    let last = rx.log().pop().expect("a request");
+    assert_eq!(last["verified"], true, "{last}");
+    assert_eq!(
+        last["signature"]
+            .as_str()
+            .unwrap_or_default()
+            .split(' ')
+            .count(),
+        2,
+        "two signatures during the rotation: {last}"
+    );
+    let replay = call(
+        "POST",
+        "/v1/webhooks/replay",
+        &admin,
+        Some(r#"{"since": "2020-01-01T00:00:00Z"}"#),
+    );
+    assert_eq!(replay.body["events"], 2, "{}", replay.text);
+    let bad_replay = call(
+        "POST",
+        "/v1/webhooks/replay",
+        &admin,
+        Some(r#"{"since": "yesterday"}"#),
+    );
+    assert_eq!(bad_replay.status, 422, "{}", bad_replay.text);
+    assert_eq!(
+        call("DELETE", &format!("/v1/webhooks/{id}"), &admin, None).status,
+        204
+    );
+    assert_eq!(
+        call("DELETE", &format!("/v1/webhooks/{id}"), &admin, None).status,
+        404
+    );
+    let kinds: Vec<(String, String)> = db
+        .audit()
+        .into_iter()
+        .filter(|e| e.kind.starts_with("webhook_"))
+        .map(|e| (e.kind, e.data))
+        .collect();
+    let names: Vec<&str> = kinds.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "webhook_added",
+            "webhook_added",
+            "webhook_added",
+            "webhook_disabled",
+            "webhook_enabled",
+            "webhook_rotated",
+            "webhook_replayed",
+            "webhook_removed",
+        ]
+    );
+    let admin_id = admin.split('_').nth(1).unwrap_or_default();
+    assert!(
+        kinds
+            .iter()
+            .all(|(_, data)| data.contains(&format!("api:{admin_id}"))),
+        "{kinds:?}"
+    );
+}
