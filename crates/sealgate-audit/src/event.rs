@@ -543,6 +543,46 @@ pub enum AuditEvent {
         /// Who.
         operator: String,
     },
+    /// A bounce to a return path of ours was tied to the recipient it names: the recipient
+    /// was delivered and then sent back (the address does not work). It is now `returned`,
+    /// and the original sender was sent a DSN.
+    Returned {
+        /// The queue id of the original message.
+        #[serde(skip)]
+        message_id: String,
+        /// The recipient.
+        #[serde(skip)]
+        recipient: String,
+        /// The status the report gave (`5.1.1`).
+        status: String,
+        /// The reply code in its diagnostic, if any.
+        reply_code: Option<u16>,
+        /// The diagnostic (cut short).
+        diagnostic: String,
+        /// The server that made the report (`Reporting-MTA`), if it said.
+        reported_by: Option<String>,
+        /// The address the bounce came from.
+        client_ip: String,
+        /// The queue id of the DSN sent to the original sender (none for a null sender).
+        dsn_id: Option<String>,
+    },
+    /// Mail to the return-path domain that changed nothing: a token that is not ours (forged
+    /// or mangled), a recipient returned already (a replay), or a report that is not a
+    /// permanent failure (a delay notice, an auto-reply).
+    BounceIgnored {
+        /// The queue id, when the token was ours.
+        #[serde(skip)]
+        message_id: Option<String>,
+        /// The recipient, when the token was ours.
+        #[serde(skip)]
+        recipient: Option<String>,
+        /// The return-path address it was sent to.
+        address: String,
+        /// Why nothing changed.
+        reason: String,
+        /// The client's address.
+        client_ip: String,
+    },
     /// A client tried to send as an address its sender binding does not permit, in the
     /// envelope or in the header: refused with 553 5.7.1, nothing queued.
     SenderRefused {
@@ -625,6 +665,8 @@ impl AuditEvent {
             Self::WebhookEnabled { .. } => "webhook_enabled",
             Self::WebhookRotated { .. } => "webhook_rotated",
             Self::WebhookReplayed { .. } => "webhook_replayed",
+            Self::Returned { .. } => "returned",
+            Self::BounceIgnored { .. } => "bounce_ignored",
         }
     }
 }

@@ -398,6 +398,23 @@ fn samples() -> Vec<AuditEvent> {
             previous_until: 1_700_086_400_000_000,
             operator: s("root"),
         },
+        AuditEvent::Returned {
+            message_id: s("m1"),
+            recipient: s("jane@example.test"),
+            status: s("5.1.1"),
+            reply_code: Some(550),
+            diagnostic: s("smtp; 550 5.1.1 <jane@example.test>: Recipient address rejected"),
+            reported_by: Some(s("dns; mx.example.test")),
+            client_ip: s("192.0.2.9"),
+            dsn_id: Some(s("m2")),
+        },
+        AuditEvent::BounceIgnored {
+            message_id: None,
+            recipient: None,
+            address: s("rtn-7-0000000000000000@bounces.relay.example"),
+            reason: s("not a return path of ours (the token does not check)"),
+            client_ip: s("192.0.2.9"),
+        },
         AuditEvent::WebhookReplayed {
             endpoint_id: None,
             since: 1_700_000_000_000_000,
@@ -477,10 +494,12 @@ fn variant(e: &AuditEvent) -> usize {
         AuditEvent::WebhookEnabled { .. } => 40,
         AuditEvent::WebhookRotated { .. } => 41,
         AuditEvent::WebhookReplayed { .. } => 42,
+        AuditEvent::Returned { .. } => 43,
+        AuditEvent::BounceIgnored { .. } => 44,
     }
 }
 
-const VARIANTS: usize = 43;
+const VARIANTS: usize = 45;
 
 #[test]
 fn every_kind_has_a_golden_sample() {

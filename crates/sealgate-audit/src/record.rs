@@ -69,7 +69,17 @@ impl AuditEvent {
                 message_id,
                 recipient,
                 ..
+            }
+            | Self::Returned {
+                message_id,
+                recipient,
+                ..
             } => (Some(message_id), Some(recipient)),
+            Self::BounceIgnored {
+                message_id,
+                recipient,
+                ..
+            } => (message_id, recipient),
             Self::Alert {
                 message_id,
                 recipient,

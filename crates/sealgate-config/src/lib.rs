@@ -85,6 +85,10 @@ pub struct Config {
     /// The REST API for EHRs and other systems (off by default).
     #[serde(default)]
     pub api: ApiConfig,
+    /// Returned mail: the domain of the return paths (VERP) that tie a later bounce to its
+    /// recipient; absent = off.
+    #[serde(default)]
+    pub returns: Option<ReturnsConfig>,
     /// How webhook events are posted (endpoints: `sealgate webhooks add`).
     #[serde(default)]
     pub webhooks: WebhooksConfig,
@@ -262,6 +266,31 @@ fn validate_dkim(dkim: &DkimConfig, problems: &mut Vec<Problem>) {
             problems.push(Problem::new(
                 format!("{prefix}.selector"),
                 "another key of this domain has this selector",
+            ));
+        }
+    }
+}
+
+/// `[returns]`: what Sealgate sends goes out with a return path of its own per recipient,
+/// `rtn-<recipient row>-<tag>@DOMAIN` (the tag: an authentication tag under the node key ring,
+/// so it cannot be forged), and Sealgate takes mail for DOMAIN from anyone: a bounce sent there
+/// makes its recipient `returned` and the original sender gets a DSN. Publish an MX record for
+/// DOMAIN pointing at Sealgate's SMTP listener. DSNs keep the null return path (RFC 5321
+/// §4.5.5).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnsConfig {
+    /// The return-path domain, such as `bounces.relay.clinic.example`: used for nothing else.
+    pub domain: String,
+}
+
+fn validate_returns(r: Option<&ReturnsConfig>, problems: &mut Vec<Problem>) {
+    if let Some(r) = r {
+        let d = r.domain.trim_end_matches('.');
+        if d.split('.').count() < 2 || !d.split('.').all(is_label) {
+            problems.push(Problem::new(
+                "returns.domain".into(),
+                "must be a domain name such as bounces.relay.clinic.example",
             ));
         }
     }
@@ -974,6 +1003,7 @@ impl Config {
         validate_arc(self.arc.as_ref(), &mut problems);
         validate_api(self, &mut problems);
         webhooks::validate(&self.webhooks, &mut problems);
+        validate_returns(self.returns.as_ref(), &mut problems);
         routes::validate(&self.delivery.routes, &mut problems);
         if problems.is_empty() {
             Ok(())

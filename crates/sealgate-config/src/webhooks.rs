@@ -109,3 +109,39 @@ pub(crate) fn validate(w: &WebhooksConfig, problems: &mut Vec<Problem>) {
         problems.push(Problem::new(key("poll_interval"), "must be more than 0"));
     }
 }
+
+#[cfg(test)]
+mod example {
+    use crate::Config;
+
+    #[test]
+    fn the_example_documents_every_webhooks_key_with_its_default() {
+        let text = include_str!("../../../config/sealgate.example.toml");
+        let example: Config = toml::from_str(text).expect("example parses");
+        let table: toml::Table = text.parse().expect("example is TOML");
+        let mut keys: Vec<&String> = table["webhooks"]
+            .as_table()
+            .expect("[webhooks]")
+            .keys()
+            .collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "alert_after",
+                "allow_networks",
+                "concurrency",
+                "keep_dead",
+                "keep_delivered",
+                "poll_interval",
+                "retry_schedule",
+                "rotation_overlap",
+                "timeout"
+            ]
+        );
+        assert_eq!(
+            format!("{:?}", example.webhooks),
+            format!("{:?}", Config::default().webhooks)
+        );
+    }
+}

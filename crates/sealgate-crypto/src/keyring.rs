@@ -28,6 +28,9 @@ const NONCE_LEN: usize = 12;
 struct Key {
     id: String,
     cipher: Aes256Gcm,
+    /// A key for authentication tags, derived from the sealing key (HMAC-SHA256 of a fixed
+    /// label), so a tag never reveals or reuses the sealing key itself.
+    mac: [u8; 32],
 }
 
 /// Keys for sealing message bodies at rest.
@@ -51,6 +54,20 @@ pub struct Sealed {
     pub key_id: String,
     /// The self-describing sealed bytes.
     pub blob: Vec<u8>,
+}
+
+fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    // HMAC takes a key of any length.
+    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(key) else {
+        return [0; 32];
+    };
+    mac.update(data);
+    mac.finalize().into_bytes().into()
+}
+
+fn derive_mac_key(raw: &[u8]) -> [u8; 32] {
+    hmac_sha256(raw, b"sealgate key ring: authentication tags v1")
 }
 
 fn random<const N: usize>() -> Result<[u8; N], CryptoError> {
@@ -131,6 +148,7 @@ impl KeyRing {
             keys.push(Key {
                 id: id.to_owned(),
                 cipher,
+                mac: derive_mac_key(&raw),
             });
         }
         if keys.is_empty() {
@@ -142,6 +160,29 @@ impl KeyRing {
     /// The id of the key new data is sealed with.
     pub fn active_id(&self) -> &str {
         self.keys.first().map(|k| k.id.as_str()).unwrap_or_default()
+    }
+
+    /// An authentication tag of `data` under the active key (HMAC-SHA256 with a key derived
+    /// from it): what a node writes where it must later recognise its own writing, such as a
+    /// return path. Every node sharing the key ring makes and checks the same tags.
+    pub fn tag(&self, data: &[u8]) -> [u8; 32] {
+        self.keys
+            .first()
+            .map(|k| hmac_sha256(&k.mac, data))
+            .unwrap_or([0; 32])
+    }
+
+    /// Whether `tag` (a prefix of at least 8 bytes of a [`KeyRing::tag`]) was made for `data`
+    /// under any key of the ring (the active one or one kept from before a rotation), compared
+    /// in constant time.
+    pub fn tag_matches(&self, data: &[u8], tag: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        tag.len() >= 8
+            && tag.len() <= 32
+            && self
+                .keys
+                .iter()
+                .any(|k| bool::from(hmac_sha256(&k.mac, data)[..tag.len()].ct_eq(tag)))
     }
 
     /// Seals `plaintext`, binding `context` (e.g. the message id) as associated data.

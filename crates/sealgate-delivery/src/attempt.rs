@@ -581,36 +581,45 @@ impl DomainRun<'_> {
         part: &[(Claim, Decision)],
         content: &[u8],
     ) -> Vec<AttemptReport> {
-        let group = claims_of(part);
-        let env = Envelope {
-            sender: group[0].sender.clone(),
-            recipients: group.iter().map(|c| c.recipient.rcpt.clone()).collect(),
-            requiretls: group[0].requiretls,
-        };
         let method = part[0].1.chosen();
-        // The data goes out only once it is on record that this node is sending it.
-        let ids = group.iter().map(|c| c.recipient.id).collect();
-        let clearance = self.recorder.clear_to_send(ids);
-        let (mut reports, keep) = match c.send_cleared(&env, content, clearance).await {
-            Ok(result) => (
-                transaction_reports(&group, &result, &c, &target),
-                c.is_usable(),
-            ),
-            Err(e) => {
-                // These are found before MAIL: the session is still usable.
-                let keep = matches!(
-                    e,
-                    ClientError::NeedsSmtputf8
-                        | ClientError::RequireTlsUnsupported
-                        | ClientError::TooBig { .. }
-                );
-                let outcome = class(&e);
-                let reason = local_reason(&e, &env);
-                let ev = evidence(Some(&target), Some(&c), None, &reason, outcome);
-                let reports = group.iter().map(|cl| report(cl, ev.clone())).collect();
-                (reports, keep)
+        let mut reports = Vec::with_capacity(part.len());
+        let mut keep = true;
+        for (env, group) in self.envelopes(claims_of(part)) {
+            if !keep {
+                // The session ended with an earlier recipient's transaction: these wait.
+                let reason = "the session closed before this recipient's transaction; retried";
+                let ev = evidence(Some(&target), Some(&c), None, reason, Outcome::Temporary);
+                reports.extend(group.iter().map(|cl| report(cl, ev.clone())));
+                continue;
             }
-        };
+            // The data goes out only once it is on record that this node is sending it.
+            let ids = group.iter().map(|c| c.recipient.id).collect();
+            let clearance = self.recorder.clear_to_send(ids);
+            let (sent, usable) = match c.send_cleared(&env, content, clearance).await {
+                Ok(result) => (
+                    transaction_reports(&group, &result, &c, &target),
+                    c.is_usable(),
+                ),
+                Err(e) => {
+                    // These are found before MAIL: the session is still usable.
+                    let usable = matches!(
+                        e,
+                        ClientError::NeedsSmtputf8
+                            | ClientError::RequireTlsUnsupported
+                            | ClientError::TooBig { .. }
+                    );
+                    let outcome = class(&e);
+                    let reason = local_reason(&e, &env);
+                    let ev = evidence(Some(&target), Some(&c), None, &reason, outcome);
+                    (
+                        group.iter().map(|cl| report(cl, ev.clone())).collect(),
+                        usable,
+                    )
+                }
+            };
+            reports.extend(sent);
+            keep = usable;
+        }
         for r in &mut reports {
             r.evidence.method = Some(method.as_str().to_owned());
             r.evidence.verification = Some(
@@ -626,6 +635,38 @@ impl DomainRun<'_> {
             c.quit().await;
         }
         reports
+    }
+}
+
+impl DomainRun<'_> {
+    /// The transactions for `group` (one message's recipients on one session): one, from the
+    /// message's envelope sender; or, with `[returns]` and a real sender, one per recipient
+    /// from that recipient's return path (VERP), so a later bounce names its recipient.
+    /// Sealgate's own notices carry their return path already; DSNs keep the null sender.
+    fn envelopes(&self, group: Vec<Claim>) -> Vec<(Envelope, Vec<Claim>)> {
+        let first = &group[0];
+        let requiretls = first.requiretls;
+        match self.ctx.queue.returns() {
+            Some(paths) if !first.sender.is_empty() && !first.phi_free => group
+                .into_iter()
+                .map(|c| {
+                    let env = Envelope {
+                        sender: paths.address(c.recipient.id),
+                        recipients: vec![c.recipient.rcpt.clone()],
+                        requiretls,
+                    };
+                    (env, vec![c])
+                })
+                .collect(),
+            _ => {
+                let env = Envelope {
+                    sender: first.sender.clone(),
+                    recipients: group.iter().map(|c| c.recipient.rcpt.clone()).collect(),
+                    requiretls,
+                };
+                vec![(env, group)]
+            }
+        }
     }
 }
 

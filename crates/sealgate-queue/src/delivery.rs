@@ -401,7 +401,16 @@ impl Queue {
             decisions.push(d);
         }
         let mut notices = Vec::with_capacity(wanted.len());
+        let mut local_returns = Vec::new();
         for ((message_id, failure), (claim, recipients)) in wanted {
+            // A notice from a return path of ours (a portal notice about a recipient): its
+            // failure returns that recipient instead of a DSN to ourselves; a delay is no news.
+            if let Some(paths) = self.returns().filter(|p| p.is_ours(&claim.sender)) {
+                if let (true, Ok(rid)) = (failure, paths.recipient_of(&claim.sender)) {
+                    local_returns.push((claim.sender.clone(), rid, recipients));
+                }
+                continue;
+            }
             let kind = if failure {
                 NoticeKind::Failure
             } else {
@@ -427,7 +436,45 @@ impl Queue {
         {
             return Ok(decisions.iter().map(|_| Settled::LeaseLost).collect());
         }
+        for (address, rid, recipients) in local_returns {
+            self.return_locally(&address, rid, &recipients, build).await;
+        }
         Ok(decisions.into_iter().map(|d| d.settled).collect())
+    }
+
+    /// A notice sent from the return path of recipient row `rid` failed permanently here (the
+    /// notice's MX refused it): that recipient is returned as if the MX had sent a bounce.
+    /// Runs after the notice's own settlement committed; a failure is logged (the notice stays
+    /// bounced on record, and its recipient delivered).
+    async fn return_locally(
+        &self,
+        address: &str,
+        rid: i64,
+        recipients: &[NoticeRecipient],
+        build: NoticeBuilder<'_>,
+    ) {
+        let Some(first) = recipients.first() else {
+            return;
+        };
+        let bounce = crate::returns::Bounce::Failed {
+            status: crate::dsn::status_of(&first.reason, crate::dsn::DsnKind::Failure),
+            diagnostic: first.reason.chars().take(500).collect(),
+            reported_by: first.remote_mta.clone(),
+        };
+        let outcome = match self.store.recipient_by_id(rid).await {
+            Ok(Some(row)) if row.state == sealgate_types::RecipientState::Delivered => {
+                self.apply_bounce(address, row, bounce, "local", build)
+                    .await
+            }
+            Ok(_) => return,
+            Err(e) => Err(e.into()),
+        };
+        match outcome {
+            Ok(o) => tracing::info!(rid, outcome = ?o, "notice refused: its recipient returned"),
+            Err(e) => {
+                tracing::warn!(rid, error = %e, "returning the recipient of a refused notice failed")
+            }
+        }
     }
 
     /// Queues a notice about `message_id` on its own (an operator's bounce). Returns its queue
@@ -454,7 +501,7 @@ impl Queue {
     }
 
     /// Renders and seals one notice to the original sender, from the null sender.
-    async fn notice(
+    pub(crate) async fn notice(
         &self,
         kind: NoticeKind,
         message_id: &str,

@@ -11,6 +11,7 @@ pub mod dsn;
 mod error;
 mod recorder;
 mod retry;
+pub mod returns;
 
 pub use bcc::{field_named, without_blind_copies, without_fields, without_fields_where};
 pub use delivery::{
@@ -84,6 +85,8 @@ pub const ORIGIN_REPLY: &str = "portal-reply";
 pub struct Queue {
     store: Store,
     keys: Arc<KeyRing>,
+    /// `[returns]`: return paths of this relay; `None` = off.
+    returns: Option<Arc<returns::ReturnPaths>>,
 }
 
 impl std::fmt::Debug for Queue {
@@ -97,7 +100,22 @@ impl std::fmt::Debug for Queue {
 impl Queue {
     /// A queue over `store`, sealing with `keys`.
     pub fn new(store: Store, keys: Arc<KeyRing>) -> Self {
-        Self { store, keys }
+        Self {
+            store,
+            keys,
+            returns: None,
+        }
+    }
+
+    /// This queue with return paths on `domain` (`[returns]`), tagged under its key ring.
+    pub fn with_returns(mut self, domain: Option<&str>) -> Self {
+        self.returns = domain.map(|d| Arc::new(returns::ReturnPaths::new(d, self.keys.clone())));
+        self
+    }
+
+    /// The return paths, when `[returns]` is on.
+    pub fn returns(&self) -> Option<&Arc<returns::ReturnPaths>> {
+        self.returns.as_ref()
     }
 
     /// The sealing key ring.

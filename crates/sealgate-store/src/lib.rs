@@ -20,6 +20,7 @@ mod mta_sts;
 mod portal;
 mod portal_access;
 mod queue;
+mod returns;
 mod schema;
 mod security;
 mod store;

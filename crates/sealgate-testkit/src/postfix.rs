@@ -47,6 +47,13 @@ pub struct PostfixOpts {
     pub relayhost: Option<String>,
     /// Largest message accepted, in bytes (Postfix's `message_size_limit`).
     pub message_size_limit: u64,
+    /// `transport_maps` entries (address or domain, transport), e.g. `("nobody@example.test",
+    /// "error:5.1.1 User unknown")`: such mail is accepted at RCPT and bounced afterwards, as
+    /// a real MX does for a mailbox it cannot deliver to.
+    pub transport: Vec<(String, String)>,
+    /// Recipients refused at RCPT with the given reply, e.g. `("gone@example.test", "550 5.1.1
+    /// No such user")` (`check_recipient_access`).
+    pub reject: Vec<(String, String)>,
 }
 
 impl PostfixOpts {
@@ -58,6 +65,8 @@ impl PostfixOpts {
             tls: None,
             relayhost: None,
             message_size_limit: 10 * 1024 * 1024,
+            transport: Vec::new(),
+            reject: Vec::new(),
         }
     }
 }
@@ -181,6 +190,18 @@ impl PostfixMx {
         std::os::unix::fs::chown(&mail, Some(MAIL_UID), Some(MAIL_GID))
             .expect("chown mail dir to nobody (tests must run as root)");
         fs::write(config.join("main.cf"), main_cf(opts, self.dir.path())).expect("write main.cf");
+        let transport: String = opts
+            .transport
+            .iter()
+            .map(|(key, value)| format!("{key} {value}\n"))
+            .collect();
+        fs::write(config.join("transport"), transport).expect("write transport");
+        let reject: String = opts
+            .reject
+            .iter()
+            .map(|(key, value)| format!("{key} {value}\n"))
+            .collect();
+        fs::write(config.join("reject"), reject).expect("write reject");
         fs::write(config.join("master.cf"), master_cf(opts.bind)).expect("write master.cf");
     }
 
@@ -316,9 +337,19 @@ fn main_cf(opts: &PostfixOpts, dir: &Path) -> String {
         "smtpd_relay_restrictions",
         "permit_mynetworks, reject_unauth_destination",
     );
+    set(
+        "smtpd_recipient_restrictions",
+        &format!("check_recipient_access texthash:{d}/config/reject"),
+    );
+    if !opts.transport.is_empty() {
+        // Take mail for addresses routed to the error transport, and bounce it afterwards.
+        set("smtpd_reject_unlisted_recipient", "no");
+    }
     if let Some(relayhost) = &opts.relayhost {
         set("relayhost", relayhost);
     }
+    // texthash: read as written, no postmap.
+    set("transport_maps", &format!("texthash:{d}/config/transport"));
     if let Some((cert, key)) = &opts.tls {
         set("smtpd_tls_security_level", "may");
         set("smtpd_tls_cert_file", &cert.display().to_string());

@@ -17,6 +17,9 @@ pub enum RecipientState {
     Delivered,
     /// Permanently failed; a DSN went (or was not due) to the sender.
     Bounced,
+    /// Delivered, and then the recipient's side sent it back (a bounce to our return path,
+    /// tied to this recipient): the address does not work. A DSN went to the sender.
+    Returned,
 }
 
 impl RecipientState {
@@ -28,12 +31,13 @@ impl RecipientState {
             Self::Deferred => "deferred",
             Self::Delivered => "delivered",
             Self::Bounced => "bounced",
+            Self::Returned => "returned",
         }
     }
 
     /// True once nothing more will happen to this recipient.
     pub fn is_final(&self) -> bool {
-        matches!(self, Self::Delivered | Self::Bounced)
+        matches!(self, Self::Delivered | Self::Bounced | Self::Returned)
     }
 }
 
@@ -58,6 +62,7 @@ impl FromStr for RecipientState {
             "deferred" => Self::Deferred,
             "delivered" => Self::Delivered,
             "bounced" => Self::Bounced,
+            "returned" => Self::Returned,
             other => return Err(UnknownState(other.to_owned())),
         })
     }

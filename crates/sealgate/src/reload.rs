@@ -165,6 +165,7 @@ impl Reloader {
         let raw = raw_table(&text)?;
         let rules = crate::wiring::rules(&cfg)
             .map_err(|p| anyhow::anyhow!("invalid [policy]: {}", p.join("; ")))?;
+        // [returns] is restart-only: the queue keeps the return paths it started with.
         let ingress = ingress_context(&cfg, Shared::of(&self.ingress.current()))?;
         let dkim = match &self.delivery {
             Some(d) => {

@@ -49,7 +49,8 @@ pub(crate) async fn serve(
         warn!(file = %key_file.display(), key_id = keys.active_id(), "created a new sealing key: back this file up");
     }
     let listeners = bind_listeners(&cfg).await?;
-    let queue = Queue::new(store.clone(), Arc::new(keys));
+    let queue = Queue::new(store.clone(), Arc::new(keys))
+        .with_returns(cfg.returns.as_ref().map(|r| r.domain.as_str()));
     // One group commit for the node: sessions' AUTH events and delivery's decisions and marks.
     let recorder = Recorder::start(queue.clone(), crate::wiring::node_owner(&cfg));
     let shared = crate::reload::Shared {

@@ -3,12 +3,14 @@
 //! test of that guide reads the block from the guide itself, replaces only what cannot be used
 //! on a test machine (listener addresses, the files under `/etc/sealgate/`, the placeholder
 //! addresses and ids the guide names), runs the real daemon with it and plays the sender the
-//! guide is for. A guide edited into something that does not work fails its test.
+//! guide is for. A guide edited into something that does not work fails its test. The
+//! README's quick start marks its blocks the same way (`readme.rs`).
 
 mod ehr;
 mod google_workspace;
 mod microsoft_365;
 mod partner_route;
+mod readme;
 
 use std::path::Path;
 use std::process::Command;
@@ -27,8 +29,13 @@ pub(crate) fn tested_block(file: &str, name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../docs/guides")
         .join(file);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    marked_block(&path, name, "toml")
+}
+
+/// The ```` ```lang ```` block of the file at `path` that follows `<!-- tested: guides/<name> -->`.
+pub(crate) fn marked_block(path: &Path, name: &str, lang: &str) -> String {
+    let file = path.display();
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {file}: {e}"));
     let marker = format!("<!-- tested: guides/{name} -->");
     assert_eq!(
         text.lines().filter(|l| l.trim() == marker).count(),
@@ -36,10 +43,11 @@ pub(crate) fn tested_block(file: &str, name: &str) -> String {
         "{file} must hold the line {marker} once"
     );
     let mut lines = text.lines().skip_while(|l| l.trim() != marker).skip(1);
+    let fence = format!("```{lang}");
     assert_eq!(
         lines.next(),
-        Some("```toml"),
-        "{marker} in {file} must be followed by a ```toml block"
+        Some(fence.as_str()),
+        "{marker} in {file} must be followed by a {fence} block"
     );
     let block: Vec<&str> = lines.by_ref().take_while(|l| *l != "```").collect();
     assert!(

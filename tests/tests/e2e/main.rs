@@ -49,6 +49,7 @@ mod portal;
 mod portal_backend;
 mod queue_cli;
 mod reload;
+mod returns;
 mod senders;
 mod smoke;
 mod tenants;

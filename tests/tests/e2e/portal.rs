@@ -13,6 +13,7 @@ mod dkim;
 mod flow;
 mod isolation;
 mod recall;
+mod returned;
 mod xss;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};

@@ -103,7 +103,7 @@ impl Receiver {
     }
 
     /// The verified requests answered 2xx.
-    fn accepted(&self) -> Vec<Value> {
+    pub(crate) fn accepted(&self) -> Vec<Value> {
         self.log()
             .into_iter()
             .filter(|e| {
@@ -165,7 +165,7 @@ fn all_posted(db: &Inspect, n: usize, limit: Duration, what: &str) {
 }
 
 /// `sealgate webhooks add URL ARGS`: the endpoint id and its secret.
-fn add_endpoint(d: &Daemon, url: &str, args: &[&str]) -> (String, String) {
+pub(crate) fn add_endpoint(d: &Daemon, url: &str, args: &[&str]) -> (String, String) {
     let mut all = vec!["webhooks", "add", url];
     all.extend_from_slice(args);
     let out = d.cli(&all);

@@ -52,6 +52,9 @@ pub struct PortalSettings {
     pub notice_subject: String,
     /// Our host name (notices' Message-ID and HELO in their `received` record).
     pub hostname: String,
+    /// `[returns]`: a notice's envelope sender is the return path of the recipient it is
+    /// about, so a notice that bounces makes that recipient `returned`; `None`: `notice_from`.
+    pub returns: Option<Arc<sealgate_queue::returns::ReturnPaths>>,
 }
 
 impl std::fmt::Debug for PortalSettings {
@@ -284,7 +287,7 @@ fn plan(
         created_at: msg.created_at,
     };
     let link = format!("{}/p/{token}", settings.public_url);
-    let notice = notice_message(queue, settings, &grant, &link)?;
+    let notice = notice_message(queue, settings, &grant, &link, claim.recipient.id)?;
     let audit = AuditEvent::PortalNotice {
         message_id: claim.recipient.message_id.clone(),
         recipient: rcpt,
@@ -306,6 +309,7 @@ fn notice_message(
     settings: &PortalSettings,
     grant: &GrantRow,
     link: &str,
+    about: i64,
 ) -> Result<PortalOutgoing, DepositError> {
     let id = MessageId::new();
     let built = notice::build(
@@ -321,7 +325,10 @@ fn notice_message(
     );
     let prepared = queue.prepare(IncomingMessage {
         id,
-        sender: settings.notice_from.clone(),
+        sender: match &settings.returns {
+            Some(paths) => paths.address(about),
+            None => settings.notice_from.clone(),
+        },
         recipients: vec![grant.recipient.clone()],
         client_data_sha256: data_digest(&built.content),
         client_data_size: built.content.len() as u64,

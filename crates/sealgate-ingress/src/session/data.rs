@@ -67,6 +67,49 @@ impl Session {
         Next::Continue
     }
 
+    /// A bounce to return paths of ours: each ties back to its recipient (or changes nothing,
+    /// on record). Never queued, never relayed. 451 when the database fails (the sender
+    /// retries; what was taken already is then a replay and changes nothing).
+    async fn take_returns(&mut self, data: &[u8]) -> Reply {
+        let Some(tx) = self.tx.take() else {
+            return Reply::new(503, Some((5, 5, 1)), "Send MAIL first");
+        };
+        let build = sealgate_queue::dsn_builder(&self.ctx.hostname);
+        let client_ip = self.info.peer.ip().to_string();
+        let mut returned = 0;
+        for (address, rid) in &tx.returns {
+            match self
+                .ctx
+                .queue
+                .take_return(address, *rid, data, &client_ip, &build)
+                .await
+            {
+                Ok(sealgate_queue::returns::ReturnOutcome::Returned {
+                    message_id,
+                    recipient,
+                }) => {
+                    info!(msg_id = %message_id, rcpt = %recipient, "recipient returned after delivery");
+                    returned += 1;
+                }
+                Ok(sealgate_queue::returns::ReturnOutcome::Ignored(why)) => {
+                    info!(rcpt = %address, reason = %why, "bounce changed nothing");
+                }
+                Err(e) => {
+                    warn!(error = %e, "taking a bounce failed");
+                    return Reply::new(451, Some((4, 3, 0)), "Temporary failure; try again later");
+                }
+            }
+        }
+        Reply::new(
+            250,
+            Some((2, 0, 0)),
+            format!(
+                "Bounce received ({returned} of {} recipients returned)",
+                tx.returns.len()
+            ),
+        )
+    }
+
     /// A message that has been round too often (RFC 5321 §6.3): refused, so the sending server
     /// returns it to its sender rather than sending it round again.
     fn loop_refusal(&mut self, fields: &Fields) -> Option<Reply> {
@@ -128,6 +171,9 @@ impl Session {
 
     /// Queues the message; the client sees 250 only after the commit.
     async fn accept(&mut self, data: Vec<u8>) -> Reply {
+        if self.tx.as_ref().is_some_and(|tx| !tx.returns.is_empty()) {
+            return self.take_returns(&data).await;
+        }
         let fields = header_fields(&data);
         if let Some(refused) = self.loop_refusal(&fields) {
             return refused;

@@ -2,7 +2,7 @@
 
 use sealgate_smtp_proto::{Body, MailParams, Path, Reply, ReversePath};
 use sealgate_types::EmailAddress;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{Conn, Next, Session, Transaction};
 use crate::relay;
@@ -71,6 +71,7 @@ impl Session {
             smtputf8: params.smtputf8,
             requiretls: params.requiretls,
             recipients: Vec::new(),
+            returns: Vec::new(),
             tenant: None,
         });
         Ok(())
@@ -112,6 +113,15 @@ impl Session {
         let Some(smtputf8) = self.tx.as_ref().map(|tx| tx.smtputf8) else {
             return Err(bad_sequence("Send MAIL first"));
         };
+        if let Some(paths) = self.ctx.queue.returns().cloned()
+            && !to.quoted
+            && paths.is_ours(&to.address())
+        {
+            return self.add_return(&paths, to, params);
+        }
+        if self.tx.as_ref().is_some_and(|tx| !tx.returns.is_empty()) {
+            return Err(alone());
+        }
         let postmaster = self.postmaster_route(to);
         let authenticated = self.auth_user.is_some();
         let may_relay = relay::may_relay(self.info.peer.ip(), &self.ctx.relay, authenticated);
@@ -163,6 +173,66 @@ impl Session {
         Ok(())
     }
 
+    /// A recipient in the return-path domain: a bounce for one of ours, from anyone. Its
+    /// token must check (a forged or mangled one is refused with 550 and audited); it never
+    /// shares a transaction with other recipients (452: the client sends those apart).
+    fn add_return(
+        &mut self,
+        paths: &sealgate_queue::returns::ReturnPaths,
+        to: &Path,
+        params: &[(String, Option<String>)],
+    ) -> Result<(), Reply> {
+        let address = to.address();
+        if let Some((key, _)) = params.first() {
+            return Err(Reply::new(
+                555,
+                Some((5, 5, 4)),
+                format!("RCPT parameter {} is not supported", truncate(key)),
+            ));
+        }
+        let rid = match paths.recipient_of(&address) {
+            Ok(rid) => rid,
+            Err(why) => {
+                info!(rcpt = %truncate(&address), reason = why, "bounce refused: not a return path of ours");
+                let record = sealgate_audit::AuditEvent::BounceIgnored {
+                    message_id: None,
+                    recipient: None,
+                    address: truncate(&address),
+                    reason: why.to_owned(),
+                    client_ip: self.info.peer.ip().to_string(),
+                }
+                .into_record();
+                let store = self.ctx.store.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = store.append_audit(&record).await {
+                        warn!(error = %e, "recording a refused bounce failed");
+                    }
+                });
+                return Err(Reply::new(550, Some((5, 1, 1)), "No such return path"));
+            }
+        };
+        let max = self.ctx.limits.max_recipients;
+        let tx = self
+            .tx
+            .as_mut()
+            .ok_or_else(|| bad_sequence("Send MAIL first"))?;
+        if !tx.recipients.is_empty() {
+            return Err(alone());
+        }
+        if tx
+            .returns
+            .iter()
+            .any(|(a, _)| a.eq_ignore_ascii_case(&address))
+        {
+            return Ok(());
+        }
+        if tx.returns.len() >= max {
+            return Err(Reply::new(452, Some((4, 5, 3)), "Too many recipients"));
+        }
+        tx.returns.push((address, rid));
+        Ok(())
+    }
+
     /// RFC 5321 §4.5.1: `<Postmaster>` (any case, no domain) must be accepted. It goes to the
     /// operator address (`smtp.postmaster`), as does `postmaster@<our hostname>` when one is
     /// configured, from any client: such a recipient can reach only that address, so it
@@ -195,7 +265,7 @@ impl Session {
         match &self.tx {
             None => self.answer(conn, bad_sequence("Send MAIL first")),
             // RFC 2920 §3.1: after pipelined RCPTs that all failed, DATA gets 554.
-            Some(tx) if tx.recipients.is_empty() => {
+            Some(tx) if tx.recipients.is_empty() && tx.returns.is_empty() => {
                 self.answer(
                     conn,
                     Reply::new(554, Some((5, 5, 1)), "No valid recipients"),
@@ -208,6 +278,16 @@ impl Session {
         }
         Next::Continue
     }
+}
+
+/// A return path and other recipients in one transaction: RFC 5321 §4.5.3.1.10's 452 makes
+/// the client send the rest in another.
+fn alone() -> Reply {
+    Reply::new(
+        452,
+        Some((4, 5, 3)),
+        "Return paths and other recipients go in separate transactions",
+    )
 }
 
 /// Client text echoed in a reply or log is cut short.

@@ -48,6 +48,9 @@ struct Transaction {
     /// REQUIRETLS was given on MAIL FROM (RFC 8689).
     requiretls: bool,
     recipients: Vec<EmailAddress>,
+    /// Return paths of ours (`[returns]`), each with the recipient row it names: a bounce,
+    /// taken from anyone, never relayed. A transaction holds these or recipients, not both.
+    returns: Vec<(String, i64)>,
     /// A recipient was let through RCPT for a cloud tenant whose connection factors hold: the
     /// message must then meet one of these tenants' message factors at the end of DATA.
     tenant: Option<crate::tenants::Candidates>,
