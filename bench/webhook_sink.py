@@ -169,6 +169,8 @@ class Sink:
 async def main():
     p = argparse.ArgumentParser(description="webhook benchmark sink")
     p.add_argument("--port-file", required=True)
+    p.add_argument("--port", type=int, default=0,
+                   help="listen on this port of 127.0.0.1 (default: one the kernel picks)")
     p.add_argument("--verify", action="append", default=[], metavar="SECRET",
                    help="whsec_... secret to verify signatures with (repeatable)")
     p.add_argument("--verify-every", type=int, default=1, metavar="K",
@@ -176,7 +178,7 @@ async def main():
     a = p.parse_args()
 
     sink = Sink(a.verify, a.verify_every)
-    server = await asyncio.start_server(sink.serve, "127.0.0.1", 0, limit=MAX_HEAD,
+    server = await asyncio.start_server(sink.serve, "127.0.0.1", a.port, limit=MAX_HEAD,
                                         backlog=1024)
     port = server.sockets[0].getsockname()[1]
     tmp = a.port_file + ".tmp"

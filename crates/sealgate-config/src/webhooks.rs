@@ -10,6 +10,10 @@ use crate::{HumanDuration, Problem};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhooksConfig {
+    /// Whether this node posts events (every node writes them). Default true; false keeps a
+    /// node out of posting (events wait for the nodes that post).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
     /// How long one post may take, connect to last byte. Default 15s.
     #[serde(default = "default_timeout")]
     pub timeout: HumanDuration,
@@ -47,6 +51,7 @@ pub struct WebhooksConfig {
 impl Default for WebhooksConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             timeout: default_timeout(),
             retry_schedule: default_schedule(),
             alert_after: default_alert_after(),
@@ -60,6 +65,9 @@ impl Default for WebhooksConfig {
     }
 }
 
+fn default_true() -> bool {
+    true
+}
 fn default_timeout() -> HumanDuration {
     HumanDuration::from_secs(15)
 }
@@ -131,6 +139,7 @@ mod example {
                 "alert_after",
                 "allow_networks",
                 "concurrency",
+                "enabled",
                 "keep_dead",
                 "keep_delivered",
                 "poll_interval",

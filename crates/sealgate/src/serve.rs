@@ -82,8 +82,8 @@ pub(crate) async fn serve(
         info!("delivery is disabled in this process ([delivery] enabled = false)");
         None
     };
-    // Webhook events are posted by the nodes that deliver.
-    let webhooks = if cfg.delivery.enabled {
+    // Every node writes webhook events; those with [webhooks] enabled post them.
+    let webhooks = if cfg.webhooks.enabled {
         let d = sealgate_webhooks::Dispatcher::new(
             store.clone(),
             ctx.queue.shared_key_ring(),
