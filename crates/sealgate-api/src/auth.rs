@@ -77,6 +77,20 @@ impl RateLimit {
         }
     }
 
+    /// `Some(seconds)` to wait when `key`'s budget is spent now (nothing counted).
+    fn spent(&self, key: &str) -> Option<u64> {
+        const WINDOW: Duration = Duration::from_secs(60);
+        let now = Instant::now();
+        let windows = self
+            .windows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (start, used) = windows.get(key)?;
+        let elapsed = now.duration_since(*start);
+        (elapsed < WINDOW && *used >= self.per_minute)
+            .then(|| WINDOW.saturating_sub(elapsed).as_secs().max(1))
+    }
+
     /// Counts a request of `key_id`; `Err(seconds)` to wait when its budget is spent.
     fn take(&self, key_id: &str) -> Result<(), u64> {
         const WINDOW: Duration = Duration::from_secs(60);
@@ -118,18 +132,27 @@ pub(crate) async fn authenticate(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .map(str::to_owned);
+    // A client that keeps presenting no key or a wrong one is slowed down before the database
+    // is asked again (key guessing, a misconfigured client in a loop).
+    if let Some(seconds) = ctx.auth_failures.spent(&client_ip) {
+        info!(client = %client_ip, "api: too many failed authentications");
+        return ApiError::too_many(seconds).into_response();
+    }
+    let refused = |why: &'static str| {
+        let _ = ctx.auth_failures.take(&client_ip);
+        ApiError::unauthorized(why).into_response()
+    };
     let Some(token) = presented else {
-        return ApiError::unauthorized("an API key is required: Authorization: Bearer sgk_…")
-            .into_response();
+        return refused("an API key is required: Authorization: Bearer sgk_…");
     };
     let Some((id, secret)) = parse_api_key(&token) else {
-        return ApiError::unauthorized("the Authorization header holds no API key").into_response();
+        return refused("the Authorization header holds no API key");
     };
     let key = match ctx.store.api_key(id).await {
         Ok(Some(k)) => k,
         Ok(None) => {
             info!(key_id = %id, client = %client_ip, "api: unknown key");
-            return ApiError::unauthorized("unknown API key").into_response();
+            return refused("unknown API key");
         }
         Err(e) => {
             error!(error = %e, "api: key lookup failed");
@@ -137,8 +160,10 @@ pub(crate) async fn authenticate(
         }
     };
     let verdict = if key.revoked_at.is_some() {
+        let _ = ctx.auth_failures.take(&client_ip);
         Err(ApiError::unauthorized("this API key was revoked"))
     } else if !api_secret_matches(secret, &key.secret_sha256) {
+        let _ = ctx.auth_failures.take(&client_ip);
         Err(ApiError::unauthorized("unknown API key"))
     } else if let Err(seconds) = ctx.limit.take(&key.id) {
         Err(ApiError::too_many(seconds))

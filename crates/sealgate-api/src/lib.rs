@@ -41,6 +41,9 @@ pub struct ApiContext {
     pub store: Store,
     /// Requests each key may make per minute.
     pub limit: RateLimit,
+    /// Failed authentications (no key, an unknown, wrong or revoked one) each client address
+    /// may make per minute before it is answered 429 without a look at the database.
+    pub auth_failures: RateLimit,
     /// The queue messages are accepted into.
     pub queue: Queue,
     /// This relay's host name (Message-ID, Received).

@@ -121,11 +121,82 @@ pub(crate) struct NewMessage {
 /// How long an idempotency key is honoured.
 const IDEMPOTENCY_WINDOW_MICROS: i64 = 24 * 3600 * 1_000_000;
 
-/// The answer: the queue id and the recipients queued.
+/// The answer: the queue id, the recipients queued, and for each the method it would take now.
 #[derive(Debug, Serialize)]
 pub(crate) struct Accepted {
     id: String,
     recipients: Vec<String>,
+    preview: Vec<Preview>,
+}
+
+/// How a recipient would be reached if it were delivered now (LuxSci's "which encryption would
+/// be used"): the policy's decision on what is known at this moment. The decision made at
+/// delivery is the one that counts (and is in the message's record).
+#[derive(Debug, Serialize)]
+pub(crate) struct Preview {
+    recipient: String,
+    /// The method (`tls-verified`, `pgp`, `portal`, ...); absent when it could not be decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    method: Option<String>,
+    /// `required` or `none`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    level: Option<String>,
+    /// What follows if the method fails at send time.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    fallbacks: Vec<String>,
+    /// Why there is no method.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
+}
+
+/// How long the whole preview may take; recipients not decided by then get a note.
+const PREVIEW_BUDGET: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The preview of each recipient, decided one after another within [`PREVIEW_BUDGET`] (the
+/// probes they share are cached, so a message's recipients of one domain cost one).
+async fn preview(ctx: &ApiContext, recipients: &[String], subject: &str) -> Vec<Preview> {
+    let empty = |recipient: &str, note: &str| Preview {
+        recipient: recipient.to_owned(),
+        method: None,
+        level: None,
+        fallbacks: Vec::new(),
+        note: Some(note.to_owned()),
+    };
+    let Some(checker) = &ctx.checker else {
+        return recipients
+            .iter()
+            .map(|r| empty(r, "no delivery in this process: decided at delivery"))
+            .collect();
+    };
+    let deadline = tokio::time::Instant::now() + PREVIEW_BUDGET;
+    let mut out = Vec::with_capacity(recipients.len());
+    for r in recipients {
+        let report = tokio::time::timeout_at(deadline, checker.check(r, subject, &[], false)).await;
+        let Ok(report) = report else {
+            out.push(empty(r, "not decided in time: decided at delivery"));
+            continue;
+        };
+        let d = &report["decision"];
+        let chain: Vec<String> = d["chain"]
+            .as_array()
+            .map(|c| {
+                c.iter()
+                    .filter_map(|m| m.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        match chain.split_first() {
+            Some((method, rest)) => out.push(Preview {
+                recipient: r.clone(),
+                method: Some(method.clone()),
+                level: d["level"].as_str().map(str::to_owned),
+                fallbacks: rest.to_vec(),
+                note: None,
+            }),
+            None => out.push(empty(r, "no method now: decided at delivery")),
+        }
+    }
+    out
 }
 
 fn invalid(field: &str, why: &str) -> ApiError {
@@ -212,6 +283,8 @@ struct Built {
     recipients: Vec<String>,
     data: Vec<u8>,
     header_message_id: Option<String>,
+    /// The subject (content rules may read it), for the preview.
+    subject: String,
 }
 
 /// A JSON message, checked field by field and built with mail-builder.
@@ -390,6 +463,7 @@ fn json_message(ctx: &ApiContext, caller: &Caller, body: &[u8]) -> Result<Built,
         recipients,
         data,
         header_message_id: Some(message_id),
+        subject: m.subject.clone(),
     })
 }
 
@@ -408,6 +482,7 @@ async fn queue(
         recipients,
         data,
         header_message_id,
+        subject,
     } = built;
     let received = format!(
         "Received: from api (key {}) by {} (Sealgate) with HTTPS\r\n\tid {id}; {}\r\n",
@@ -437,6 +512,7 @@ async fn queue(
     };
     let accepted = Accepted {
         id: id.to_string(),
+        preview: preview(ctx, &recipients, &subject).await,
         recipients,
     };
     let answer = serde_json::to_string(&accepted).map_err(|_| ApiError::internal())?;
@@ -579,5 +655,6 @@ fn raw_message(
         recipients,
         data: body.to_vec(),
         header_message_id: parsed.message_id().map(|m| format!("<{m}>")),
+        subject: parsed.subject().unwrap_or_default().to_owned(),
     })
 }

@@ -49,11 +49,26 @@ async fn append_after(
     rec: &AuditRecord,
     before: Option<&AuditRecord>,
 ) -> Result<AuditEntry, sqlx::Error> {
-    let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-        .fetch_one(&mut **tx)
-        .await?;
+    // A row that may announce a webhook event needs the enabled endpoints: on PostgreSQL they
+    // come back with the head bump (no round trip of their own); SQLite asks in-process.
+    let announcing = sealgate_types::webhook::may_announce(&rec.kind);
+    let with_endpoints = announcing && (**tx).backend_name() == "PostgreSQL";
+    let head = sqlx::query(if with_endpoints {
+        "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash, \
+         (SELECT string_agg(id || ' ' || events, '|') FROM webhook_endpoints \
+         WHERE disabled_at IS NULL) AS endpoints"
+    } else {
+        "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash"
+    })
+    .fetch_one(&mut **tx)
+    .await?;
     let seq: i64 = head.try_get("seq")?;
     let prev_hash: String = head.try_get("hash")?;
+    let endpoints: Option<Option<String>> = if with_endpoints {
+        Some(head.try_get("endpoints")?)
+    } else {
+        None
+    };
     let data = rec.data.to_string();
     let at = now_micros();
     let hash = chain_hash(
@@ -93,7 +108,9 @@ async fn append_after(
         prev_hash,
         hash,
     };
-    crate::webhooks::fan_out_in_tx(tx, &entry, before).await?;
+    if announcing {
+        crate::webhooks::fan_out_in_tx(tx, &entry, before, endpoints).await?;
+    }
     Ok(entry)
 }
 

@@ -195,28 +195,48 @@ fn outbox_from_row(r: &AnyRow) -> Result<OutboxRow, sqlx::Error> {
 
 /// Writes the outbox rows of the event `entry` announces, one per enabled endpoint taking its
 /// type, in the transaction that appended `entry`. `before` is the row appended just before it
-/// in the same transaction, if any.
+/// in the same transaction, if any. `known`: the enabled endpoints as read with the head bump
+/// (`id events…` joined by `|`; inner `None`: there are none), or `None` to read them here.
 pub(crate) async fn fan_out_in_tx(
     tx: &mut Transaction<'static, Any>,
     entry: &AuditEntry,
     before: Option<&AuditRecord>,
+    known: Option<Option<String>>,
 ) -> Result<(), sqlx::Error> {
+    if matches!(known, Some(None)) {
+        return Ok(());
+    }
     let Some(event) = event_of(entry, before) else {
         return Ok(());
     };
-    let rows = sqlx::query("SELECT id, events FROM webhook_endpoints WHERE disabled_at IS NULL")
-        .fetch_all(&mut **tx)
-        .await?;
-    let mut takers = Vec::new();
-    for r in &rows {
-        let events: String = r.try_get("events")?;
-        if events
-            .split_whitespace()
-            .any(|e| e == "*" || e == event.event_type)
-        {
-            takers.push(r.try_get::<String, _>("id")?);
+    let listed: Vec<(String, String)> = match known {
+        Some(Some(list)) => list
+            .split('|')
+            .filter_map(|e| {
+                let (id, events) = e.trim().split_once(' ')?;
+                Some((id.to_owned(), events.to_owned()))
+            })
+            .collect(),
+        Some(None) => Vec::new(),
+        None => {
+            let rows =
+                sqlx::query("SELECT id, events FROM webhook_endpoints WHERE disabled_at IS NULL")
+                    .fetch_all(&mut **tx)
+                    .await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get("id")?, r.try_get("events")?)))
+                .collect::<Result<_, sqlx::Error>>()?
         }
-    }
+    };
+    let takers: Vec<String> = listed
+        .into_iter()
+        .filter(|(_, events)| {
+            events
+                .split_whitespace()
+                .any(|e| e == "*" || e == event.event_type)
+        })
+        .map(|(id, _)| id)
+        .collect();
     if takers.is_empty() {
         return Ok(());
     }

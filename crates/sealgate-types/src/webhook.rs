@@ -4,8 +4,8 @@
 //! An event is derived from one audit row when that row is appended, in the same transaction
 //! (the store's outbox), so an event exists exactly when its state change committed. Payloads
 //! carry ids, the recipient address, the method and the transport evidence, reply codes and the
-//! audit row's sequence number and hash. They never carry a subject, a body, an attachment's
-//! name or any header of the message.
+//! audit row's sequence number and hash. They never carry a subject, a body or an attachment's
+//! name; of the message's header only its Message-ID (`message.received`).
 
 use serde_json::{Map, Value, json};
 
@@ -45,6 +45,27 @@ pub const FINAL_EVENT_TYPES: &[&str] = &[
     "security.downgrade_alert",
     "security.possible_duplicate",
 ];
+
+/// Whether an audit row of `kind` may announce an event (cheap: before the row is built).
+pub fn may_announce(kind: &str) -> bool {
+    matches!(
+        kind,
+        "received"
+            | "decision"
+            | "delivered"
+            | "deferred"
+            | "bounced"
+            | "returned"
+            | "portal_notice"
+            | "portal_view"
+            | "portal_reply"
+            | "portal_purged"
+            | "portal_revoked"
+            | "alert"
+            | "possible_duplicate"
+            | "key_discovered"
+    )
+}
 
 /// Whether `name` is an event type.
 pub fn is_event_type(name: &str) -> bool {
@@ -350,6 +371,38 @@ mod tests {
                 .get("reply_code")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn every_kind_that_announces_is_known_before_its_row_is_built() {
+        for kind in [
+            "received",
+            "decision",
+            "delivered",
+            "deferred",
+            "bounced",
+            "returned",
+            "portal_notice",
+            "portal_view",
+            "portal_reply",
+            "portal_purged",
+            "portal_revoked",
+            "alert",
+            "possible_duplicate",
+            "key_discovered",
+            "attempt",
+            "auth_failed",
+            "api_request",
+            "webhook_added",
+            "bounce_ignored",
+        ] {
+            let e = entry(kind, Some("m"), Some("r@x.test"), json!({}));
+            if event_of(&e, None).is_some() {
+                assert!(may_announce(kind), "{kind}");
+            } else {
+                assert!(!may_announce(kind), "{kind} is announced by nothing");
+            }
+        }
     }
 
     #[test]

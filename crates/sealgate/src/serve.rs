@@ -212,6 +212,9 @@ impl sealgate_api::Checker for DeliveryChecker {
     }
 }
 
+/// Failed API authentications a client address may make per minute (then 429).
+const AUTH_FAILURES_PER_MINUTE: u32 = 30;
+
 /// Binds and starts the REST API when `[api] enabled`.
 async fn start_api(
     cfg: &Config,
@@ -237,6 +240,7 @@ async fn start_api(
     let ctx = std::sync::Arc::new(sealgate_api::ApiContext {
         store: queue.store().clone(),
         limit: sealgate_api::RateLimit::new(cfg.api.requests_per_minute),
+        auth_failures: sealgate_api::RateLimit::new(AUTH_FAILURES_PER_MINUTE),
         queue: queue.clone(),
         hostname: cfg.server.hostname.clone(),
         max_message_size: usize::try_from(cfg.smtp.max_message_size.0).unwrap_or(usize::MAX),

@@ -370,6 +370,19 @@ fn a_json_message_is_built_queued_and_delivered_and_bad_input_is_refused_by_fiel
             "audit@example.test"
         ])
     );
+    // Each recipient's method as it would be decided now (the lab: no protection required, an
+    // MX without verified TLS).
+    let preview = body["preview"].as_array().expect("preview");
+    assert_eq!(preview.len(), 3, "{body}");
+    for (p, rcpt) in preview.iter().zip([
+        "jane@example.test",
+        "joe@example.test",
+        "audit@example.test",
+    ]) {
+        assert_eq!(p["recipient"], rcpt, "{body}");
+        assert!(p["method"].is_string(), "{body}");
+        assert_eq!(p["level"], "none", "{body}");
+    }
     eventually(Duration::from_secs(30), "delivery to the sink", || {
         !sink.received().is_empty()
     });
@@ -989,4 +1002,24 @@ fn post_check_answers_what_sealgate_check_does_for_many_addresses_and_sends_noth
         sink.received().is_empty() && sink.connections() == 0,
         "a check sent something"
     );
+}
+
+#[test]
+fn a_client_that_keeps_failing_to_authenticate_is_answered_429_before_the_database() {
+    let api = Api::start();
+    let good = api.key("ehr", &["--scope", "read"]);
+    let unknown = format!("sgk_0123456789abcdef_{}", "A".repeat(43));
+    for i in 0..30 {
+        let a = api.get("/v1/messages/x", Some(&unknown));
+        assert_eq!(a.status, 401, "request {i}: {}", a.text);
+    }
+    // The 31st failure within the minute: 429 with Retry-After, for any key from that address.
+    let a = api.get("/v1/messages/x", Some(&unknown));
+    assert_eq!(a.status, 429, "{}", a.text);
+    assert!(a.headers.contains("retry-after:"), "{}", a.headers);
+    let a = api.get("/v1/messages/x", Some(&good));
+    assert_eq!(a.status, 429, "{}", a.text);
+    // Nothing of it reached the audit log: no key id was known.
+    let db = crate::inspect::Inspect::new(api.daemon.db_url(), None);
+    assert!(db.audit().iter().all(|e| e.kind != "api_request"));
 }
