@@ -174,7 +174,7 @@ for backend in $backends; do
     rate=$(curl -s "http://127.0.0.1:$hook_port/_stats" | python3 -c '
 import json, sys
 s = json.load(sys.stdin)
-print(f"{(s["requests"] - 1) / (s["last_at"] - s["first_at"]):.0f}")')
+print(round((s["requests"] - 1) / (s["last_at"] - s["first_at"])))')
     sg_log "$backend: backlog of $events events posted at $rate events/s"
     bench_stop_sealgate
     python3 - "$base" "$with" "$live" "$rate" "bench/out/webhooks-$backend-$stamp.json" <<'PY'

@@ -80,24 +80,6 @@ async fn append_after(
         &data,
         &prev_hash,
     );
-    sqlx::query(
-        "INSERT INTO audit (seq, at, kind, message_id, recipient, data, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(seq)
-    .bind(at)
-    .bind(rec.kind.clone())
-    .bind(rec.message_id.clone())
-    .bind(rec.recipient.clone())
-    .bind(data.clone())
-    .bind(prev_hash.clone())
-    .bind(hash.clone())
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-        .bind(hash.clone())
-        .execute(&mut **tx)
-        .await?;
     let entry = AuditEntry {
         seq,
         at,
@@ -108,10 +90,72 @@ async fn append_after(
         prev_hash,
         hash,
     };
-    if announcing {
-        crate::webhooks::fan_out_in_tx(tx, &entry, before, endpoints).await?;
+    // The outbox rows of the event this row announces, if any endpoint takes it.
+    let outbox = if announcing {
+        crate::webhooks::plan_in_tx(tx, &entry, before, endpoints).await?
+    } else {
+        Vec::new()
+    };
+    if (**tx).backend_name() == "PostgreSQL" {
+        // One round trip under the head's lock: the row, its outbox rows, the new head hash.
+        let mut sql = String::from(
+            "WITH a AS (INSERT INTO audit (seq, at, kind, message_id, recipient, data, \
+             prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8))",
+        );
+        for (i, _) in outbox.iter().enumerate() {
+            let p = 9 + i * 6;
+            let _ = write!(
+                sql,
+                ", o{i} AS (INSERT INTO webhook_outbox (id, endpoint_id, seq, event_id, \
+                 event_type, message_id, payload, created_at, state, attempts, next_attempt_at) \
+                 VALUES (${}, ${}, $1, ${}, ${}, ${}, ${}, $2, 'pending', 0, $2))",
+                p,
+                p + 1,
+                p + 2,
+                p + 3,
+                p + 4,
+                p + 5
+            );
+        }
+        sql.push_str(" UPDATE audit_head SET hash = $8 WHERE id = 1");
+        let mut q = bind_entry(sqlx::query(AssertSqlSafe(sql)), &entry);
+        for row in &outbox {
+            q = row.bind(q, entry.seq);
+        }
+        q.execute(&mut **tx).await?;
+    } else {
+        bind_entry(
+            sqlx::query(
+                "INSERT INTO audit (seq, at, kind, message_id, recipient, data, prev_hash, hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            ),
+            &entry,
+        )
+        .execute(&mut **tx)
+        .await?;
+        for row in &outbox {
+            row.insert(tx, &entry).await?;
+        }
+        sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+            .bind(entry.hash.clone())
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(entry)
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
+
+/// Binds `$1`…`$8` of an audit row's insert.
+fn bind_entry<'q>(q: AnyQuery<'q>, e: &AuditEntry) -> AnyQuery<'q> {
+    q.bind(e.seq)
+        .bind(e.at)
+        .bind(e.kind.clone())
+        .bind(e.message_id.clone())
+        .bind(e.recipient.clone())
+        .bind(e.data.clone())
+        .bind(e.prev_hash.clone())
+        .bind(e.hash.clone())
 }
 
 fn entry_from_row(row: &AnyRow) -> Result<AuditEntry, sqlx::Error> {

@@ -193,21 +193,72 @@ fn outbox_from_row(r: &AnyRow) -> Result<OutboxRow, sqlx::Error> {
     })
 }
 
-/// Writes the outbox rows of the event `entry` announces, one per enabled endpoint taking its
-/// type, in the transaction that appended `entry`. `before` is the row appended just before it
-/// in the same transaction, if any. `known`: the enabled endpoints as read with the head bump
-/// (`id events…` joined by `|`; inner `None`: there are none), or `None` to read them here.
-pub(crate) async fn fan_out_in_tx(
+/// One outbox row to write with its audit row.
+#[derive(Debug)]
+pub(crate) struct OutboxInsert {
+    endpoint_id: String,
+    event_id: String,
+    event_type: &'static str,
+    message_id: Option<String>,
+    payload: String,
+}
+
+impl OutboxInsert {
+    /// Binds the row's six values after the audit row's eight (see `audit::append_after`).
+    pub(crate) fn bind<'q>(
+        &self,
+        q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
+        seq: i64,
+    ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
+        q.bind(format!("{}:{seq}", self.endpoint_id))
+            .bind(self.endpoint_id.clone())
+            .bind(self.event_id.clone())
+            .bind(self.event_type.to_owned())
+            .bind(self.message_id.clone())
+            .bind(self.payload.clone())
+    }
+
+    /// Inserts the row on its own (SQLite, where a statement costs no round trip).
+    pub(crate) async fn insert(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        entry: &AuditEntry,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO webhook_outbox (id, endpoint_id, seq, event_id, event_type, message_id, \
+             payload, created_at, state, attempts, next_attempt_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $8)",
+        )
+        .bind(format!("{}:{}", self.endpoint_id, entry.seq))
+        .bind(self.endpoint_id.clone())
+        .bind(entry.seq)
+        .bind(self.event_id.clone())
+        .bind(self.event_type.to_owned())
+        .bind(self.message_id.clone())
+        .bind(self.payload.clone())
+        .bind(entry.at)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}
+
+/// The outbox rows of the event `entry` announces: one per enabled endpoint taking its type,
+/// to be written in the transaction that appends `entry`. `before` is the row appended just
+/// before it in the same transaction, if any. `known`: the enabled endpoints as read with the
+/// head bump (`id events…` joined by `|`; inner `None`: there are none), or `None` to read them
+/// here.
+pub(crate) async fn plan_in_tx(
     tx: &mut Transaction<'static, Any>,
     entry: &AuditEntry,
     before: Option<&AuditRecord>,
     known: Option<Option<String>>,
-) -> Result<(), sqlx::Error> {
+) -> Result<Vec<OutboxInsert>, sqlx::Error> {
     if matches!(known, Some(None)) {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let Some(event) = event_of(entry, before) else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     let listed: Vec<(String, String)> = match known {
         Some(Some(list)) => list
@@ -238,44 +289,24 @@ pub(crate) async fn fan_out_in_tx(
         .map(|(id, _)| id)
         .collect();
     if takers.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let message_id = match (&event.message_id, &event.grant_id) {
         (Some(m), _) => Some(m.clone()),
         (None, Some(grant)) => grant_message(tx, grant).await?,
         (None, None) => portal_message_of(tx, &event).await?,
     };
-    let body = event.body(message_id.as_deref());
-    for endpoint in takers {
-        insert_outbox(tx, &endpoint, entry, &event, message_id.as_deref(), &body).await?;
-    }
-    Ok(())
-}
-
-async fn insert_outbox(
-    tx: &mut Transaction<'static, Any>,
-    endpoint: &str,
-    entry: &AuditEntry,
-    event: &WebhookEvent,
-    message_id: Option<&str>,
-    body: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO webhook_outbox (id, endpoint_id, seq, event_id, event_type, message_id, \
-         payload, created_at, state, attempts, next_attempt_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $8)",
-    )
-    .bind(format!("{endpoint}:{}", entry.seq))
-    .bind(endpoint.to_owned())
-    .bind(entry.seq)
-    .bind(event.id.clone())
-    .bind(event.event_type.to_owned())
-    .bind(message_id.map(str::to_owned))
-    .bind(body.to_owned())
-    .bind(entry.at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    let payload = event.body(message_id.as_deref());
+    Ok(takers
+        .into_iter()
+        .map(|endpoint_id| OutboxInsert {
+            endpoint_id,
+            event_id: event.id.clone(),
+            event_type: event.event_type,
+            message_id: message_id.clone(),
+            payload: payload.clone(),
+        })
+        .collect())
 }
 
 /// The queue id of the message a portal grant was made for.
