@@ -16,6 +16,7 @@ mod audit;
 mod auth;
 mod check;
 mod error;
+mod keys;
 mod messages;
 mod submit;
 mod webhooks;
@@ -33,6 +34,7 @@ use sealgate_store::Store;
 pub use auth::RateLimit;
 pub use check::{CheckFuture, Checker};
 pub use error::ApiError;
+pub use keys::{KeyBook, KeyBookError, KeyFuture};
 
 /// What the API's handlers share.
 #[derive(Debug)]
@@ -54,6 +56,9 @@ pub struct ApiContext {
     pub max_recipients: usize,
     /// Delivery's dry run for `POST /v1/check`; `None` when delivery is off in this process.
     pub checker: Option<Arc<dyn Checker>>,
+    /// Recipients' keys and certificates for `/v1/keys` (the binary's, as the CLI manages
+    /// them); `None`: not served.
+    pub keys: Option<Arc<dyn KeyBook>>,
     /// `[webhooks] rotation_overlap`: how long a rotated-out secret signs too.
     pub webhook_rotation_overlap: Duration,
 }
@@ -85,6 +90,11 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         )
         .route("/v1/audit", get(audit::get_audit))
         .route("/v1/check", post(check::post_check))
+        .route("/v1/keys", get(keys::list).post(keys::import))
+        .route(
+            "/v1/keys/{fingerprint}",
+            axum::routing::delete(keys::remove),
+        )
         .route("/v1/webhooks", get(webhooks::list).post(webhooks::add))
         .route("/v1/webhooks/events", get(webhooks::events))
         .route("/v1/webhooks/replay", post(webhooks::replay))

@@ -91,39 +91,102 @@ async fn import(
 ) -> anyhow::Result<ExitCode> {
     let requested = requested_addresses(addresses)?;
     let data = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let creds = read_credentials(&data).with_context(|| format!("{}", file.display()))?;
-    let creds = without_issuers(creds, file);
+    let name = file.display().to_string();
+    let outcome = import_data(cfg, store, &data, &requested, &operator())
+        .await
+        .with_context(|| name.clone())?;
+    for note in &outcome.notes {
+        eprintln!("note: {name}: {note}");
+    }
+    if !outcome.refused.is_empty() {
+        for why in &outcome.refused {
+            eprintln!("refused: {why}");
+        }
+        eprintln!("nothing imported from {name}");
+        return Ok(ExitCode::from(1));
+    }
+    for row in &outcome.imported {
+        println!(
+            "imported {} {} {} expires={} {}",
+            row.address,
+            row.kind,
+            row.fingerprint,
+            expiry(row.expires),
+            outcome.status_of(&row.fingerprint)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What an import did: the rows stored (none when anything was refused: all or nothing),
+/// why credentials were refused, and notes (skipped CA certificates, secret material).
+pub(crate) struct ImportOutcome {
+    pub(crate) imported: Vec<StoredKey>,
+    pub(crate) refused: Vec<String>,
+    pub(crate) notes: Vec<String>,
+    statuses: Vec<(String, String)>,
+}
+
+impl ImportOutcome {
+    /// `usable: …` / `unusable: …` of an imported fingerprint.
+    pub(crate) fn status_of(&self, fingerprint: &str) -> &str {
+        self.statuses
+            .iter()
+            .find(|(f, _)| f == fingerprint)
+            .map_or("", |(_, s)| s.as_str())
+    }
+}
+
+/// Imports the credentials in `data` for `requested` addresses (lowercase; none: the
+/// addresses each binds), audited as `operator`: all of them, or none when any is refused.
+/// `Err` for data that holds no credential, or a database failure.
+pub(crate) async fn import_data(
+    cfg: &Config,
+    store: &Store,
+    data: &[u8],
+    requested: &[String],
+    operator: &str,
+) -> anyhow::Result<ImportOutcome> {
+    let creds = read_credentials(data)?;
+    let mut notes = Vec::new();
+    let creds = without_issuers(creds, &mut notes);
     let trust = if creds.iter().any(|c| matches!(c, Credential::Smime(_))) {
         Some(crate::wiring::smime_trust(cfg)?)
     } else {
         None
     };
-    let (accepted, refused) = screen(&creds, trust.as_ref(), &requested, now_secs())?;
-    if !refused.is_empty() {
-        for why in &refused {
-            eprintln!("refused: {why}");
-        }
-        eprintln!("nothing imported from {}", file.display());
-        return Ok(ExitCode::from(1));
+    let (accepted, refused) = screen(&creds, trust.as_ref(), requested, now_secs())?;
+    let mut outcome = ImportOutcome {
+        imported: Vec::new(),
+        refused,
+        notes,
+        statuses: Vec::new(),
+    };
+    if !outcome.refused.is_empty() {
+        return Ok(outcome);
     }
-    if holds_secret_keys(&data) {
-        eprintln!(
-            "note: {} holds secret key material: only the public part is stored",
-            file.display()
-        );
+    if holds_secret_keys(data) {
+        outcome
+            .notes
+            .push("holds secret key material: only the public part is stored".to_owned());
     }
     // One transaction per credential (its rows and its `key_imported` event). Everything was
     // validated above, so only a database failure can stop an import part-way.
     for a in &accepted {
-        store_accepted(store, a).await?;
+        outcome
+            .imported
+            .extend(store_accepted(store, a, operator).await?);
+        outcome
+            .statuses
+            .push((a.info.fingerprint.clone(), validity(&a.info.status)));
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(outcome)
 }
 
 /// `creds` without the CA certificates that issued another certificate of the file (a
 /// recipient's certificate sent with its chain): those are no recipients. The chain is not
 /// kept — trust comes from `smime.ca_file` (roots, and any intermediates) — so say so.
-fn without_issuers(creds: Vec<Credential>, file: &Path) -> Vec<Credential> {
+fn without_issuers(creds: Vec<Credential>, notes: &mut Vec<String>) -> Vec<Credential> {
     let issuer_of_another = |c: &Credential| match c {
         Credential::Smime(ca) => creds.iter().any(|o| match o {
             Credential::Smime(leaf) => !std::ptr::eq(ca, leaf) && ca.issued(leaf),
@@ -137,12 +200,11 @@ fn without_issuers(creds: Vec<Credential>, file: &Path) -> Vec<Credential> {
         .zip(keep)
         .filter_map(|(c, keep)| {
             if let (false, Credential::Smime(ca)) = (keep, &c) {
-                eprintln!(
-                    "note: {}: skipped CA certificate {} (the chain is not stored; \
+                notes.push(format!(
+                    "skipped CA certificate {} (the chain is not stored; \
                      put intermediates and roots in smime.ca_file)",
-                    file.display(),
                     ca.fingerprint()
-                );
+                ));
             }
             keep.then_some(c)
         })
@@ -150,7 +212,7 @@ fn without_issuers(creds: Vec<Credential>, file: &Path) -> Vec<Credential> {
 }
 
 /// `--address` values, lowercase; each must look like an address.
-fn requested_addresses(addresses: &[String]) -> anyhow::Result<Vec<String>> {
+pub(crate) fn requested_addresses(addresses: &[String]) -> anyhow::Result<Vec<String>> {
     addresses
         .iter()
         .map(|a| {
@@ -234,8 +296,12 @@ fn addresses_for(info: &KeyInfo, requested: &[String]) -> Result<Vec<String>, St
     Ok(chosen)
 }
 
-/// Stores one row per address with its `key_imported` event, and prints the rows.
-async fn store_accepted(store: &Store, a: &Accepted) -> anyhow::Result<()> {
+/// Stores one row per address with its `key_imported` event; the rows.
+async fn store_accepted(
+    store: &Store,
+    a: &Accepted,
+    operator: &str,
+) -> anyhow::Result<Vec<StoredKey>> {
     let kind = a.info.kind.as_str();
     let added_at = now_micros();
     let rows: Vec<StoredKey> = a
@@ -257,19 +323,11 @@ async fn store_accepted(store: &Store, a: &Accepted) -> anyhow::Result<()> {
         fingerprint: a.info.fingerprint.clone(),
         addresses: a.addresses.clone(),
         expires: a.info.expires,
-        status: status.clone(),
-        operator: operator(),
+        status,
+        operator: operator.to_owned(),
     };
     store.keys_put(&rows, &event.into_record()).await?;
-    for row in &rows {
-        println!(
-            "imported {} {kind} {} expires={} {status}",
-            row.address,
-            row.fingerprint,
-            expiry(row.expires)
-        );
-    }
-    Ok(())
+    Ok(rows)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -344,12 +402,12 @@ fn revalidate(row: &StoredKey, trust: Option<&TrustStore>, now: i64) -> (bool, S
     }
 }
 
-async fn list(
+/// The stored keys (of `address`, or all), each validated now, as JSON objects.
+pub(crate) async fn listed(
     cfg: &Config,
     store: &Store,
     address: Option<&str>,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<Vec<(StoredKey, serde_json::Value)>> {
     let rows = match address {
         Some(a) => store.keys_for(a).await?,
         None => store.keys_list().await?,
@@ -360,10 +418,11 @@ async fn list(
         None
     };
     let now = now_secs();
-    for row in &rows {
-        let (usable, validity) = revalidate(row, trust.as_ref(), now);
-        if json {
-            let line = serde_json::json!({
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let (usable, validity) = revalidate(&row, trust.as_ref(), now);
+            let json = serde_json::json!({
                 "address": row.address,
                 "kind": row.kind,
                 "fingerprint": row.fingerprint,
@@ -373,6 +432,20 @@ async fn list(
                 "usable": usable,
                 "validity": validity,
             });
+            (row, json)
+        })
+        .collect())
+}
+
+async fn list(
+    cfg: &Config,
+    store: &Store,
+    address: Option<&str>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    for (row, line) in listed(cfg, store, address).await? {
+        let validity = line["validity"].as_str().unwrap_or_default().to_owned();
+        if json {
             println!("{line}");
         } else {
             println!(
@@ -400,30 +473,10 @@ fn normalize_fingerprint(typed: &str) -> String {
 
 async fn remove(store: &Store, typed: &str, address: Option<&str>) -> anyhow::Result<ExitCode> {
     let fingerprint = normalize_fingerprint(typed);
-    let rows = match address {
-        Some(a) => store.keys_for(a).await?,
-        None => store.keys_list().await?,
-    };
-    let matching: Vec<&StoredKey> = rows
-        .iter()
-        .filter(|r| r.fingerprint.eq_ignore_ascii_case(&fingerprint))
-        .collect();
     let for_address = address
         .map(|a| format!(" for {}", a.to_lowercase()))
         .unwrap_or_default();
-    let Some(first) = matching.first() else {
-        eprintln!("no stored key or certificate {fingerprint}{for_address}");
-        return Ok(ExitCode::from(1));
-    };
-    let event = AuditEvent::KeyRemoved {
-        kind: first.kind.clone(),
-        fingerprint: first.fingerprint.clone(),
-        addresses: matching.iter().map(|r| r.address.clone()).collect(),
-        operator: operator(),
-    };
-    let removed = store
-        .keys_remove(&fingerprint, address, &event.into_record())
-        .await?;
+    let removed = remove_rows(store, typed, address, &operator()).await?;
     if removed.is_empty() {
         eprintln!("no stored key or certificate {fingerprint}{for_address}");
         return Ok(ExitCode::from(1));
@@ -432,6 +485,37 @@ async fn remove(store: &Store, typed: &str, address: Option<&str>) -> anyhow::Re
         println!("removed {} {} {}", row.address, row.kind, row.fingerprint);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Removes the stored rows of fingerprint `typed` (of `address`, or every address) with a
+/// `key_removed` event by `operator`; the rows removed (none: nothing matched).
+pub(crate) async fn remove_rows(
+    store: &Store,
+    typed: &str,
+    address: Option<&str>,
+    operator: &str,
+) -> anyhow::Result<Vec<StoredKey>> {
+    let fingerprint = normalize_fingerprint(typed);
+    let rows = match address {
+        Some(a) => store.keys_for(a).await?,
+        None => store.keys_list().await?,
+    };
+    let matching: Vec<&StoredKey> = rows
+        .iter()
+        .filter(|r| r.fingerprint.eq_ignore_ascii_case(&fingerprint))
+        .collect();
+    let Some(first) = matching.first() else {
+        return Ok(Vec::new());
+    };
+    let event = AuditEvent::KeyRemoved {
+        kind: first.kind.clone(),
+        fingerprint: first.fingerprint.clone(),
+        addresses: matching.iter().map(|r| r.address.clone()).collect(),
+        operator: operator.to_owned(),
+    };
+    Ok(store
+        .keys_remove(&fingerprint, address, &event.into_record())
+        .await?)
 }
 
 #[cfg(test)]

@@ -212,6 +212,92 @@ impl sealgate_api::Checker for DeliveryChecker {
     }
 }
 
+/// The key store for `/v1/keys`: what `sealgate keys import|list|remove` do.
+struct CliKeyBook {
+    cfg: Config,
+    store: sealgate_store::Store,
+}
+
+impl std::fmt::Debug for CliKeyBook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CliKeyBook")
+    }
+}
+
+fn key_json(row: &sealgate_store::StoredKey) -> serde_json::Value {
+    serde_json::json!({
+        "address": row.address,
+        "kind": row.kind,
+        "fingerprint": row.fingerprint,
+        "expires": row.expires.map(sealgate_encrypt::fmt_time),
+    })
+}
+
+impl sealgate_api::KeyBook for CliKeyBook {
+    fn import<'a>(
+        &'a self,
+        data: &'a [u8],
+        addresses: &'a [String],
+        operator: &'a str,
+    ) -> sealgate_api::KeyFuture<'a> {
+        use sealgate_api::KeyBookError;
+        Box::pin(async move {
+            let outcome =
+                crate::cmd_keys::import_data(&self.cfg, &self.store, data, addresses, operator)
+                    .await
+                    .map_err(|e| {
+                        let text = format!("{e:#}");
+                        if e.downcast_ref::<sealgate_store::StoreError>().is_some() {
+                            KeyBookError::Failed(text)
+                        } else {
+                            KeyBookError::Refused(format!("the body: {text}"))
+                        }
+                    })?;
+            if !outcome.refused.is_empty() {
+                return Err(KeyBookError::Refused(format!(
+                    "the body: nothing imported: {}",
+                    outcome.refused.join("; ")
+                )));
+            }
+            let imported: Vec<serde_json::Value> = outcome
+                .imported
+                .iter()
+                .map(|r| {
+                    let mut j = key_json(r);
+                    j["validity"] = outcome.status_of(&r.fingerprint).into();
+                    j
+                })
+                .collect();
+            Ok(serde_json::json!({ "imported": imported, "notes": outcome.notes }))
+        })
+    }
+
+    fn list<'a>(&'a self, address: Option<&'a str>) -> sealgate_api::KeyFuture<'a> {
+        Box::pin(async move {
+            let rows = crate::cmd_keys::listed(&self.cfg, &self.store, address)
+                .await
+                .map_err(|e| sealgate_api::KeyBookError::Failed(format!("{e:#}")))?;
+            let keys: Vec<serde_json::Value> = rows.into_iter().map(|(_, j)| j).collect();
+            Ok(serde_json::json!({ "keys": keys }))
+        })
+    }
+
+    fn remove<'a>(
+        &'a self,
+        fingerprint: &'a str,
+        address: Option<&'a str>,
+        operator: &'a str,
+    ) -> sealgate_api::KeyFuture<'a> {
+        Box::pin(async move {
+            let removed = crate::cmd_keys::remove_rows(&self.store, fingerprint, address, operator)
+                .await
+                .map_err(|e| sealgate_api::KeyBookError::Failed(format!("{e:#}")))?;
+            let removed: Vec<serde_json::Value> = removed.iter().map(key_json).collect();
+            Ok(serde_json::json!({ "removed": removed }))
+        })
+    }
+}
+
 /// Failed API authentications a client address may make per minute (then 429).
 const AUTH_FAILURES_PER_MINUTE: u32 = 30;
 
@@ -246,6 +332,10 @@ async fn start_api(
         max_message_size: usize::try_from(cfg.smtp.max_message_size.0).unwrap_or(usize::MAX),
         max_recipients: cfg.smtp.max_recipients,
         checker,
+        keys: Some(std::sync::Arc::new(CliKeyBook {
+            cfg: cfg.clone(),
+            store: queue.store().clone(),
+        }) as std::sync::Arc<dyn sealgate_api::KeyBook>),
         webhook_rotation_overlap: cfg.webhooks.rotation_overlap.0,
     });
     let app = sealgate_api::router(ctx);

@@ -1023,3 +1023,91 @@ fn a_client_that_keeps_failing_to_authenticate_is_answered_429_before_the_databa
     let db = crate::inspect::Inspect::new(api.daemon.db_url(), None);
     assert!(db.audit().iter().all(|e| e.kind != "api_request"));
 }
+
+#[test]
+fn recipients_keys_are_imported_listed_and_removed_over_the_api_as_with_the_cli() {
+    use sealgate_testkit::gpg::{GpgHome, KeySpec};
+
+    let api = Api::start_with(100);
+    let admin = api.key("ops", &["--scope", "admin,read"]);
+    let reader = api.key("ehr", &["--scope", "read"]);
+    let gpg = GpgHome::new();
+    let bob = gpg.gen_key("Bob@Example.NET", KeySpec::Default);
+    let armored = String::from_utf8(gpg.export_public(&bob, true)).expect("armored key");
+    let url = |path: &str| format!("https://{HOST}:{}{path}", api.port);
+    let resolve = format!("{HOST}:{}:127.0.0.1", api.port);
+    let call = |method: &str, path: &str, key: &str, body: Option<&str>| {
+        curl(
+            method,
+            &url(path),
+            Some(key),
+            &["--cacert", &api.ca, "--resolve", &resolve],
+            body,
+        )
+    };
+    // A read key may list, not import.
+    assert_eq!(
+        call("POST", "/v1/keys", &reader, Some(&armored)).status,
+        403
+    );
+    // Bad input names what is wrong and stores nothing.
+    let junk = call("POST", "/v1/keys", &admin, Some("not a key"));
+    assert_eq!(junk.status, 422, "{}", junk.text);
+    assert!(junk.text.contains("the body"), "{}", junk.text);
+    let unbound = call(
+        "POST",
+        "/v1/keys?address=carol@example.net",
+        &admin,
+        Some(&armored),
+    );
+    assert_eq!(unbound.status, 422, "{}", unbound.text);
+    assert!(
+        unbound.text.contains("carol@example.net"),
+        "{}",
+        unbound.text
+    );
+    let bad = call(
+        "POST",
+        "/v1/keys?address=not-an-address",
+        &admin,
+        Some(&armored),
+    );
+    assert_eq!(bad.status, 422, "{}", bad.text);
+    assert_eq!(
+        call("GET", "/v1/keys", &reader, None).body["keys"]
+            .as_array()
+            .map(Vec::len),
+        Some(0)
+    );
+
+    let imported = call("POST", "/v1/keys", &admin, Some(&armored));
+    assert_eq!(imported.status, 201, "{}", imported.text);
+    assert_eq!(imported.body["imported"][0]["address"], "bob@example.net");
+    assert_eq!(imported.body["imported"][0]["fingerprint"], bob.as_str());
+    let listed = call("GET", "/v1/keys?address=BOB@example.net", &reader, None);
+    assert_eq!(listed.body["keys"][0]["usable"], true, "{}", listed.text);
+    assert_eq!(listed.body["keys"][0]["source"], "import");
+
+    let gone = call("DELETE", &format!("/v1/keys/{bob}"), &admin, None);
+    assert_eq!(gone.status, 200, "{}", gone.text);
+    assert_eq!(gone.body["removed"][0]["address"], "bob@example.net");
+    assert_eq!(
+        call("DELETE", &format!("/v1/keys/{bob}"), &admin, None).status,
+        404
+    );
+    // Audited as the CLI's changes are, under the key's id.
+    let db = crate::inspect::Inspect::new(api.daemon.db_url(), None);
+    let admin_id = admin.split('_').nth(1).unwrap_or_default().to_owned();
+    let changes: Vec<_> = db
+        .audit()
+        .into_iter()
+        .filter(|e| e.kind == "key_imported" || e.kind == "key_removed")
+        .collect();
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    assert!(
+        changes
+            .iter()
+            .all(|e| e.data.contains(&format!("api:{admin_id}"))),
+        "{changes:?}"
+    );
+}
