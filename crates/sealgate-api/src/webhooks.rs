@@ -93,6 +93,13 @@ pub(crate) struct NewEndpoint {
     events: Vec<String>,
     #[serde(default)]
     final_only: bool,
+    /// `v1` (HMAC-SHA256, the default) or `v1a` (Ed25519).
+    #[serde(default = "default_signature")]
+    signature: String,
+}
+
+fn default_signature() -> String {
+    "v1".to_owned()
 }
 
 /// `POST /v1/webhooks`: 201 with the endpoint's id and secret (shown this once).
@@ -105,12 +112,15 @@ pub(crate) async fn add(
     let Json(req) = body.map_err(|e| ApiError::rejected(e.status(), e.body_text()))?;
     let operator = format!("api:{}", caller.key.id);
     let added = endpoints(&ctx, &operator)
-        .add(&req.url, &req.events, req.final_only)
+        .add(&req.url, &req.events, req.final_only, &req.signature)
         .await
         .map_err(failed)?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "id": added.id, "secret": added.secret, "events": added.events })),
+        Json(
+            json!({ "id": added.id, "secret": added.secret, "signature": added.scheme,
+            "events": added.events }),
+        ),
     ))
 }
 

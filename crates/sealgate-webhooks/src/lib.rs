@@ -129,13 +129,16 @@ pub fn event_selection(asked: &[String], final_only: bool) -> Result<Vec<String>
     Ok(out)
 }
 
-/// An endpoint just added: its id and its secret, shown once.
+/// An endpoint just added: its id and what its receiver verifies with, shown once.
 #[derive(Debug)]
 pub struct AddedEndpoint {
     /// `wh_` + 16 hex digits.
     pub id: String,
-    /// `whsec_…`: what the receiver verifies with.
+    /// What the receiver verifies with: the shared secret `whsec_…` (`v1`), or the public key
+    /// `whpk_…` (`v1a`).
     pub secret: String,
+    /// `v1` (HMAC-SHA256) or `v1a` (Ed25519).
+    pub scheme: &'static str,
     /// The event types it takes.
     pub events: Vec<String>,
 }
@@ -158,13 +161,23 @@ impl Endpoints<'_> {
         url: &str,
         events: &[String],
         final_only: bool,
+        scheme: &str,
     ) -> Result<AddedEndpoint, WebhookError> {
         check_url(url)?;
         let events = event_selection(events, final_only)?;
+        let generate = match scheme {
+            "v1" => WebhookSecret::generate,
+            "v1a" => WebhookSecret::generate_ed25519,
+            other => {
+                return Err(WebhookError::Invalid(format!(
+                    "signature: {other:?} is not v1 (HMAC-SHA256) or v1a (Ed25519)"
+                )));
+            }
+        };
         let mut raw = [0u8; 8];
         getrandom::fill(&mut raw).map_err(|e| WebhookError::Crypto(e.to_string()))?;
         let id = format!("wh_{}", hex_of(&raw));
-        let secret = WebhookSecret::generate().map_err(|e| WebhookError::Crypto(e.to_string()))?;
+        let secret = generate().map_err(|e| WebhookError::Crypto(e.to_string()))?;
         let secret_sealed = self.seal(&id, &secret)?;
         let audit = AuditEvent::WebhookAdded {
             endpoint_id: id.clone(),
@@ -182,7 +195,8 @@ impl Endpoints<'_> {
         self.store.webhook_add(&endpoint, &audit).await?;
         Ok(AddedEndpoint {
             id,
-            secret: secret.display(),
+            secret: secret.for_receiver(),
+            scheme: secret.scheme(),
             events,
         })
     }
@@ -249,7 +263,13 @@ impl Endpoints<'_> {
         id: &str,
         overlap: std::time::Duration,
     ) -> Result<String, WebhookError> {
-        let secret = WebhookSecret::generate().map_err(|e| WebhookError::Crypto(e.to_string()))?;
+        let Some(ep) = self.store.webhook_endpoint(id).await? else {
+            return Err(WebhookError::NotFound(format!("no webhook endpoint {id}")));
+        };
+        let current = open_secrets(self.ring, &ep, 0)?;
+        let secret = current[0]
+            .regenerate()
+            .map_err(|e| WebhookError::Crypto(e.to_string()))?;
         let sealed = self.seal(id, &secret)?;
         let until = sealgate_types::time::now_micros()
             .saturating_add(i64::try_from(overlap.as_micros()).unwrap_or(i64::MAX));
@@ -264,7 +284,7 @@ impl Endpoints<'_> {
             .webhook_rotate(id, &sealed, until, &audit)
             .await?
         {
-            Ok(secret.display())
+            Ok(secret.for_receiver())
         } else {
             Err(WebhookError::NotFound(format!("no webhook endpoint {id}")))
         }

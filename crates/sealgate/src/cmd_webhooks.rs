@@ -25,6 +25,10 @@ pub(crate) enum WebhooksCommand {
         /// portal's and security events: no received, decided, deferred or held.
         #[arg(long)]
         final_only: bool,
+        /// v1 (HMAC-SHA256 with a shared secret, printed) or v1a (Ed25519: the public key
+        /// whpk_… is printed, the private key stays here).
+        #[arg(long, default_value = "v1")]
+        signature: String,
     },
     /// List the endpoints (never secrets).
     List,
@@ -109,11 +113,17 @@ pub(crate) async fn run(
             url,
             events,
             final_only,
-        } => ep.add(&url, &events, final_only).await.map(|added| {
+            signature,
+        } => ep.add(&url, &events, final_only, &signature).await.map(|added| {
             println!("{}", added.secret);
+            let what = if added.scheme == "v1a" {
+                "its public key (give it to the receiver: Standard Webhooks, webhook-signature v1a)"
+            } else {
+                "its signing secret's only copy (give it to the receiver: Standard Webhooks, \
+                 webhook-signature v1)"
+            };
             eprintln!(
-                "endpoint {} added for {}; the line above is its signing secret's only copy \
-                 (give it to the receiver: Standard Webhooks, webhook-signature v1)",
+                "endpoint {} added for {}; the line above is {what}",
                 added.id,
                 added.events.join(", ")
             );

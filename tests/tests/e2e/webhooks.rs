@@ -787,3 +787,96 @@ fn endpoints_over_the_api_and_the_guard_against_ssrf_and_redirects() {
         "{kinds:?}"
     );
 }
+
+/// `v1a`: Ed25519 signatures, checked by OpenSSL with the public key `webhooks add --signature
+/// v1a` printed (the receiver's Python library knows only v1, so it answers 401 and the event
+/// stays pending; what matters here is the signature on the wire).
+#[test]
+fn v1a_signatures_verify_with_the_printed_public_key_under_openssl() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as B64;
+
+    let lab = Lab::new(&[ZONE]);
+    let _sink = lab.sink(MX_IP, SinkScript::default());
+    let rx = Receiver::start();
+    let d = daemon(&lab, None, &webhooks_toml("[\"1s\"]", "2s"), None);
+    let (_, public) = {
+        let out = d.cli([
+            "webhooks",
+            "add",
+            &rx.url(),
+            "--events",
+            "message.received",
+            "--signature",
+            "v1a",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ((), String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    let raw = B64
+        .decode(public.strip_prefix("whpk_").expect("a whpk_ public key"))
+        .expect("base64");
+    assert_eq!(raw.len(), 32);
+    let db = Inspect::new(d.db_url(), None);
+    py_send(d.addr("starttls"), &["--to", "pat@example.test"]).assert_all_queued();
+    eventually(Duration::from_secs(20), "a signed request", || {
+        !rx.log().is_empty()
+    });
+    let req = rx.log().remove(0);
+    let id = req["id"].as_str().expect("webhook-id").to_owned();
+    let ts = req["timestamp"]
+        .as_str()
+        .expect("webhook-timestamp")
+        .to_owned();
+    let sig = req["signature"]
+        .as_str()
+        .expect("webhook-signature")
+        .to_owned();
+    assert!(sig.starts_with("v1a,") && !sig.contains(' '), "{sig}");
+    let payload = outbox(&db)
+        .into_iter()
+        .find(|r| r.event_id == id)
+        .expect("the event")
+        .payload;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // SubjectPublicKeyInfo of an Ed25519 key (RFC 8410): a fixed prefix and the 32 bytes.
+    let mut spki = vec![
+        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+    ];
+    spki.extend_from_slice(&raw);
+    let pem = format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        B64.encode(&spki)
+    );
+    std::fs::write(dir.path().join("pub.pem"), pem).expect("write key");
+    std::fs::write(
+        dir.path().join("sig"),
+        B64.decode(&sig["v1a,".len()..]).expect("base64 signature"),
+    )
+    .expect("write sig");
+    let verify = |message: &str| {
+        std::fs::write(dir.path().join("msg"), message).expect("write msg");
+        Command::new("openssl")
+            .args(["pkeyutl", "-verify", "-pubin", "-rawin", "-inkey"])
+            .arg(dir.path().join("pub.pem"))
+            .arg("-in")
+            .arg(dir.path().join("msg"))
+            .arg("-sigfile")
+            .arg(dir.path().join("sig"))
+            .output()
+            .expect("openssl")
+    };
+    let good = verify(&format!("{id}.{ts}.{payload}"));
+    assert!(
+        good.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&good.stdout),
+        String::from_utf8_lossy(&good.stderr)
+    );
+    let tampered = verify(&format!("{id}.{ts}.{payload} "));
+    assert!(!tampered.status.success());
+}
