@@ -19,8 +19,9 @@ use crate::{ApiContext, ApiError};
 const MAX_LIMIT: i64 = 1000;
 
 /// The query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct AuditQuery {
     /// Entries after this sequence number (default 0: from the start).
     #[serde(default)]
@@ -40,6 +41,19 @@ pub(crate) struct AuditQuery {
 }
 
 /// `GET /v1/audit`.
+#[utoipa::path(get, path = "/v1/audit", tag = "audit",
+    params(crate::audit::AuditQuery),
+    responses(
+        (status = 200, description = "Audit rows as JSON lines, oldest first; Sealgate-Next-After is the next page's cursor", content_type = "application/x-ndjson", body = String),
+        (status = 400, description = "The request cannot be read", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No usable API key", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The key lacks the scope or the sender", body = crate::openapi::ErrorBody),
+        (status = 422, description = "A field does not check (named in the message)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Over the key's budget, or too many failed authentications", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Could not be done now; nothing written", body = crate::openapi::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn get_audit(
     State(ctx): State<Arc<ApiContext>>,
     Extension(caller): Extension<Caller>,

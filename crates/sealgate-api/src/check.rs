@@ -37,7 +37,7 @@ pub trait Checker: Send + Sync + std::fmt::Debug {
 }
 
 /// The request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CheckRequest {
     addresses: Vec<String>,
@@ -50,6 +50,19 @@ pub(crate) struct CheckRequest {
 }
 
 /// `POST /v1/check`.
+#[utoipa::path(post, path = "/v1/check", tag = "check",
+    request_body(content = crate::check::CheckRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "What sealgate check answers, per address; nothing is sent", body = crate::openapi::Object),
+        (status = 400, description = "The request cannot be read", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No usable API key", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The key lacks the scope or the sender", body = crate::openapi::ErrorBody),
+        (status = 422, description = "A field does not check (named in the message)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Over the key's budget, or too many failed authentications", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Could not be done now; nothing written", body = crate::openapi::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn post_check(
     State(ctx): State<Arc<ApiContext>>,
     Extension(caller): Extension<Caller>,

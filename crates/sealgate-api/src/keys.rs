@@ -89,6 +89,19 @@ fn addresses(query: Option<&str>) -> Result<Vec<String>, ApiError> {
 }
 
 /// `GET /v1/keys`.
+#[utoipa::path(get, path = "/v1/keys", tag = "keys",
+    params(("address" = Option<String>, Query, description = "Only this address's")),
+    responses(
+        (status = 200, description = "Stored keys and certificates, each validated now", body = crate::openapi::Object),
+        (status = 400, description = "The request cannot be read", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No usable API key", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The key lacks the scope or the sender", body = crate::openapi::ErrorBody),
+        (status = 422, description = "A field does not check (named in the message)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Over the key's budget, or too many failed authentications", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Could not be done now; nothing written", body = crate::openapi::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn list(
     State(ctx): State<Arc<ApiContext>>,
     Extension(caller): Extension<Caller>,
@@ -107,6 +120,20 @@ pub(crate) async fn list(
 }
 
 /// `POST /v1/keys`.
+#[utoipa::path(post, path = "/v1/keys", tag = "keys",
+    request_body(content = String, content_type = "application/octet-stream", description = "An OpenPGP key (armored or binary) or X.509 certificates (PEM or DER)"),
+    params(("address" = Option<String>, Query, description = "Store it for this address (repeatable); default: every address it binds")),
+    responses(
+        (status = 201, description = "Imported (all or nothing)", body = crate::openapi::Object),
+        (status = 400, description = "The request cannot be read", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No usable API key", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The key lacks the scope or the sender", body = crate::openapi::ErrorBody),
+        (status = 422, description = "A field does not check (named in the message)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Over the key's budget, or too many failed authentications", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Could not be done now; nothing written", body = crate::openapi::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn import(
     State(ctx): State<Arc<ApiContext>>,
     Extension(caller): Extension<Caller>,
@@ -128,6 +155,20 @@ pub(crate) async fn import(
 }
 
 /// `DELETE /v1/keys/{fingerprint}`.
+#[utoipa::path(delete, path = "/v1/keys/{fingerprint}", tag = "keys",
+    params(("fingerprint" = String, Path, description = "The key's or certificate's fingerprint"), ("address" = Option<String>, Query, description = "Only this address's row")),
+    responses(
+        (status = 200, description = "Removed", body = crate::openapi::Object),
+        (status = 404, description = "Nothing stored under it", body = crate::openapi::ErrorBody),
+        (status = 400, description = "The request cannot be read", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No usable API key", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The key lacks the scope or the sender", body = crate::openapi::ErrorBody),
+        (status = 422, description = "A field does not check (named in the message)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Over the key's budget, or too many failed authentications", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Could not be done now; nothing written", body = crate::openapi::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn remove(
     State(ctx): State<Arc<ApiContext>>,
     Extension(caller): Extension<Caller>,

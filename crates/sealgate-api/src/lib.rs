@@ -18,6 +18,7 @@ mod check;
 mod error;
 mod keys;
 mod messages;
+mod openapi;
 mod submit;
 mod webhooks;
 
@@ -35,6 +36,7 @@ pub use auth::RateLimit;
 pub use check::{CheckFuture, Checker};
 pub use error::ApiError;
 pub use keys::{KeyBook, KeyBookError, KeyFuture};
+pub use openapi::document as openapi_document;
 
 /// What the API's handlers share.
 #[derive(Debug)]
@@ -105,5 +107,7 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
             ctx.clone(),
             auth::authenticate,
         ))
+        // The document needs no key (added after the authentication layer).
+        .route("/v1/openapi.json", get(openapi::get_document))
         .with_state(ctx)
 }

@@ -12,7 +12,7 @@ use crate::auth::Caller;
 use crate::{ApiContext, ApiError};
 
 /// A message and its recipients, as `GET /v1/messages/{id}` answers.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct MessageView {
     id: String,
     received_at: String,
@@ -23,7 +23,7 @@ pub(crate) struct MessageView {
 }
 
 /// One recipient's place in the queue.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct RecipientView {
     address: String,
     state: String,
@@ -45,6 +45,20 @@ fn rfc3339(micros: i64) -> String {
 
 /// `GET /v1/messages/{id}` (scope `read`). A key limited to sender domains sees only messages
 /// from those senders; any other message is "not found", as one that does not exist.
+#[utoipa::path(get, path = "/v1/messages/{id}", tag = "messages",
+    params(("id" = String, Path, description = "The queue id")),
+    responses(
+        (status = 200, description = "The message and each recipient's state", body = crate::messages::MessageView),
+        (status = 404, description = "No such message (or not this key's)", body = crate::openapi::ErrorBody),
+        (status = 400, description = "The request cannot be read", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No usable API key", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The key lacks the scope or the sender", body = crate::openapi::ErrorBody),
+        (status = 422, description = "A field does not check (named in the message)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Over the key's budget, or too many failed authentications", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Could not be done now; nothing written", body = crate::openapi::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn get_message(
     State(ctx): State<Arc<ApiContext>>,
     Extension(caller): Extension<Caller>,
@@ -91,8 +105,9 @@ pub(crate) async fn get_message(
 const MAX_PAGE: i64 = 1000;
 
 /// `GET /v1/messages` query.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
     /// Only recipients in this state (`queued`, `deferred`, `delivered`, `bounced`, …).
     #[serde(default)]
@@ -108,8 +123,15 @@ pub(crate) struct ListQuery {
     limit: Option<i64>,
 }
 
+/// A page of `GET /v1/messages` (its cursor is the `Sealgate-Next-After` header).
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)] // a schema only: the handler writes the same shape with json!
+pub(crate) struct ListedPage {
+    recipients: Vec<ListedRecipient>,
+}
+
 /// One recipient of one message, as `GET /v1/messages` lists it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct ListedRecipient {
     message_id: String,
     sender: String,
@@ -120,6 +142,19 @@ pub(crate) struct ListedRecipient {
 /// `GET /v1/messages` (scope `read`): recipients with their messages, oldest first, a page at
 /// a time (`Sealgate-Next-After` is the next page's cursor). A key limited to sender domains
 /// sees only its senders' messages (a page may then hold fewer rows than scanned).
+#[utoipa::path(get, path = "/v1/messages", tag = "messages",
+    params(crate::messages::ListQuery),
+    responses(
+        (status = 200, description = "Recipients with their messages, oldest first; Sealgate-Next-After is the next page's cursor", body = crate::messages::ListedPage),
+        (status = 400, description = "The request cannot be read", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No usable API key", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The key lacks the scope or the sender", body = crate::openapi::ErrorBody),
+        (status = 422, description = "A field does not check (named in the message)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Over the key's budget, or too many failed authentications", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Could not be done now; nothing written", body = crate::openapi::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn list_messages(
     State(ctx): State<Arc<ApiContext>>,
     Extension(caller): Extension<Caller>,
@@ -189,6 +224,21 @@ pub(crate) async fn list_messages(
 /// `POST /v1/messages/{id}/recipients/{rcpt}/revoke` (scope `send`, a key that may act for the
 /// message's sender): withdraws the recipient's portal grant — a recall. The link opens nothing
 /// from now on; audited (`portal_revoked`, operator `api:<key id>`).
+#[utoipa::path(post, path = "/v1/messages/{id}/recipients/{rcpt}/revoke", tag = "messages",
+    params(("id" = String, Path, description = "The queue id"), ("rcpt" = String, Path, description = "The recipient")),
+    responses(
+        (status = 200, description = "The portal grant is revoked", body = crate::openapi::Object),
+        (status = 404, description = "No such grant (or not this key's)", body = crate::openapi::ErrorBody),
+        (status = 409, description = "Revoked already", body = crate::openapi::ErrorBody),
+        (status = 400, description = "The request cannot be read", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No usable API key", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The key lacks the scope or the sender", body = crate::openapi::ErrorBody),
+        (status = 422, description = "A field does not check (named in the message)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Over the key's budget, or too many failed authentications", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Could not be done now; nothing written", body = crate::openapi::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn revoke_grant(
     State(ctx): State<Arc<ApiContext>>,
     Extension(caller): Extension<Caller>,

@@ -59,7 +59,7 @@ const RESERVED: &[&str] = &[
 ];
 
 /// A mailbox: an address, or a name and an address.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub(crate) enum Mailbox {
     /// `"jane@example.org"`
@@ -83,7 +83,7 @@ impl Mailbox {
 }
 
 /// One attachment.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Attachment {
     filename: String,
@@ -93,7 +93,7 @@ pub(crate) struct Attachment {
 }
 
 /// The request body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewMessage {
     from: Mailbox,
@@ -122,7 +122,7 @@ pub(crate) struct NewMessage {
 const IDEMPOTENCY_WINDOW_MICROS: i64 = 24 * 3600 * 1_000_000;
 
 /// The answer: the queue id, the recipients queued, and for each the method it would take now.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Accepted {
     id: String,
     recipients: Vec<String>,
@@ -132,7 +132,7 @@ pub(crate) struct Accepted {
 /// How a recipient would be reached if it were delivered now (LuxSci's "which encryption would
 /// be used"): the policy's decision on what is known at this moment. The decision made at
 /// delivery is the one that counts (and is in the message's record).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Preview {
     recipient: String,
     /// The method (`tls-verified`, `pgp`, `portal`, ...); absent when it could not be decided.
@@ -232,6 +232,22 @@ pub(crate) fn address(field: &str, text: &str) -> Result<EmailAddress, ApiError>
 }
 
 /// `POST /v1/messages`.
+#[utoipa::path(post, path = "/v1/messages", tag = "messages",
+    request_body(content = crate::submit::NewMessage, content_type = "application/json",
+        description = "A message to build (or, as message/rfc822 with ?from=&to=, one to send as it is)"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "The same key with the same request returns the first answer for 24 hours")),
+    responses(
+        (status = 202, description = "Queued; per recipient the method it would take now", body = crate::submit::Accepted),
+        (status = 413, description = "Larger than smtp.max_message_size", body = crate::openapi::ErrorBody),
+        (status = 400, description = "The request cannot be read", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No usable API key", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The key lacks the scope or the sender", body = crate::openapi::ErrorBody),
+        (status = 422, description = "A field does not check (named in the message)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Over the key's budget, or too many failed authentications", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Could not be done now; nothing written", body = crate::openapi::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn post_message(
     State(ctx): State<Arc<ApiContext>>,
     Extension(caller): Extension<Caller>,

@@ -72,6 +72,18 @@ fn parse_time(field: &str, t: &str) -> Result<i64, ApiError> {
 }
 
 /// `GET /v1/webhooks`.
+#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks",
+    responses(
+        (status = 200, description = "The endpoints (never secrets)", body = crate::openapi::Object),
+        (status = 400, description = "The request cannot be read", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No usable API key", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The key lacks the scope or the sender", body = crate::openapi::ErrorBody),
+        (status = 422, description = "A field does not check (named in the message)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Over the key's budget, or too many failed authentications", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Could not be done now; nothing written", body = crate::openapi::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn list(
     State(ctx): State<Arc<ApiContext>>,
     Extension(caller): Extension<Caller>,
@@ -85,7 +97,7 @@ pub(crate) async fn list(
 }
 
 /// The body of `POST /v1/webhooks`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewEndpoint {
     url: String,
@@ -103,6 +115,19 @@ fn default_signature() -> String {
 }
 
 /// `POST /v1/webhooks`: 201 with the endpoint's id and secret (shown this once).
+#[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks",
+    request_body(content = crate::webhooks::NewEndpoint, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Added; the secret (v1) or public key (v1a) is in this answer only", body = crate::openapi::Object),
+        (status = 400, description = "The request cannot be read", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No usable API key", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The key lacks the scope or the sender", body = crate::openapi::ErrorBody),
+        (status = 422, description = "A field does not check (named in the message)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Over the key's budget, or too many failed authentications", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Could not be done now; nothing written", body = crate::openapi::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn add(
     State(ctx): State<Arc<ApiContext>>,
     Extension(caller): Extension<Caller>,
@@ -125,6 +150,20 @@ pub(crate) async fn add(
 }
 
 /// `DELETE /v1/webhooks/{id}`.
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks",
+    params(("id" = String, Path, description = "The endpoint id")),
+    responses(
+        (status = 204, description = "Removed with its undelivered events"),
+        (status = 404, description = "No such endpoint", body = crate::openapi::ErrorBody),
+        (status = 400, description = "The request cannot be read", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No usable API key", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The key lacks the scope or the sender", body = crate::openapi::ErrorBody),
+        (status = 422, description = "A field does not check (named in the message)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Over the key's budget, or too many failed authentications", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Could not be done now; nothing written", body = crate::openapi::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn remove(
     State(ctx): State<Arc<ApiContext>>,
     Extension(caller): Extension<Caller>,
@@ -140,6 +179,20 @@ pub(crate) async fn remove(
 }
 
 /// `POST /v1/webhooks/{id}/{disable|enable|rotate}`.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/{action}", tag = "webhooks",
+    params(("id" = String, Path, description = "The endpoint id"), ("action" = String, Path, description = "disable, enable or rotate")),
+    responses(
+        (status = 200, description = "Done (rotate: the new secret or public key)", body = crate::openapi::Object),
+        (status = 404, description = "No such endpoint, or not in a state for it", body = crate::openapi::ErrorBody),
+        (status = 400, description = "The request cannot be read", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No usable API key", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The key lacks the scope or the sender", body = crate::openapi::ErrorBody),
+        (status = 422, description = "A field does not check (named in the message)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Over the key's budget, or too many failed authentications", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Could not be done now; nothing written", body = crate::openapi::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn change(
     State(ctx): State<Arc<ApiContext>>,
     Extension(caller): Extension<Caller>,
@@ -171,8 +224,9 @@ pub(crate) async fn change(
 }
 
 /// The query of `GET /v1/webhooks/events`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct EventsQuery {
     #[serde(default)]
     state: Option<String>,
@@ -185,6 +239,19 @@ pub(crate) struct EventsQuery {
 }
 
 /// `GET /v1/webhooks/events`: dead events by default.
+#[utoipa::path(get, path = "/v1/webhooks/events", tag = "webhooks",
+    params(crate::webhooks::EventsQuery),
+    responses(
+        (status = 200, description = "Events (dead ones by default)", body = crate::openapi::Object),
+        (status = 400, description = "The request cannot be read", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No usable API key", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The key lacks the scope or the sender", body = crate::openapi::ErrorBody),
+        (status = 422, description = "A field does not check (named in the message)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Over the key's budget, or too many failed authentications", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Could not be done now; nothing written", body = crate::openapi::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn events(
     State(ctx): State<Arc<ApiContext>>,
     Extension(caller): Extension<Caller>,
@@ -238,7 +305,7 @@ pub(crate) async fn events(
 }
 
 /// The body of `POST /v1/webhooks/replay`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Replay {
     since: String,
@@ -251,6 +318,20 @@ pub(crate) struct Replay {
 }
 
 /// `POST /v1/webhooks/replay`: events written in `[since, until)` due again.
+#[utoipa::path(post, path = "/v1/webhooks/replay", tag = "webhooks",
+    request_body(content = crate::webhooks::Replay, content_type = "application/json"),
+    responses(
+        (status = 200, description = "How many events are due again", body = crate::openapi::Object),
+        (status = 404, description = "No such endpoint", body = crate::openapi::ErrorBody),
+        (status = 400, description = "The request cannot be read", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No usable API key", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The key lacks the scope or the sender", body = crate::openapi::ErrorBody),
+        (status = 422, description = "A field does not check (named in the message)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Over the key's budget, or too many failed authentications", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Could not be done now; nothing written", body = crate::openapi::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub(crate) async fn replay(
     State(ctx): State<Arc<ApiContext>>,
     Extension(caller): Extension<Caller>,

@@ -1111,3 +1111,64 @@ fn recipients_keys_are_imported_listed_and_removed_over_the_api_as_with_the_cli(
         "{changes:?}"
     );
 }
+
+#[test]
+fn the_openapi_document_is_served_without_a_key_and_is_the_committed_one() {
+    let api = Api::start();
+    let served = api.get("/v1/openapi.json", None);
+    assert_eq!(served.status, 200, "{}", served.text);
+    let committed: Value = serde_json::from_str(
+        &std::fs::read_to_string(sealgate_tests::workspace_root().join("docs/openapi.json"))
+            .expect("docs/openapi.json"),
+    )
+    .expect("json");
+    assert_eq!(served.body, committed);
+    assert_eq!(served.body["openapi"], "3.1.0");
+    assert!(served.body["webhooks"]["recipient.returned"].is_object());
+    // Everything else still needs a key.
+    assert_eq!(api.get("/v1/webhooks", None).status, 401);
+}
+
+/// Schemathesis (PyPI) generates requests from the served OpenAPI document and fails on any 5xx
+/// and any answer the document does not describe. Delivery is on (the lab's DNS answers
+/// nothing, so queued messages go nowhere) so that `/v1/check` can answer.
+#[test]
+fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document() {
+    use crate::lab::Lab;
+
+    let lab = Lab::new(&[("example.test", "@ IN MX 10 mx1\nmx1 IN A 127.0.0.5\n")]);
+    let store = crate::inspect::fresh_db(sealgate_testkit::db::TestBackend::Sqlite);
+    let daemon = lab.daemon_with(
+        &store.url,
+        "1s",
+        "[api]\nenabled = true\nlisten = \"127.0.0.1:0\"\nrequests_per_minute = 1000000\n",
+    );
+    let port = api_bound(&daemon).0.port();
+    let out = daemon.cli(["api-keys", "add", "fuzz", "--scope", "send,read,admin"]);
+    let key = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(
+        key.starts_with("sgk_"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let st = crate::webhooks::pypi_python()
+        .parent()
+        .expect("the venv's bin")
+        .join("schemathesis");
+    let run = Command::new(&st)
+        .args(["run", &format!("http://127.0.0.1:{port}/v1/openapi.json")])
+        .args(["-H", &format!("Authorization: Bearer {key}")])
+        .args(["--max-examples", "15", "--seed", "20261208"])
+        .args(["--checks", "not_a_server_error,response_schema_conformance"])
+        .args(["--phases", "examples,coverage,fuzzing"])
+        .env("SCHEMATHESIS_TELEMETRY", "false")
+        .output()
+        .expect("run schemathesis (the tests' venv: sg_py_env)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(run.status.success(), "{text}");
+    assert!(text.contains("Tested: 15"), "{text}");
+}
