@@ -121,7 +121,10 @@ impl Dispatcher {
         let settler = tokio::spawn(me.clone().settle_loop(done_rx));
         // A post takes at most the timeout; its outcome is written right after.
         let lease = me.settings.timeout + Duration::from_secs(10);
-        let mut housekeeping = tokio::time::interval(Duration::from_secs(60));
+        // Failing endpoints are looked at every minute, or more often when an alert is due sooner.
+        let every = (me.settings.alert_after / 2)
+            .clamp(Duration::from_millis(500), Duration::from_secs(60));
+        let mut housekeeping = tokio::time::interval(every);
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_prune = 0i64;
         info!(owner = %me.owner, "webhook dispatcher started");

@@ -880,3 +880,59 @@ fn v1a_signatures_verify_with_the_printed_public_key_under_openssl() {
     let tampered = verify(&format!("{id}.{ts}.{payload} "));
     assert!(!tampered.status.success());
 }
+
+/// An endpoint that keeps failing is an `alert` in the audit log once `alert_after` has passed
+/// without a success (once per streak); a success ends the streak.
+#[test]
+fn an_endpoint_failing_past_alert_after_is_audited_as_an_alert_once() {
+    let lab = Lab::new(&[ZONE]);
+    let _sink = lab.sink(MX_IP, SinkScript::default());
+    let rx = Receiver::start();
+    let toml = format!(
+        "{}alert_after = \"2s\"\n",
+        webhooks_toml(
+            "[\"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\"]",
+            "2s"
+        )
+    );
+    let d = daemon(&lab, None, &toml, None);
+    let (id, secret) = add_endpoint(&d, &rx.url(), &["--events", "message.received"]);
+    rx.control(json!({ "secrets": [secret] }));
+    rx.control(json!({ "mode": "status", "status": 500 }));
+    let db = Inspect::new(d.db_url(), None);
+    py_send(d.addr("starttls"), &["--to", "pat@example.test"]).assert_all_queued();
+    let alerts = || {
+        db.audit()
+            .into_iter()
+            .filter(|e| e.kind == "alert" && e.data.contains(&id))
+            .collect::<Vec<_>>()
+    };
+    eventually(
+        Duration::from_secs(20),
+        "the failing endpoint's alert",
+        || !alerts().is_empty(),
+    );
+    let alert = &alerts()[0];
+    assert!(
+        alert.message_id.is_none(),
+        "an alert about the relay, not a message"
+    );
+    assert!(alert.data.contains("127.0.0.1"), "{}", alert.data);
+    // Still failing: no second alert for the same streak.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(alerts().len(), 1);
+    // Not announced to the endpoints themselves (no message): a relay alert is not a
+    // security.downgrade_alert.
+    assert!(
+        outbox(&db)
+            .iter()
+            .all(|r| r.event_type == "message.received")
+    );
+    // A success ends the streak.
+    rx.control(json!({ "mode": "ok" }));
+    eventually(Duration::from_secs(20), "the event delivered", || {
+        outbox(&db).iter().all(|r| r.state == "delivered")
+    });
+    let list = String::from_utf8_lossy(&d.cli(["webhooks", "list"]).stdout).into_owned();
+    assert!(list.contains(&id) && list.contains(" ok"), "{list}");
+}
