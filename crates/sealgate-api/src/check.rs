@@ -54,12 +54,7 @@ pub(crate) struct CheckRequest {
     request_body(content = crate::check::CheckRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "What sealgate check answers, per address; nothing is sent", body = crate::openapi::Object),
-        (status = 400, description = "The request cannot be read", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No usable API key", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The key lacks the scope or the sender", body = crate::openapi::ErrorBody),
-        (status = 422, description = "A field does not check (named in the message)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "Over the key's budget, or too many failed authentications", body = crate::openapi::ErrorBody),
-        (status = 503, description = "Could not be done now; nothing written", body = crate::openapi::ErrorBody),
+        crate::openapi::Refusals,
     ),
     security(("api_key" = []))
 )]

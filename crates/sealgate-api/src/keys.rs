@@ -14,7 +14,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tracing::error;
 
 use crate::auth::Caller;
@@ -93,12 +93,7 @@ fn addresses(query: Option<&str>) -> Result<Vec<String>, ApiError> {
     params(("address" = Option<String>, Query, description = "Only this address's")),
     responses(
         (status = 200, description = "Stored keys and certificates, each validated now", body = crate::openapi::Object),
-        (status = 400, description = "The request cannot be read", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No usable API key", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The key lacks the scope or the sender", body = crate::openapi::ErrorBody),
-        (status = 422, description = "A field does not check (named in the message)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "Over the key's budget, or too many failed authentications", body = crate::openapi::ErrorBody),
-        (status = 503, description = "Could not be done now; nothing written", body = crate::openapi::ErrorBody),
+        crate::openapi::Refusals,
     ),
     security(("api_key" = []))
 )]
@@ -125,12 +120,7 @@ pub(crate) async fn list(
     params(("address" = Option<String>, Query, description = "Store it for this address (repeatable); default: every address it binds")),
     responses(
         (status = 201, description = "Imported (all or nothing)", body = crate::openapi::Object),
-        (status = 400, description = "The request cannot be read", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No usable API key", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The key lacks the scope or the sender", body = crate::openapi::ErrorBody),
-        (status = 422, description = "A field does not check (named in the message)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "Over the key's budget, or too many failed authentications", body = crate::openapi::ErrorBody),
-        (status = 503, description = "Could not be done now; nothing written", body = crate::openapi::ErrorBody),
+        crate::openapi::Refusals,
     ),
     security(("api_key" = []))
 )]
@@ -160,12 +150,7 @@ pub(crate) async fn import(
     responses(
         (status = 200, description = "Removed", body = crate::openapi::Object),
         (status = 404, description = "Nothing stored under it", body = crate::openapi::ErrorBody),
-        (status = 400, description = "The request cannot be read", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No usable API key", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The key lacks the scope or the sender", body = crate::openapi::ErrorBody),
-        (status = 422, description = "A field does not check (named in the message)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "Over the key's budget, or too many failed authentications", body = crate::openapi::ErrorBody),
-        (status = 503, description = "Could not be done now; nothing written", body = crate::openapi::ErrorBody),
+        crate::openapi::Refusals,
     ),
     security(("api_key" = []))
 )]
@@ -197,5 +182,4 @@ pub(crate) async fn remove(
             Ok(v)
         }
     }))
-    .map(|j| Json(json!(j.0)))
 }

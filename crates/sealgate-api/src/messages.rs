@@ -50,12 +50,7 @@ fn rfc3339(micros: i64) -> String {
     responses(
         (status = 200, description = "The message and each recipient's state", body = crate::messages::MessageView),
         (status = 404, description = "No such message (or not this key's)", body = crate::openapi::ErrorBody),
-        (status = 400, description = "The request cannot be read", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No usable API key", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The key lacks the scope or the sender", body = crate::openapi::ErrorBody),
-        (status = 422, description = "A field does not check (named in the message)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "Over the key's budget, or too many failed authentications", body = crate::openapi::ErrorBody),
-        (status = 503, description = "Could not be done now; nothing written", body = crate::openapi::ErrorBody),
+        crate::openapi::Refusals,
     ),
     security(("api_key" = []))
 )]
@@ -146,12 +141,7 @@ pub(crate) struct ListedRecipient {
     params(crate::messages::ListQuery),
     responses(
         (status = 200, description = "Recipients with their messages, oldest first; Sealgate-Next-After is the next page's cursor", body = crate::messages::ListedPage),
-        (status = 400, description = "The request cannot be read", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No usable API key", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The key lacks the scope or the sender", body = crate::openapi::ErrorBody),
-        (status = 422, description = "A field does not check (named in the message)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "Over the key's budget, or too many failed authentications", body = crate::openapi::ErrorBody),
-        (status = 503, description = "Could not be done now; nothing written", body = crate::openapi::ErrorBody),
+        crate::openapi::Refusals,
     ),
     security(("api_key" = []))
 )]
@@ -230,12 +220,7 @@ pub(crate) async fn list_messages(
         (status = 200, description = "The portal grant is revoked", body = crate::openapi::Object),
         (status = 404, description = "No such grant (or not this key's)", body = crate::openapi::ErrorBody),
         (status = 409, description = "Revoked already", body = crate::openapi::ErrorBody),
-        (status = 400, description = "The request cannot be read", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No usable API key", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The key lacks the scope or the sender", body = crate::openapi::ErrorBody),
-        (status = 422, description = "A field does not check (named in the message)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "Over the key's budget, or too many failed authentications", body = crate::openapi::ErrorBody),
-        (status = 503, description = "Could not be done now; nothing written", body = crate::openapi::ErrorBody),
+        crate::openapi::Refusals,
     ),
     security(("api_key" = []))
 )]

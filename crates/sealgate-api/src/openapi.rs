@@ -26,6 +26,36 @@ pub(crate) struct ErrorDetail {
     message: String,
 }
 
+/// The refusals every operation may answer, each with an [`ErrorBody`].
+#[derive(Debug, utoipa::IntoResponses)]
+#[allow(dead_code)] // a schema only
+pub(crate) enum Refusals {
+    /// The request cannot be read.
+    #[response(status = 400, description = "The request cannot be read")]
+    BadRequest(ErrorBody),
+    /// No usable API key.
+    #[response(status = 401, description = "No usable API key")]
+    Unauthorized(ErrorBody),
+    /// The key lacks the scope or the sender.
+    #[response(status = 403, description = "The key lacks the scope or the sender")]
+    Forbidden(ErrorBody),
+    /// A field does not check.
+    #[response(
+        status = 422,
+        description = "A field does not check (named in the message)"
+    )]
+    Invalid(ErrorBody),
+    /// Over a budget.
+    #[response(
+        status = 429,
+        description = "Over the key's budget, or too many failed authentications"
+    )]
+    RateLimited(ErrorBody),
+    /// Not now.
+    #[response(status = 503, description = "Could not be done now; nothing written")]
+    Unavailable(ErrorBody),
+}
+
 /// A JSON object (its members are described in the operation's text).
 #[derive(Debug, utoipa::ToSchema)]
 #[schema(value_type = Object)]

@@ -239,12 +239,7 @@ pub(crate) fn address(field: &str, text: &str) -> Result<EmailAddress, ApiError>
     responses(
         (status = 202, description = "Queued; per recipient the method it would take now", body = crate::submit::Accepted),
         (status = 413, description = "Larger than smtp.max_message_size", body = crate::openapi::ErrorBody),
-        (status = 400, description = "The request cannot be read", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No usable API key", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The key lacks the scope or the sender", body = crate::openapi::ErrorBody),
-        (status = 422, description = "A field does not check (named in the message)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "Over the key's budget, or too many failed authentications", body = crate::openapi::ErrorBody),
-        (status = 503, description = "Could not be done now; nothing written", body = crate::openapi::ErrorBody),
+        crate::openapi::Refusals,
     ),
     security(("api_key" = []))
 )]

@@ -75,12 +75,7 @@ fn parse_time(field: &str, t: &str) -> Result<i64, ApiError> {
 #[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks",
     responses(
         (status = 200, description = "The endpoints (never secrets)", body = crate::openapi::Object),
-        (status = 400, description = "The request cannot be read", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No usable API key", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The key lacks the scope or the sender", body = crate::openapi::ErrorBody),
-        (status = 422, description = "A field does not check (named in the message)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "Over the key's budget, or too many failed authentications", body = crate::openapi::ErrorBody),
-        (status = 503, description = "Could not be done now; nothing written", body = crate::openapi::ErrorBody),
+        crate::openapi::Refusals,
     ),
     security(("api_key" = []))
 )]
@@ -119,12 +114,7 @@ fn default_signature() -> String {
     request_body(content = crate::webhooks::NewEndpoint, content_type = "application/json"),
     responses(
         (status = 201, description = "Added; the secret (v1) or public key (v1a) is in this answer only", body = crate::openapi::Object),
-        (status = 400, description = "The request cannot be read", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No usable API key", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The key lacks the scope or the sender", body = crate::openapi::ErrorBody),
-        (status = 422, description = "A field does not check (named in the message)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "Over the key's budget, or too many failed authentications", body = crate::openapi::ErrorBody),
-        (status = 503, description = "Could not be done now; nothing written", body = crate::openapi::ErrorBody),
+        crate::openapi::Refusals,
     ),
     security(("api_key" = []))
 )]
@@ -155,12 +145,7 @@ pub(crate) async fn add(
     responses(
         (status = 204, description = "Removed with its undelivered events"),
         (status = 404, description = "No such endpoint", body = crate::openapi::ErrorBody),
-        (status = 400, description = "The request cannot be read", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No usable API key", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The key lacks the scope or the sender", body = crate::openapi::ErrorBody),
-        (status = 422, description = "A field does not check (named in the message)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "Over the key's budget, or too many failed authentications", body = crate::openapi::ErrorBody),
-        (status = 503, description = "Could not be done now; nothing written", body = crate::openapi::ErrorBody),
+        crate::openapi::Refusals,
     ),
     security(("api_key" = []))
 )]
@@ -184,12 +169,7 @@ pub(crate) async fn remove(
     responses(
         (status = 200, description = "Done (rotate: the new secret or public key)", body = crate::openapi::Object),
         (status = 404, description = "No such endpoint, or not in a state for it", body = crate::openapi::ErrorBody),
-        (status = 400, description = "The request cannot be read", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No usable API key", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The key lacks the scope or the sender", body = crate::openapi::ErrorBody),
-        (status = 422, description = "A field does not check (named in the message)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "Over the key's budget, or too many failed authentications", body = crate::openapi::ErrorBody),
-        (status = 503, description = "Could not be done now; nothing written", body = crate::openapi::ErrorBody),
+        crate::openapi::Refusals,
     ),
     security(("api_key" = []))
 )]
@@ -243,12 +223,7 @@ pub(crate) struct EventsQuery {
     params(crate::webhooks::EventsQuery),
     responses(
         (status = 200, description = "Events (dead ones by default)", body = crate::openapi::Object),
-        (status = 400, description = "The request cannot be read", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No usable API key", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The key lacks the scope or the sender", body = crate::openapi::ErrorBody),
-        (status = 422, description = "A field does not check (named in the message)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "Over the key's budget, or too many failed authentications", body = crate::openapi::ErrorBody),
-        (status = 503, description = "Could not be done now; nothing written", body = crate::openapi::ErrorBody),
+        crate::openapi::Refusals,
     ),
     security(("api_key" = []))
 )]
@@ -323,12 +298,7 @@ pub(crate) struct Replay {
     responses(
         (status = 200, description = "How many events are due again", body = crate::openapi::Object),
         (status = 404, description = "No such endpoint", body = crate::openapi::ErrorBody),
-        (status = 400, description = "The request cannot be read", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No usable API key", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The key lacks the scope or the sender", body = crate::openapi::ErrorBody),
-        (status = 422, description = "A field does not check (named in the message)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "Over the key's budget, or too many failed authentications", body = crate::openapi::ErrorBody),
-        (status = 503, description = "Could not be done now; nothing written", body = crate::openapi::ErrorBody),
+        crate::openapi::Refusals,
     ),
     security(("api_key" = []))
 )]

@@ -461,14 +461,9 @@ impl Queue {
             diagnostic: first.reason.chars().take(500).collect(),
             reported_by: first.remote_mta.clone(),
         };
-        let outcome = match self.store.recipient_by_id(rid).await {
-            Ok(Some(row)) if row.state == sealgate_types::RecipientState::Delivered => {
-                self.apply_bounce(address, row, bounce, "local", build)
-                    .await
-            }
-            Ok(_) => return,
-            Err(e) => Err(e.into()),
-        };
+        let outcome = self
+            .return_with(address, rid, "local", build, |_| bounce)
+            .await;
         match outcome {
             Ok(o) => tracing::info!(rid, outcome = ?o, "notice refused: its recipient returned"),
             Err(e) => {

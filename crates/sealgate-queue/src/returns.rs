@@ -361,57 +361,58 @@ impl Queue {
         client_ip: &str,
         build: NoticeBuilder<'_>,
     ) -> Result<ReturnOutcome, QueueError> {
-        let ignore = |message_id: Option<String>, recipient: Option<String>, reason: String| {
-            AuditEvent::BounceIgnored {
-                message_id,
-                recipient,
-                address: address.to_owned(),
-                reason,
-                client_ip: client_ip.to_owned(),
-            }
-            .into_record()
-        };
-        let Some(row) = self.store.recipient_by_id(rid).await? else {
-            let why = "its recipient is no longer in the queue".to_owned();
-            self.store
-                .append_audit(&ignore(None, None, why.clone()))
-                .await?;
-            return Ok(ReturnOutcome::Ignored(why));
-        };
-        let (msg, rcpt) = (row.message_id.clone(), row.rcpt.clone());
-        if row.state != sealgate_types::RecipientState::Delivered {
-            let why = format!("the recipient is {}, not delivered", row.state);
-            self.store
-                .append_audit(&ignore(Some(msg), Some(rcpt), why.clone()))
-                .await?;
-            return Ok(ReturnOutcome::Ignored(why));
-        }
-        self.apply_bounce(address, row, read_bounce(data, &rcpt), client_ip, build)
-            .await
+        self.return_with(address, rid, client_ip, build, |row| {
+            read_bounce(data, &row.rcpt)
+        })
+        .await
     }
 
-    /// Applies what a bounce said to the `delivered` recipient `row` (see
-    /// [`Queue::take_return`]); `client_ip` is where it came from (`local` for a bounce this
-    /// relay met itself sending a notice).
-    pub(crate) async fn apply_bounce(
+    /// Records that mail to `address` from `client_ip` changed nothing, and why.
+    async fn ignored(
         &self,
         address: &str,
-        row: sealgate_store::RecipientRow,
-        bounce: Bounce,
+        client_ip: &str,
+        row: Option<&sealgate_store::RecipientRow>,
+        reason: String,
+    ) -> Result<ReturnOutcome, QueueError> {
+        let record = AuditEvent::BounceIgnored {
+            message_id: row.map(|r| r.message_id.clone()),
+            recipient: row.map(|r| r.rcpt.clone()),
+            address: address.to_owned(),
+            reason: reason.clone(),
+            client_ip: client_ip.to_owned(),
+        }
+        .into_record();
+        self.store.append_audit(&record).await?;
+        Ok(ReturnOutcome::Ignored(reason))
+    }
+
+    /// Applies what `bounce` says of the row the return path `address` names (see
+    /// [`Queue::take_return`]); `client_ip` is where it came from (`local` for a failure this
+    /// relay met itself sending a notice).
+    pub(crate) async fn return_with(
+        &self,
+        address: &str,
+        rid: i64,
         client_ip: &str,
         build: NoticeBuilder<'_>,
+        bounce: impl FnOnce(&sealgate_store::RecipientRow) -> Bounce,
     ) -> Result<ReturnOutcome, QueueError> {
-        let ignore = |message_id: Option<String>, recipient: Option<String>, reason: String| {
-            AuditEvent::BounceIgnored {
-                message_id,
-                recipient,
-                address: address.to_owned(),
-                reason,
-                client_ip: client_ip.to_owned(),
-            }
-            .into_record()
+        let Some(row) = self.store.recipient_by_id(rid).await? else {
+            return self
+                .ignored(
+                    address,
+                    client_ip,
+                    None,
+                    "its recipient is no longer in the queue".to_owned(),
+                )
+                .await;
         };
-        let rid = row.id;
+        if row.state != sealgate_types::RecipientState::Delivered {
+            let why = format!("the recipient is {}, not delivered", row.state);
+            return self.ignored(address, client_ip, Some(&row), why).await;
+        }
+        let bounce = bounce(&row);
         let (msg, rcpt) = (row.message_id.clone(), row.rcpt.clone());
         let reply_code = bounce.reply_code();
         let Bounce::Failed {
@@ -423,17 +424,17 @@ impl Queue {
             let Bounce::NotAFailure(why) = bounce else {
                 unreachable!("matched above")
             };
-            self.store
-                .append_audit(&ignore(Some(msg), Some(rcpt), why.clone()))
-                .await?;
-            return Ok(ReturnOutcome::Ignored(why));
+            return self.ignored(address, client_ip, Some(&row), why).await;
         };
         let Some(message) = self.store.message(&msg).await? else {
-            let why = "its message is no longer in the queue".to_owned();
-            self.store
-                .append_audit(&ignore(Some(msg), Some(rcpt), why.clone()))
-                .await?;
-            return Ok(ReturnOutcome::Ignored(why));
+            return self
+                .ignored(
+                    address,
+                    client_ip,
+                    Some(&row),
+                    "its message is no longer in the queue".to_owned(),
+                )
+                .await;
         };
         let reason = format!(
             "{status} returned after delivery: {}",
@@ -485,11 +486,13 @@ impl Queue {
             })
         } else {
             // Returned meanwhile (the same bounce twice at once).
-            let why = "the recipient was returned already".to_owned();
-            self.store
-                .append_audit(&ignore(Some(msg), Some(rcpt), why.clone()))
-                .await?;
-            Ok(ReturnOutcome::Ignored(why))
+            self.ignored(
+                address,
+                client_ip,
+                Some(&row),
+                "the recipient was returned already".to_owned(),
+            )
+            .await
         }
     }
 }

@@ -92,7 +92,7 @@ async fn append_after(
     };
     // The outbox rows of the event this row announces, if any endpoint takes it.
     let outbox = if announcing {
-        crate::webhooks::plan_in_tx(tx, &entry, before, endpoints).await?
+        crate::webhooks::plan_in_tx(tx, &entry, &rec.data, before, endpoints).await?
     } else {
         Vec::new()
     };

@@ -12,7 +12,7 @@
 //! message only the lowest pending `seq` can be claimed, so a message's events arrive in order.
 
 use sealgate_types::time::now_micros;
-use sealgate_types::webhook::{WebhookEvent, event_of};
+use sealgate_types::webhook::{WebhookEvent, event_from};
 use sealgate_types::{AuditEntry, AuditRecord};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row as _, Transaction};
@@ -251,16 +251,12 @@ impl OutboxInsert {
 pub(crate) async fn plan_in_tx(
     tx: &mut Transaction<'static, Any>,
     entry: &AuditEntry,
+    data: &serde_json::Value,
     before: Option<&AuditRecord>,
     known: Option<Option<String>>,
 ) -> Result<Vec<OutboxInsert>, sqlx::Error> {
-    if matches!(known, Some(None)) {
-        return Ok(Vec::new());
-    }
-    let Some(event) = event_of(entry, before) else {
-        return Ok(Vec::new());
-    };
     let listed: Vec<(String, String)> = match known {
+        Some(None) => return Ok(Vec::new()),
         Some(Some(list)) => list
             .split('|')
             .filter_map(|e| {
@@ -268,7 +264,6 @@ pub(crate) async fn plan_in_tx(
                 Some((id.to_owned(), events.to_owned()))
             })
             .collect(),
-        Some(None) => Vec::new(),
         None => {
             let rows =
                 sqlx::query("SELECT id, events FROM webhook_endpoints WHERE disabled_at IS NULL")
@@ -278,6 +273,13 @@ pub(crate) async fn plan_in_tx(
                 .map(|r| Ok((r.try_get("id")?, r.try_get("events")?)))
                 .collect::<Result<_, sqlx::Error>>()?
         }
+    };
+    // No endpoint at all (the common case): no event is built.
+    if listed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(event) = event_from(entry, data, before) else {
+        return Ok(Vec::new());
     };
     let takers: Vec<String> = listed
         .into_iter()
@@ -493,19 +495,28 @@ impl Store {
         previous_until: i64,
         audit: &AuditRecord,
     ) -> Result<bool, StoreError> {
-        let f = fail("rotate secret");
-        let mut tx = self.begin_write().await.map_err(&f)?;
-        append_in_tx(&mut tx, audit).await.map_err(&f)?;
-        let done = sqlx::query(
+        let change = sqlx::query(
             "UPDATE webhook_endpoints SET previous_sealed = secret_sealed, previous_until = $3, \
              secret_sealed = $2 WHERE id = $1",
         )
         .bind(id.to_owned())
         .bind(secret_sealed.to_owned())
-        .bind(previous_until)
-        .execute(&mut **tx)
-        .await
-        .map_err(&f)?;
+        .bind(previous_until);
+        self.audited_change("rotate secret", audit, change).await
+    }
+
+    /// Appends `audit` and runs `change` in one transaction; false, and nothing written, when
+    /// `change` touched no row.
+    async fn audited_change(
+        &self,
+        op: &'static str,
+        audit: &AuditRecord,
+        change: sqlx::query::Query<'_, Any, sqlx::any::AnyArguments>,
+    ) -> Result<bool, StoreError> {
+        let f = fail(op);
+        let mut tx = self.begin_write().await.map_err(&f)?;
+        append_in_tx(&mut tx, audit).await.map_err(&f)?;
+        let done = change.execute(&mut **tx).await.map_err(&f)?;
         if done.rows_affected() == 0 {
             return Ok(false);
         }
@@ -681,23 +692,13 @@ impl Store {
         id: &str,
         alert: &AuditRecord,
     ) -> Result<bool, StoreError> {
-        let f = fail("alert");
-        let mut tx = self.begin_write().await.map_err(&f)?;
-        append_in_tx(&mut tx, alert).await.map_err(&f)?;
-        let done = sqlx::query(
+        let change = sqlx::query(
             "UPDATE webhook_endpoints SET alerted_at = $2 WHERE id = $1 \
              AND alerted_at IS NULL AND failing_since IS NOT NULL",
         )
         .bind(id.to_owned())
-        .bind(now_micros())
-        .execute(&mut **tx)
-        .await
-        .map_err(&f)?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        tx.commit().await.map_err(&f)?;
-        Ok(true)
+        .bind(now_micros());
+        self.audited_change("alert", alert, change).await
     }
 
     /// Outbox rows in `state` (any state when `None`), of one endpoint or all, written at or

@@ -109,6 +109,15 @@ impl WebhookEvent {
 /// carries).
 pub fn event_of(entry: &AuditEntry, before: Option<&AuditRecord>) -> Option<WebhookEvent> {
     let data: Value = serde_json::from_str(&entry.data).ok()?;
+    event_from(entry, &data, before)
+}
+
+/// [`event_of`] with the row's data as the appender holds it (not parsed back from its text).
+pub fn event_from(
+    entry: &AuditEntry,
+    data: &Value,
+    before: Option<&AuditRecord>,
+) -> Option<WebhookEvent> {
     let field = |name: &str| data.get(name).cloned().filter(|v| !v.is_null());
     let mut out = Map::new();
     let put = |out: &mut Map<String, Value>, name: &str, v: Option<Value>| {

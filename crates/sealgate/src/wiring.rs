@@ -273,7 +273,6 @@ pub(crate) async fn delivery_context(
     let sec = security(cfg, queue.store().clone())?;
     let dkim = all_dkim_keys(cfg, queue.store(), queue.key_ring()).await?;
     let owner = recorder.owner().to_owned();
-    let returns = queue.returns().cloned();
     Ok(DeliveryContext {
         queue,
         resolver: sec.resolver,
@@ -284,7 +283,7 @@ pub(crate) async fn delivery_context(
         discovery: sec.discovery,
         verifiers: sec.verifiers,
         encryption: sec.encryption,
-        portal: portal_settings(cfg, returns.clone())?,
+        portal: portal_settings(cfg)?,
         smtp_port: d.smtp_port,
         retry: RetryPolicy {
             first_retry: cfg.queue.retry_first.0,
@@ -321,10 +320,7 @@ pub(crate) fn portal_master_key(cfg: &Config) -> anyhow::Result<Arc<KeyRing>> {
 
 /// What the portal worker needs, when `[portal]` is enabled (`None`: portal recipients are
 /// held).
-pub(crate) fn portal_settings(
-    cfg: &Config,
-    returns: Option<Arc<sealgate_queue::returns::ReturnPaths>>,
-) -> anyhow::Result<Option<Arc<PortalSettings>>> {
+pub(crate) fn portal_settings(cfg: &Config) -> anyhow::Result<Option<Arc<PortalSettings>>> {
     let p = &cfg.portal;
     if !p.enabled {
         return Ok(None);
@@ -337,7 +333,6 @@ pub(crate) fn portal_settings(
         notice_from: cfg.portal_notice_from(),
         notice_subject: p.notice_subject.clone(),
         hostname: cfg.server.hostname.clone(),
-        returns,
     })))
 }
 

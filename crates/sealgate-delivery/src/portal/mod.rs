@@ -52,9 +52,6 @@ pub struct PortalSettings {
     pub notice_subject: String,
     /// Our host name (notices' Message-ID and HELO in their `received` record).
     pub hostname: String,
-    /// `[returns]`: a notice's envelope sender is the return path of the recipient it is
-    /// about, so a notice that bounces makes that recipient `returned`; `None`: `notice_from`.
-    pub returns: Option<Arc<sealgate_queue::returns::ReturnPaths>>,
 }
 
 impl std::fmt::Debug for PortalSettings {
@@ -325,7 +322,9 @@ fn notice_message(
     );
     let prepared = queue.prepare(IncomingMessage {
         id,
-        sender: match &settings.returns {
+        // With [returns], the return path of the recipient the notice is about: a notice that
+        // bounces makes that recipient `returned`.
+        sender: match queue.returns() {
             Some(paths) => paths.address(about),
             None => settings.notice_from.clone(),
         },

@@ -118,7 +118,6 @@ mod tests {
             notice_from: "portal@relay.clinic.test".into(),
             notice_subject: "A secure message is waiting for you".into(),
             hostname: "relay.clinic.test".into(),
-            returns: None,
         }
     }
 

@@ -40,7 +40,6 @@ async fn setup(backend: TestBackend) -> Setup {
         notice_from: "portal@relay.clinic.test".into(),
         notice_subject: "A secure message is waiting for you".into(),
         hostname: "relay.clinic.test".into(),
-        returns: None,
     };
     Setup {
         queue: Queue::new(store, Arc::new(seal)),

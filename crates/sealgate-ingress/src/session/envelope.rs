@@ -142,13 +142,7 @@ impl Session {
                 Err(None) => return Err(relay::relay_denied()),
             }
         }
-        if let Some((key, _)) = params.first() {
-            return Err(Reply::new(
-                555,
-                Some((5, 5, 4)),
-                format!("RCPT parameter {} is not supported", truncate(key)),
-            ));
-        }
+        no_rcpt_params(params)?;
         let rcpt = match postmaster {
             Some(routed) => routed?,
             None => relay::check_recipient(to, smtputf8)?,
@@ -183,13 +177,7 @@ impl Session {
         params: &[(String, Option<String>)],
     ) -> Result<(), Reply> {
         let address = to.address();
-        if let Some((key, _)) = params.first() {
-            return Err(Reply::new(
-                555,
-                Some((5, 5, 4)),
-                format!("RCPT parameter {} is not supported", truncate(key)),
-            ));
-        }
+        no_rcpt_params(params)?;
         let rid = match paths.recipient_of(&address) {
             Ok(rid) => rid,
             Err(why) => {
@@ -277,6 +265,18 @@ impl Session {
             }
         }
         Next::Continue
+    }
+}
+
+/// No RCPT parameter is supported (555 5.5.4 names the first one given).
+fn no_rcpt_params(params: &[(String, Option<String>)]) -> Result<(), Reply> {
+    match params.first() {
+        Some((key, _)) => Err(Reply::new(
+            555,
+            Some((5, 5, 4)),
+            format!("RCPT parameter {} is not supported", truncate(key)),
+        )),
+        None => Ok(()),
     }
 }
 
