@@ -415,16 +415,15 @@ impl Queue {
         let bounce = bounce(&row);
         let (msg, rcpt) = (row.message_id.clone(), row.rcpt.clone());
         let reply_code = bounce.reply_code();
-        let Bounce::Failed {
-            status,
-            diagnostic,
-            reported_by,
-        } = bounce
-        else {
-            let Bounce::NotAFailure(why) = bounce else {
-                unreachable!("matched above")
-            };
-            return self.ignored(address, client_ip, Some(&row), why).await;
+        let (status, diagnostic, reported_by) = match bounce {
+            Bounce::Failed {
+                status,
+                diagnostic,
+                reported_by,
+            } => (status, diagnostic, reported_by),
+            Bounce::NotAFailure(why) => {
+                return self.ignored(address, client_ip, Some(&row), why).await;
+            }
         };
         let Some(message) = self.store.message(&msg).await? else {
             return self
